@@ -1,0 +1,118 @@
+# kafka-redis-bridge - plain GNU make; every library through pkg-config.
+#
+#   make            build build/kafka-redis-bridge
+#   make test       install what is missing, build, unit tests, integration
+#                   tests against a real Kafka broker and redis-server
+#   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make lint       clang-format check, clang-tidy, cppcheck
+#   make demo       the whole pipeline, live, on a local stack
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make clean
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+
+CC      ?= cc
+CXX     ?= c++
+PKGS    := rdkafka hiredis simdjson jansson yaml-0.1
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CUNIT_CFLAGS := $(shell pkg-config --cflags cunit 2>/dev/null)
+CUNIT_LIBS   := $(shell pkg-config --libs cunit 2>/dev/null)
+
+WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-align -Wwrite-strings \
+           -Wformat=2 -Wno-format-truncation -Wundef -Wvla -Wnull-dereference
+CWARN   := $(WARN) -Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition
+ifneq ($(CI),)
+WARN    += -Werror
+CWARN   += -Werror
+endif
+HARDEN  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+OPT     ?= -O2 -g
+CPPFLAGS += -Iinclude -D_GNU_SOURCE $(PKG_CFLAGS) -DK2R_VERSION='"$(VERSION)"'
+CFLAGS  += -std=c11 $(OPT) $(CWARN) $(HARDEN) -MMD -MP
+CXXFLAGS += -std=c++17 $(OPT) $(WARN) $(HARDEN) -MMD -MP -fno-exceptions
+LDFLAGS += -pie -Wl,-z,relro,-z,now
+LDLIBS  += $(PKG_LIBS) -lstdc++ -lm -lpthread
+
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
+
+LIB_C   := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_CXX := $(wildcard src/*.cpp)
+LIB_OBJ := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cpp=$(BUILD)/%.o)
+UNIT_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/unit/*.c))
+ITEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
+
+BIN     := $(BUILD)/kafka-redis-bridge
+LIBK2R  := $(BUILD)/libk2r.a
+
+.PHONY: all test unit integration check lint demo install clean deps fuzz
+all: $(BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
+
+$(LIBK2R): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(BUILD)/src/main.o $(LIBK2R)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/unit/%.o: CPPFLAGS += $(CUNIT_CFLAGS) -DK2R_SOURCE_DIR='"$(CURDIR)"'
+$(BUILD)/test-unit: $(UNIT_OBJ) $(LIBK2R)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/integration/%.o: CPPFLAGS += $(CUNIT_CFLAGS) -DK2R_SOURCE_DIR='"$(CURDIR)"'
+$(BUILD)/test-integration: $(ITEST_OBJ) $(LIBK2R)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(LDLIBS)
+
+# Installs the Debian packages the build and the tests need (idempotent).
+deps:
+	@scripts/deps.sh build test
+
+unit: $(BUILD)/test-unit
+	$(BUILD)/test-unit
+
+# The integration suite runs against a real Kafka broker and redis-server
+# that scripts/with-stack.sh starts on free loopback ports and always stops.
+integration: $(BIN) $(BUILD)/test-integration
+	scripts/with-stack.sh $(BUILD)/test-integration
+
+test: deps
+	$(MAKE) --no-print-directory all $(BUILD)/test-unit $(BUILD)/test-integration
+	$(MAKE) --no-print-directory check
+	scripts/run-tests.sh $(BUILD)
+
+# Unit tests under ASan + UBSan, in their own build directory.
+check:
+	$(MAKE) --no-print-directory BUILD=build/asan \
+	    OPT='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
+	    LDFLAGS='-fsanitize=address,undefined' build/asan/test-unit
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/test-unit
+
+lint:
+	@scripts/deps.sh lint
+	clang-format --dry-run --Werror src/*.c src/*.cpp include/k2r/*.h tests/unit/*.c tests/integration/*.c tests/integration/*.h
+	clang-tidy --quiet src/*.c -- $(CPPFLAGS) -std=c11
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --suppressions-list=.cppcheck-suppressions --inline-suppr -Iinclude src
+
+demo: deps all
+	scripts/demo.sh $(BIN)
+
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/kafka-redis-bridge
+	install -m 0644 config/bridge.example.yaml $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge/
+
+clean:
+	rm -rf $(BUILD) build
+
+-include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(ITEST_OBJ:.o=.d) $(BUILD)/src/main.d

@@ -1,0 +1,55 @@
+/*
+ * bridge.h - the daemon's main loop: Kafka records in, Redis notifications
+ * out, offsets stored only after Redis answered.
+ *
+ * The one module that knows all the others: it takes records from the Kafka
+ * source, maps them through the rules, publishes through the Redis sink and
+ * tells the source which offsets are done. Everything it does is driven from
+ * one thread, so per-partition order is the order of publishing.
+ */
+#ifndef K2R_BRIDGE_H
+#define K2R_BRIDGE_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "k2r/config.h"
+#include "k2r/rules.h"
+
+typedef struct k2r_bridge_s k2r_bridge_t;
+
+/* Counters since start; read with k2r_bridge_stats(). */
+typedef struct k2r_bridge_stats_s {
+    uint64_t consumed;               /* records taken from Kafka */
+    uint64_t published;              /* PUBLISH commands Redis acknowledged */
+    uint64_t no_subscribers;         /* ... of which reached zero subscribers */
+    uint64_t publish_errors;         /* PUBLISH commands Redis answered with an error */
+    uint64_t skipped[K2R_SKIP__COUNT]; /* records that produced nothing, by reason */
+    uint64_t redis_connects;         /* successful (re)connections */
+    uint64_t redis_failures;         /* lost connections and failed attempts */
+    uint64_t dropped_on_revoke;      /* unfinished publishes given up with their partition */
+} k2r_bridge_stats_t;
+
+/*
+ * Builds the bridge from a loaded config and compiled rules; takes ownership
+ * of both (also on failure). Returns NULL with the reason in errstr.
+ * Does not block: Kafka and Redis are contacted from k2r_bridge_run().
+ */
+k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr,
+                             size_t errstr_size);
+
+/*
+ * Runs until *stop becomes non-zero (set from a signal handler), then drains:
+ * stops fetching, finishes the batch in flight (for at most the drain
+ * timeout), stores and commits offsets, leaves the group. Returns 0 after a
+ * clean drain, 1 when unpublished records had to be left for the next run.
+ */
+int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop);
+
+/* Copies the counters. */
+void k2r_bridge_stats(const k2r_bridge_t *bridge, k2r_bridge_stats_t *out);
+
+/* Releases everything; NULL does nothing. */
+void k2r_bridge_destroy(k2r_bridge_t *bridge);
+
+#endif

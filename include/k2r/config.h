@@ -1,0 +1,120 @@
+/*
+ * config.h - the bridge's configuration: loading the YAML file, checking every
+ * key against a schema, applying K2R_* environment overrides.
+ *
+ * Loading is pure apart from reading the named files (the config and, when
+ * K2R_REDIS_PASSWORD_FILE is set, the password file): nothing connects
+ * anywhere, so `kafka-redis-bridge check` and the unit tests use the same code
+ * as the daemon. Every error names file:line:col and the key path, and all of
+ * them are collected before the caller gives up (k2r_errors_t).
+ *
+ * What a rule *means* (compiling templates and paths, matching records) is not
+ * here: that is rules.c, which reports its errors through the same list using
+ * the marks this module keeps.
+ */
+#ifndef K2R_CONFIG_H
+#define K2R_CONFIG_H
+
+#include <stddef.h>
+
+#include "k2r/redis.h"
+
+/* A position in the config file, 1-based; line 0 means "not from the file". */
+typedef struct k2r_mark_s {
+    int line;
+    int col;
+} k2r_mark_t;
+
+/* A list of error lines, each already formatted "file:line:col: path: what". */
+typedef struct k2r_errors_s {
+    char **lines;
+    size_t count;
+    size_t cap;
+} k2r_errors_t;
+
+/* Appends one error. `file` may be NULL (errors from the environment). */
+void k2r_errors_add(k2r_errors_t *errs, const char *file, k2r_mark_t mark, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Releases the lines and resets the list to empty. */
+void k2r_errors_clear(k2r_errors_t *errs);
+
+/* One librdkafka property passed through as-is. */
+typedef struct k2r_property_s {
+    char *name;
+    char *value;
+    k2r_mark_t mark;
+} k2r_property_t;
+
+/* One field of the notification: the JSON key and the record path it comes from. */
+typedef struct k2r_field_conf_s {
+    char *name;
+    char *path;
+    k2r_mark_t mark;
+} k2r_field_conf_t;
+
+/* One entry of `rules:`, as written; rules.c compiles it. */
+typedef struct k2r_rule_conf_s {
+    char *name;
+    char *topic;
+    char *type;    /* record path of the {type} variable */
+    char *id;      /* record path of the {id} variable */
+    char *channel; /* channel template */
+    k2r_field_conf_t *fields;
+    size_t nfields;
+    k2r_mark_t mark, topic_mark, type_mark, id_mark, channel_mark, fields_mark;
+} k2r_rule_conf_t;
+
+typedef struct k2r_kafka_conf_s {
+    char *brokers;
+    char *group_id;
+    char **topics;
+    size_t ntopics;
+    k2r_property_t *properties;
+    size_t nproperties;
+    int batch_size; /* most records taken per poll round */
+} k2r_kafka_conf_t;
+
+typedef struct k2r_redis_section_s {
+    char *url;
+    char *password; /* from the file, K2R_REDIS_PASSWORD or K2R_REDIS_PASSWORD_FILE */
+    k2r_redis_url_t parsed;
+    int connect_timeout_ms;
+    int command_timeout_ms;
+    int pipeline_depth;
+    int backoff_initial_ms;
+    int backoff_max_ms;
+} k2r_redis_section_t;
+
+typedef struct k2r_config_s {
+    char *path; /* the file it was read from */
+    k2r_kafka_conf_t kafka;
+    k2r_redis_section_t redis;
+    k2r_rule_conf_t *rules;
+    size_t nrules;
+    int log_level;
+    k2r_mark_t rules_mark;
+} k2r_config_t;
+
+/* Looks an environment variable up; getenv(3) in the daemon, a table in tests. */
+typedef const char *(*k2r_getenv_fn)(const char *name);
+
+/*
+ * Parses `len` bytes of YAML named `name` (used in messages), checks them
+ * against the schema, applies the environment overrides and checks the
+ * librdkafka properties with librdkafka itself. Returns a new config (release
+ * with k2r_config_destroy), or NULL when errors were added to `errs`.
+ */
+k2r_config_t *k2r_config_parse(const char *name, const char *buf, size_t len, k2r_getenv_fn env,
+                               k2r_errors_t *errs);
+
+/* Reads the file at `path` and parses it as k2r_config_parse() does. */
+k2r_config_t *k2r_config_load(const char *path, k2r_getenv_fn env, k2r_errors_t *errs);
+
+/* Releases the config; NULL does nothing. */
+void k2r_config_destroy(k2r_config_t *cfg);
+
+/* Fills a sink configuration whose strings are borrowed from `cfg`. */
+void k2r_config_redis_conf(const k2r_config_t *cfg, k2r_redis_conf_t *out);
+
+#endif

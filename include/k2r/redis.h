@@ -1,0 +1,104 @@
+/*
+ * redis.h - the Redis sink: one connection the bridge owns, pipelined PUBLISH.
+ *
+ * The sink owns its TCP socket and uses hiredis only for what hiredis is good
+ * at without its own I/O: the command formatter and the reply reader. That
+ * keeps the socket in our hands (timeouts, later TLS) and lets many commands be
+ * in flight at once: PUBLISH throughput on one connection is 6k/s unpipelined
+ * and hundreds of thousands per second at depth 256 (shared/PRODUCT.md).
+ *
+ * The sink knows nothing of Kafka, rules or offsets. It sends what it is given,
+ * in order, and says which commands got which reply. A connection that failed
+ * is thrown away; the caller decides when to connect again (backoff lives in
+ * the bridge).
+ */
+#ifndef K2R_REDIS_H
+#define K2R_REDIS_H
+
+#include <stddef.h>
+
+/* A parsed redis:// URL: redis://[[user]:password@]host[:port][/db]. */
+typedef struct k2r_redis_url_s {
+    char *host;     /* hostname, IPv4 or IPv6 literal (without brackets) */
+    int port;       /* 6379 when absent */
+    char *user;     /* NULL when absent */
+    char *password; /* NULL when absent */
+    int db;         /* 0 when absent; Pub/Sub ignores it */
+} k2r_redis_url_t;
+
+/*
+ * Parses `url` into *out (percent-escapes in user and password are decoded).
+ * Returns 0, or -1 with the reason in errstr (e.g. "port must be 1-65535").
+ * On success the caller releases *out with k2r_redis_url_free().
+ */
+int k2r_redis_url_parse(const char *url, k2r_redis_url_t *out, char *errstr, size_t errstr_size);
+
+/* Releases the strings of *url; a zeroed url is fine. */
+void k2r_redis_url_free(k2r_redis_url_t *url);
+
+typedef struct k2r_redis_conf_s {
+    const char *host;
+    int port;
+    const char *user;     /* NULL: AUTH with password only */
+    const char *password; /* NULL: no AUTH */
+    int connect_timeout_ms;
+    int command_timeout_ms; /* no reply progress for this long = connection lost */
+    int pipeline_depth;     /* most commands sent whose replies are not read yet */
+} k2r_redis_conf_t;
+
+typedef enum k2r_publish_status_e {
+    K2R_PUBLISH_PENDING = 0, /* not sent, or sent without a reply yet */
+    K2R_PUBLISH_OK,          /* integer reply; `receivers` is set */
+    K2R_PUBLISH_ERROR        /* Redis answered with an error (or a non-integer) */
+} k2r_publish_status_t;
+
+/* One PUBLISH. The caller owns the strings; the sink fills in the result. */
+typedef struct k2r_publish_s {
+    const char *channel;
+    size_t channel_len;
+    const char *message;
+    size_t message_len;
+    k2r_publish_status_t status;
+    long long receivers; /* subscribers reached, when OK */
+    char error[96];      /* Redis's error line, when ERROR (truncated) */
+} k2r_publish_t;
+
+typedef struct k2r_redis_s k2r_redis_t;
+
+/*
+ * Returns a new, unconnected sink, or NULL with the reason in errstr. The conf
+ * strings are copied.
+ */
+k2r_redis_t *k2r_redis_new(const k2r_redis_conf_t *conf, char *errstr, size_t errstr_size);
+
+/* Closes the connection and releases the sink; NULL does nothing. */
+void k2r_redis_destroy(k2r_redis_t *redis);
+
+/*
+ * Connects (within connect_timeout_ms), authenticates when a password is set,
+ * and checks the server answers PING. Returns 0, or -1 with the reason in
+ * errstr ("connect 127.0.0.1:6379: Connection refused", "AUTH: WRONGPASS ...").
+ * An existing connection is closed first.
+ */
+int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size);
+
+/* 1 when a connection is up (as far as the sink knows), else 0. */
+int k2r_redis_connected(const k2r_redis_t *redis);
+
+/* Closes the connection, if any. */
+void k2r_redis_disconnect(k2r_redis_t *redis);
+
+/*
+ * Publishes every item whose status is PENDING, in array order, pipelined
+ * with at most pipeline_depth replies outstanding. Items already OK or ERROR
+ * are left alone, so a failed call can simply be repeated after a reconnect.
+ *
+ * Returns 0 when every item has a reply (OK or ERROR). Returns -1 when the
+ * connection failed or timed out (or was not up): the connection is closed,
+ * items that got their reply keep it, the rest stay PENDING (some of them may
+ * have reached Redis; sending them again can duplicate them), errstr says why.
+ */
+int k2r_redis_publish(k2r_redis_t *redis, k2r_publish_t *items, size_t nitems, char *errstr,
+                      size_t errstr_size);
+
+#endif

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# run-tests.sh - the body of `make test` after the build: the unit tests, then
+# the integration tests against a real Kafka broker and redis-server that
+# scripts/with-stack.sh starts on free loopback ports and always stops.
+# Ends with one line "tests: N passed, N failed" summing every CUnit run.
+#
+# usage: scripts/run-tests.sh BUILD_DIR
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build="${1:-build}"
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+
+status=0
+echo "== unit tests"
+"$build/test-unit" 2>&1 | tee "$logs/unit.out" || status=1
+
+echo "== fetching GitHub webhook examples (npm @octokit/webhooks-examples)"
+K2R_TEST_WEBHOOKS="$(scripts/fetch-webhooks.sh)"
+export K2R_TEST_WEBHOOKS
+
+echo "== integration tests (real Kafka broker, real redis-server)"
+scripts/with-stack.sh "$build/test-integration" 2>&1 | tee "$logs/integration.out" || status=1
+
+# CUnit's "Run Summary" has a row: "tests  TOTAL  RAN  PASSED  FAILED  INACTIVE".
+passed=0
+failed=0
+for f in "$logs"/*.out; do
+    if row="$(awk '$1 == "tests" && NF >= 5 { print $4, $5 }' "$f" | tail -1)" && [ -n "$row" ]; then
+        passed=$((passed + ${row% *}))
+        failed=$((failed + ${row#* }))
+    else
+        echo "no CUnit summary in $(basename "$f" .out): the run did not finish" >&2
+        status=1
+        failed=$((failed + 1))
+    fi
+done
+[ "$failed" -eq 0 ] || status=1
+echo "tests: $passed passed, $failed failed"
+exit "$status"

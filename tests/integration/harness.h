@@ -1,0 +1,98 @@
+/*
+ * harness.h - what the integration tests need around the real servers that
+ * scripts/with-stack.sh started: topics, a producer, a Pattern subscriber,
+ * the bridge as a child process, and a TCP proxy to cut the bridge's path to
+ * Redis while subscribers stay connected.
+ *
+ * Nothing here stands in for Kafka or Redis: the broker and redis-server are
+ * real; this file only drives them. Every wait polls a condition against a
+ * deadline scaled by K2R_TEST_TIMEOUT_MULTIPLIER; nothing sleeps to
+ * synchronise.
+ */
+#ifndef K2R_TEST_HARNESS_H
+#define K2R_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The stack, from the environment scripts/with-stack.sh exports. */
+const char *h_brokers(void);
+int h_redis_port(void);
+
+/* A deadline `ms` from now, scaled by K2R_TEST_TIMEOUT_MULTIPLIER. */
+int64_t h_deadline(int ms);
+int64_t h_now_ms(void);
+
+/* A name unique to this run: prefix-<pid>-<counter>. Static buffer per call site is the caller's. */
+void h_unique(char *out, size_t size, const char *prefix);
+
+/* Creates a topic with `partitions` partitions; 0 or -1 (message on stderr). */
+int h_create_topic(const char *topic, int partitions);
+
+/* A producer; records are sent with h_produce and confirmed by h_flush. */
+typedef struct h_producer_s h_producer_t;
+h_producer_t *h_producer_new(void);
+/* value may be NULL (a tombstone); key may be NULL. partition -1 = by key. */
+int h_produce(h_producer_t *p, const char *topic, int partition, const char *key,
+              const void *value, size_t len);
+/* Waits until every record is acknowledged; returns the number that failed. */
+int h_flush(h_producer_t *p);
+void h_producer_destroy(h_producer_t *p);
+
+/* A Pub/Sub subscriber on its own connection, PSUBSCRIBEd to a pattern. */
+typedef struct h_note_s {
+    char *channel;
+    char *message;
+    size_t message_len;
+} h_note_t;
+
+typedef struct h_sub_s h_sub_t;
+h_sub_t *h_sub_new(int port, const char *pattern);
+/* Reads notifications until `count` have arrived in total or the deadline passes. */
+size_t h_sub_wait(h_sub_t *s, size_t count, int64_t deadline);
+size_t h_sub_count(const h_sub_t *s);
+const h_note_t *h_sub_note(const h_sub_t *s, size_t i);
+void h_sub_destroy(h_sub_t *s);
+
+/* The bridge as a child process, with its stderr in a log file. */
+typedef struct h_bridge_s {
+    pid_t pid;
+    char config[256];
+    char log[256];
+} h_bridge_t;
+
+/* Writes `yaml` to a temp config and starts `build/kafka-redis-bridge run`. */
+int h_bridge_start(h_bridge_t *b, const char *yaml);
+/* Starts it again with the same config (appending to the same log). */
+int h_bridge_restart(h_bridge_t *b);
+/* Sends `sig` and waits for exit; returns the exit status, or -1 on timeout (then kills). */
+int h_bridge_stop(h_bridge_t *b, int sig);
+/* 1 when the bridge's log contains `needle`. */
+int h_bridge_log_has(const h_bridge_t *b, const char *needle);
+/* Polls the log for `needle` until the deadline; 1 when found. */
+int h_bridge_wait_log(const h_bridge_t *b, const char *needle, int64_t deadline);
+/* Prints the bridge's log to stderr (on failure, for diagnosis). */
+void h_bridge_dump_log(const h_bridge_t *b);
+/* 1 while the process runs. */
+int h_bridge_alive(const h_bridge_t *b);
+void h_bridge_cleanup(h_bridge_t *b);
+
+/* A TCP proxy (socat) from a free loopback port to Redis. */
+typedef struct h_proxy_s {
+    pid_t pid;
+    int port;
+    int target_port;
+} h_proxy_t;
+int h_proxy_start(h_proxy_t *p, int target_port); /* picks a free port the first time */
+void h_proxy_stop(h_proxy_t *p); /* kills it and every connection it carries */
+
+/* Runs a command line with /bin/sh, feeding `input` on stdin, capturing stdout
+ * (and stderr when merge is set) into a new NUL-terminated buffer. Returns
+ * the exit status, or -1. */
+int h_run(const char *cmdline, const char *input, char **output, int merge);
+
+/* The built binary and source dir. */
+const char *h_binary(void);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * main.c - the integration test runner. Needs the stack that
+ * scripts/with-stack.sh starts (a real Kafka broker and redis-server on free
+ * loopback ports); refuses to run without it rather than skip silently.
+ */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+
+#include "harness.h"
+
+int test_bridge_register(void);
+int test_cli_register(void);
+
+int main(void) {
+    unsigned int failed;
+
+    fprintf(stderr, "integration tests against Kafka %s and Redis 127.0.0.1:%d\n", h_brokers(),
+            h_redis_port());
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    if (test_cli_register() != 0 || test_bridge_register() != 0) {
+        fprintf(stderr, "cannot register suites: %s\n", CU_get_error_msg());
+        CU_cleanup_registry();
+        return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}

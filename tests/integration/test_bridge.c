@@ -1,0 +1,423 @@
+/*
+ * test_bridge.c - the daemon end to end against the real broker and Redis:
+ * exact channels and bytes, counts and per-channel order; garbage between
+ * good records; a restart mid-stream; Redis cut off and back; real GitHub
+ * webhook payloads.
+ */
+#include <CUnit/CUnit.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+/* A config for one test: its own group and topic, Redis at `redis_port`. */
+static void make_config(char *out, size_t size, const char *group, const char *topic,
+                        int redis_port, const char *rules) {
+    snprintf(out, size,
+             "kafka:\n"
+             "  brokers: %s\n"
+             "  group_id: %s\n"
+             "  topics: [%s]\n"
+             "  properties:\n"
+             "    auto.offset.reset: earliest\n"
+             "    auto.commit.interval.ms: 500\n"
+             "    session.timeout.ms: 6000\n"
+             "    heartbeat.interval.ms: 500\n"
+             "redis:\n"
+             "  url: redis://127.0.0.1:%d\n"
+             "  reconnect_backoff_ms: 50\n"
+             "  reconnect_backoff_max_ms: 500\n"
+             "  command_timeout_ms: 2000\n"
+             "rules:\n%s",
+             h_brokers(), group, topic, redis_port, rules);
+}
+
+static const char *seed_rule_fmt = "  - name: by-source\n"
+                                   "    topic: %s\n"
+                                   "    type: source_type\n"
+                                   "    id: source_id\n"
+                                   "    channel: \"events:{type}:{id}\"\n"
+                                   "    notification: [id, type, source_id]\n";
+
+/* The expected notification of a seed-shaped event. */
+typedef struct expect_s {
+    char channel[128];
+    char message[256];
+    int seen;
+} expect_t;
+
+/* Produces a seed-shaped event; fills *e with what must arrive. */
+static void produce_event(h_producer_t *p, const char *topic, int user, int seq, expect_t *e) {
+    char value[512], key[32];
+
+    snprintf(key, sizeof(key), "u%d", user);
+    snprintf(value, sizeof(value),
+             "{\"id\":\"e%d\",\"type\":\"push\",\"source_type\":\"user\",\"source_id\":\"u%d\","
+             "\"payload\":{\"ref\":\"refs/heads/main\",\"size\":%d}}",
+             seq, user, seq % 7);
+    CU_ASSERT_EQUAL(h_produce(p, topic, -1, key, value, strlen(value)), 0);
+    if (e) {
+        snprintf(e->channel, sizeof(e->channel), "events:user:u%d", user);
+        snprintf(e->message, sizeof(e->message),
+                 "{\"id\":\"e%d\",\"type\":\"push\",\"source_id\":\"u%d\"}", seq, user);
+        e->seen = 0;
+    }
+}
+
+/*
+ * Matches what the subscriber got against what was expected: every expected
+ * notification must be there, each channel's notifications must come in
+ * production order, nothing unexpected may arrive. Returns the duplicates.
+ */
+static size_t match(h_sub_t *sub, expect_t *exp, size_t n) {
+    size_t dups = 0, unexpected = 0, missing = 0, disorder = 0;
+
+    for (size_t i = 0; i < h_sub_count(sub); i++) {
+        const h_note_t *note = h_sub_note(sub, i);
+        size_t j;
+        for (j = 0; j < n; j++)
+            if (strcmp(exp[j].channel, note->channel) == 0 &&
+                strcmp(exp[j].message, note->message) == 0)
+                break;
+        if (j == n) {
+            if (unexpected++ < 5)
+                fprintf(stderr, "unexpected: %s %s\n", note->channel, note->message);
+            continue;
+        }
+        if (exp[j].seen++)
+            dups++;
+        /* Order: no later record of the same channel may have been seen before this one
+         * (a duplicate re-delivery of an earlier one is allowed). */
+        if (exp[j].seen == 1)
+            for (size_t k = j + 1; k < n; k++)
+                if (exp[k].seen && strcmp(exp[k].channel, exp[j].channel) == 0) {
+                    if (disorder++ < 5)
+                        fprintf(stderr, "out of order on %s: %s after %s\n", note->channel,
+                                exp[j].message, exp[k].message);
+                    break;
+                }
+    }
+    for (size_t j = 0; j < n; j++)
+        if (!exp[j].seen && missing++ < 5)
+            fprintf(stderr, "missing: %s %s\n", exp[j].channel, exp[j].message);
+    CU_ASSERT_EQUAL(unexpected, 0);
+    CU_ASSERT_EQUAL(missing, 0);
+    CU_ASSERT_EQUAL(disorder, 0);
+    return dups;
+}
+
+/* No further notification arrives within a short grace period. */
+static void assert_quiet(h_sub_t *sub) {
+    size_t have = h_sub_count(sub);
+    CU_ASSERT_EQUAL(h_sub_wait(sub, have + 1, h_deadline(500)), have);
+}
+
+/* ------------------------------------------------------------- tests */
+
+static void test_end_to_end(void) {
+    enum { USERS = 5, PER_USER = 40, N = USERS * PER_USER };
+    char topic[64], group[64], rules[512], yaml[2048];
+    expect_t *exp = calloc(N, sizeof(*exp));
+    h_bridge_t b = {0};
+    h_producer_t *p;
+    h_sub_t *sub;
+    size_t dups;
+
+    h_unique(topic, sizeof(topic), "e2e");
+    h_unique(group, sizeof(group), "g-e2e");
+    CU_ASSERT_EQUAL_FATAL(h_create_topic(topic, 3), 0);
+    sub = h_sub_new(h_redis_port(), "events:*");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+
+    snprintf(rules, sizeof(rules), seed_rule_fmt, topic);
+    make_config(yaml, sizeof(yaml), group, topic, h_redis_port(), rules);
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&b, yaml), 0);
+
+    p = h_producer_new();
+    for (int i = 0; i < N; i++)
+        produce_event(p, topic, i % USERS, i, &exp[i]);
+    CU_ASSERT_EQUAL(h_flush(p), 0);
+
+    CU_ASSERT_EQUAL(h_sub_wait(sub, N, h_deadline(60000)), N);
+    assert_quiet(sub);
+    dups = match(sub, exp, N);
+    CU_ASSERT_EQUAL(dups, 0);
+    CU_ASSERT_EQUAL(h_sub_count(sub), N);
+
+    CU_ASSERT_EQUAL(h_bridge_stop(&b, SIGTERM), 0);
+    CU_ASSERT(h_bridge_log_has(&b, "consumed=200 published=200 no_subscribers=0 "
+                                   "publish_errors=0 skipped=0"));
+    if (CU_get_number_of_failures())
+        h_bridge_dump_log(&b);
+    h_bridge_cleanup(&b);
+    h_producer_destroy(p);
+    h_sub_destroy(sub);
+    free(exp);
+}
+
+static void test_garbage_between_good(void) {
+    static const char *const garbage[] = {"not json",
+                                          "{\"source_type\":\"user\"}",
+                                          "{\"source_type\":[],\"source_id\":\"x\"}",
+                                          "\xff\xfe\x00\x01",
+                                          "{\"source_type\":\"user\",\"source_id\":\"\"}",
+                                          "{\"id\":\"e\",\"source_type\":\"user\",\"source_id\":\"u\"",
+                                          NULL /* a tombstone */};
+    enum { NG = sizeof(garbage) / sizeof(garbage[0]), N = NG + 1 };
+    char topic[64], group[64], rules[512], yaml[2048];
+    expect_t exp[N];
+    h_bridge_t b = {0};
+    h_producer_t *p;
+    h_sub_t *sub;
+
+    h_unique(topic, sizeof(topic), "garbage");
+    h_unique(group, sizeof(group), "g-garbage");
+    CU_ASSERT_EQUAL_FATAL(h_create_topic(topic, 1), 0);
+    sub = h_sub_new(h_redis_port(), "events:*");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+
+    p = h_producer_new();
+    for (int i = 0; i < N; i++) {
+        produce_event(p, topic, i, i, &exp[i]);
+        if (i < NG) {
+            const char *g = garbage[i];
+            size_t len = g ? (i == 3 ? 4 : strlen(g)) : 0;
+            CU_ASSERT_EQUAL(h_produce(p, topic, 0, "g", g, len), 0);
+        }
+    }
+    CU_ASSERT_EQUAL(h_flush(p), 0);
+
+    snprintf(rules, sizeof(rules), seed_rule_fmt, topic);
+    make_config(yaml, sizeof(yaml), group, topic, h_redis_port(), rules);
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&b, yaml), 0);
+
+    CU_ASSERT_EQUAL(h_sub_wait(sub, N, h_deadline(60000)), N);
+    assert_quiet(sub);
+    CU_ASSERT_EQUAL(match(sub, exp, N), 0);
+    /* One subscriber, one partition: the exact global order too. */
+    for (size_t i = 0; i < h_sub_count(sub) && i < N; i++)
+        CU_ASSERT_STRING_EQUAL(h_sub_note(sub, i)->message, exp[i].message);
+    CU_ASSERT(h_bridge_alive(&b));
+
+    CU_ASSERT_EQUAL(h_bridge_stop(&b, SIGTERM), 0);
+    CU_ASSERT(h_bridge_log_has(&b, "consumed=15 published=8 no_subscribers=0 publish_errors=0 "
+                                   "skipped=7"));
+    CU_ASSERT(h_bridge_log_has(&b, "skipped record"));
+    if (CU_get_number_of_failures())
+        h_bridge_dump_log(&b);
+    h_bridge_cleanup(&b);
+    h_producer_destroy(p);
+    h_sub_destroy(sub);
+}
+
+static void test_restart_mid_stream(void) {
+    enum { FIRST = 300, SECOND = 300, N = FIRST + SECOND, USERS = 7 };
+    char topic[64], group[64], rules[512], yaml[2048];
+    expect_t *exp = calloc(N, sizeof(*exp));
+    h_bridge_t b = {0};
+    h_producer_t *p;
+    h_sub_t *sub;
+    size_t dups;
+
+    h_unique(topic, sizeof(topic), "restart");
+    h_unique(group, sizeof(group), "g-restart");
+    CU_ASSERT_EQUAL_FATAL(h_create_topic(topic, 2), 0);
+    sub = h_sub_new(h_redis_port(), "events:*");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+    snprintf(rules, sizeof(rules), seed_rule_fmt, topic);
+    make_config(yaml, sizeof(yaml), group, topic, h_redis_port(), rules);
+
+    p = h_producer_new();
+    for (int i = 0; i < FIRST; i++)
+        produce_event(p, topic, i % USERS, i, &exp[i]);
+    CU_ASSERT_EQUAL(h_flush(p), 0);
+
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&b, yaml), 0);
+    CU_ASSERT(h_sub_wait(sub, 1, h_deadline(60000)) >= 1);
+    /* Stop it as soon as it is publishing, and keep producing while it is down. */
+    CU_ASSERT_EQUAL(h_bridge_stop(&b, SIGTERM), 0);
+    for (int i = FIRST; i < N; i++)
+        produce_event(p, topic, i % USERS, i, &exp[i]);
+    CU_ASSERT_EQUAL(h_flush(p), 0);
+
+    CU_ASSERT_EQUAL_FATAL(h_bridge_restart(&b), 0);
+    CU_ASSERT(h_sub_wait(sub, N, h_deadline(60000)) >= N);
+    assert_quiet(sub);
+    dups = match(sub, exp, N);
+    fprintf(stderr, "[restart: %zu notifications for %d records, %zu duplicates] ",
+            h_sub_count(sub), N, dups);
+    /* A clean stop commits what was published: nothing is repeated. */
+    CU_ASSERT_EQUAL(dups, 0);
+    CU_ASSERT_EQUAL(h_bridge_stop(&b, SIGTERM), 0);
+    if (CU_get_number_of_failures())
+        h_bridge_dump_log(&b);
+    h_bridge_cleanup(&b);
+    h_producer_destroy(p);
+    h_sub_destroy(sub);
+    free(exp);
+}
+
+static void test_redis_outage(void) {
+    enum { BEFORE = 50, DURING = 150, N = BEFORE + DURING, USERS = 4 };
+    char topic[64], group[64], rules[512], yaml[2048];
+    expect_t exp[N];
+    h_bridge_t b = {0};
+    h_proxy_t proxy = {0};
+    h_producer_t *p;
+    h_sub_t *sub;
+
+    h_unique(topic, sizeof(topic), "outage");
+    h_unique(group, sizeof(group), "g-outage");
+    CU_ASSERT_EQUAL_FATAL(h_create_topic(topic, 2), 0);
+    /* The subscriber talks to Redis directly; only the bridge goes through the proxy. */
+    sub = h_sub_new(h_redis_port(), "events:*");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+    CU_ASSERT_EQUAL_FATAL(h_proxy_start(&proxy, h_redis_port()), 0);
+
+    snprintf(rules, sizeof(rules), seed_rule_fmt, topic);
+    make_config(yaml, sizeof(yaml), group, topic, proxy.port, rules);
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&b, yaml), 0);
+
+    p = h_producer_new();
+    for (int i = 0; i < BEFORE; i++)
+        produce_event(p, topic, i % USERS, i, &exp[i]);
+    CU_ASSERT_EQUAL(h_flush(p), 0);
+    CU_ASSERT_EQUAL(h_sub_wait(sub, BEFORE, h_deadline(60000)), BEFORE);
+
+    /* Cut the bridge off from Redis, keep producing. */
+    h_proxy_stop(&proxy);
+    for (int i = BEFORE; i < N; i++)
+        produce_event(p, topic, i % USERS, i, &exp[i]);
+    CU_ASSERT_EQUAL(h_flush(p), 0);
+    CU_ASSERT(h_bridge_wait_log(&b, "Kafka paused", h_deadline(30000)));
+    /* While cut off, nothing can arrive; the bridge stays up. */
+    assert_quiet(sub);
+    CU_ASSERT(h_bridge_alive(&b));
+
+    /* Redis reachable again: everything held is published, in order. */
+    CU_ASSERT_EQUAL_FATAL(h_proxy_start(&proxy, h_redis_port()), 0);
+    CU_ASSERT_EQUAL(h_sub_wait(sub, N, h_deadline(60000)), N);
+    assert_quiet(sub);
+    CU_ASSERT_EQUAL(match(sub, exp, N), 0);
+    CU_ASSERT(h_bridge_log_has(&b, "connected to 127.0.0.1"));
+    CU_ASSERT(h_bridge_log_has(&b, "again; publishing"));
+
+    CU_ASSERT_EQUAL(h_bridge_stop(&b, SIGTERM), 0);
+    if (CU_get_number_of_failures())
+        h_bridge_dump_log(&b);
+    h_bridge_cleanup(&b);
+    h_proxy_stop(&proxy);
+    h_producer_destroy(p);
+    h_sub_destroy(sub);
+}
+
+/* Real GitHub webhook payloads, from the npm package @octokit/webhooks-examples. */
+static void test_webhooks(void) {
+    const char *path = getenv("K2R_TEST_WEBHOOKS");
+    char topic[64], group[64], rules[1024], yaml[4096];
+    json_error_t jerr;
+    json_t *root, *kind, *example;
+    size_t ki, ei, n = 0, nexp = 0, skipped = 0;
+    expect_t *exp;
+    h_bridge_t b = {0};
+    h_producer_t *p;
+    h_sub_t *sub;
+    char stats[128];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(path); /* set by scripts/run-tests.sh; never skipped */
+    root = json_load_file(path, 0, &jerr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    json_array_foreach(root, ki, kind) n += json_array_size(json_object_get(kind, "examples"));
+    CU_ASSERT_FATAL(n > 100);
+    exp = calloc(n, sizeof(*exp));
+
+    h_unique(topic, sizeof(topic), "webhooks");
+    h_unique(group, sizeof(group), "g-webhooks");
+    CU_ASSERT_EQUAL_FATAL(h_create_topic(topic, 1), 0);
+    sub = h_sub_new(h_redis_port(), "events:repo:*");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+
+    p = h_producer_new();
+    json_array_foreach(root, ki, kind) {
+        json_array_foreach(json_object_get(kind, "examples"), ei, example) {
+            char *value = json_dumps(example, JSON_COMPACT);
+            json_t *repo = json_object_get(example, "repository");
+            json_t *full = json_object_get(repo, "full_name");
+            json_t *action = json_object_get(example, "action");
+            json_t *sender = json_object_get(json_object_get(example, "sender"), "login");
+
+            CU_ASSERT_EQUAL(h_produce(p, topic, 0, NULL, value, strlen(value)), 0);
+            free(value);
+            if (!json_is_string(full) || !json_string_length(full)) {
+                skipped++;
+                continue;
+            }
+            /* The oracle: the same notification, built independently from jansson's decode. */
+            {
+                json_t *note = json_object();
+                char *msg;
+                if (action)
+                    json_object_set(note, "action", action);
+                json_object_set(note, "repo", full);
+                if (sender)
+                    json_object_set(note, "sender", sender);
+                msg = json_dumps(note, JSON_COMPACT);
+                snprintf(exp[nexp].channel, sizeof(exp[nexp].channel), "events:repo:%s",
+                         json_string_value(full));
+                snprintf(exp[nexp].message, sizeof(exp[nexp].message), "%s", msg);
+                nexp++;
+                free(msg);
+                json_decref(note);
+            }
+        }
+    }
+    CU_ASSERT_EQUAL(h_flush(p), 0);
+    fprintf(stderr, "[webhooks: %zu payloads, %zu with repository.full_name] ", n, nexp);
+
+    snprintf(rules, sizeof(rules),
+             "  - name: repos\n"
+             "    topic: %s\n"
+             "    type: action\n"
+             "    id: repository.full_name\n"
+             "    channel: \"events:repo:{id}\"\n"
+             "    notification: [action, {repo: repository.full_name}, {sender: sender.login}]\n",
+             topic);
+    make_config(yaml, sizeof(yaml), group, topic, h_redis_port(), rules);
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&b, yaml), 0);
+
+    CU_ASSERT_EQUAL(h_sub_wait(sub, nexp, h_deadline(60000)), nexp);
+    assert_quiet(sub);
+    CU_ASSERT_EQUAL(match(sub, exp, nexp), 0);
+    /* One partition: the exact order of production. */
+    for (size_t i = 0; i < h_sub_count(sub) && i < nexp; i++) {
+        CU_ASSERT_STRING_EQUAL(h_sub_note(sub, i)->channel, exp[i].channel);
+        CU_ASSERT_STRING_EQUAL(h_sub_note(sub, i)->message, exp[i].message);
+    }
+    CU_ASSERT_EQUAL(h_bridge_stop(&b, SIGTERM), 0);
+    snprintf(stats, sizeof(stats), "consumed=%zu published=%zu", n, nexp);
+    CU_ASSERT(h_bridge_log_has(&b, stats));
+    snprintf(stats, sizeof(stats), "skipped=%zu ", skipped);
+    CU_ASSERT(h_bridge_log_has(&b, stats));
+    if (CU_get_number_of_failures())
+        h_bridge_dump_log(&b);
+    h_bridge_cleanup(&b);
+    h_producer_destroy(p);
+    h_sub_destroy(sub);
+    json_decref(root);
+    free(exp);
+}
+
+int test_bridge_register(void) {
+    CU_pSuite s = CU_add_suite("bridge", NULL, NULL);
+
+    if (!s || !CU_add_test(s, "end to end: exact channels, bytes, count, order", test_end_to_end) ||
+        !CU_add_test(s, "garbage records between good ones", test_garbage_between_good) ||
+        !CU_add_test(s, "restart mid-stream loses nothing", test_restart_mid_stream) ||
+        !CU_add_test(s, "Redis cut off and back: everything arrives", test_redis_outage) ||
+        !CU_add_test(s, "GitHub webhook payloads to events:repo:{id}", test_webhooks))
+        return CU_get_error();
+    return 0;
+}

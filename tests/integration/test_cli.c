@@ -1,0 +1,116 @@
+/*
+ * test_cli.c - the command as users run it before deploying: `check` (exit
+ * codes and exact messages), `map` (exact output lines), `version`, usage
+ * errors. No server is needed, but the built binary is.
+ */
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static int run(const char *args, const char *input, char **out) {
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "cd %s && %s %s", K2R_SOURCE_DIR, h_binary(), args);
+    return h_run(cmd, input, out, 1);
+}
+
+static void test_check_example(void) {
+    char *out = NULL;
+    int rc = run("check -c config/bridge.example.yaml", NULL, &out);
+
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(out, "rule by-source: topic github.events -> channel "
+                                "\"events:{type}:{id}\" (type=source_type, id=source_id), fields "
+                                "[id, type, source_id]\n"
+                                "config/bridge.example.yaml: OK (1 rule(s), 1 topic(s))\n");
+    free(out);
+}
+
+static void test_check_invalid(void) {
+    char *out = NULL;
+    int rc = run("check -c tests/fixtures/config/unknown-keys.yaml", NULL, &out);
+
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "tests/fixtures/config/unknown-keys.yaml:4:3: kafka: "
+                                       "unknown key \"topcs\" (did you mean \"topics\"?)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "tests/fixtures/config/unknown-keys.yaml: 5 error(s)\n"));
+    free(out);
+
+    rc = run("check -c /nonexistent.yaml", NULL, &out);
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_STRING_EQUAL(out, "/nonexistent.yaml: cannot open: No such file or directory\n"
+                                "/nonexistent.yaml: 1 error(s)\n");
+    free(out);
+}
+
+static void test_check_env_override(void) {
+    char *out = NULL;
+    int rc = run("check -c config/bridge.example.yaml", NULL, &out);
+    free(out);
+    CU_ASSERT_EQUAL(rc, 0);
+    rc = h_run("K2R_REDIS_URL=redis://h:0 " K2R_SOURCE_DIR "/build/kafka-redis-bridge check -c " K2R_SOURCE_DIR
+               "/config/bridge.example.yaml",
+               NULL, &out, 1);
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "K2R_REDIS_URL: "));
+    free(out);
+}
+
+static void test_map(void) {
+    const char *input =
+        "{\"id\":\"1\",\"type\":\"push\",\"source_type\":\"user\",\"source_id\":\"octocat\"}\n"
+        "{\"id\":2,\"type\":\"fork\",\"source_type\":\"repo\",\"source_id\":\"owner/repo\"}\n"
+        "not json\n"
+        "{\"source_type\":\"org\"}\n";
+    char *out = NULL;
+    int rc = run("map -c config/bridge.example.yaml", input, &out);
+
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(
+        out,
+        "{\"rule\":\"by-source\",\"publish\":[{\"channel\":\"events:user:octocat\",\"message\":"
+        "\"{\\\"id\\\":\\\"1\\\",\\\"type\\\":\\\"push\\\",\\\"source_id\\\":\\\"octocat\\\"}\"}]}\n"
+        "{\"rule\":\"by-source\",\"publish\":[{\"channel\":\"events:repo:owner/repo\",\"message\":"
+        "\"{\\\"id\\\":2,\\\"type\\\":\\\"fork\\\",\\\"source_id\\\":\\\"owner/repo\\\"}\"}]}\n"
+        "{\"rule\":\"by-source\",\"action\":\"skip\",\"reason\":\"not_json: value is not JSON: "
+        "The JSON document has an improper structure: missing or superfluous commas, braces, "
+        "missing keys, etc.\"}\n"
+        "{\"rule\":\"by-source\",\"action\":\"skip\",\"reason\":\"missing_field: id (source_id): "
+        "missing\"}\n");
+    free(out);
+
+    rc = run("map -c config/bridge.example.yaml --topic other", "{}\n", &out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(out, "{\"rule\":null,\"action\":\"skip\",\"reason\":\"no_rule: no rule "
+                                "for topic other\"}\n");
+    free(out);
+}
+
+static void test_usage(void) {
+    char *out = NULL;
+
+    CU_ASSERT_EQUAL(run("", NULL, &out), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "usage: kafka-redis-bridge COMMAND"));
+    free(out);
+    CU_ASSERT_EQUAL(run("frobnicate", NULL, &out), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "unknown command \"frobnicate\""));
+    free(out);
+    CU_ASSERT_EQUAL(run("version", NULL, &out), 0);
+    CU_ASSERT_EQUAL(strncmp(out, "kafka-redis-bridge ", 19), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "librdkafka 2."));
+    free(out);
+}
+
+int test_cli_register(void) {
+    CU_pSuite s = CU_add_suite("cli", NULL, NULL);
+
+    if (!s || !CU_add_test(s, "check: the example config", test_check_example) ||
+        !CU_add_test(s, "check: invalid configs exit 1 with file:line:col", test_check_invalid) ||
+        !CU_add_test(s, "check: environment overrides are checked", test_check_env_override) ||
+        !CU_add_test(s, "map: exact lines", test_map) ||
+        !CU_add_test(s, "usage and version", test_usage))
+        return CU_get_error();
+    return 0;
+}

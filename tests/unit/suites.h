@@ -1,0 +1,17 @@
+/*
+ * suites.h - the unit test suites, one per pure module. Each test file
+ * defines one register function that adds its CUnit suite and returns 0, or
+ * returns CU_get_error() when CUnit could not add it.
+ */
+#ifndef K2R_TEST_SUITES_H
+#define K2R_TEST_SUITES_H
+
+int test_config_register(void);
+int test_record_register(void);
+int test_rules_register(void);
+int test_redis_url_register(void);
+
+/* Path of a file under tests/fixtures/ (static buffer, valid until the next call). */
+const char *test_fixture(const char *name);
+
+#endif

@@ -1,0 +1,309 @@
+/*
+ * test_config.c - config loading: every value of a full file, the defaults,
+ * environment overrides, and the exact error lines of each invalid fixture.
+ *
+ * An invalid fixture in tests/fixtures/config/ lists the errors it must
+ * produce in trailing "# expect: " comment lines, in order, so a new case is
+ * one new file and no code.
+ */
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "k2r/config.h"
+#include "k2r/log.h"
+#include "k2r/rules.h"
+#include "suites.h"
+
+/* ------------------------------------------------------------ helpers */
+
+static const char *const *test_env;
+
+static const char *table_env(const char *name) {
+    for (size_t i = 0; test_env && test_env[i]; i += 2)
+        if (strcmp(test_env[i], name) == 0)
+            return test_env[i + 1];
+    return NULL;
+}
+
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf)
+        buf[n] = '\0';
+    *len = (size_t)n;
+    return buf;
+}
+
+/* Loads a fixture by name (the name is what messages show) and compiles its rules. */
+static k2r_config_t *load_fixture(const char *name, k2r_errors_t *errs, k2r_rules_t **rules) {
+    char rel[256];
+    size_t len;
+    char *buf;
+    k2r_config_t *cfg;
+
+    snprintf(rel, sizeof(rel), "config/%s", name);
+    buf = slurp(test_fixture(rel), &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    cfg = k2r_config_parse(name, buf, len, table_env, errs);
+    free(buf);
+    *rules = cfg ? k2r_rules_new(cfg, errs) : NULL;
+    return cfg;
+}
+
+static k2r_config_t *parse_string(const char *yaml, k2r_errors_t *errs) {
+    return k2r_config_parse("inline.yaml", yaml, strlen(yaml), table_env, errs);
+}
+
+static const char *minimal = "kafka:\n"
+                             "  brokers: b:9092\n"
+                             "  group_id: g\n"
+                             "  topics: t\n"
+                             "rules:\n"
+                             "  - {name: r, topic: t, type: a, id: b}\n";
+
+/* -------------------------------------------------------------- tests */
+
+static void test_valid_full(void) {
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_rules_t *rules = NULL;
+    k2r_config_t *cfg;
+
+    test_env = NULL;
+    cfg = load_fixture("valid-full.yaml", &errs, &rules);
+    for (size_t i = 0; i < errs.count; i++)
+        fprintf(stderr, "unexpected: %s\n", errs.lines[i]);
+    CU_ASSERT_EQUAL_FATAL(errs.count, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rules);
+
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.brokers, "127.0.0.1:9092,127.0.0.1:9093");
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.group_id, "bridge-a");
+    CU_ASSERT_EQUAL_FATAL(cfg->kafka.ntopics, 2);
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.topics[0], "github.events");
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.topics[1], "^audit\\..*");
+    CU_ASSERT_EQUAL(cfg->kafka.batch_size, 250);
+    CU_ASSERT_EQUAL_FATAL(cfg->kafka.nproperties, 2);
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.properties[0].name, "auto.offset.reset");
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.properties[0].value, "earliest");
+    CU_ASSERT_EQUAL(cfg->kafka.properties[0].mark.line, 7);
+    CU_ASSERT_EQUAL(cfg->kafka.properties[0].mark.col, 5);
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.properties[1].name, "fetch.wait.max.ms");
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.properties[1].value, "50");
+
+    CU_ASSERT_STRING_EQUAL(cfg->redis.parsed.host, "::1");
+    CU_ASSERT_EQUAL(cfg->redis.parsed.port, 6380);
+    CU_ASSERT_STRING_EQUAL(cfg->redis.parsed.user, "app");
+    CU_ASSERT_STRING_EQUAL(cfg->redis.parsed.password, "s3cret");
+    CU_ASSERT_EQUAL(cfg->redis.command_timeout_ms, 1500);
+    CU_ASSERT_EQUAL(cfg->redis.pipeline_depth, 64);
+    CU_ASSERT_EQUAL(cfg->redis.connect_timeout_ms, 2000); /* default */
+    CU_ASSERT_EQUAL(cfg->log_level, K2R_LOG_DEBUG);
+
+    CU_ASSERT_EQUAL_FATAL(cfg->nrules, 2);
+    CU_ASSERT_STRING_EQUAL(cfg->rules[0].name, "by-source");
+    CU_ASSERT_STRING_EQUAL(cfg->rules[0].channel, "events:{type}:{id}"); /* default */
+    CU_ASSERT_EQUAL_FATAL(cfg->rules[0].nfields, 3);                      /* default */
+    CU_ASSERT_STRING_EQUAL(cfg->rules[0].fields[0].name, "id");
+    CU_ASSERT_STRING_EQUAL(cfg->rules[0].fields[1].name, "type");
+    CU_ASSERT_STRING_EQUAL(cfg->rules[0].fields[2].name, "source_id");
+    CU_ASSERT_STRING_EQUAL(cfg->rules[1].id, "repository.full_name");
+    CU_ASSERT_EQUAL_FATAL(cfg->rules[1].nfields, 3);
+    CU_ASSERT_STRING_EQUAL(cfg->rules[1].fields[1].name, "repo");
+    CU_ASSERT_STRING_EQUAL(cfg->rules[1].fields[1].path, "repository.full_name");
+    CU_ASSERT_STRING_EQUAL(cfg->rules[1].fields[2].name, "sender.login");
+    CU_ASSERT_EQUAL(cfg->rules[1].channel_mark.line, 24);
+    CU_ASSERT_EQUAL(cfg->rules[1].channel_mark.col, 14);
+
+    k2r_rules_destroy(rules);
+    k2r_config_destroy(cfg);
+    k2r_errors_clear(&errs);
+}
+
+static void test_defaults(void) {
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_config_t *cfg;
+
+    test_env = NULL;
+    cfg = parse_string(minimal, &errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(cfg->kafka.ntopics, 1);
+    CU_ASSERT_EQUAL(cfg->kafka.batch_size, 1000);
+    CU_ASSERT_STRING_EQUAL(cfg->redis.url, "redis://127.0.0.1:6379");
+    CU_ASSERT_STRING_EQUAL(cfg->redis.parsed.host, "127.0.0.1");
+    CU_ASSERT_EQUAL(cfg->redis.parsed.port, 6379);
+    CU_ASSERT_PTR_NULL(cfg->redis.password);
+    CU_ASSERT_EQUAL(cfg->redis.connect_timeout_ms, 2000);
+    CU_ASSERT_EQUAL(cfg->redis.command_timeout_ms, 5000);
+    CU_ASSERT_EQUAL(cfg->redis.pipeline_depth, 512);
+    CU_ASSERT_EQUAL(cfg->redis.backoff_initial_ms, 100);
+    CU_ASSERT_EQUAL(cfg->redis.backoff_max_ms, 5000);
+    CU_ASSERT_EQUAL(cfg->log_level, K2R_LOG_INFO);
+    k2r_config_destroy(cfg);
+}
+
+static void test_env_overrides(void) {
+    static const char *const env[] = {"K2R_KAFKA_BROKERS", "k1:1,k2:2", "K2R_REDIS_URL",
+                                      "redis://:urlpw@redis.example:7000", "K2R_REDIS_PASSWORD",
+                                      "envpw", NULL};
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_redis_conf_t rc;
+    k2r_config_t *cfg;
+
+    test_env = env;
+    cfg = parse_string(minimal, &errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.brokers, "k1:1,k2:2");
+    CU_ASSERT_STRING_EQUAL(cfg->redis.parsed.host, "redis.example");
+    CU_ASSERT_EQUAL(cfg->redis.parsed.port, 7000);
+    k2r_config_redis_conf(cfg, &rc);
+    CU_ASSERT_STRING_EQUAL(rc.password, "envpw"); /* the separate secret wins over the URL's */
+    k2r_config_destroy(cfg);
+    test_env = NULL;
+}
+
+static void test_env_password_file(void) {
+    char path[] = "/tmp/k2r-test-pw-XXXXXX";
+    const char *env[] = {"K2R_REDIS_PASSWORD_FILE", path, "K2R_REDIS_PASSWORD", "ignored", NULL};
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_config_t *cfg;
+    FILE *f;
+    int fd = mkstemp(path);
+
+    CU_ASSERT_FATAL(fd >= 0);
+    f = fdopen(fd, "w");
+    fputs("from-file\n", f);
+    fclose(f);
+    test_env = env;
+    cfg = parse_string(minimal, &errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->redis.password, "from-file"); /* newline stripped, file wins */
+    k2r_config_destroy(cfg);
+
+    unlink(path);
+    cfg = parse_string(minimal, &errs);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_EQUAL_FATAL(errs.count, 1);
+    {
+        char want[256];
+        snprintf(want, sizeof(want),
+                 "K2R_REDIS_PASSWORD_FILE: cannot read %s: No such file or directory", path);
+        CU_ASSERT_STRING_EQUAL(errs.lines[0], want);
+    }
+    k2r_errors_clear(&errs);
+    test_env = NULL;
+}
+
+static void test_env_bad_url(void) {
+    static const char *const env[] = {"K2R_REDIS_URL", "redis://h:99999", NULL};
+    k2r_errors_t errs = {NULL, 0, 0};
+
+    test_env = env;
+    CU_ASSERT_PTR_NULL(parse_string(minimal, &errs));
+    CU_ASSERT_EQUAL_FATAL(errs.count, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(errs.lines[0], "K2R_REDIS_URL: "));
+    k2r_errors_clear(&errs);
+    test_env = NULL;
+}
+
+static void test_missing_file(void) {
+    k2r_errors_t errs = {NULL, 0, 0};
+
+    CU_ASSERT_PTR_NULL(k2r_config_load("/nonexistent/bridge.yaml", NULL, &errs));
+    CU_ASSERT_EQUAL_FATAL(errs.count, 1);
+    CU_ASSERT_STRING_EQUAL(errs.lines[0],
+                           "/nonexistent/bridge.yaml: cannot open: No such file or directory");
+    k2r_errors_clear(&errs);
+}
+
+/* Every "# expect: " line of the fixture, in order, and nothing else. */
+static void check_invalid(const char *name) {
+    char rel[256], *buf, *p;
+    size_t len, nexpect = 0;
+    const char *expect[32];
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_rules_t *rules = NULL;
+    k2r_config_t *cfg;
+
+    snprintf(rel, sizeof(rel), "config/%s", name);
+    buf = slurp(test_fixture(rel), &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    for (p = buf; (p = strstr(p, "# expect: ")) != NULL && nexpect < 32;) {
+        char *eol = strchr(p, '\n');
+        if (eol)
+            *eol = '\0';
+        expect[nexpect++] = p + strlen("# expect: ");
+        p = eol ? eol + 1 : p + strlen(p);
+    }
+    CU_ASSERT_FATAL(nexpect > 0);
+
+    test_env = NULL;
+    cfg = load_fixture(name, &errs, &rules);
+    CU_ASSERT_PTR_NULL(rules);
+    for (size_t i = 0; i < errs.count || i < nexpect; i++) {
+        const char *got = i < errs.count ? errs.lines[i] : "(none)";
+        const char *want = i < nexpect ? expect[i] : "(none)";
+        if (strcmp(got, want) != 0)
+            fprintf(stderr, "\n%s error %zu:\n  want: %s\n  got:  %s\n", name, i, want, got);
+        CU_ASSERT_STRING_EQUAL(got, want);
+    }
+    k2r_rules_destroy(rules);
+    k2r_config_destroy(cfg);
+    k2r_errors_clear(&errs);
+    free(buf);
+}
+
+static void test_invalid_fixtures(void) {
+    static const char *const names[] = {
+        "unknown-keys.yaml", "bad-values.yaml",  "bad-rules.yaml",     "not-yaml.yaml",
+        "missing-sections.yaml", "empty.yaml",   "scalar-root.yaml",   "duplicate-keys.yaml"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        check_invalid(names[i]);
+}
+
+static void test_example_config_loads(void) {
+    char path[4096];
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_config_t *cfg;
+    k2r_rules_t *rules;
+
+    snprintf(path, sizeof(path), "%s/config/bridge.example.yaml", K2R_SOURCE_DIR);
+    cfg = k2r_config_load(path, NULL, &errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    rules = k2r_rules_new(cfg, &errs);
+    CU_ASSERT_PTR_NOT_NULL(rules);
+    CU_ASSERT_EQUAL(errs.count, 0);
+    k2r_rules_destroy(rules);
+    k2r_config_destroy(cfg);
+}
+
+int test_config_register(void) {
+    CU_pSuite s = CU_add_suite("config", NULL, NULL);
+
+    if (!s || !CU_add_test(s, "a full file, every value", test_valid_full) ||
+        !CU_add_test(s, "defaults", test_defaults) ||
+        !CU_add_test(s, "environment overrides", test_env_overrides) ||
+        !CU_add_test(s, "K2R_REDIS_PASSWORD_FILE", test_env_password_file) ||
+        !CU_add_test(s, "bad K2R_REDIS_URL", test_env_bad_url) ||
+        !CU_add_test(s, "missing file", test_missing_file) ||
+        !CU_add_test(s, "invalid fixtures, exact messages", test_invalid_fixtures) ||
+        !CU_add_test(s, "config/bridge.example.yaml loads", test_example_config_loads))
+        return CU_get_error();
+    return 0;
+}
