@@ -75,7 +75,12 @@ typedef struct loader_s {
     k2r_errors_t *errs;
     k2r_config_t *cfg;
     size_t nerrs_at_start;
+    yaml_node_t *kafka_node; /* the sections, for errors about what they lack */
+    yaml_node_t *redis_node;
+    unsigned present; /* PRESENT_* bits: required keys written, valid or not */
 } loader_t;
+
+enum { PRESENT_BROKERS = 1, PRESENT_GROUP = 2, PRESENT_TOPICS = 4 };
 
 static k2r_mark_t mark_of(const yaml_node_t *node) {
     k2r_mark_t m = {(int)node->start_mark.line + 1, (int)node->start_mark.column + 1};
@@ -348,10 +353,13 @@ static void kafka_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_n
     (void)ctx;
     snprintf(sub, sizeof(sub), "%s.%s", path, key);
     if (strcmp(key, "brokers") == 0) {
+        ld->present |= PRESENT_BROKERS;
         kc->brokers = get_string(ld, value, sub);
     } else if (strcmp(key, "group_id") == 0) {
+        ld->present |= PRESENT_GROUP;
         kc->group_id = get_string(ld, value, sub);
     } else if (strcmp(key, "topics") == 0) {
+        ld->present |= PRESENT_TOPICS;
         kafka_topics(ld, value, sub);
     } else if (strcmp(key, "properties") == 0) {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -609,8 +617,10 @@ static void top_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_nod
     (void)path;
     if (strcmp(key, "kafka") == 0) {
         seen[0] = 1;
+        ld->kafka_node = value;
         walk_mapping(ld, value, "kafka", kafka_pair, NULL);
     } else if (strcmp(key, "redis") == 0) {
+        ld->redis_node = value;
         walk_mapping(ld, value, "redis", redis_pair, NULL);
     } else if (strcmp(key, "rules") == 0) {
         seen[1] = 1;
@@ -693,23 +703,26 @@ static void check_required(loader_t *ld, yaml_node_t *root, const int *seen) {
     if (!seen[0]) {
         lerr(ld, root, "missing required section \"kafka\"");
     } else {
-        if (!cfg->kafka.brokers)
-            lerr(ld, root, "kafka.brokers: required (or set K2R_KAFKA_BROKERS)");
-        if (!cfg->kafka.group_id)
-            lerr(ld, root, "kafka.group_id: required");
-        if (!cfg->kafka.ntopics)
-            lerr(ld, root, "kafka.topics: required");
+        /* A key that was written but invalid already has its error. */
+        if (!cfg->kafka.brokers && !(ld->present & PRESENT_BROKERS))
+            lerr(ld, ld->kafka_node, "kafka.brokers: required (or set K2R_KAFKA_BROKERS)");
+        if (!(ld->present & PRESENT_GROUP))
+            lerr(ld, ld->kafka_node, "kafka.group_id: required");
+        if (!(ld->present & PRESENT_TOPICS))
+            lerr(ld, ld->kafka_node, "kafka.topics: required");
     }
     if (!seen[1])
         lerr(ld, root, "missing required section \"rules\"");
     if (cfg->redis.backoff_initial_ms > cfg->redis.backoff_max_ms)
-        lerr(ld, root,
+        lerr(ld, ld->redis_node ? ld->redis_node : root,
              "redis.reconnect_backoff_ms: %d is above redis.reconnect_backoff_max_ms (%d)",
              cfg->redis.backoff_initial_ms, cfg->redis.backoff_max_ms);
 }
 
-k2r_config_t *k2r_config_parse(const char *name, const char *buf, size_t len, k2r_getenv_fn env,
-                               k2r_errors_t *errs) {
+/* Parses a document; `lenient` keeps the config despite errors (see config.h). */
+static k2r_config_t *parse(const char *name, const char *buf, size_t len, k2r_getenv_fn env,
+                           k2r_errors_t *errs, int lenient) {
+    int readable = 0;
     yaml_parser_t parser;
     yaml_document_t doc;
     yaml_node_t *root;
@@ -725,7 +738,7 @@ k2r_config_t *k2r_config_parse(const char *name, const char *buf, size_t len, k2
         return NULL;
     }
     set_defaults(cfg);
-    ld = (loader_t){name, &doc, errs, cfg, errs->count};
+    ld = (loader_t){name, &doc, errs, cfg, errs->count, NULL, NULL, 0};
 
     if (!yaml_parser_initialize(&parser)) {
         k2r_errors_add(errs, name, (k2r_mark_t){0, 0}, "cannot initialise the YAML parser");
@@ -750,26 +763,37 @@ k2r_config_t *k2r_config_parse(const char *name, const char *buf, size_t len, k2
         lerr(&ld, root, "expected a mapping with kafka:, redis: and rules:, found %s",
              node_kind(root));
     } else {
+        readable = 1;
         walk_mapping(&ld, root, "", top_pair, seen);
         apply_env(&ld, env);
         check_required(&ld, root, seen);
     }
     yaml_document_delete(&doc);
 
-    if (!cfg->redis.url && errs->count == ld.nerrs_at_start) {
+    if (!cfg->redis.url) {
         cfg->redis.url = strdup("redis://127.0.0.1:6379");
         if (!cfg->redis.url ||
             k2r_redis_url_parse(cfg->redis.url, &cfg->redis.parsed, errstr, sizeof(errstr)) != 0)
             k2r_errors_add(errs, name, (k2r_mark_t){0, 0}, "redis.url: cannot use the default");
     }
-    if (errs->count > ld.nerrs_at_start) {
+    if (errs->count > ld.nerrs_at_start && !(lenient && readable)) {
         k2r_config_destroy(cfg);
         return NULL;
     }
     return cfg;
 }
 
-k2r_config_t *k2r_config_load(const char *path, k2r_getenv_fn env, k2r_errors_t *errs) {
+k2r_config_t *k2r_config_parse(const char *name, const char *buf, size_t len, k2r_getenv_fn env,
+                               k2r_errors_t *errs) {
+    return parse(name, buf, len, env, errs, 0);
+}
+
+k2r_config_t *k2r_config_parse_all(const char *name, const char *buf, size_t len,
+                                   k2r_getenv_fn env, k2r_errors_t *errs) {
+    return parse(name, buf, len, env, errs, 1);
+}
+
+static k2r_config_t *load(const char *path, k2r_getenv_fn env, k2r_errors_t *errs, int lenient) {
     k2r_config_t *cfg;
     char *buf = NULL;
     size_t len = 0, cap = 0, n;
@@ -801,9 +825,17 @@ k2r_config_t *k2r_config_load(const char *path, k2r_getenv_fn env, k2r_errors_t 
         return NULL;
     }
     fclose(f);
-    cfg = k2r_config_parse(path, buf ? buf : "", len, env, errs);
+    cfg = parse(path, buf ? buf : "", len, env, errs, lenient);
     free(buf);
     return cfg;
+}
+
+k2r_config_t *k2r_config_load(const char *path, k2r_getenv_fn env, k2r_errors_t *errs) {
+    return load(path, env, errs, 0);
+}
+
+k2r_config_t *k2r_config_load_all(const char *path, k2r_getenv_fn env, k2r_errors_t *errs) {
+    return load(path, env, errs, 1);
 }
 
 void k2r_config_destroy(k2r_config_t *cfg) {

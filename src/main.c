@@ -87,8 +87,8 @@ static const char *env_lookup(const char *name) {
 /* Loads the config and compiles its rules; prints every error. */
 static int load(const char *path, k2r_config_t **cfg_out, k2r_rules_t **rules_out) {
     k2r_errors_t errs = {NULL, 0, 0};
-    k2r_config_t *cfg = k2r_config_load(path, env_lookup, &errs);
-    k2r_rules_t *rules = cfg ? k2r_rules_new(cfg, &errs) : NULL;
+    k2r_config_t *cfg = NULL;
+    k2r_rules_t *rules = k2r_rules_load(path, env_lookup, &errs, &cfg);
 
     if (!rules) {
         for (size_t i = 0; i < errs.count; i++)

@@ -259,17 +259,22 @@ k2r_rules_t *k2r_rules_new(const k2r_config_t *cfg, k2r_errors_t *errs) {
     }
     for (size_t i = 0; i < cfg->nrules; i++) {
         const k2r_rule_conf_t *rc = &cfg->rules[i];
-        rule_t *r = &rules->rules[rules->nrules++];
+        rule_t *r;
+
+        /* A rule the loader found incomplete already has its errors. */
+        if (!rc->name || !rc->topic || !rc->type || !rc->id || !rc->channel)
+            continue;
+        r = &rules->rules[rules->nrules++];
 
         r->name = strdup(rc->name);
         r->topic = strdup(rc->topic);
         r->channel_text = strdup(rc->channel);
-        r->fields = calloc(rc->nfields, sizeof(*r->fields));
+        r->fields = calloc(rc->nfields ? rc->nfields : 1, sizeof(*r->fields));
         if (!r->name || !r->topic || !r->channel_text || !r->fields) {
             k2r_errors_add(errs, file, rc->mark, "rules[%zu]: out of memory", i);
             continue;
         }
-        if (!topic_subscribed(cfg, rc->topic))
+        if (cfg->kafka.ntopics && !topic_subscribed(cfg, rc->topic))
             k2r_errors_add(errs, file, rc->topic_mark,
                            "rules[%zu].topic: \"%s\" is not in kafka.topics, so this rule would "
                            "never match",
@@ -299,6 +304,33 @@ k2r_rules_t *k2r_rules_new(const k2r_config_t *cfg, k2r_errors_t *errs) {
         return NULL;
     }
     return rules;
+}
+
+/* Compiles the rules of a leniently loaded config; NULL unless both stages were clean. */
+static k2r_rules_t *finish(k2r_config_t *cfg, size_t nerrs, k2r_errors_t *errs,
+                           k2r_config_t **cfg_out) {
+    k2r_rules_t *rules = cfg ? k2r_rules_new(cfg, errs) : NULL;
+
+    if (!rules || errs->count > nerrs) {
+        k2r_rules_destroy(rules);
+        k2r_config_destroy(cfg);
+        *cfg_out = NULL;
+        return NULL;
+    }
+    *cfg_out = cfg;
+    return rules;
+}
+
+k2r_rules_t *k2r_rules_load(const char *path, k2r_getenv_fn env, k2r_errors_t *errs,
+                            k2r_config_t **cfg_out) {
+    size_t nerrs = errs->count;
+    return finish(k2r_config_load_all(path, env, errs), nerrs, errs, cfg_out);
+}
+
+k2r_rules_t *k2r_rules_parse(const char *name, const char *buf, size_t len, k2r_getenv_fn env,
+                             k2r_errors_t *errs, k2r_config_t **cfg_out) {
+    size_t nerrs = errs->count;
+    return finish(k2r_config_parse_all(name, buf, len, env, errs), nerrs, errs, cfg_out);
 }
 
 void k2r_rules_destroy(k2r_rules_t *rules) {

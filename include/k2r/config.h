@@ -111,6 +111,17 @@ k2r_config_t *k2r_config_parse(const char *name, const char *buf, size_t len, k2
 /* Reads the file at `path` and parses it as k2r_config_parse() does. */
 k2r_config_t *k2r_config_load(const char *path, k2r_getenv_fn env, k2r_errors_t *errs);
 
+/*
+ * Like k2r_config_parse() and k2r_config_load(), but a config is returned even
+ * when errors were added, as long as the file held a YAML mapping, so that the
+ * rules' own errors can be reported in the same pass (k2r_rules_load). Such a
+ * config may have missing parts: the caller must treat any new entry in `errs`
+ * as failure and must not run with it.
+ */
+k2r_config_t *k2r_config_parse_all(const char *name, const char *buf, size_t len,
+                                   k2r_getenv_fn env, k2r_errors_t *errs);
+k2r_config_t *k2r_config_load_all(const char *path, k2r_getenv_fn env, k2r_errors_t *errs);
+
 /* Releases the config; NULL does nothing. */
 void k2r_config_destroy(k2r_config_t *cfg);
 

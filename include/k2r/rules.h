@@ -87,6 +87,19 @@ typedef struct k2r_rules_s k2r_rules_t;
  */
 k2r_rules_t *k2r_rules_new(const k2r_config_t *cfg, k2r_errors_t *errs);
 
+/*
+ * Loads the config file at `path` and compiles its rules, collecting the
+ * errors of both stages in one pass. Returns the rules and stores the config
+ * in *cfg_out (the caller owns both), or returns NULL (and *cfg_out = NULL)
+ * when any error was added to `errs`.
+ */
+k2r_rules_t *k2r_rules_load(const char *path, k2r_getenv_fn env, k2r_errors_t *errs,
+                            k2r_config_t **cfg_out);
+
+/* The same for a YAML document in memory, named `name` in messages. */
+k2r_rules_t *k2r_rules_parse(const char *name, const char *buf, size_t len, k2r_getenv_fn env,
+                             k2r_errors_t *errs, k2r_config_t **cfg_out);
+
 /* Releases the rules; NULL does nothing. */
 void k2r_rules_destroy(k2r_rules_t *rules);
 

@@ -95,4 +95,8 @@ int h_run(const char *cmdline, const char *input, char **output, int merge);
 /* The built binary and source dir. */
 const char *h_binary(void);
 
+/* The suites (test_*.c); each adds one CUnit suite and returns 0 or CU_get_error(). */
+int test_bridge_register(void);
+int test_cli_register(void);
+
 #endif

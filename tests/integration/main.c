@@ -8,9 +8,6 @@
 
 #include "harness.h"
 
-int test_bridge_register(void);
-int test_cli_register(void);
-
 int main(void) {
     unsigned int failed;
 

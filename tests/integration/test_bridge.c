@@ -35,12 +35,17 @@ static void make_config(char *out, size_t size, const char *group, const char *t
              h_brokers(), group, topic, redis_port, rules);
 }
 
-static const char *seed_rule_fmt = "  - name: by-source\n"
-                                   "    topic: %s\n"
-                                   "    type: source_type\n"
-                                   "    id: source_id\n"
-                                   "    channel: \"events:{type}:{id}\"\n"
-                                   "    notification: [id, type, source_id]\n";
+/* The seeds' rule for `topic`. */
+static void seed_rule(char *out, size_t size, const char *topic) {
+    snprintf(out, size,
+             "  - name: by-source\n"
+             "    topic: %s\n"
+             "    type: source_type\n"
+             "    id: source_id\n"
+             "    channel: \"events:{type}:{id}\"\n"
+             "    notification: [id, type, source_id]\n",
+             topic);
+}
 
 /* The expected notification of a seed-shaped event. */
 typedef struct expect_s {
@@ -132,7 +137,7 @@ static void test_end_to_end(void) {
     sub = h_sub_new(h_redis_port(), "events:*");
     CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
 
-    snprintf(rules, sizeof(rules), seed_rule_fmt, topic);
+    seed_rule(rules, sizeof(rules), topic);
     make_config(yaml, sizeof(yaml), group, topic, h_redis_port(), rules);
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&b, yaml), 0);
 
@@ -190,7 +195,7 @@ static void test_garbage_between_good(void) {
     }
     CU_ASSERT_EQUAL(h_flush(p), 0);
 
-    snprintf(rules, sizeof(rules), seed_rule_fmt, topic);
+    seed_rule(rules, sizeof(rules), topic);
     make_config(yaml, sizeof(yaml), group, topic, h_redis_port(), rules);
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&b, yaml), 0);
 
@@ -227,7 +232,7 @@ static void test_restart_mid_stream(void) {
     CU_ASSERT_EQUAL_FATAL(h_create_topic(topic, 2), 0);
     sub = h_sub_new(h_redis_port(), "events:*");
     CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
-    snprintf(rules, sizeof(rules), seed_rule_fmt, topic);
+    seed_rule(rules, sizeof(rules), topic);
     make_config(yaml, sizeof(yaml), group, topic, h_redis_port(), rules);
 
     p = h_producer_new();
@@ -277,7 +282,7 @@ static void test_redis_outage(void) {
     CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
     CU_ASSERT_EQUAL_FATAL(h_proxy_start(&proxy, h_redis_port()), 0);
 
-    snprintf(rules, sizeof(rules), seed_rule_fmt, topic);
+    seed_rule(rules, sizeof(rules), topic);
     make_config(yaml, sizeof(yaml), group, topic, proxy.port, rules);
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&b, yaml), 0);
 

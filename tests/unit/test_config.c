@@ -60,9 +60,8 @@ static k2r_config_t *load_fixture(const char *name, k2r_errors_t *errs, k2r_rule
     snprintf(rel, sizeof(rel), "config/%s", name);
     buf = slurp(test_fixture(rel), &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
-    cfg = k2r_config_parse(name, buf, len, table_env, errs);
+    *rules = k2r_rules_parse(name, buf, len, table_env, errs, &cfg);
     free(buf);
-    *rules = cfg ? k2r_rules_new(cfg, errs) : NULL;
     return cfg;
 }
 

@@ -135,10 +135,11 @@ static void test_map_table(void) {
             fprintf(stderr, "\ncase %zu: skip %s (%s), want %s\n", i, k2r_skip_name(m.skip),
                     m.detail, k2r_skip_name(c->skip));
         CU_ASSERT_EQUAL(m.skip, c->skip);
-        if (c->rule)
+        if (c->rule) {
             CU_ASSERT(m.rule && strcmp(m.rule, c->rule) == 0);
-        else
+        } else {
             CU_ASSERT_PTR_NULL(m.rule);
+        }
         if (c->skip == K2R_SKIP_NONE) {
             CU_ASSERT_EQUAL_FATAL(m.npublish, 1);
             CU_ASSERT_EQUAL(m.publish[0].channel_len, strlen(c->channel));

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# deps.sh - installs the Debian packages that are missing for the named groups,
+# and nothing else (idempotent: with everything present it only checks, with
+# dpkg-query, and runs no apt command at all). When something is missing it
+# runs `apt-get update` once, then one `apt-get install --no-install-recommends`.
+# Not root and something missing: prints the apt command to run and exits 1.
+#
+# Everything it prints goes to stderr. Java, Maven, Node and npm count as present when `java` (17 or newer), `mvn`,
+# `node` and `npm` are on PATH, whatever installed them (e.g. NodeSource's
+# nodejs, which bundles npm and conflicts with Debian's npm package); on a
+# fresh machine they come from Debian. Installing redis-server may start a
+# system redis on 6379; nothing in this project uses that port.
+#
+# usage: scripts/deps.sh [group...]     (default: build test)
+#   build  compilers and the libraries the bridge links
+#   test   kcat, redis-server, Java + Maven (the Kafka broker), Node + npm
+#          (the webhook examples), socat, curl, procps, iproute2, python3
+#   lint   clang, clang-tidy, clang-format, cppcheck
+#   check  nothing extra: gcc's ASan/UBSan runtimes come with gcc
+set -euo pipefail
+
+pkgs_build=(gcc g++ make pkg-config librdkafka-dev libhiredis-dev libsimdjson-dev
+    libjansson-dev libyaml-dev libcunit1-dev)
+pkgs_test=(kcat redis-server redis-tools socat maven openjdk-17-jre-headless nodejs npm
+    curl ca-certificates procps iproute2 python3)
+pkgs_lint=(clang clang-tidy clang-format cppcheck)
+pkgs_check=()
+
+# True when a Java of version 17 or newer is on PATH.
+have_java17() {
+    local v
+    command -v java >/dev/null 2>&1 || return 1
+    v="$(java -XshowSettings:properties -version 2>&1 | awk -F' = ' '$1 ~ /java\.specification\.version$/ { print $2 }')"
+    [ -n "$v" ] && [ "${v%%.*}" -ge 17 ] 2>/dev/null
+}
+
+# True when something other than dpkg already provides the package's tool.
+provided_elsewhere() {
+    case "$1" in
+    openjdk-17-jre-headless) have_java17 ;;
+    maven) command -v mvn >/dev/null 2>&1 ;;
+    nodejs) command -v node >/dev/null 2>&1 ;;
+    npm) command -v npm >/dev/null 2>&1 ;;
+    *) return 1 ;;
+    esac
+}
+
+# Prints the names, among the arguments, of the packages dpkg has fully installed.
+installed_of() {
+    dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null |
+        awk '$2 == "install" && $3 == "ok" && $4 == "installed" { print $1 }' || true
+}
+
+[ "$#" -gt 0 ] || set -- build test
+
+wanted=()
+for group in "$@"; do
+    case "$group" in
+    build) wanted+=("${pkgs_build[@]}") ;;
+    test) wanted+=("${pkgs_test[@]}") ;;
+    lint) wanted+=("${pkgs_lint[@]}") ;;
+    check) wanted+=("${pkgs_check[@]+"${pkgs_check[@]}"}") ;;
+    *)
+        echo "deps.sh: unknown group '$group' (known: build test lint check)" >&2
+        exit 2
+        ;;
+    esac
+done
+
+[ "${#wanted[@]}" -gt 0 ] || exit 0
+have=" $(installed_of "${wanted[@]}" | tr '\n' ' ') "
+
+missing=()
+for pkg in "${wanted[@]}"; do
+    case "$have" in
+    *" $pkg "*) continue ;;
+    esac
+    if provided_elsewhere "$pkg"; then
+        continue
+    fi
+    case " ${missing[*]+"${missing[*]}"} " in
+    *" $pkg "*) ;;
+    *) missing+=("$pkg") ;;
+    esac
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+echo "deps.sh: missing Debian packages: ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: not root; install them with:" >&2
+    echo "  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+fi
+# apt's chatter goes to stderr: callers may be capturing stdout.
+apt-get update >&2
+DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# stack.sh - starts and stops the real services the integration tests, the
+# benchmarks and the demo run against: one single-node KRaft Apache Kafka
+# broker (combined broker+controller, jars from scripts/kafka-libs.sh, run
+# with this machine's Java 17) and one redis-server, both on 127.0.0.1 on free
+# ports picked at start, with all their state, logs and PID files in DIR.
+#
+# usage: scripts/stack.sh start DIR
+#          Installs what is missing (scripts/deps.sh test), fetches the broker
+#          jars once (scripts/kafka-libs.sh), starts both servers, waits until
+#          both answer (kcat -L, redis-cli ping), and writes
+#            DIR/env        K2R_TEST_KAFKA_BROKERS=127.0.0.1:PORT
+#                           K2R_TEST_REDIS_HOST=127.0.0.1
+#                           K2R_TEST_REDIS_PORT=PORT
+#                           K2R_TEST_STACK_DIR=DIR
+#            DIR/kafka.pid DIR/redis.pid, DIR/kafka.log DIR/redis.log
+#          A summary goes to stderr; nothing goes to stdout. On a failure it
+#          prints the end of the failing server's log, stops what it started
+#          and exits 1.
+#        scripts/stack.sh stop DIR
+#          TERM to both PIDs, up to 20 s for them to end, then KILL. Safe to
+#          run twice, after a partial start, or on a DIR with nothing in it.
+# Most callers want scripts/with-stack.sh, which wraps a command in both.
+#
+# Environment:
+#   K2R_TEST_TIMEOUT_MULTIPLIER=F  scales the start deadlines (Kafka 120 s,
+#                                  Redis 20 s) and the stop grace (default 1)
+#   K2R_KAFKA_VERSION=V            passed on to kafka-libs.sh (default 4.1.x,
+#                                  falling back to 3.9.x)
+#   K2R_CACHE_DIR=DIR              the jar cache (see kafka-libs.sh)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+die() {
+    echo "stack.sh: $*" >&2
+    exit 1
+}
+
+usage() {
+    echo "usage: $0 start DIR | stop DIR" >&2
+    exit 2
+}
+
+# scaled SECONDS -> whole seconds, at least 1
+scaled() {
+    awk -v s="$1" -v m="${K2R_TEST_TIMEOUT_MULTIPLIER:-1}" \
+        'BEGIN { if (m !~ /^[0-9]*\.?[0-9]+$/) m = 1; v = int(s * m + 0.5); if (v < 1) v = 1; print v }'
+}
+
+# True when PID $1 is a live (non-zombie) process whose working directory is
+# $2, i.e. the server this script started there and not a reused PID.
+ours_alive() {
+    local pid="$1" dir="$2" state cwd
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    if [ -r "/proc/$pid/stat" ]; then
+        state="$(sed -e 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" || state=""
+        [ "$state" != Z ] || return 1
+    fi
+    if [ -e "/proc/$pid/cwd" ]; then
+        cwd="$(readlink "/proc/$pid/cwd" 2>/dev/null)" || cwd=""
+        # Unreadable cwd (gone already): treat as not ours.
+        [ "$cwd" = "$dir" ] || return 1
+    fi
+    return 0
+}
+
+# Absolute, existing DIR (created when missing).
+abs_dir() {
+    mkdir -p -- "$1"
+    (cd -- "$1" && pwd -P)
+}
+
+stop_stack() {
+    local dir="$1" name pid pids=() names=() deadline i
+    [ -d "$dir" ] || return 0
+    dir="$(cd -- "$dir" && pwd -P)"
+    for name in kafka redis; do
+        [ -f "$dir/$name.pid" ] || continue
+        pid="$(tr -dc '0-9' <"$dir/$name.pid" 2>/dev/null || true)"
+        if ours_alive "$pid" "$dir"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+            names+=("$name")
+        else
+            rm -f "$dir/$name.pid"
+        fi
+    done
+    [ "${#pids[@]}" -gt 0 ] || return 0
+    deadline=$((SECONDS + $(scaled 20)))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        local left=0
+        for i in "${!pids[@]}"; do
+            ours_alive "${pids[$i]}" "$dir" && left=1
+        done
+        [ "$left" -eq 1 ] || break
+        sleep 0.2
+    done
+    for i in "${!pids[@]}"; do
+        if ours_alive "${pids[$i]}" "$dir"; then
+            echo "stack.sh: ${names[$i]} (pid ${pids[$i]}) ignored TERM; killing it" >&2
+            kill -KILL "${pids[$i]}" 2>/dev/null || true
+            # KILL cannot be ignored; give the kernel a moment to reap
+            for _ in 1 2 3 4 5 6 7 8 9 10; do
+                ours_alive "${pids[$i]}" "$dir" || break
+                sleep 0.1
+            done
+        fi
+        rm -f "$dir/${names[$i]}.pid"
+    done
+}
+
+# Prints N free loopback TCP ports, distinct, one per line.
+free_ports() {
+    python3 - "$1" <<'EOF'
+import socket, sys
+socks, ports = [], []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+    ports.append(s.getsockname()[1])
+for s in socks:
+    s.close()
+print("\n".join(map(str, ports)))
+EOF
+}
+
+# A Kafka cluster id (a Kafka Uuid: 16 random bytes, base64url without padding,
+# never starting with '-'), made without starting a JVM.
+cluster_id() {
+    python3 -c '
+import base64, os
+while True:
+    s = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    if not s.startswith("-") and s != "AAAAAAAAAAAAAAAAAAAAAA" and s != "AAAAAAAAAAAAAAAAAAAAAQ":
+        print(s)
+        break
+'
+}
+
+start_stack() {
+    local dir="$1" libs kport cport rport cid jopts logopt t0 deadline major pid
+    case "$1" in *[[:space:]]*) die "DIR must not contain whitespace: '$1'" ;; esac
+    dir="$(abs_dir "$1")"
+    for name in kafka redis; do
+        if [ -f "$dir/$name.pid" ] && ours_alive "$(tr -dc '0-9' <"$dir/$name.pid")" "$dir"; then
+            die "a stack is already running in $dir (stop it first: $0 stop $dir)"
+        fi
+    done
+    t0=$SECONDS
+
+    "$here/deps.sh" test >&2
+    libs="$("$here/kafka-libs.sh")"
+    [ -d "$libs" ] || die "kafka-libs.sh gave no jar folder"
+
+    STACK_DIR="$dir"
+    trap 'echo "stack.sh: interrupted; stopping what was started" >&2; stop_stack "$STACK_DIR"; exit 130' INT TERM
+
+    fail() {
+        echo "stack.sh: $1" >&2
+        if [ -n "${2:-}" ] && [ -f "$2" ]; then
+            echo "----- last 40 lines of $2 -----" >&2
+            tail -n 40 "$2" >&2 || true
+            echo "-----" >&2
+        fi
+        stop_stack "$dir"
+        exit 1
+    }
+
+    mapfile -t ports < <(free_ports 3)
+    [ "${#ports[@]}" -eq 3 ] || die "could not pick free ports (python3 missing?)"
+    kport="${ports[0]}" cport="${ports[1]}" rport="${ports[2]}"
+
+    cd "$dir" # both servers get DIR as working directory; stop relies on it
+
+    # ---- Redis ----
+    redis-server --port "$rport" --bind 127.0.0.1 --protected-mode yes \
+        --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" \
+        --daemonize no </dev/null >>"$dir/redis.log" 2>&1 &
+    echo "$!" >"$dir/redis.pid"
+
+    # ---- Kafka ----
+    mkdir -p "$dir/kafka-data"
+    if compgen -G "$libs/log4j-core-*.jar" >/dev/null; then
+        major=4
+        cat >"$dir/log4j2.properties" <<'EOF'
+status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.target = SYSTEM_OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.out.ref = OUT
+# "Kafka Server started", "[KafkaRaftServer nodeId=1] Kafka Server started"
+logger.server.name = kafka.server
+logger.server.level = info
+logger.raftserver.name = kafka.Kafka
+logger.raftserver.level = info
+EOF
+        logopt="-Dlog4j2.configurationFile=$dir/log4j2.properties"
+    else
+        major=3
+        cat >"$dir/log4j.properties" <<'EOF'
+log4j.rootLogger=WARN, out
+log4j.appender.out=org.apache.log4j.ConsoleAppender
+log4j.appender.out.Target=System.out
+log4j.appender.out.layout=org.apache.log4j.PatternLayout
+log4j.appender.out.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.server=INFO
+EOF
+        logopt="-Dlog4j.configuration=file:$dir/log4j.properties"
+    fi
+    {
+        cat <<EOF
+# single-node KRaft test broker written by scripts/stack.sh
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$kport,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$kport
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/kafka-data
+num.partitions=1
+default.replication.factor=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=2
+num.recovery.threads.per.data.dir=1
+EOF
+        if [ "$major" = 4 ]; then
+            cat <<EOF
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.num.partitions=1
+EOF
+        fi
+    } >"$dir/server.properties"
+
+    jopts=(-Xms512m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1
+        -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+        -Djava.net.preferIPv4Stack=true "$logopt")
+    cid="$(cluster_id)"
+    echo "== kafka.tools.StorageTool format (cluster id $cid)" >>"$dir/kafka.log"
+    if ! java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true "$logopt" \
+        -cp "$libs/*" kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" \
+        </dev/null >>"$dir/kafka.log" 2>&1; then
+        fail "formatting the Kafka log dir failed" "$dir/kafka.log"
+    fi
+    echo "== kafka.Kafka $dir/server.properties" >>"$dir/kafka.log"
+    # A simple command run with & is forked and exec'd: $! is java itself.
+    java "${jopts[@]}" -cp "$libs/*" kafka.Kafka "$dir/server.properties" \
+        </dev/null >>"$dir/kafka.log" 2>&1 &
+    echo "$!" >"$dir/kafka.pid"
+
+    # ---- wait for both ----
+    deadline=$((t0 + $(scaled 20)))
+    pid="$(cat "$dir/redis.pid")"
+    until [ "$(redis-cli -h 127.0.0.1 -p "$rport" ping 2>/dev/null)" = PONG ]; do
+        ours_alive "$pid" "$dir" || fail "redis-server exited during start" "$dir/redis.log"
+        [ "$SECONDS" -lt "$deadline" ] || fail "redis-server did not answer on 127.0.0.1:$rport in time" "$dir/redis.log"
+        sleep 0.1
+    done
+    deadline=$((t0 + $(scaled 120)))
+    pid="$(cat "$dir/kafka.pid")"
+    until kcat -b "127.0.0.1:$kport" -L -m 2 2>/dev/null | grep -q '1 brokers:'; do
+        ours_alive "$pid" "$dir" || fail "the Kafka broker exited during start" "$dir/kafka.log"
+        [ "$SECONDS" -lt "$deadline" ] || fail "the Kafka broker did not answer on 127.0.0.1:$kport in time" "$dir/kafka.log"
+        sleep 0.25
+    done
+
+    cat >"$dir/env" <<EOF
+K2R_TEST_KAFKA_BROKERS=127.0.0.1:$kport
+K2R_TEST_REDIS_HOST=127.0.0.1
+K2R_TEST_REDIS_PORT=$rport
+K2R_TEST_STACK_DIR=$dir
+EOF
+    trap - INT TERM
+    echo "stack.sh: Kafka $(basename "$(dirname "$libs")" | sed 's/^kafka-//') at 127.0.0.1:$kport (pid $(cat "$dir/kafka.pid")), Redis at 127.0.0.1:$rport (pid $(cat "$dir/redis.pid")); ready in $((SECONDS - t0)) s; state in $dir" >&2
+}
+
+[ "$#" -eq 2 ] || usage
+case "$1" in
+start) start_stack "$2" ;;
+stop) stop_stack "$2" ;;
+*) usage ;;
+esac

@@ -1,0 +1,282 @@
+/*
+ * record.cpp - the C interface of include/k2r/record.h over simdjson's DOM parser: compiling
+ * dotted paths, decoding one record value at a time and reading the value at a path.
+ *
+ * It is the only C++ in the bridge and it stays a thin shim: no exceptions (the build uses
+ * -fno-exceptions, so only simdjson's error-code API is used), no I/O, no knowledge of rules or
+ * channels. It is not a JSON library: values come back as views into the parser's storage. The
+ * DOM parser is used rather than On Demand on purpose: it validates the whole document up front,
+ * so a record with trailing garbage or invalid UTF-8 is refused even if the paths we read would
+ * never have reached the bad bytes. After the first records no parse or lookup allocates: the
+ * padded input buffer and the parser's own buffers only grow, and lookups compare string views.
+ */
+#include "k2r/record.h"
+
+#include <simdjson.h>
+
+#include <cassert>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string_view>
+
+struct k2r_record_s {
+    simdjson::dom::parser parser;
+    /* The record copied and followed by SIMDJSON_PADDING zero bytes, because the caller's buffer
+     * (a librdkafka message) is neither padded nor ours to read past its end. */
+    char *buf = nullptr;
+    size_t cap = 0;
+    simdjson::dom::element root;
+    bool valid = false; /* root points into the last parse, which succeeded */
+    simdjson::error_code err = simdjson::SUCCESS;
+
+    k2r_record_s() = default;
+    k2r_record_s(const k2r_record_s &) = delete;
+    k2r_record_s &operator=(const k2r_record_s &) = delete;
+    ~k2r_record_s() {
+        delete[] buf;
+    }
+};
+
+namespace {
+
+constexpr size_t padding = simdjson::SIMDJSON_PADDING;
+
+void empty_segment_error(char *errstr, size_t errstr_size, const char *text) {
+    if (errstr && errstr_size > 0)
+        std::snprintf(errstr, errstr_size, "empty segment in path \"%s\"", text);
+}
+
+/* A segment is an array index when it is all decimal digits and fits a long; "-1" or "+1" are
+ * plain keys. Leading zeros are accepted ("007" is 7), matching what a user would mean. */
+long segment_index(const char *key, size_t key_len) {
+    long index = 0;
+
+    for (size_t i = 0; i < key_len; i++) {
+        if (key[i] < '0' || key[i] > '9')
+            return -1;
+        int digit = key[i] - '0';
+        if (index > (LONG_MAX - digit) / 10)
+            return -1;
+        index = index * 10 + digit;
+    }
+    return index;
+}
+
+/* Grows the padded buffer to hold len bytes plus padding; keeps it when it is big enough. */
+bool reserve(k2r_record_t *rec, size_t len) {
+    if (len > SIZE_MAX - padding)
+        return false;
+    size_t need = len + padding;
+    if (need <= rec->cap)
+        return true;
+    /* Round up to 4 KiB so a stream of slowly growing records does not reallocate each time. */
+    size_t cap = need > SIZE_MAX - 4095 ? need : (need + 4095) & ~static_cast<size_t>(4095);
+    char *buf = new (std::nothrow) char[cap];
+    if (!buf)
+        return false;
+    delete[] rec->buf;
+    rec->buf = buf;
+    rec->cap = cap;
+    return true;
+}
+
+/* Fills *out from a found element; out was zeroed by the caller. */
+void fill_value(simdjson::dom::element elem, k2r_value_t *out) {
+    switch (elem.type()) {
+    case simdjson::dom::element_type::STRING: {
+        std::string_view sv;
+        if (elem.get(sv) != simdjson::SUCCESS)
+            return;
+        out->type = K2R_VALUE_STRING;
+        out->str = sv.data();
+        out->len = sv.size();
+        return;
+    }
+    case simdjson::dom::element_type::INT64:
+        if (elem.get(out->i) == simdjson::SUCCESS)
+            out->type = K2R_VALUE_INT;
+        return;
+    case simdjson::dom::element_type::UINT64:
+        if (elem.get(out->u) == simdjson::SUCCESS)
+            out->type = K2R_VALUE_UINT;
+        return;
+    case simdjson::dom::element_type::DOUBLE:
+        if (elem.get(out->d) == simdjson::SUCCESS)
+            out->type = K2R_VALUE_DOUBLE;
+        return;
+    case simdjson::dom::element_type::BOOL: {
+        bool b = false;
+        if (elem.get(b) != simdjson::SUCCESS)
+            return;
+        out->type = K2R_VALUE_BOOL;
+        out->b = b ? 1 : 0;
+        return;
+    }
+    case simdjson::dom::element_type::NULL_VALUE:
+        out->type = K2R_VALUE_NULL;
+        return;
+    case simdjson::dom::element_type::OBJECT:
+        out->type = K2R_VALUE_OBJECT;
+        return;
+    case simdjson::dom::element_type::ARRAY:
+        out->type = K2R_VALUE_ARRAY;
+        return;
+    }
+}
+
+} // namespace
+
+extern "C" {
+
+int k2r_path_compile(const char *text, k2r_path_t *path, char *errstr, size_t errstr_size) {
+    assert(text && path);
+    *path = k2r_path_t{};
+
+    /* Escaping a '.' inside a key ("a\.b") is not supported yet: keys containing dots cannot be
+     * reached. When it is added, the split below is the only place that changes. */
+    size_t nsegs = 1;
+    size_t text_len = std::strlen(text);
+    for (size_t i = 0; i < text_len; i++) {
+        if (text[i] == '.')
+            nsegs++;
+    }
+    /* Refuse "", ".a", "a." and "a..b" before allocating anything. */
+    if (text_len == 0 || text[0] == '.' || text[text_len - 1] == '.' ||
+        std::strstr(text, "..") != nullptr) {
+        empty_segment_error(errstr, errstr_size, text);
+        return -1;
+    }
+
+    path->text = static_cast<char *>(std::malloc(text_len + 1));
+    path->segs = static_cast<k2r_path_seg_t *>(std::calloc(nsegs, sizeof(*path->segs)));
+    if (!path->text || !path->segs)
+        goto fail;
+    std::memcpy(path->text, text, text_len + 1);
+
+    {
+        const char *start = text;
+        for (size_t s = 0; s < nsegs; s++) {
+            const char *dot = std::strchr(start, '.');
+            size_t key_len = dot ? static_cast<size_t>(dot - start) : std::strlen(start);
+            k2r_path_seg_t *seg = &path->segs[s];
+
+            seg->key = static_cast<char *>(std::malloc(key_len + 1));
+            if (!seg->key)
+                goto fail;
+            path->nsegs = s + 1; /* so k2r_path_free() releases the keys made so far */
+            std::memcpy(seg->key, start, key_len);
+            seg->key[key_len] = '\0';
+            seg->key_len = key_len;
+            seg->index = segment_index(seg->key, key_len);
+            start = dot ? dot + 1 : start + key_len;
+        }
+    }
+    return 0;
+
+fail:
+    k2r_path_free(path);
+    if (errstr && errstr_size > 0)
+        std::snprintf(errstr, errstr_size, "out of memory compiling path \"%s\"", text);
+    return -1;
+}
+
+void k2r_path_free(k2r_path_t *path) {
+    if (!path)
+        return;
+    if (path->segs) {
+        for (size_t s = 0; s < path->nsegs; s++)
+            std::free(path->segs[s].key);
+    }
+    std::free(path->segs);
+    std::free(path->text);
+    *path = k2r_path_t{};
+}
+
+k2r_record_t *k2r_record_new(void) {
+    /* The parser's constructor does not allocate; its buffers are made by the first parse. */
+    return new (std::nothrow) k2r_record_s();
+}
+
+void k2r_record_destroy(k2r_record_t *rec) {
+    delete rec;
+}
+
+int k2r_record_parse(k2r_record_t *rec, const char *buf, size_t len) {
+    assert(rec);
+    rec->valid = false;
+
+    /* An empty Kafka value (a tombstone, or a producer sending nothing) is not JSON; say so
+     * without touching buf, which may then be NULL. */
+    if (len == 0 || !buf) {
+        rec->err = simdjson::EMPTY;
+        return -1;
+    }
+    if (!reserve(rec, len)) {
+        rec->err = simdjson::MEMALLOC;
+        return -1;
+    }
+    std::memcpy(rec->buf, buf, len);
+    std::memset(rec->buf + len, 0, padding);
+
+    /* realloc_if_needed = false: the buffer is already padded, so simdjson must not copy it. */
+    simdjson::error_code err = rec->parser.parse(rec->buf, len, false).get(rec->root);
+    if (err != simdjson::SUCCESS) {
+        rec->err = err;
+        return -1;
+    }
+    rec->err = simdjson::SUCCESS;
+    rec->valid = true;
+    return 0;
+}
+
+const char *k2r_record_error(const k2r_record_t *rec) {
+    assert(rec);
+    return simdjson::error_message(rec->err);
+}
+
+void k2r_record_get(k2r_record_t *rec, const k2r_path_t *path, k2r_value_t *out) {
+    assert(rec && path && out);
+    *out = k2r_value_t{};
+    out->type = K2R_VALUE_ABSENT;
+
+    /* Reading after a failed parse is a caller bug; the tape then holds a half-written document,
+     * so answer ABSENT rather than read it when asserts are compiled out. */
+    assert(rec->valid);
+    if (!rec->valid)
+        return;
+
+    simdjson::dom::element elem = rec->root;
+    for (size_t s = 0; s < path->nsegs; s++) {
+        const k2r_path_seg_t &seg = path->segs[s];
+        simdjson::dom::element next;
+
+        switch (elem.type()) {
+        case simdjson::dom::element_type::OBJECT: {
+            simdjson::dom::object obj;
+            if (elem.get(obj) != simdjson::SUCCESS)
+                return;
+            if (obj.at_key(std::string_view(seg.key, seg.key_len)).get(next) != simdjson::SUCCESS)
+                return;
+            break;
+        }
+        case simdjson::dom::element_type::ARRAY: {
+            simdjson::dom::array arr;
+            if (seg.index < 0 || elem.get(arr) != simdjson::SUCCESS)
+                return;
+            if (arr.at(static_cast<size_t>(seg.index)).get(next) != simdjson::SUCCESS)
+                return;
+            break;
+        }
+        default:
+            /* Stepping into a scalar leads nowhere. */
+            return;
+        }
+        elem = next;
+    }
+    fill_value(elem, out);
+}
+
+} // extern "C"
