@@ -75,8 +75,7 @@ static void test_map(void) {
         "{\"rule\":\"by-source\",\"publish\":[{\"channel\":\"events:repo:owner/repo\",\"message\":"
         "\"{\\\"id\\\":2,\\\"type\\\":\\\"fork\\\",\\\"source_id\\\":\\\"owner/repo\\\"}\"}]}\n"
         "{\"rule\":\"by-source\",\"action\":\"skip\",\"reason\":\"not_json: value is not JSON: "
-        "The JSON document has an improper structure: missing or superfluous commas, braces, "
-        "missing keys, etc.\"}\n"
+        "Problem while parsing an atom starting with the letter 'n'\"}\n"
         "{\"rule\":\"by-source\",\"action\":\"skip\",\"reason\":\"missing_field: id (source_id): "
         "missing\"}\n");
     free(out);
