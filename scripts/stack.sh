@@ -148,11 +148,10 @@ start_stack() {
             die "a stack is already running in $dir (stop it first: $0 stop $dir)"
         fi
     done
-    t0=$SECONDS
-
     "$here/deps.sh" test >&2
     libs="$("$here/kafka-libs.sh")"
     [ -d "$libs" ] || die "kafka-libs.sh gave no jar folder"
+    t0=$SECONDS # the deadlines count from here, after any download
 
     STACK_DIR="$dir"
     trap 'echo "stack.sh: interrupted; stopping what was started" >&2; stop_stack "$STACK_DIR"; exit 130' INT TERM

@@ -309,7 +309,7 @@ static int jitter(k2r_bridge_t *b, int ms) {
 static void schedule_reconnect(k2r_bridge_t *b) {
     b->next_connect_ms = k2r_now_ms() + jitter(b, b->backoff_ms);
     b->backoff_ms = b->backoff_ms * 2 > b->cfg->redis.backoff_max_ms ? b->cfg->redis.backoff_max_ms
-                                                                      : b->backoff_ms * 2;
+                                                                     : b->backoff_ms * 2;
 }
 
 static void redis_failed(k2r_bridge_t *b, const char *what, const char *errstr) {

@@ -207,8 +207,7 @@ static void suggest(const char *word, const char *const *names, size_t n, char *
 typedef void (*pair_fn)(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
                         const char *path, void *ctx);
 
-static void walk_mapping(loader_t *ld, yaml_node_t *node, const char *path, pair_fn fn,
-                         void *ctx) {
+static void walk_mapping(loader_t *ld, yaml_node_t *node, const char *path, pair_fn fn, void *ctx) {
     yaml_node_pair_t *p;
 
     if (node->type != YAML_MAPPING_NODE) {
@@ -229,7 +228,8 @@ static void walk_mapping(loader_t *ld, yaml_node_t *node, const char *path, pair
         key = (const char *)k->data.scalar.value;
         for (yaml_node_pair_t *q = node->data.mapping.pairs.start; q < p; q++) {
             yaml_node_t *qk = yaml_document_get_node(ld->doc, q->key);
-            if (qk->type == YAML_SCALAR_NODE && strcmp((const char *)qk->data.scalar.value, key) == 0)
+            if (qk->type == YAML_SCALAR_NODE &&
+                strcmp((const char *)qk->data.scalar.value, key) == 0)
                 dup = 1;
         }
         if (dup) {
@@ -788,8 +788,8 @@ k2r_config_t *k2r_config_parse(const char *name, const char *buf, size_t len, k2
     return parse(name, buf, len, env, errs, 0);
 }
 
-k2r_config_t *k2r_config_parse_all(const char *name, const char *buf, size_t len,
-                                   k2r_getenv_fn env, k2r_errors_t *errs) {
+k2r_config_t *k2r_config_parse_all(const char *name, const char *buf, size_t len, k2r_getenv_fn env,
+                                   k2r_errors_t *errs) {
     return parse(name, buf, len, env, errs, 1);
 }
 
@@ -807,7 +807,7 @@ static k2r_config_t *load(const char *path, k2r_getenv_fn env, k2r_errors_t *err
         if (len == cap) {
             char *nb;
             cap = cap ? cap * 2 : 16384;
-            if (cap > 64u * 1024 * 1024 || !(nb = realloc(buf, cap))) {
+            if (cap > (size_t)64 * 1024 * 1024 || !(nb = realloc(buf, cap))) {
                 k2r_errors_add(errs, path, (k2r_mark_t){0, 0}, "too large or out of memory");
                 free(buf);
                 fclose(f);

@@ -198,8 +198,7 @@ rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms) {
     return NULL;
 }
 
-int k2r_kafka_store(k2r_kafka_t *kafka, const char *topic, int32_t partition,
-                    int64_t next_offset) {
+int k2r_kafka_store(k2r_kafka_t *kafka, const char *topic, int32_t partition, int64_t next_offset) {
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
     rd_kafka_resp_err_t err;
 

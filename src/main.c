@@ -61,23 +61,22 @@ static void install_signals(void) {
 }
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: kafka-redis-bridge COMMAND [-c FILE]\n"
-            "\n"
-            "commands:\n"
-            "  run      consume Kafka, publish notifications to Redis (the daemon)\n"
-            "  check    validate the config (connects nowhere); exit 0 or 1\n"
-            "  map      read records from stdin, one per line; print what would be published\n"
-            "  version  print the version and library versions\n"
-            "\n"
-            "options:\n"
-            "  -c, --config FILE   config file (default /etc/kafka-redis-bridge/bridge.yaml)\n"
-            "  -t, --topic TOPIC   (map) the topic the records come from (default: the first\n"
-            "                      rule's topic)\n"
-            "  -h, --help          this text\n"
-            "\n"
-            "environment: K2R_KAFKA_BROKERS, K2R_REDIS_URL, K2R_REDIS_PASSWORD,\n"
-            "K2R_REDIS_PASSWORD_FILE override the file; K2R_LOG_LEVEL sets the log level.\n");
+    fprintf(out, "usage: kafka-redis-bridge COMMAND [-c FILE]\n"
+                 "\n"
+                 "commands:\n"
+                 "  run      consume Kafka, publish notifications to Redis (the daemon)\n"
+                 "  check    validate the config (connects nowhere); exit 0 or 1\n"
+                 "  map      read records from stdin, one per line; print what would be published\n"
+                 "  version  print the version and library versions\n"
+                 "\n"
+                 "options:\n"
+                 "  -c, --config FILE   config file (default /etc/kafka-redis-bridge/bridge.yaml)\n"
+                 "  -t, --topic TOPIC   (map) the topic the records come from (default: the first\n"
+                 "                      rule's topic)\n"
+                 "  -h, --help          this text\n"
+                 "\n"
+                 "environment: K2R_KAFKA_BROKERS, K2R_REDIS_URL, K2R_REDIS_PASSWORD,\n"
+                 "K2R_REDIS_PASSWORD_FILE override the file; K2R_LOG_LEVEL sets the log level.\n");
 }
 
 static const char *env_lookup(const char *name) {
@@ -132,10 +131,12 @@ static void map_line(const k2r_mapping_t *m, const k2r_buf_t *out) {
         arr = json_array();
         for (size_t i = 0; i < m->npublish; i++) {
             json_t *p = json_object();
-            json_object_set_new(p, "channel", json_stringn(out->data + m->publish[i].channel_off,
-                                                           m->publish[i].channel_len));
-            json_object_set_new(p, "message", json_stringn(out->data + m->publish[i].message_off,
-                                                           m->publish[i].message_len));
+            json_object_set_new(
+                p, "channel",
+                json_stringn(out->data + m->publish[i].channel_off, m->publish[i].channel_len));
+            json_object_set_new(
+                p, "message",
+                json_stringn(out->data + m->publish[i].message_off, m->publish[i].message_len));
             json_array_append_new(arr, p);
         }
         json_object_set_new(o, "publish", arr);
@@ -271,8 +272,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (strcmp(cmd, "version") == 0) {
-        printf("kafka-redis-bridge %s (librdkafka %s, hiredis %d.%d.%d, jansson %s)\n",
-               K2R_VERSION, rd_kafka_version_str(), HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH,
+        printf("kafka-redis-bridge %s (librdkafka %s, hiredis %d.%d.%d, jansson %s)\n", K2R_VERSION,
+               rd_kafka_version_str(), HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH,
                JANSSON_VERSION);
         return 0;
     }

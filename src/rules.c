@@ -25,8 +25,8 @@ typedef enum var_e { VAR_TYPE = 0, VAR_ID, VAR__COUNT } var_t;
 static const char *const var_names[VAR__COUNT] = {"type", "id"};
 
 typedef struct part_s {
-    int var;     /* a var_t, or -1 for literal text */
-    char *text;  /* the literal, when var < 0 */
+    int var;    /* a var_t, or -1 for literal text */
+    char *text; /* the literal, when var < 0 */
     size_t len;
 } part_t;
 
@@ -436,8 +436,8 @@ static int add_field(json_t *obj, const field_t *f, const k2r_value_t *v) {
     return 0;
 }
 
-int k2r_rules_map(const k2r_rules_t *rules, k2r_record_t *rec, const k2r_msg_t *msg,
-                  k2r_buf_t *out, k2r_mapping_t *m) {
+int k2r_rules_map(const k2r_rules_t *rules, k2r_record_t *rec, const k2r_msg_t *msg, k2r_buf_t *out,
+                  k2r_mapping_t *m) {
     const rule_t *r = NULL;
     k2r_value_t vals[VAR__COUNT];
     char num[VAR__COUNT][24];
@@ -484,8 +484,9 @@ int k2r_rules_map(const k2r_rules_t *rules, k2r_record_t *rec, const k2r_msg_t *
                         r->vars[v].text);
         default:
             m->skip = K2R_SKIP_WRONG_TYPE;
-            snprintf(m->detail, sizeof(m->detail), "%s (%s): expected a string or integer, found %s",
-                     var_names[v], r->vars[v].text, value_kind(vals[v].type));
+            snprintf(m->detail, sizeof(m->detail),
+                     "%s (%s): expected a string or integer, found %s", var_names[v],
+                     r->vars[v].text, value_kind(vals[v].type));
             return 0;
         }
     }
@@ -525,8 +526,8 @@ int k2r_rules_map(const k2r_rules_t *rules, k2r_record_t *rec, const k2r_msg_t *
             out->len = start;
             m->skip = K2R_SKIP_WRONG_TYPE;
             snprintf(m->detail, sizeof(m->detail),
-                     "notification field %s (%s): expected a scalar, found %s",
-                     r->fields[i].name, r->fields[i].path.text, value_kind(fv.type));
+                     "notification field %s (%s): expected a scalar, found %s", r->fields[i].name,
+                     r->fields[i].path.text, value_kind(fv.type));
             return 0;
         }
         if (rc != 0) {

@@ -20,14 +20,14 @@ typedef struct k2r_bridge_s k2r_bridge_t;
 
 /* Counters since start; read with k2r_bridge_stats(). */
 typedef struct k2r_bridge_stats_s {
-    uint64_t consumed;               /* records taken from Kafka */
-    uint64_t published;              /* PUBLISH commands Redis acknowledged */
-    uint64_t no_subscribers;         /* ... of which reached zero subscribers */
-    uint64_t publish_errors;         /* PUBLISH commands Redis answered with an error */
+    uint64_t consumed;                 /* records taken from Kafka */
+    uint64_t published;                /* PUBLISH commands Redis acknowledged */
+    uint64_t no_subscribers;           /* ... of which reached zero subscribers */
+    uint64_t publish_errors;           /* PUBLISH commands Redis answered with an error */
     uint64_t skipped[K2R_SKIP__COUNT]; /* records that produced nothing, by reason */
-    uint64_t redis_connects;         /* successful (re)connections */
-    uint64_t redis_failures;         /* lost connections and failed attempts */
-    uint64_t dropped_on_revoke;      /* unfinished publishes given up with their partition */
+    uint64_t redis_connects;           /* successful (re)connections */
+    uint64_t redis_failures;           /* lost connections and failed attempts */
+    uint64_t dropped_on_revoke;        /* unfinished publishes given up with their partition */
 } k2r_bridge_stats_t;
 
 /*

@@ -118,8 +118,8 @@ k2r_config_t *k2r_config_load(const char *path, k2r_getenv_fn env, k2r_errors_t 
  * config may have missing parts: the caller must treat any new entry in `errs`
  * as failure and must not run with it.
  */
-k2r_config_t *k2r_config_parse_all(const char *name, const char *buf, size_t len,
-                                   k2r_getenv_fn env, k2r_errors_t *errs);
+k2r_config_t *k2r_config_parse_all(const char *name, const char *buf, size_t len, k2r_getenv_fn env,
+                                   k2r_errors_t *errs);
 k2r_config_t *k2r_config_load_all(const char *path, k2r_getenv_fn env, k2r_errors_t *errs);
 
 /* Releases the config; NULL does nothing. */

@@ -28,7 +28,8 @@ extern int k2r_log_level; /* current threshold; lines above it are dropped */
 int k2r_log_level_parse(const char *name);
 
 /* Writes one line; use the macros below, which check the level first. */
-void k2r_log_write(k2r_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void k2r_log_write(k2r_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #define k2r_log(level, ...)                                                                        \
     do {                                                                                           \
@@ -37,8 +38,8 @@ void k2r_log_write(k2r_log_level_t level, const char *fmt, ...) __attribute__((f
     } while (0)
 
 #define k2r_log_error(...) k2r_log(K2R_LOG_ERROR, __VA_ARGS__)
-#define k2r_log_warn(...) k2r_log(K2R_LOG_WARN, __VA_ARGS__)
-#define k2r_log_info(...) k2r_log(K2R_LOG_INFO, __VA_ARGS__)
+#define k2r_log_warn(...)  k2r_log(K2R_LOG_WARN, __VA_ARGS__)
+#define k2r_log_info(...)  k2r_log(K2R_LOG_INFO, __VA_ARGS__)
 #define k2r_log_debug(...) k2r_log(K2R_LOG_DEBUG, __VA_ARGS__)
 
 /*
@@ -52,7 +53,8 @@ typedef struct k2r_ratelimit_s {
     int interval_ms;
 } k2r_ratelimit_t;
 
-#define K2R_RATELIMIT_INIT(ms) {0, 0, (ms)}
+#define K2R_RATELIMIT_INIT(ms)                                                                     \
+    { 0, 0, (ms) }
 
 /*
  * Returns 1 when a line may be written now (and stores in *suppressed how many

@@ -113,7 +113,7 @@ void k2r_rules_describe(const k2r_rules_t *rules, size_t i, char *out, size_t ou
  * cleared first); *m says what to publish or why nothing is. Returns 0, or -1
  * when out of memory (nothing usable in *m).
  */
-int k2r_rules_map(const k2r_rules_t *rules, k2r_record_t *rec, const k2r_msg_t *msg,
-                  k2r_buf_t *out, k2r_mapping_t *m);
+int k2r_rules_map(const k2r_rules_t *rules, k2r_record_t *rec, const k2r_msg_t *msg, k2r_buf_t *out,
+                  k2r_mapping_t *m);
 
 #endif

@@ -206,8 +206,8 @@ h_producer_t *h_producer_new(void) {
     return p;
 }
 
-int h_produce(h_producer_t *p, const char *topic, int partition, const char *key,
-              const void *value, size_t len) {
+int h_produce(h_producer_t *p, const char *topic, int partition, const char *key, const void *value,
+              size_t len) {
     rd_kafka_resp_err_t err;
 
     do {

@@ -24,7 +24,8 @@ int h_redis_port(void);
 int64_t h_deadline(int ms);
 int64_t h_now_ms(void);
 
-/* A name unique to this run: prefix-<pid>-<counter>. Static buffer per call site is the caller's. */
+/* A name unique to this run: prefix-<pid>-<counter>. Static buffer per call site is the caller's.
+ */
 void h_unique(char *out, size_t size, const char *prefix);
 
 /* Creates a topic with `partitions` partitions; 0 or -1 (message on stderr). */
@@ -34,8 +35,8 @@ int h_create_topic(const char *topic, int partitions);
 typedef struct h_producer_s h_producer_t;
 h_producer_t *h_producer_new(void);
 /* value may be NULL (a tombstone); key may be NULL. partition -1 = by key. */
-int h_produce(h_producer_t *p, const char *topic, int partition, const char *key,
-              const void *value, size_t len);
+int h_produce(h_producer_t *p, const char *topic, int partition, const char *key, const void *value,
+              size_t len);
 /* Waits until every record is acknowledged; returns the number that failed. */
 int h_flush(h_producer_t *p);
 void h_producer_destroy(h_producer_t *p);
@@ -85,7 +86,7 @@ typedef struct h_proxy_s {
     int target_port;
 } h_proxy_t;
 int h_proxy_start(h_proxy_t *p, int target_port); /* picks a free port the first time */
-void h_proxy_stop(h_proxy_t *p); /* kills it and every connection it carries */
+void h_proxy_stop(h_proxy_t *p);                  /* kills it and every connection it carries */
 
 /* Runs a command line with /bin/sh, feeding `input` on stdin, capturing stdout
  * (and stderr when merge is set) into a new NUL-terminated buffer. Returns

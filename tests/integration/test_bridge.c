@@ -166,13 +166,14 @@ static void test_end_to_end(void) {
 
 static void test_garbage_between_good(void) {
     unsigned int failures = CU_get_number_of_failures();
-    static const char *const garbage[] = {"not json",
-                                          "{\"source_type\":\"user\"}",
-                                          "{\"source_type\":[],\"source_id\":\"x\"}",
-                                          "\xff\xfe\x00\x01",
-                                          "{\"source_type\":\"user\",\"source_id\":\"\"}",
-                                          "{\"id\":\"e\",\"source_type\":\"user\",\"source_id\":\"u\"",
-                                          NULL /* a tombstone */};
+    static const char *const garbage[] = {
+        "not json",
+        "{\"source_type\":\"user\"}",
+        "{\"source_type\":[],\"source_id\":\"x\"}",
+        "\xff\xfe\x00\x01",
+        "{\"source_type\":\"user\",\"source_id\":\"\"}",
+        "{\"id\":\"e\",\"source_type\":\"user\",\"source_id\":\"u\"",
+        NULL /* a tombstone */};
     enum { NG = sizeof(garbage) / sizeof(garbage[0]), N = NG + 1 };
     char topic[64], group[64], rules[512], yaml[2048];
     expect_t exp[N];

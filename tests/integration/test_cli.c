@@ -50,8 +50,8 @@ static void test_check_env_override(void) {
     int rc = run("check -c config/bridge.example.yaml", NULL, &out);
     free(out);
     CU_ASSERT_EQUAL(rc, 0);
-    rc = h_run("K2R_REDIS_URL=redis://h:0 " K2R_SOURCE_DIR "/build/kafka-redis-bridge check -c " K2R_SOURCE_DIR
-               "/config/bridge.example.yaml",
+    rc = h_run("K2R_REDIS_URL=redis://h:0 " K2R_SOURCE_DIR
+               "/build/kafka-redis-bridge check -c " K2R_SOURCE_DIR "/config/bridge.example.yaml",
                NULL, &out, 1);
     CU_ASSERT_EQUAL(rc, 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "K2R_REDIS_URL: "));
@@ -71,7 +71,8 @@ static void test_map(void) {
     CU_ASSERT_STRING_EQUAL(
         out,
         "{\"rule\":\"by-source\",\"publish\":[{\"channel\":\"events:user:octocat\",\"message\":"
-        "\"{\\\"id\\\":\\\"1\\\",\\\"type\\\":\\\"push\\\",\\\"source_id\\\":\\\"octocat\\\"}\"}]}\n"
+        "\"{\\\"id\\\":\\\"1\\\",\\\"type\\\":\\\"push\\\",\\\"source_id\\\":\\\"octocat\\\"}\"}]}"
+        "\n"
         "{\"rule\":\"by-source\",\"publish\":[{\"channel\":\"events:repo:owner/repo\",\"message\":"
         "\"{\\\"id\\\":2,\\\"type\\\":\\\"fork\\\",\\\"source_id\\\":\\\"owner/repo\\\"}\"}]}\n"
         "{\"rule\":\"by-source\",\"action\":\"skip\",\"reason\":\"not_json: value is not JSON: "

@@ -117,7 +117,7 @@ static void test_valid_full(void) {
     CU_ASSERT_EQUAL_FATAL(cfg->nrules, 2);
     CU_ASSERT_STRING_EQUAL(cfg->rules[0].name, "by-source");
     CU_ASSERT_STRING_EQUAL(cfg->rules[0].channel, "events:{type}:{id}"); /* default */
-    CU_ASSERT_EQUAL_FATAL(cfg->rules[0].nfields, 3);                      /* default */
+    CU_ASSERT_EQUAL_FATAL(cfg->rules[0].nfields, 3);                     /* default */
     CU_ASSERT_STRING_EQUAL(cfg->rules[0].fields[0].name, "id");
     CU_ASSERT_STRING_EQUAL(cfg->rules[0].fields[1].name, "type");
     CU_ASSERT_STRING_EQUAL(cfg->rules[0].fields[2].name, "source_id");
@@ -157,9 +157,13 @@ static void test_defaults(void) {
 }
 
 static void test_env_overrides(void) {
-    static const char *const env[] = {"K2R_KAFKA_BROKERS", "k1:1,k2:2", "K2R_REDIS_URL",
-                                      "redis://:urlpw@redis.example:7000", "K2R_REDIS_PASSWORD",
-                                      "envpw", NULL};
+    static const char *const env[] = {"K2R_KAFKA_BROKERS",
+                                      "k1:1,k2:2",
+                                      "K2R_REDIS_URL",
+                                      "redis://:urlpw@redis.example:7000",
+                                      "K2R_REDIS_PASSWORD",
+                                      "envpw",
+                                      NULL};
     k2r_errors_t errs = {NULL, 0, 0};
     k2r_redis_conf_t rc;
     k2r_config_t *cfg;
@@ -269,8 +273,8 @@ static void check_invalid(const char *name) {
 
 static void test_invalid_fixtures(void) {
     static const char *const names[] = {
-        "unknown-keys.yaml", "bad-values.yaml",  "bad-rules.yaml",     "not-yaml.yaml",
-        "missing-sections.yaml", "empty.yaml",   "scalar-root.yaml",   "duplicate-keys.yaml"};
+        "unknown-keys.yaml",     "bad-values.yaml", "bad-rules.yaml",   "not-yaml.yaml",
+        "missing-sections.yaml", "empty.yaml",      "scalar-root.yaml", "duplicate-keys.yaml"};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         check_invalid(names[i]);

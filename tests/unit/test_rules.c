@@ -76,12 +76,14 @@ typedef struct map_case_s {
 
 static const map_case_t cases[] = {
     /* The seeds' shape and defaults. */
-    {"github.events", "{\"id\":\"e1\",\"type\":\"push\",\"source_type\":\"user\",\"source_id\":\"octocat\"}",
+    {"github.events",
+     "{\"id\":\"e1\",\"type\":\"push\",\"source_type\":\"user\",\"source_id\":\"octocat\"}",
      "by-source", K2R_SKIP_NONE, "events:user:octocat",
      "{\"id\":\"e1\",\"type\":\"push\",\"source_id\":\"octocat\"}"},
     /* Integers become decimal text in the channel and stay integers in the notification. */
     {"github.events", "{\"id\":42,\"type\":\"star\",\"source_type\":\"repo\",\"source_id\":-7}",
-     "by-source", K2R_SKIP_NONE, "events:repo:-7", "{\"id\":42,\"type\":\"star\",\"source_id\":-7}"},
+     "by-source", K2R_SKIP_NONE, "events:repo:-7",
+     "{\"id\":42,\"type\":\"star\",\"source_id\":-7}"},
     {"github.events", "{\"source_type\":\"org\",\"source_id\":18446744073709551615}", "by-source",
      K2R_SKIP_NONE, "events:org:18446744073709551615", "{\"source_id\":1.8446744073709552e19}"},
     /* Absent notification fields are left out; escapes are re-encoded exactly. */
@@ -112,11 +114,13 @@ static const map_case_t cases[] = {
     {"github.events", "{\"source_type\":\"user\",\"source_id\":\"\"}", "by-source",
      K2R_SKIP_EMPTY_VALUE, NULL, "id (source_id): empty string"},
     {"github.events", "{\"source_type\":{\"a\":1},\"source_id\":\"x\"}", "by-source",
-     K2R_SKIP_WRONG_TYPE, NULL, "type (source_type): expected a string or integer, found an object"},
+     K2R_SKIP_WRONG_TYPE, NULL,
+     "type (source_type): expected a string or integer, found an object"},
     {"github.events", "{\"source_type\":\"user\",\"source_id\":null}", "by-source",
      K2R_SKIP_WRONG_TYPE, NULL, "id (source_id): expected a string or integer, found null"},
     {"webhooks", "{\"repository\":{\"full_name\":\"o/r\"},\"action\":{\"nested\":true}}", "repos",
-     K2R_SKIP_WRONG_TYPE, NULL, "notification field action (action): expected a scalar, found an object"},
+     K2R_SKIP_WRONG_TYPE, NULL,
+     "notification field action (action): expected a scalar, found an object"},
     {"github.events", "[1,2,3]", "by-source", K2R_SKIP_MISSING_FIELD, NULL,
      "type (source_type): missing"},
 };
@@ -217,9 +221,10 @@ static void test_describe(void) {
                                  "\"events:{type}:{id}\" (type=source_type, id=source_id), fields "
                                  "[id, type, source_id]");
     k2r_rules_describe(rules, 1, line, sizeof(line));
-    CU_ASSERT_STRING_EQUAL(line, "rule repos: topic webhooks -> channel \"events:repo:{id}\" "
-                                 "(type=kind, id=repository.full_name), fields [action, repo: "
-                                 "repository.full_name, sender: sender.login, first: commits.0.id]");
+    CU_ASSERT_STRING_EQUAL(line,
+                           "rule repos: topic webhooks -> channel \"events:repo:{id}\" "
+                           "(type=kind, id=repository.full_name), fields [action, repo: "
+                           "repository.full_name, sender: sender.login, first: commits.0.id]");
 }
 
 static void test_skip_names(void) {
