@@ -15,6 +15,7 @@
 #                          its path is printed on stderr at the end
 #   Other settings (K2R_TEST_TIMEOUT_MULTIPLIER, K2R_KAFKA_VERSION,
 #   K2R_CACHE_DIR) are read by scripts/stack.sh.
+# shellcheck disable=SC2317  # the trap handlers are reached through trap
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
