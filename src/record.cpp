@@ -205,7 +205,7 @@ void k2r_record_destroy(k2r_record_t *rec) {
 }
 
 int k2r_record_parse(k2r_record_t *rec, const char *buf, size_t len) {
-    assert(rec);
+    assert(rec && (buf || len == 0));
     rec->valid = false;
 
     /* An empty Kafka value (a tombstone, or a producer sending nothing) is not JSON; say so

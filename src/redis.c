@@ -50,7 +50,13 @@
  * Commands are formatted ahead of the socket only up to this many unsent
  * bytes, so a deep pipeline of large messages does not buffer a whole batch.
  */
-#define OUT_HIGH_WATER (1024 * 1024)
+#define OUT_HIGH_WATER ((size_t)1024 * 1024)
+
+/*
+ * The output buffer starts at this size, and slides its unsent tail to the
+ * front once this much of it was sent, so it does not creep upward forever.
+ */
+#define OUT_CHUNK ((size_t)64 * 1024)
 
 /*
  * The last top-level reply the reader completed, as far as the sink cares:
@@ -463,7 +469,7 @@ void k2r_redis_disconnect(k2r_redis_t *redis) {
     if (redis->fd < 0)
         return;
     close_connection(redis);
-    k2r_log_info("redis: closed the connection to %s", redis->addr);
+    k2r_log_debug("redis: closed the connection to %s", redis->addr);
 }
 
 /* Makes room for `n` more bytes in the output buffer. Returns 0, or -1 when out of memory. */
@@ -473,8 +479,7 @@ static int out_reserve(k2r_redis_t *redis, size_t n) {
 
     if (redis->out_off == redis->out_len) {
         redis->out_off = redis->out_len = 0;
-    } else if (redis->out_off >= 64 * 1024) {
-        /* Slide the unsent tail down so the buffer does not creep upward forever. */
+    } else if (redis->out_off >= OUT_CHUNK) {
         memmove(redis->out, redis->out + redis->out_off, redis->out_len - redis->out_off);
         redis->out_len -= redis->out_off;
         redis->out_off = 0;
@@ -483,7 +488,7 @@ static int out_reserve(k2r_redis_t *redis, size_t n) {
         return 0;
     if (n > SIZE_MAX / 4 || redis->out_len > SIZE_MAX / 4)
         return -1;
-    cap = redis->out_cap ? redis->out_cap : 64 * 1024;
+    cap = redis->out_cap ? redis->out_cap : OUT_CHUNK;
     while (cap - redis->out_len < n)
         cap *= 2;
     out = realloc(redis->out, cap);
@@ -782,8 +787,8 @@ int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
     redisReaderSetPrivdata(redis->reader, redis);
     if (handshake(redis, deadline_ms, errstr, errstr_size) != 0)
         goto fail;
-    k2r_log_info("redis: connected to %s (%s)%s", redis->addr, peer,
-                 redis->password ? ", authenticated" : "");
+    k2r_log_debug("redis: connected to %s (%s)%s", redis->addr, peer,
+                  redis->password ? ", authenticated" : "");
     return 0;
 
 fail:
@@ -834,7 +839,7 @@ static char *put_bulk(char *p, const char *s, size_t len) {
 static int out_append_publish(k2r_redis_t *redis, const k2r_publish_t *item) {
     static const char head[] = "*3\r\n$7\r\nPUBLISH\r\n";
     /* head, two "$<up to 20 digits>\r\n" headers and two "\r\n" trailers */
-    size_t most = (sizeof(head) - 1) + 2 * (1 + 20 + 2 + 2);
+    size_t most = (sizeof(head) - 1) + 2 * (size_t)(1 + 20 + 2 + 2);
     char *p;
 
     if (item->channel_len > SIZE_MAX / 4 || item->message_len > SIZE_MAX / 4)
@@ -954,8 +959,8 @@ int k2r_redis_publish(k2r_redis_t *redis, k2r_publish_t *items, size_t nitems, c
 fail:
     /* Sent or not, whatever has no reply stays PENDING for the caller to send again. */
     close_connection(redis);
-    k2r_log_warn("redis: lost the connection: %s (%zu PUBLISH answered in this call, %zu without "
-                 "a reply left pending)",
-                 errstr, answered, in_flight);
+    k2r_log_debug("redis: lost the connection: %s (%zu PUBLISH answered in this call, %zu without "
+                  "a reply left pending)",
+                  errstr, answered, in_flight);
     return -1;
 }

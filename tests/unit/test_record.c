@@ -37,6 +37,7 @@ static const path_case_t path_cases[] = {
     {"1a", NULL, 1, {"1a"}, {-1}},
     {" 1", NULL, 1, {" 1"}, {-1}},
     {"9223372036854775807", NULL, 1, {"9223372036854775807"}, {LONG_MAX}},
+    {"9223372036854775808", NULL, 1, {"9223372036854775808"}, {-1}}, /* LONG_MAX + 1 */
     {"99999999999999999999", NULL, 1, {"99999999999999999999"}, {-1}},
     {"", "empty segment in path \"\"", 0, {NULL}, {0}},
     {".", "empty segment in path \".\"", 0, {NULL}, {0}},
@@ -318,6 +319,8 @@ static const bad_case_t bad_cases[] = {
     BAD("truncated string", "{\"a\":\"b", "A string is opened, but never closed."),
     BAD("unclosed array", "[1,2", ERR_STRUCTURE),
     BAD("trailing garbage", "{\"a\":1} x", ERR_STRUCTURE),
+    /* A producer that sends a C string with its terminator is refused, not silently accepted. */
+    BAD("trailing NUL", "{\"a\":1}\0", ERR_STRUCTURE),
     BAD("two documents", "{\"a\":1}{\"a\":1}", ERR_STRUCTURE),
     BAD("trailing comma", "{\"a\":1,}", ERR_STRUCTURE),
     BAD("invalid UTF-8 byte", "{\"a\":\"x\xffy\"}", ERR_UTF8),
@@ -325,10 +328,15 @@ static const bad_case_t bad_cases[] = {
     BAD("truncated UTF-8", "{\"a\":\"\xe2\x82\"}", ERR_UTF8),
     BAD("lone surrogate escape", "{\"a\":\"\\ud800\"}", ERR_STRING),
     BAD("bad escape", "{\"a\":\"\\q\"}", ERR_STRING),
+    BAD("raw newline in string", "{\"a\":\"x\ny\"}",
+        "Within strings, some characters must be escaped, we found unescaped characters"),
+    /* simdjson 3.0 does not skip a UTF-8 byte order mark (RFC 8259 lets a parser refuse it). */
+    BAD("byte order mark", "\xef\xbb\xbf{\"a\":1}", ERR_STRUCTURE),
     BAD("nul atom", "nul", "Problem while parsing an atom starting with the letter 'n'"),
     /* simdjson 3.0 refuses integers outside int64/uint64 rather than returning a double. */
     BAD("integer above uint64", "{\"a\":18446744073709551616}", ERR_NUMBER),
     BAD("integer below int64", "{\"a\":-9223372036854775809}", ERR_NUMBER),
+    BAD("double out of range", "{\"a\":1e400}", ERR_NUMBER),
 };
 
 static void test_parse_failures(void) {
@@ -346,6 +354,26 @@ static void test_parse_failures(void) {
         CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, "{\"a\":1}", 7), 0);
         check_get(&after);
     }
+}
+
+/* simdjson's depth limit (1024) is what keeps a hostile record from nesting without bound; it
+ * must be a clean refusal at exactly that depth, and the parser must stay usable. */
+static void test_nesting_depth(void) {
+    static const get_case_t after = INT("a", 1);
+    static const get_case_t outer = OTHER("0.0", K2R_VALUE_ARRAY);
+    char buf[2 * 1025];
+
+    memset(buf, '[', 1024);
+    memset(buf + 1024, ']', 1024);
+    CU_ASSERT_EQUAL(k2r_record_parse(rec, buf, 2 * 1024), 0);
+    check_get(&outer);
+    memset(buf, '[', 1025);
+    memset(buf + 1025, ']', 1025);
+    CU_ASSERT_EQUAL(k2r_record_parse(rec, buf, 2 * 1025), -1);
+    CU_ASSERT_STRING_EQUAL(k2r_record_error(rec),
+                           "The JSON document was too deep (too many nested objects and arrays)");
+    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, "{\"a\":1}", 7), 0);
+    check_get(&after);
 }
 
 /* Buffers. */
@@ -410,6 +438,20 @@ static void check_big(size_t items, int tag) {
     k2r_path_free(&path);
 }
 
+/* Parsers are independent: a second one has its own document, and destroying it leaves the
+ * suite's parser (and its last document) alone. */
+static void test_new_destroy(void) {
+    static const get_case_t a = STR("a", "mine");
+    k2r_record_t *other = k2r_record_new();
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, "{\"a\":\"mine\"}", 12), 0);
+    CU_ASSERT_EQUAL(k2r_record_parse(other, "{\"a\":\"other\"}", 13), 0);
+    k2r_record_destroy(other);
+    check_get(&a);
+    k2r_record_destroy(NULL); /* does nothing */
+}
+
 static void test_buffer_reuse(void) {
     static const get_case_t small = STR("a", "small");
     size_t len1, len2;
@@ -446,6 +488,8 @@ int test_record_register(void) {
         !CU_add_test(suite, "get nul key", test_get_nul_key) ||
         !CU_add_test(suite, "get root not object", test_get_root_not_object) ||
         !CU_add_test(suite, "parse failures", test_parse_failures) ||
+        !CU_add_test(suite, "nesting depth", test_nesting_depth) ||
+        !CU_add_test(suite, "new and destroy", test_new_destroy) ||
         !CU_add_test(suite, "not NUL-terminated", test_not_nul_terminated) ||
         !CU_add_test(suite, "buffer reuse", test_buffer_reuse))
         return CU_get_error();
