@@ -52,11 +52,8 @@
  */
 #define OUT_HIGH_WATER ((size_t)1024 * 1024)
 
-/*
- * The output buffer starts at this size, and slides its unsent tail to the
- * front once this much of it was sent, so it does not creep upward forever.
- */
-#define OUT_CHUNK ((size_t)64 * 1024)
+/* The output buffer's first size; it doubles from there when a batch needs more. */
+#define OUT_INITIAL ((size_t)64 * 1024)
 
 /*
  * The last top-level reply the reader completed, as far as the sink cares:
@@ -472,23 +469,29 @@ void k2r_redis_disconnect(k2r_redis_t *redis) {
     k2r_log_debug("redis: closed the connection to %s", redis->addr);
 }
 
-/* Makes room for `n` more bytes in the output buffer. Returns 0, or -1 when out of memory. */
+/*
+ * Makes room for `n` more bytes in the output buffer. Returns 0, or -1 when
+ * out of memory. The unsent tail is slid to the front only when that frees at
+ * least half the buffer, so each byte is moved at most about once.
+ */
 static int out_reserve(k2r_redis_t *redis, size_t n) {
     size_t cap;
     char *out;
 
-    if (redis->out_off == redis->out_len) {
+    if (redis->out_off == redis->out_len)
         redis->out_off = redis->out_len = 0;
-    } else if (redis->out_off >= OUT_CHUNK) {
+    if (redis->out_cap - redis->out_len >= n)
+        return 0;
+    if (redis->out_off >= redis->out_cap / 2) {
         memmove(redis->out, redis->out + redis->out_off, redis->out_len - redis->out_off);
         redis->out_len -= redis->out_off;
         redis->out_off = 0;
+        if (redis->out_cap - redis->out_len >= n)
+            return 0;
     }
-    if (redis->out_cap - redis->out_len >= n)
-        return 0;
     if (n > SIZE_MAX / 4 || redis->out_len > SIZE_MAX / 4)
         return -1;
-    cap = redis->out_cap ? redis->out_cap : OUT_CHUNK;
+    cap = redis->out_cap ? redis->out_cap : OUT_INITIAL;
     while (cap - redis->out_len < n)
         cap *= 2;
     out = realloc(redis->out, cap);

@@ -525,8 +525,14 @@ int h_proxy_start(h_proxy_t *p, int target_port) {
 void h_proxy_stop(h_proxy_t *p) {
     if (p->pid <= 0)
         return;
+    int64_t deadline = h_deadline(5000);
+
     kill(-p->pid, SIGKILL); /* the whole group: the listener and every forked connection */
     waitpid(p->pid, NULL, 0);
+    /* The forked connection handlers die asynchronously; wait until the group
+     * is gone (or only zombies that init has not reaped yet remain). */
+    while (kill(-p->pid, SIGKILL) == 0 && h_now_ms() < deadline)
+        poll(NULL, 0, 10); /* waiting for processes to die: no fd to wait on */
     untrack_child(p->pid);
     p->pid = 0;
 }

@@ -4,12 +4,17 @@
  * document is refused, and that the parser's reused buffers give right answers across sizes.
  * It does not test simdjson itself beyond what the bridge relies on.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* MAP_ANONYMOUS under -std=c11 when built outside make */
+#endif
 #include <CUnit/CUnit.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "k2r/record.h"
 #include "suites.h"
@@ -394,6 +399,40 @@ static void test_not_nul_terminated(void) {
     free(heap);
 }
 
+/* Each record ends exactly where an unreadable page starts, so any read past len faults, even
+ * one inside libsimdjson, which ASan does not see into. Strings and atoms are the values that
+ * simdjson reads in wide chunks, so they are the ones that would cross the end. */
+static void test_guard_page(void) {
+    static const struct {
+        const char *json;
+        get_case_t want;
+    } cases[] = {
+        {"{\"a\":\"xyz\"}", STR("a", "xyz")},   {"[true]", BOOL("0", 1)},
+        {"[null]", OTHER("0", K2R_VALUE_NULL)}, {"{\"a\":1}", INT("a", 1)},
+        {"{\"a\":-1.5}", DBL("a", -1.5)},
+    };
+    long page = sysconf(_SC_PAGESIZE);
+    char *map;
+
+    CU_ASSERT_FATAL(page > 0);
+    map = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CU_ASSERT_FATAL(map != MAP_FAILED);
+    CU_ASSERT_FATAL(mprotect(map + page, (size_t)page, PROT_NONE) == 0);
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        size_t len = strlen(cases[c].json);
+        char *at = map + page - len;
+
+        memcpy(at, cases[c].json, len);
+        CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, at, len), 0);
+        check_get(&cases[c].want);
+    }
+    /* A truncated string at the very end is refused, not read beyond. */
+    memcpy(map + page - 8, "{\"a\":\"xy", 8);
+    CU_ASSERT_EQUAL(k2r_record_parse(rec, map + page - 8, 8), -1);
+    CU_ASSERT_STRING_EQUAL(k2r_record_error(rec), "A string is opened, but never closed.");
+    munmap(map, 2 * (size_t)page);
+}
+
 /* Builds {"items":[{"id":0,"s":"xxx..."},...],"last":"big-N"} of about `size` bytes. */
 static char *big_doc(size_t items, int tag, size_t *len) {
     size_t cap = items * 160 + 64, off = 0;
@@ -491,6 +530,7 @@ int test_record_register(void) {
         !CU_add_test(suite, "nesting depth", test_nesting_depth) ||
         !CU_add_test(suite, "new and destroy", test_new_destroy) ||
         !CU_add_test(suite, "not NUL-terminated", test_not_nul_terminated) ||
+        !CU_add_test(suite, "guard page", test_guard_page) ||
         !CU_add_test(suite, "buffer reuse", test_buffer_reuse))
         return CU_get_error();
     return 0;
