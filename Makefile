@@ -104,7 +104,10 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --suppressions-list=.cppcheck-suppressions --inline-suppr -Iinclude src
 
-demo: deps all
+# A sub-make builds after deps: the pkg-config flags above were computed
+# before deps.sh could install the libraries on a fresh machine.
+demo: deps
+	$(MAKE) --no-print-directory all
 	scripts/demo.sh $(BIN)
 
 install: $(BIN)

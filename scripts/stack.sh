@@ -138,15 +138,28 @@ save_cds_archive() {
 }
 
 # Prints N free loopback TCP ports, distinct, one per line.
+# Free loopback ports, picked below the kernel's ephemeral range: a port
+# from that range can be handed to some outgoing connection between our
+# check and the server's bind, and a client reconnecting to a stopped
+# server's ephemeral port can even connect to itself.
 free_ports() {
     python3 - "$1" <<'EOF'
-import socket, sys
+import random, socket, sys
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except OSError:
+    low = 32768
 socks, ports = [], []
-for _ in range(int(sys.argv[1])):
+while len(ports) < int(sys.argv[1]):
+    port = random.randrange(10000, max(low, 10001))
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        continue
     socks.append(s)
-    ports.append(s.getsockname()[1])
+    ports.append(port)
 for s in socks:
     s.close()
 print("\n".join(map(str, ports)))

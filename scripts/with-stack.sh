@@ -83,6 +83,14 @@ run_child() {
     return "$rc"
 }
 
+# A watchdog in its own session stops the stack should this script be killed
+# outright (SIGKILL, a CI timeout killing the process group): traps cannot
+# run then, and the servers must not outlive us.
+setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done
+    "$2/stack.sh" stop "$3" >/dev/null 2>&1
+    [ "${K2R_KEEP_STACK_DIR:-0}" = 1 ] || rm -rf -- "$3"' watchdog "$$" "$here" "$dir" \
+    </dev/null >/dev/null 2>&1 &
+
 run_child "$here/stack.sh" start "$dir" || exit 1
 set -a
 # shellcheck disable=SC1091

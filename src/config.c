@@ -164,9 +164,8 @@ static void get_int(loader_t *ld, const yaml_node_t *node, const char *path,
     *out = (int)n;
 }
 
-/* Levenshtein distance, for "did you mean" suggestions on short words. */
-static size_t edit_distance(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b), prev[64], cur[64];
+size_t k2r_edit_distance(const char *a, size_t la, const char *b) {
+    size_t lb = strlen(b), prev[64], cur[64];
 
     if (la >= 63 || lb >= 63)
         return SIZE_MAX;
@@ -191,7 +190,7 @@ static void suggest(const char *word, const char *const *names, size_t n, char *
     const char *pick = NULL;
 
     for (size_t i = 0; i < n; i++) {
-        size_t d = edit_distance(word, names[i]);
+        size_t d = k2r_edit_distance(word, strlen(word), names[i]);
         if (d < best) {
             best = d;
             pick = names[i];

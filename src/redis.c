@@ -17,10 +17,10 @@
  * any way is closed and thrown away, with its reader, so the next connection
  * never sees bytes from the previous one.
  *
- * Logging: one info line per connection made or closed on request, one warn
- * line per connection lost, nothing per command. A failed connect attempt is
- * only reported through errstr, because during an outage it repeats with
- * every backoff step and the caller already logs it rate-limited.
+ * Logging: one debug line per connection made, closed or lost, nothing per
+ * command. The caller (bridge.c) logs the same events at info and warn with
+ * the context only it has, and rate-limits repeats during an outage; a failed
+ * connect attempt is reported through errstr alone.
  */
 #include "k2r/redis.h"
 
@@ -482,7 +482,7 @@ static int out_reserve(k2r_redis_t *redis, size_t n) {
         redis->out_off = redis->out_len = 0;
     if (redis->out_cap - redis->out_len >= n)
         return 0;
-    if (redis->out_off >= redis->out_cap / 2) {
+    if (redis->out_off > 0 && redis->out_off >= redis->out_cap / 2) {
         memmove(redis->out, redis->out + redis->out_off, redis->out_len - redis->out_off);
         redis->out_len -= redis->out_off;
         redis->out_off = 0;
@@ -904,6 +904,18 @@ int k2r_redis_publish(k2r_redis_t *redis, k2r_publish_t *items, size_t nitems, c
     if (redis->fd < 0) {
         snprintf(errstr, errstr_size, "not connected");
         return -1;
+    }
+    /*
+     * Nothing is in flight between calls, so a byte waiting now is a reply to
+     * no command, or the server's EOF. One non-blocking recv per call finds it
+     * before it could be taken for the reply to this batch's first item.
+     */
+    n = in_fill(redis, errstr, errstr_size);
+    if (n < 0)
+        goto fail;
+    if (n > 0 || redis->reader->pos < redis->reader->len) {
+        snprintf(errstr, errstr_size, "%s: reply without a command", redis->addr);
+        goto fail;
     }
     next_reply = next_send;
     last_progress_ms = k2r_now_ms();

@@ -95,26 +95,6 @@ void k2r_buf_free(k2r_buf_t *buf) {
 
 /* ------------------------------------------------------------- compiling */
 
-/* Levenshtein distance between two short names. */
-static size_t distance(const char *a, size_t la, const char *b) {
-    size_t lb = strlen(b), prev[64], cur[64];
-
-    if (la >= 63 || lb >= 63)
-        return SIZE_MAX;
-    for (size_t j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-        memcpy(prev, cur, (lb + 1) * sizeof(size_t));
-    }
-    return prev[lb];
-}
-
 static int add_part(rule_t *r, int var, const char *text, size_t len) {
     part_t *parts = realloc(r->parts, (r->nparts + 1) * sizeof(*parts));
 
@@ -162,7 +142,7 @@ static int compile_template(rule_t *r, const char *tpl, const char *file, k2r_ma
             }
             len = (size_t)(end - p - 1);
             for (int v = 0; v < VAR__COUNT; v++) {
-                size_t d = distance(p + 1, len, var_names[v]);
+                size_t d = k2r_edit_distance(p + 1, len, var_names[v]);
                 if (d == 0)
                     var = v;
                 else if (d < best) {

@@ -39,6 +39,13 @@ void k2r_errors_add(k2r_errors_t *errs, const char *file, k2r_mark_t mark, const
 /* Releases the lines and resets the list to empty. */
 void k2r_errors_clear(k2r_errors_t *errs);
 
+/*
+ * Levenshtein distance between the first `la` bytes of `a` and the string `b`,
+ * for "did you mean" suggestions in config errors; SIZE_MAX for words of 63
+ * bytes or more.
+ */
+size_t k2r_edit_distance(const char *a, size_t la, const char *b);
+
 /* One librdkafka property passed through as-is. */
 typedef struct k2r_property_s {
     char *name;

@@ -50,7 +50,8 @@ typedef enum k2r_value_type_e {
     K2R_VALUE_STRING,
     K2R_VALUE_INT,    /* fits int64_t */
     K2R_VALUE_UINT,   /* above INT64_MAX, fits uint64_t */
-    K2R_VALUE_DOUBLE, /* any other number */
+    K2R_VALUE_DOUBLE, /* a number with a fraction or exponent; an integer that fits neither
+                         int64 nor uint64 makes the whole document fail to parse */
     K2R_VALUE_BOOL,
     K2R_VALUE_NULL,
     K2R_VALUE_OBJECT,

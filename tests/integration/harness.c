@@ -472,19 +472,35 @@ void h_bridge_cleanup(h_bridge_t *b) {
 
 /* ------------------------------------------------------------- proxy */
 
+/*
+ * A free loopback port below the kernel's ephemeral range: a client that
+ * reconnects to a stopped proxy's ephemeral port can be given that very port
+ * as its source and connect to itself.
+ */
 static int free_port(void) {
-    struct sockaddr_in a = {0};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    int low = 32768;
 
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
+    if (f) {
+        if (fscanf(f, "%d", &low) != 1)
+            low = 32768;
+        fclose(f);
+    }
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        struct sockaddr_in a = {0};
+        int port = 10000 + (int)(random() % (low > 10001 ? low - 10000 : 1));
+        int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return port;
+    }
+    return -1;
 }
 
 static int port_open(int port) {
@@ -505,8 +521,10 @@ int h_proxy_start(h_proxy_t *p, int target_port) {
     const char *argv[] = {"socat", listen, target, NULL};
     int64_t deadline = h_deadline(10000);
 
-    if (!p->port)
+    if (!p->port) {
+        srandom((unsigned)getpid() ^ (unsigned)h_now_ms());
         p->port = free_port();
+    }
     p->target_port = target_port;
     snprintf(listen, sizeof(listen), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork", p->port);
     snprintf(target, sizeof(target), "TCP:127.0.0.1:%d", target_port);
