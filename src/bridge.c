@@ -157,6 +157,8 @@ static int take_record(k2r_bridge_t *b, const rd_kafka_message_t *rkm) {
     msg.key_len = rkm->key_len;
     msg.value = rkm->payload;
     msg.value_len = rkm->len;
+    msg.headers = NULL; /* headers arrive with the dead-letter work */
+    msg.nheaders = 0;
 
     if (part_index(b, msg.topic, msg.partition, &part) != 0)
         return -1;

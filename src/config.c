@@ -253,8 +253,8 @@ static const int_setting_t kafka_ints[] = {
     {"batch_size", 1, 100000, 1000, offsetof(k2r_kafka_conf_t, batch_size)},
 };
 
-static const char *const kafka_keys[] = {"brokers", "group_id", "topics", "properties",
-                                         "batch_size"};
+static const char *const kafka_keys[] = {"brokers",    "group_id",   "topics",
+                                         "properties", "batch_size", "dead_letter_topic"};
 
 /* Properties the bridge sets itself; setting them by hand would break a promise. */
 static const struct {
@@ -357,6 +357,9 @@ static void kafka_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_n
     } else if (strcmp(key, "group_id") == 0) {
         ld->present |= PRESENT_GROUP;
         kc->group_id = get_string(ld, value, sub);
+    } else if (strcmp(key, "dead_letter_topic") == 0) {
+        kc->dead_letter_topic = get_string(ld, value, sub);
+        ld->cfg->dead_letter_mark = mark_of(value);
     } else if (strcmp(key, "topics") == 0) {
         ld->present |= PRESENT_TOPICS;
         kafka_topics(ld, value, sub);
@@ -444,71 +447,400 @@ static void log_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_nod
 
 /* ------------------------------------------------------------- rules: */
 
-static const char *const rule_keys[] = {"name", "topic", "type", "id", "channel", "notification"};
+static const char *const rule_keys[] = {"name",    "topic",        "type",    "id",
+                                        "vars",    "when",         "channel", "channels",
+                                        "notification", "message", "on_error", "unsafe",
+                                        "continue"};
 
-/* One entry of `notification:`: "path" (the key is the path) or {key: path}. */
+/* Grows an array by one zeroed element; returns it, or NULL when out of memory. */
+static void *grow(void *arrp, size_t *n, size_t size) {
+    void **arr = arrp;
+    char *p = realloc(*arr, (*n + 1) * size);
+
+    if (!p)
+        return NULL;
+    *arr = p;
+    memset(p + *n * size, 0, size);
+    return p + (*n)++ * size;
+}
+
+/* A plain scalar written as a decimal integer ("42", "-7"). */
+static int plain_int(const yaml_node_t *node) {
+    const char *v = (const char *)node->data.scalar.value;
+    char *end;
+
+    if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || !*v)
+        return 0;
+    errno = 0;
+    (void)strtoll(v, &end, 10);
+    return !errno && !*end;
+}
+
+/* A scalar, possibly empty (constants and condition values may be ""). */
+static char *get_scalar(loader_t *ld, const yaml_node_t *node, const char *path) {
+    if (node->type != YAML_SCALAR_NODE || is_null(node)) {
+        lerr(ld, node, "%s: expected a value, found %s", path,
+             is_null(node) ? "nothing" : node_kind(node));
+        return NULL;
+    }
+    if (memchr(node->data.scalar.value, '\0', node->data.scalar.length)) {
+        lerr(ld, node, "%s: must not contain a NUL character", path);
+        return NULL;
+    }
+    return strdup((const char *)node->data.scalar.value);
+}
+
+static int get_bool(loader_t *ld, const yaml_node_t *node, const char *path, int *out) {
+    const char *v;
+
+    if (node->type == YAML_SCALAR_NODE && node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        v = (const char *)node->data.scalar.value;
+        if (strcmp(v, "true") == 0 || strcmp(v, "True") == 0 || strcmp(v, "yes") == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcmp(v, "false") == 0 || strcmp(v, "False") == 0 || strcmp(v, "no") == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    lerr(ld, node, "%s: expected true or false", path);
+    return -1;
+}
+
+static const char *const source_keys[] = {"path", "header", "meta",   "const",
+                                          "cloudevents", "var", "default"};
+static const char *const meta_names[] = {"key", "topic", "partition", "offset", "timestamp"};
+
+/*
+ * Reads a source: a scalar (a path) or a mapping with one of path, header,
+ * meta, const, cloudevents (and var when allow_var), plus an optional
+ * default. Returns 0, or -1 after adding errors.
+ */
+static int get_source(loader_t *ld, yaml_node_t *node, const char *path, int allow_var,
+                      k2r_source_conf_t *src) {
+    int nkinds = 0, bad = 0;
+
+    memset(src, 0, sizeof(*src));
+    src->mark = mark_of(node);
+    if (node->type == YAML_SCALAR_NODE) {
+        src->kind = K2R_SOURCE_PATH;
+        src->arg = get_string(ld, node, path);
+        return src->arg ? 0 : -1;
+    }
+    if (node->type != YAML_MAPPING_NODE) {
+        lerr(ld, node, "%s: expected a path or a mapping such as {header: NAME}, found %s", path,
+             node_kind(node));
+        return -1;
+    }
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
+        const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
+        char sub[300];
+        int kind = -1;
+
+        snprintf(sub, sizeof(sub), "%s.%s", path, key);
+        if (strcmp(key, "default") == 0) {
+            free(src->dflt);
+            src->dflt = get_scalar(ld, v, sub);
+            src->dflt_is_int = src->dflt && plain_int(v);
+            bad |= !src->dflt;
+            continue;
+        }
+        if (strcmp(key, "path") == 0)
+            kind = K2R_SOURCE_PATH;
+        else if (strcmp(key, "header") == 0)
+            kind = K2R_SOURCE_HEADER;
+        else if (strcmp(key, "meta") == 0)
+            kind = K2R_SOURCE_META;
+        else if (strcmp(key, "const") == 0)
+            kind = K2R_SOURCE_CONST;
+        else if (strcmp(key, "cloudevents") == 0)
+            kind = K2R_SOURCE_CLOUDEVENTS;
+        else if (strcmp(key, "var") == 0 && allow_var)
+            kind = K2R_SOURCE_VAR;
+        if (kind < 0) {
+            char hint[96];
+            suggest(key, source_keys, sizeof(source_keys) / sizeof(source_keys[0]), hint,
+                    sizeof(hint));
+            lerr(ld, k, "%s: unknown source kind \"%s\"%s", path, key, hint);
+            bad = 1;
+            continue;
+        }
+        if (nkinds++) {
+            lerr(ld, k, "%s: a source takes one of path, header, meta, const, cloudevents%s", path,
+                 allow_var ? ", var" : "");
+            bad = 1;
+            continue;
+        }
+        src->kind = (k2r_source_kind_t)kind;
+        src->arg = kind == K2R_SOURCE_CONST ? get_scalar(ld, v, sub) : get_string(ld, v, sub);
+        if (!src->arg) {
+            bad = 1;
+            continue;
+        }
+        src->arg_is_int = kind == K2R_SOURCE_CONST && plain_int(v);
+        if (kind == K2R_SOURCE_META) {
+            int known = 0;
+            for (size_t i = 0; i < sizeof(meta_names) / sizeof(meta_names[0]); i++)
+                known |= strcmp(src->arg, meta_names[i]) == 0;
+            if (!known) {
+                lerr(ld, v, "%s: expected key, topic, partition, offset or timestamp, found \"%s\"",
+                     sub, src->arg);
+                bad = 1;
+            }
+        }
+    }
+    if (!nkinds && !bad) {
+        lerr(ld, node, "%s: a source needs one of path, header, meta, const, cloudevents%s", path,
+             allow_var ? ", var" : "");
+        bad = 1;
+    }
+    if (!bad && src->dflt && (src->kind == K2R_SOURCE_CONST || src->kind == K2R_SOURCE_VAR)) {
+        lerr(ld, node, "%s: default makes no sense with %s", path,
+             src->kind == K2R_SOURCE_CONST ? "const" : "var");
+        bad = 1;
+    }
+    return bad ? -1 : 0;
+}
+
+static void free_source(k2r_source_conf_t *src) {
+    free(src->arg);
+    free(src->dflt);
+}
+
+static int valid_name(const char *s) {
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+        return 0;
+    for (s++; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* Adds variable `name` to the rule; refuses bad and duplicate names. */
+static void rule_var(loader_t *ld, k2r_rule_conf_t *rc, const char *name, yaml_node_t *knode,
+                     yaml_node_t *value, const char *path) {
+    k2r_source_conf_t src;
+    k2r_var_conf_t *v;
+
+    if (!valid_name(name)) {
+        lerr(ld, knode, "%s: \"%s\" is not a variable name (letters, digits, _; not first a digit)",
+             path, name);
+        return;
+    }
+    for (size_t i = 0; i < rc->nvars; i++) {
+        if (strcmp(rc->vars[i].name, name) == 0) {
+            lerr(ld, knode, "%s: variable \"%s\" is defined twice", path, name);
+            return;
+        }
+    }
+    if (get_source(ld, value, path, 0, &src) != 0) {
+        free_source(&src);
+        return;
+    }
+    v = grow(&rc->vars, &rc->nvars, sizeof(*rc->vars));
+    if (!v || !(v->name = strdup(name))) {
+        free_source(&src);
+        if (v)
+            rc->nvars--;
+        return;
+    }
+    v->src = src;
+}
+
+static void vars_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
+                      const char *path, void *ctx) {
+    char sub[300];
+
+    snprintf(sub, sizeof(sub), "%s.%s", path, key);
+    rule_var(ld, ctx, key, knode, value, sub);
+}
+
+/* Reads a list of scalars into *values. */
+static int get_values(loader_t *ld, yaml_node_t *node, const char *path, char ***values,
+                      size_t *n) {
+    if (node->type != YAML_SEQUENCE_NODE ||
+        node->data.sequence.items.top == node->data.sequence.items.start) {
+        lerr(ld, node, "%s: expected a non-empty list of values", path);
+        return -1;
+    }
+    for (yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top; it++) {
+        char ipath[320], **slot;
+        char *v;
+
+        snprintf(ipath, sizeof(ipath), "%s[%zu]", path,
+                 (size_t)(it - node->data.sequence.items.start));
+        v = get_scalar(ld, yaml_document_get_node(ld->doc, *it), ipath);
+        if (!v)
+            return -1;
+        slot = grow(values, n, sizeof(char *));
+        if (!slot) {
+            free(v);
+            return -1;
+        }
+        *slot = v;
+    }
+    return 0;
+}
+
+static void when_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
+                      const char *path, void *ctx) {
+    static const char *const ops[] = {"equals", "not", "in", "not_in", "exists"};
+    k2r_rule_conf_t *rc = ctx;
+    k2r_cond_conf_t c = {NULL, K2R_COND_EQUALS, NULL, 0, mark_of(knode)};
+    k2r_cond_conf_t *slot;
+    char sub[300];
+    int ok = 0;
+
+    snprintf(sub, sizeof(sub), "%s.%s", path, key);
+    if (value->type == YAML_SCALAR_NODE) {
+        char *v = get_scalar(ld, value, sub);
+        char **vs = v ? grow(&c.values, &c.nvalues, sizeof(char *)) : NULL;
+        if (vs)
+            *vs = v;
+        else
+            free(v);
+        ok = vs != NULL;
+    } else if (value->type == YAML_MAPPING_NODE &&
+               value->data.mapping.pairs.top - value->data.mapping.pairs.start == 1) {
+        yaml_node_pair_t *p = value->data.mapping.pairs.start;
+        yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
+        const char *op = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
+        char opath[320];
+
+        snprintf(opath, sizeof(opath), "%s.%s", sub, op);
+        if (strcmp(op, "equals") == 0 || strcmp(op, "not") == 0) {
+            char *s = get_scalar(ld, v, opath);
+            char **vs = s ? grow(&c.values, &c.nvalues, sizeof(char *)) : NULL;
+            if (vs)
+                *vs = s;
+            else
+                free(s);
+            c.op = op[0] == 'e' ? K2R_COND_EQUALS : K2R_COND_NOT_EQUALS;
+            ok = vs != NULL;
+        } else if (strcmp(op, "in") == 0 || strcmp(op, "not_in") == 0) {
+            c.op = op[0] == 'i' ? K2R_COND_IN : K2R_COND_NOT_IN;
+            ok = get_values(ld, v, opath, &c.values, &c.nvalues) == 0;
+        } else if (strcmp(op, "exists") == 0) {
+            int b;
+            ok = get_bool(ld, v, opath, &b) == 0;
+            c.op = b ? K2R_COND_EXISTS : K2R_COND_ABSENT;
+        } else {
+            char hint[96];
+            suggest(op, ops, sizeof(ops) / sizeof(ops[0]), hint, sizeof(hint));
+            lerr(ld, k, "%s: unknown condition \"%s\"%s (known: equals, not, in, not_in, exists)",
+                 sub, op, hint);
+        }
+    } else {
+        lerr(ld, value,
+             "%s: expected a value or one of {equals: V}, {not: V}, {in: [..]}, {not_in: [..]}, "
+             "{exists: true|false}",
+             sub);
+    }
+    if (ok && (c.var = strdup(key)) != NULL &&
+        (slot = grow(&rc->conds, &rc->nconds, sizeof(*rc->conds))) != NULL) {
+        *slot = c;
+        return;
+    }
+    free(c.var);
+    for (size_t i = 0; i < c.nvalues; i++)
+        free(c.values[i]);
+    free(c.values);
+}
+
+static void rule_channel(loader_t *ld, k2r_rule_conf_t *rc, yaml_node_t *node, const char *path) {
+    char *t = get_string(ld, node, path);
+    char **slot;
+    k2r_mark_t *mslot;
+    size_t n = rc->nchannels;
+
+    if (!t)
+        return;
+    slot = grow(&rc->channels, &n, sizeof(char *));
+    n = rc->nchannels;
+    mslot = slot ? grow(&rc->channel_marks, &n, sizeof(k2r_mark_t)) : NULL;
+    if (!slot || !mslot) {
+        free(t);
+        return;
+    }
+    *slot = t;
+    *mslot = mark_of(node);
+    rc->nchannels++;
+}
+
+/* One entry of `notification:`: "path" (the key is the path) or {key: SOURCE}. */
 static void rule_field(loader_t *ld, k2r_rule_conf_t *rc, yaml_node_t *item, const char *path) {
-    k2r_field_conf_t *f = &rc->fields[rc->nfields];
+    k2r_field_conf_t f;
+    k2r_field_conf_t *slot;
 
+    memset(&f, 0, sizeof(f));
+    f.mark = mark_of(item);
     if (item->type == YAML_MAPPING_NODE &&
         item->data.mapping.pairs.top - item->data.mapping.pairs.start == 1) {
         yaml_node_pair_t *p = item->data.mapping.pairs.start;
         yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
         yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
-        f->name = get_string(ld, k, path);
-        f->path = get_string(ld, v, path);
+        f.name = get_string(ld, k, path);
+        if (!f.name || get_source(ld, v, path, 1, &f.src) != 0)
+            goto drop;
     } else if (item->type == YAML_SCALAR_NODE) {
-        f->name = get_string(ld, item, path);
-        f->path = f->name ? strdup(f->name) : NULL;
+        f.name = get_string(ld, item, path);
+        if (!f.name || get_source(ld, item, path, 1, &f.src) != 0)
+            goto drop;
     } else {
-        lerr(ld, item, "%s: expected a field path or a one-key mapping {name: path}, found %s",
+        lerr(ld, item, "%s: expected a field path or a one-key mapping {name: source}, found %s",
              path, node_kind(item));
         return;
     }
-    if (!f->name || !f->path) {
-        free(f->name);
-        free(f->path);
-        f->name = f->path = NULL;
-        return;
-    }
     for (size_t i = 0; i < rc->nfields; i++) {
-        if (strcmp(rc->fields[i].name, f->name) == 0) {
-            lerr(ld, item, "%s: duplicate notification field \"%s\"", path, f->name);
-            free(f->name);
-            free(f->path);
-            f->name = f->path = NULL;
-            return;
+        if (strcmp(rc->fields[i].name, f.name) == 0) {
+            lerr(ld, item, "%s: duplicate notification field \"%s\"", path, f.name);
+            goto drop;
         }
     }
-    f->mark = mark_of(item);
-    rc->nfields++;
+    slot = grow(&rc->fields, &rc->nfields, sizeof(*rc->fields));
+    if (!slot)
+        goto drop;
+    *slot = f;
+    return;
+drop:
+    free(f.name);
+    free_source(&f.src);
 }
 
 static void rule_fields(loader_t *ld, k2r_rule_conf_t *rc, yaml_node_t *value, const char *path) {
-    yaml_node_item_t *it;
-    size_t n;
-
     if (value->type != YAML_SEQUENCE_NODE ||
         value->data.sequence.items.top == value->data.sequence.items.start) {
         lerr(ld, value, "%s: expected a non-empty list of fields", path);
         return;
     }
-    n = (size_t)(value->data.sequence.items.top - value->data.sequence.items.start);
-    rc->fields = calloc(n, sizeof(*rc->fields));
-    if (!rc->fields)
-        return;
-    for (it = value->data.sequence.items.start; it < value->data.sequence.items.top; it++) {
-        char ipath[256];
+    for (yaml_node_item_t *it = value->data.sequence.items.start;
+         it < value->data.sequence.items.top; it++) {
+        char ipath[320];
         snprintf(ipath, sizeof(ipath), "%s[%zu]", path,
                  (size_t)(it - value->data.sequence.items.start));
         rule_field(ld, rc, yaml_document_get_node(ld->doc, *it), ipath);
     }
 }
 
+/* Per-rule scratch while walking: what was written, for the checks after. */
+typedef struct rule_walk_s {
+    k2r_rule_conf_t *rc;
+    yaml_node_t *type_node, *id_node, *vars_node, *when_node;
+    int has_channel, has_channels, has_fields;
+} rule_walk_t;
+
 static void rule_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
                       const char *path, void *ctx) {
-    k2r_rule_conf_t *rc = ctx;
-    char sub[256];
+    rule_walk_t *w = ctx;
+    k2r_rule_conf_t *rc = w->rc;
+    char sub[300];
 
     snprintf(sub, sizeof(sub), "%s.%s", path, key);
     if (strcmp(key, "name") == 0) {
@@ -517,17 +849,58 @@ static void rule_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
         rc->topic = get_string(ld, value, sub);
         rc->topic_mark = mark_of(value);
     } else if (strcmp(key, "type") == 0) {
-        rc->type = get_string(ld, value, sub);
-        rc->type_mark = mark_of(value);
+        w->type_node = value;
     } else if (strcmp(key, "id") == 0) {
-        rc->id = get_string(ld, value, sub);
-        rc->id_mark = mark_of(value);
+        w->id_node = value;
+    } else if (strcmp(key, "vars") == 0) {
+        w->vars_node = value;
+    } else if (strcmp(key, "when") == 0) {
+        w->when_node = value;
     } else if (strcmp(key, "channel") == 0) {
-        rc->channel = get_string(ld, value, sub);
-        rc->channel_mark = mark_of(value);
+        w->has_channel = 1;
+        rule_channel(ld, rc, value, sub);
+    } else if (strcmp(key, "channels") == 0) {
+        w->has_channels = 1;
+        if (value->type != YAML_SEQUENCE_NODE ||
+            value->data.sequence.items.top == value->data.sequence.items.start) {
+            lerr(ld, value, "%s: expected a non-empty list of channel templates", sub);
+            return;
+        }
+        for (yaml_node_item_t *it = value->data.sequence.items.start;
+             it < value->data.sequence.items.top; it++) {
+            char ipath[320];
+            snprintf(ipath, sizeof(ipath), "%s[%zu]", sub,
+                     (size_t)(it - value->data.sequence.items.start));
+            rule_channel(ld, rc, yaml_document_get_node(ld->doc, *it), ipath);
+        }
     } else if (strcmp(key, "notification") == 0) {
+        w->has_fields = 1;
         rc->fields_mark = mark_of(value);
         rule_fields(ld, rc, value, sub);
+    } else if (strcmp(key, "message") == 0) {
+        rc->message = get_string(ld, value, sub);
+        rc->message_mark = mark_of(value);
+    } else if (strcmp(key, "on_error") == 0) {
+        char *v = get_string(ld, value, sub);
+        rc->on_error_mark = mark_of(value);
+        if (v && strcmp(v, "skip") == 0)
+            rc->on_error = K2R_ON_ERROR_SKIP;
+        else if (v && strcmp(v, "dead-letter") == 0)
+            rc->on_error = K2R_ON_ERROR_DEAD_LETTER;
+        else if (v && strcmp(v, "stop") == 0)
+            rc->on_error = K2R_ON_ERROR_STOP;
+        else if (v)
+            lerr(ld, value, "%s: expected skip, dead-letter or stop; found \"%s\"", sub, v);
+        free(v);
+    } else if (strcmp(key, "unsafe") == 0) {
+        char *v = get_string(ld, value, sub);
+        if (v && (strcmp(v, "reject") == 0 || strcmp(v, "escape") == 0))
+            rc->escape = v[0] == 'e';
+        else if (v)
+            lerr(ld, value, "%s: expected reject or escape; found \"%s\"", sub, v);
+        free(v);
+    } else if (strcmp(key, "continue") == 0) {
+        get_bool(ld, value, sub, &rc->cont);
     } else {
         unknown_key(ld, knode, path, key, rule_keys, sizeof(rule_keys) / sizeof(rule_keys[0]));
     }
@@ -537,30 +910,33 @@ static void rule_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
 static int rule_defaults(k2r_rule_conf_t *rc) {
     static const char *const default_fields[] = {"id", "type", "source_id"};
 
-    if (!rc->channel && !(rc->channel = strdup("events:{type}:{id}")))
-        return -1;
-    if (!rc->fields) {
-        rc->fields = calloc(3, sizeof(*rc->fields));
-        if (!rc->fields)
+    if (!rc->nchannels) {
+        char **slot = grow(&rc->channels, &rc->nchannels, sizeof(char *));
+        size_t n = 0;
+        k2r_mark_t *m = slot ? grow(&rc->channel_marks, &n, sizeof(k2r_mark_t)) : NULL;
+        if (!slot || !m || !(*slot = strdup("events:{type}:{id}")))
             return -1;
+        *m = rc->mark;
+    }
+    if (!rc->nfields && !rc->message) {
         for (size_t i = 0; i < 3; i++) {
-            rc->fields[i].name = strdup(default_fields[i]);
-            rc->fields[i].path = strdup(default_fields[i]);
-            rc->fields[i].mark = rc->mark;
-            if (!rc->fields[i].name || !rc->fields[i].path)
+            k2r_field_conf_t *f = grow(&rc->fields, &rc->nfields, sizeof(*rc->fields));
+            if (!f)
                 return -1;
-            rc->nfields++;
+            f->name = strdup(default_fields[i]);
+            f->src.kind = K2R_SOURCE_PATH;
+            f->src.arg = strdup(default_fields[i]);
+            f->src.mark = f->mark = rc->mark;
+            if (!f->name || !f->src.arg)
+                return -1;
         }
         rc->fields_mark = rc->mark;
     }
-    if (!rc->channel_mark.line)
-        rc->channel_mark = rc->mark;
     return 0;
 }
 
 static void rules_section(loader_t *ld, yaml_node_t *value, const char *path) {
     k2r_config_t *cfg = ld->cfg;
-    yaml_node_item_t *it;
     size_t n;
 
     cfg->rules_mark = mark_of(value);
@@ -573,11 +949,15 @@ static void rules_section(loader_t *ld, yaml_node_t *value, const char *path) {
     cfg->rules = calloc(n, sizeof(*cfg->rules));
     if (!cfg->rules)
         return;
-    for (it = value->data.sequence.items.start; it < value->data.sequence.items.top; it++) {
+    for (yaml_node_item_t *it = value->data.sequence.items.start;
+         it < value->data.sequence.items.top; it++) {
         yaml_node_t *node = yaml_document_get_node(ld->doc, *it);
         k2r_rule_conf_t *rc = &cfg->rules[cfg->nrules++];
-        char rpath[256];
+        rule_walk_t w;
+        char rpath[64], sub[96];
 
+        memset(&w, 0, sizeof(w));
+        w.rc = rc;
         snprintf(rpath, sizeof(rpath), "%s[%zu]", path,
                  (size_t)(it - value->data.sequence.items.start));
         rc->mark = mark_of(node);
@@ -585,15 +965,32 @@ static void rules_section(loader_t *ld, yaml_node_t *value, const char *path) {
             lerr(ld, node, "%s: expected a mapping, found %s", rpath, node_kind(node));
             continue;
         }
-        walk_mapping(ld, node, rpath, rule_pair, rc);
+        walk_mapping(ld, node, rpath, rule_pair, &w);
+        /* Variables in a fixed order: type, id, then vars: as written. */
+        if (w.type_node) {
+            snprintf(sub, sizeof(sub), "%s.type", rpath);
+            rule_var(ld, rc, "type", w.type_node, w.type_node, sub);
+        }
+        if (w.id_node) {
+            snprintf(sub, sizeof(sub), "%s.id", rpath);
+            rule_var(ld, rc, "id", w.id_node, w.id_node, sub);
+        }
+        if (w.vars_node) {
+            snprintf(sub, sizeof(sub), "%s.vars", rpath);
+            walk_mapping(ld, w.vars_node, sub, vars_pair, rc);
+        }
+        if (w.when_node) {
+            snprintf(sub, sizeof(sub), "%s.when", rpath);
+            walk_mapping(ld, w.when_node, sub, when_pair, rc);
+        }
         if (!rc->name)
             lerr(ld, node, "%s: missing required key \"name\"", rpath);
         if (!rc->topic)
             lerr(ld, node, "%s: missing required key \"topic\"", rpath);
-        if (!rc->type)
-            lerr(ld, node, "%s: missing required key \"type\"", rpath);
-        if (!rc->id)
-            lerr(ld, node, "%s: missing required key \"id\"", rpath);
+        if (w.has_channel && w.has_channels)
+            lerr(ld, node, "%s: give channel or channels, not both", rpath);
+        if (w.has_fields && rc->message)
+            lerr(ld, node, "%s: give notification or message, not both", rpath);
         if (rc->name) {
             for (size_t j = 0; j + 1 < cfg->nrules; j++) {
                 if (cfg->rules[j].name && strcmp(cfg->rules[j].name, rc->name) == 0)
@@ -606,11 +1003,35 @@ static void rules_section(loader_t *ld, yaml_node_t *value, const char *path) {
     }
 }
 
+/* ------------------------------------------------------------ limits: */
+
+static const int_setting_t limits_ints[] = {
+    {"max_channel_bytes", 16, 65536, 1024, offsetof(k2r_limits_t, max_channel_bytes)},
+    {"max_notification_bytes", 64, 1048576, 8192, offsetof(k2r_limits_t, max_notification_bytes)},
+};
+
+static void limits_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
+                        const char *path, void *ctx) {
+    static const char *const limits_keys[] = {"max_channel_bytes", "max_notification_bytes"};
+    char sub[128];
+
+    (void)ctx;
+    snprintf(sub, sizeof(sub), "%s.%s", path, key);
+    for (size_t i = 0; i < sizeof(limits_ints) / sizeof(limits_ints[0]); i++) {
+        if (strcmp(key, limits_ints[i].name) == 0) {
+            get_int(ld, value, sub, &limits_ints[i],
+                    (int *)((char *)&ld->cfg->limits + limits_ints[i].offset));
+            return;
+        }
+    }
+    unknown_key(ld, knode, path, key, limits_keys, 2);
+}
+
 /* --------------------------------------------------------------- top */
 
 static void top_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
                      const char *path, void *ctx) {
-    static const char *const top_keys[] = {"kafka", "redis", "rules", "log"};
+    static const char *const top_keys[] = {"kafka", "redis", "rules", "log", "limits"};
     int *seen = ctx;
 
     (void)path;
@@ -626,9 +1047,11 @@ static void top_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_nod
         rules_section(ld, value, "rules");
     } else if (strcmp(key, "log") == 0) {
         walk_mapping(ld, value, "log", log_pair, NULL);
+    } else if (strcmp(key, "limits") == 0) {
+        walk_mapping(ld, value, "limits", limits_pair, NULL);
     } else {
         char hint[96];
-        suggest(key, top_keys, 4, hint, sizeof(hint));
+        suggest(key, top_keys, 5, hint, sizeof(hint));
         lerr(ld, knode, "unknown top-level key \"%s\"%s", key, hint);
     }
 }
@@ -638,6 +1061,8 @@ static void set_defaults(k2r_config_t *cfg) {
         *(int *)((char *)&cfg->kafka + kafka_ints[i].offset) = kafka_ints[i].dflt;
     for (size_t i = 0; i < sizeof(redis_ints) / sizeof(redis_ints[0]); i++)
         *(int *)((char *)&cfg->redis + redis_ints[i].offset) = redis_ints[i].dflt;
+    for (size_t i = 0; i < sizeof(limits_ints) / sizeof(limits_ints[0]); i++)
+        *(int *)((char *)&cfg->limits + limits_ints[i].offset) = limits_ints[i].dflt;
     cfg->log_level = K2R_LOG_INFO;
 }
 
@@ -673,6 +1098,7 @@ static void apply_env(loader_t *ld, k2r_getenv_fn env) {
         return;
     if ((v = env("K2R_KAFKA_BROKERS")) && *v) {
         free(cfg->kafka.brokers);
+    free(cfg->kafka.dead_letter_topic);
         cfg->kafka.brokers = strdup(v);
     }
     if ((v = env("K2R_REDIS_URL")) && *v) {
@@ -712,6 +1138,10 @@ static void check_required(loader_t *ld, yaml_node_t *root, const int *seen) {
     }
     if (!seen[1])
         lerr(ld, root, "missing required section \"rules\"");
+    for (size_t i = 0; i < cfg->nrules; i++)
+        if (cfg->rules[i].on_error == K2R_ON_ERROR_DEAD_LETTER && !cfg->kafka.dead_letter_topic)
+            k2r_errors_add(ld->errs, ld->file, cfg->rules[i].on_error_mark,
+                           "rules[%zu].on_error: dead-letter needs kafka.dead_letter_topic", i);
     if (cfg->redis.backoff_initial_ms > cfg->redis.backoff_max_ms)
         lerr(ld, ld->redis_node ? ld->redis_node : root,
              "redis.reconnect_backoff_ms: %d is above redis.reconnect_backoff_max_ms (%d)",
@@ -842,6 +1272,7 @@ void k2r_config_destroy(k2r_config_t *cfg) {
         return;
     free(cfg->path);
     free(cfg->kafka.brokers);
+    free(cfg->kafka.dead_letter_topic);
     free(cfg->kafka.group_id);
     for (size_t i = 0; i < cfg->kafka.ntopics; i++)
         free(cfg->kafka.topics[i]);
@@ -858,14 +1289,28 @@ void k2r_config_destroy(k2r_config_t *cfg) {
         k2r_rule_conf_t *rc = &cfg->rules[i];
         free(rc->name);
         free(rc->topic);
-        free(rc->type);
-        free(rc->id);
-        free(rc->channel);
+        for (size_t j = 0; j < rc->nvars; j++) {
+            free(rc->vars[j].name);
+            free_source(&rc->vars[j].src);
+        }
+        free(rc->vars);
+        for (size_t j = 0; j < rc->nconds; j++) {
+            free(rc->conds[j].var);
+            for (size_t k = 0; k < rc->conds[j].nvalues; k++)
+                free(rc->conds[j].values[k]);
+            free(rc->conds[j].values);
+        }
+        free(rc->conds);
+        for (size_t j = 0; j < rc->nchannels; j++)
+            free(rc->channels[j]);
+        free(rc->channels);
+        free(rc->channel_marks);
         for (size_t j = 0; j < rc->nfields; j++) {
             free(rc->fields[j].name);
-            free(rc->fields[j].path);
+            free_source(&rc->fields[j].src);
         }
         free(rc->fields);
+        free(rc->message);
     }
     free(cfg->rules);
     free(cfg);

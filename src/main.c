@@ -175,7 +175,7 @@ static int cmd_map(const char *path, const char *topic) {
     if (!topic)
         topic = cfg->rules[0].topic;
     while ((n = getline(&line, &cap, stdin)) >= 0) {
-        k2r_msg_t msg = {topic, 0, offset++, -1, NULL, 0, line, (size_t)n};
+        k2r_msg_t msg = {topic, 0, offset++, -1, NULL, 0, line, (size_t)n, NULL, 0};
         k2r_mapping_t m;
 
         while (msg.value_len > 0 &&

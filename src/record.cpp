@@ -137,19 +137,24 @@ int k2r_path_compile(const char *text, k2r_path_t *path, char *errstr, size_t er
     assert(text && path);
     *path = k2r_path_t{};
 
-    /* Escaping a '.' inside a key ("a\.b") is not supported yet: keys containing dots cannot be
-     * reached. When it is added, the split below is the only place that changes. */
-    size_t nsegs = 1;
+    /* Segments are split on '.'; "\." is a dot inside a key and "\\" a
+     * backslash, so keys such as "app.kubernetes.io/name" can be reached. */
     size_t text_len = std::strlen(text);
+    size_t nsegs = 1;
     for (size_t i = 0; i < text_len; i++) {
-        if (text[i] == '.')
+        if (text[i] == '\\') {
+            if (i + 1 == text_len || (text[i + 1] != '.' && text[i + 1] != '\\')) {
+                if (errstr && errstr_size > 0)
+                    std::snprintf(errstr, errstr_size,
+                                  "bad escape in path \"%s\" (write \\. for a dot in a key, \\\\ "
+                                  "for a backslash)",
+                                  text);
+                return -1;
+            }
+            i++;
+        } else if (text[i] == '.') {
             nsegs++;
-    }
-    /* Refuse "", ".a", "a." and "a..b" before allocating anything. */
-    if (text_len == 0 || text[0] == '.' || text[text_len - 1] == '.' ||
-        std::strstr(text, "..") != nullptr) {
-        empty_segment_error(errstr, errstr_size, text);
-        return -1;
+        }
     }
 
     path->text = static_cast<char *>(std::malloc(text_len + 1));
@@ -159,21 +164,33 @@ int k2r_path_compile(const char *text, k2r_path_t *path, char *errstr, size_t er
     std::memcpy(path->text, text, text_len + 1);
 
     {
-        const char *start = text;
+        size_t i = 0;
         for (size_t s = 0; s < nsegs; s++) {
-            const char *dot = std::strchr(start, '.');
-            size_t key_len = dot ? static_cast<size_t>(dot - start) : std::strlen(start);
             k2r_path_seg_t *seg = &path->segs[s];
+            size_t key_len = 0;
+            int escaped = 0;
 
-            seg->key = static_cast<char *>(std::malloc(key_len + 1));
+            /* A key is never longer than what is left of the text. */
+            seg->key = static_cast<char *>(std::malloc(text_len - i + 1));
             if (!seg->key)
                 goto fail;
             path->nsegs = s + 1; /* so k2r_path_free() releases the keys made so far */
-            std::memcpy(seg->key, start, key_len);
+            while (i < text_len && text[i] != '.') {
+                if (text[i] == '\\') {
+                    i++;
+                    escaped = 1;
+                }
+                seg->key[key_len++] = text[i++];
+            }
+            i++; /* the separating dot */
+            if (key_len == 0) {
+                k2r_path_free(path);
+                empty_segment_error(errstr, errstr_size, text);
+                return -1;
+            }
             seg->key[key_len] = '\0';
             seg->key_len = key_len;
-            seg->index = segment_index(seg->key, key_len);
-            start = dot ? dot + 1 : start + key_len;
+            seg->index = escaped ? -1 : segment_index(seg->key, key_len);
         }
     }
     return 0;

@@ -53,23 +53,82 @@ typedef struct k2r_property_s {
     k2r_mark_t mark;
 } k2r_property_t;
 
-/* One field of the notification: the JSON key and the record path it comes from. */
+/* Where a rule variable or notification field takes its value from. */
+typedef enum k2r_source_kind_e {
+    K2R_SOURCE_PATH = 0,    /* arg: a path into the JSON value */
+    K2R_SOURCE_HEADER,      /* arg: header name */
+    K2R_SOURCE_META,        /* arg: key, topic, partition, offset or timestamp */
+    K2R_SOURCE_CONST,       /* arg: the constant */
+    K2R_SOURCE_CLOUDEVENTS, /* arg: a CloudEvents attribute (type, id, source, ...) */
+    K2R_SOURCE_VAR          /* arg: a variable name (notification fields only) */
+} k2r_source_kind_t;
+
+/* A source as written. A plain scalar that reads as a decimal integer is
+ * kept as an integer for `const:` and `default:` (is_int). */
+typedef struct k2r_source_conf_s {
+    k2r_source_kind_t kind;
+    char *arg;
+    int arg_is_int;
+    char *dflt; /* NULL when no default */
+    int dflt_is_int;
+    k2r_mark_t mark;
+} k2r_source_conf_t;
+
+/* A named variable (`type`, `id`, or one under `vars:`). */
+typedef struct k2r_var_conf_s {
+    char *name;
+    k2r_source_conf_t src;
+} k2r_var_conf_t;
+
+/* One field of the notification: the JSON key and where its value comes from. */
 typedef struct k2r_field_conf_s {
     char *name;
-    char *path;
+    k2r_source_conf_t src;
     k2r_mark_t mark;
 } k2r_field_conf_t;
+
+typedef enum k2r_cond_op_e {
+    K2R_COND_EQUALS = 0,
+    K2R_COND_NOT_EQUALS,
+    K2R_COND_IN,
+    K2R_COND_NOT_IN,
+    K2R_COND_EXISTS,
+    K2R_COND_ABSENT
+} k2r_cond_op_t;
+
+/* One `when:` condition on a variable. */
+typedef struct k2r_cond_conf_s {
+    char *var;
+    k2r_cond_op_t op;
+    char **values;
+    size_t nvalues;
+    k2r_mark_t mark;
+} k2r_cond_conf_t;
+
+typedef enum k2r_on_error_e {
+    K2R_ON_ERROR_SKIP = 0,
+    K2R_ON_ERROR_DEAD_LETTER,
+    K2R_ON_ERROR_STOP
+} k2r_on_error_t;
 
 /* One entry of `rules:`, as written; rules.c compiles it. */
 typedef struct k2r_rule_conf_s {
     char *name;
     char *topic;
-    char *type;    /* record path of the {type} variable */
-    char *id;      /* record path of the {id} variable */
-    char *channel; /* channel template */
-    k2r_field_conf_t *fields;
+    k2r_var_conf_t *vars; /* `type` and `id` first when given, then `vars:` in order */
+    size_t nvars;
+    k2r_cond_conf_t *conds;
+    size_t nconds;
+    char **channels; /* templates; default "events:{type}:{id}" */
+    k2r_mark_t *channel_marks;
+    size_t nchannels;
+    k2r_field_conf_t *fields; /* default [id, type, source_id]; none when `message:` is set */
     size_t nfields;
-    k2r_mark_t mark, topic_mark, type_mark, id_mark, channel_mark, fields_mark;
+    char *message; /* plain-string template, or NULL */
+    k2r_on_error_t on_error;
+    int escape;     /* unsafe: escape (1) or reject (0) */
+    int cont;       /* continue: true */
+    k2r_mark_t mark, topic_mark, message_mark, fields_mark, on_error_mark;
 } k2r_rule_conf_t;
 
 typedef struct k2r_kafka_conf_s {
@@ -79,7 +138,8 @@ typedef struct k2r_kafka_conf_s {
     size_t ntopics;
     k2r_property_t *properties;
     size_t nproperties;
-    int batch_size; /* most records taken per poll round */
+    int batch_size;          /* most records taken per poll round */
+    char *dead_letter_topic; /* where `on_error: dead-letter` sends records; NULL when unset */
 } k2r_kafka_conf_t;
 
 typedef struct k2r_redis_section_s {
@@ -93,14 +153,21 @@ typedef struct k2r_redis_section_s {
     int backoff_max_ms;
 } k2r_redis_section_t;
 
+typedef struct k2r_limits_s {
+    int max_channel_bytes;
+    int max_notification_bytes;
+} k2r_limits_t;
+
 typedef struct k2r_config_s {
     char *path; /* the file it was read from */
+    k2r_limits_t limits;
     k2r_kafka_conf_t kafka;
     k2r_redis_section_t redis;
     k2r_rule_conf_t *rules;
     size_t nrules;
     int log_level;
     k2r_mark_t rules_mark;
+    k2r_mark_t dead_letter_mark; /* of kafka.dead_letter_topic, when set */
 } k2r_config_t;
 
 /* Looks an environment variable up; getenv(3) in the daemon, a table in tests. */

@@ -20,25 +20,42 @@
 #include "k2r/config.h"
 #include "k2r/record.h"
 
-/* Longest channel the bridge will publish to; longer ones are skipped. */
+/* Default limits (limits.max_channel_bytes, limits.max_notification_bytes). */
 #define K2R_CHANNEL_MAX 1024
-/* Most channels one record may be published to. */
-#define K2R_FANOUT_MAX 8
+#define K2R_NOTIFICATION_MAX 8192
+/* Most channels one record may be published to, over all rules it matches. */
+#define K2R_FANOUT_MAX 16
 
-/* Why a record produced no notification. Stable names: see k2r_skip_name(). */
+/* Why a record (or one rule's part of it) produced no notification.
+ * Stable names, for counters and logs: see k2r_skip_name(). */
 typedef enum k2r_skip_e {
     K2R_SKIP_NONE = 0,
     K2R_SKIP_NO_RULE,       /* no rule takes the record's topic */
     K2R_SKIP_NOT_JSON,      /* the value is not one JSON document */
-    K2R_SKIP_MISSING_FIELD, /* a variable's path leads nowhere */
-    K2R_SKIP_WRONG_TYPE,    /* a variable is not a string or integer, or a field is not a scalar */
-    K2R_SKIP_EMPTY_VALUE,   /* a variable is an empty string */
-    K2R_SKIP_TOO_LONG,      /* the channel would exceed K2R_CHANNEL_MAX */
+    K2R_SKIP_MISSING_FIELD, /* a variable without a default leads nowhere */
+    K2R_SKIP_WRONG_TYPE,    /* a variable is not a string or integer, or a field not a scalar */
+    K2R_SKIP_EMPTY_VALUE,   /* a channel variable is an empty string */
+    K2R_SKIP_TOO_LONG,      /* a channel would exceed limits.max_channel_bytes */
+    K2R_SKIP_NO_MATCH,      /* rules take the topic, but no rule's `when:` holds */
+    K2R_SKIP_UNSAFE_CHARS,  /* a channel variable holds characters the rule refuses */
+    K2R_SKIP_TOO_LARGE,     /* the notification would exceed limits.max_notification_bytes */
     K2R_SKIP__COUNT
 } k2r_skip_t;
 
 /* "no_rule", "not_json", ...: for counters and logs (static storage). */
 const char *k2r_skip_name(k2r_skip_t reason);
+
+/* What the bridge must do about a record that could not be mapped: the
+ * failing rule's `on_error` policy. */
+typedef enum k2r_action_e {
+    K2R_ACTION_NONE = 0,    /* nothing failed */
+    K2R_ACTION_SKIP,        /* count, log (rate-limited), advance */
+    K2R_ACTION_DEAD_LETTER, /* produce the record to kafka.dead_letter_topic, then advance */
+    K2R_ACTION_STOP         /* stop the partition here; nothing of it advances */
+} k2r_action_t;
+
+/* "none", "skip", "dead-letter", "stop" (static storage). */
+const char *k2r_action_name(k2r_action_t action);
 
 /* A growable byte buffer; the mapper appends channels and messages to it. */
 typedef struct k2r_buf_s {
@@ -53,18 +70,35 @@ int k2r_buf_append(k2r_buf_t *buf, const void *bytes, size_t n);
 int k2r_buf_reserve(k2r_buf_t *buf, size_t n);
 void k2r_buf_free(k2r_buf_t *buf);
 
-/* What one record maps to. Offsets point into the caller's k2r_buf_t, which
- * may move as it grows, so they are offsets, not pointers. */
+/*
+ * What one record maps to. Offsets point into the caller's k2r_buf_t, which
+ * may move as it grows, so they are offsets, not pointers.
+ *
+ * A record can publish (npublish > 0) and still carry a failure: with
+ * `continue: true` one rule may publish while a later one fails. `action`
+ * says what to do about the failure: STOP wins over everything (publish
+ * nothing of this record), DEAD_LETTER sends the record to the dead-letter
+ * topic as well as publishing what did map, SKIP only counts.
+ */
 typedef struct k2r_mapping_s {
-    const char *rule; /* rule name (borrowed from the rules), NULL when none matched */
-    k2r_skip_t skip;  /* K2R_SKIP_NONE when there is something to publish */
-    char detail[200]; /* for a skip: what was wrong, e.g. "source_id: missing" */
+    const char *rule;    /* the failing rule, else the first publishing rule; NULL if none */
+    k2r_skip_t skip;     /* K2R_SKIP_NONE when nothing failed */
+    k2r_action_t action; /* K2R_ACTION_NONE when nothing failed */
+    char detail[200];    /* on failure: what was wrong, e.g. "id (source_id): missing" */
     size_t npublish;
     struct {
+        const char *rule; /* the rule that produced it (borrowed from the rules) */
         size_t channel_off, channel_len;
         size_t message_off, message_len;
     } publish[K2R_FANOUT_MAX];
 } k2r_mapping_t;
+
+/* One Kafka record header. A NULL value is a header without a value. */
+typedef struct k2r_header_s {
+    const char *name;
+    const char *value;
+    size_t value_len;
+} k2r_header_t;
 
 /* The parts of a Kafka record the rules look at (all borrowed). */
 typedef struct k2r_msg_s {
@@ -72,10 +106,12 @@ typedef struct k2r_msg_s {
     int32_t partition;
     int64_t offset;
     int64_t timestamp; /* ms since the epoch, -1 when unknown */
-    const char *key;
+    const char *key;   /* NULL when the record has no key */
     size_t key_len;
-    const char *value;
+    const char *value; /* NULL for a tombstone */
     size_t value_len;
+    const k2r_header_t *headers;
+    size_t nheaders;
 } k2r_msg_t;
 
 typedef struct k2r_rules_s k2r_rules_t;
@@ -102,6 +138,9 @@ k2r_rules_t *k2r_rules_parse(const char *name, const char *buf, size_t len, k2r_
 
 /* Releases the rules; NULL does nothing. */
 void k2r_rules_destroy(k2r_rules_t *rules);
+
+/* 1 when some rule's on_error is dead-letter (so a dead-letter producer is needed). */
+int k2r_rules_need_dead_letter(const k2r_rules_t *rules);
 
 /* Number of rules, and a one-line summary of rule i for `check` (static storage
  * is not used: the summary is written into out). */

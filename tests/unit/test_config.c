@@ -116,18 +116,23 @@ static void test_valid_full(void) {
 
     CU_ASSERT_EQUAL_FATAL(cfg->nrules, 2);
     CU_ASSERT_STRING_EQUAL(cfg->rules[0].name, "by-source");
-    CU_ASSERT_STRING_EQUAL(cfg->rules[0].channel, "events:{type}:{id}"); /* default */
+    CU_ASSERT_EQUAL_FATAL(cfg->rules[0].nchannels, 1);
+    CU_ASSERT_STRING_EQUAL(cfg->rules[0].channels[0], "events:{type}:{id}"); /* default */
     CU_ASSERT_EQUAL_FATAL(cfg->rules[0].nfields, 3);                     /* default */
     CU_ASSERT_STRING_EQUAL(cfg->rules[0].fields[0].name, "id");
     CU_ASSERT_STRING_EQUAL(cfg->rules[0].fields[1].name, "type");
     CU_ASSERT_STRING_EQUAL(cfg->rules[0].fields[2].name, "source_id");
-    CU_ASSERT_STRING_EQUAL(cfg->rules[1].id, "repository.full_name");
+    CU_ASSERT_EQUAL_FATAL(cfg->rules[1].nvars, 2);
+    CU_ASSERT_STRING_EQUAL(cfg->rules[1].vars[0].name, "type");
+    CU_ASSERT_STRING_EQUAL(cfg->rules[1].vars[1].name, "id");
+    CU_ASSERT_EQUAL(cfg->rules[1].vars[1].src.kind, K2R_SOURCE_PATH);
+    CU_ASSERT_STRING_EQUAL(cfg->rules[1].vars[1].src.arg, "repository.full_name");
     CU_ASSERT_EQUAL_FATAL(cfg->rules[1].nfields, 3);
     CU_ASSERT_STRING_EQUAL(cfg->rules[1].fields[1].name, "repo");
-    CU_ASSERT_STRING_EQUAL(cfg->rules[1].fields[1].path, "repository.full_name");
+    CU_ASSERT_STRING_EQUAL(cfg->rules[1].fields[1].src.arg, "repository.full_name");
     CU_ASSERT_STRING_EQUAL(cfg->rules[1].fields[2].name, "sender.login");
-    CU_ASSERT_EQUAL(cfg->rules[1].channel_mark.line, 24);
-    CU_ASSERT_EQUAL(cfg->rules[1].channel_mark.col, 14);
+    CU_ASSERT_EQUAL(cfg->rules[1].channel_marks[0].line, 24);
+    CU_ASSERT_EQUAL(cfg->rules[1].channel_marks[0].col, 14);
 
     k2r_rules_destroy(rules);
     k2r_config_destroy(cfg);
