@@ -640,6 +640,7 @@ static void rule_var(loader_t *ld, k2r_rule_conf_t *rc, const char *name, yaml_n
     }
     if (get_source(ld, value, path, 0, &src) != 0) {
         free_source(&src);
+        rc->nbroken++;
         return;
     }
     v = grow(&rc->vars, &rc->nvars, sizeof(*rc->vars));

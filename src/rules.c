@@ -34,7 +34,7 @@
 /* ------------------------------------------------------------- names */
 
 static const char *const skip_names[K2R_SKIP__COUNT] = {
-    "none",      "no_rule",  "not_json",     "missing_field", "wrong_type",
+    "none",        "no_rule",  "not_json", "missing_field", "wrong_type",
     "empty_value", "too_long", "no_match", "unsafe_chars",  "too_large"};
 
 const char *k2r_skip_name(k2r_skip_t reason) {
@@ -164,7 +164,9 @@ struct k2r_rules_s {
 typedef struct compiler_s {
     const char *file;
     k2r_errors_t *errs;
-    size_t ri; /* the rule being compiled, for messages */
+    size_t ri;  /* the rule being compiled, for messages */
+    int broken; /* the rule has variables the loader refused: an unknown
+                   variable is then most likely one of those, already reported */
 } compiler_t;
 
 #define cerr(c, mark, ...) k2r_errors_add((c)->errs, (c)->file, (mark), __VA_ARGS__)
@@ -276,6 +278,8 @@ static int compile_source(compiler_t *c, const k2r_source_conf_t *sc, const rule
     }
     case K2R_SOURCE_VAR:
         s->var = find_var(r, sc->arg, strlen(sc->arg));
+        if (s->var < 0 && c->broken)
+            return -1;
         if (s->var < 0) {
             char hint[256];
             var_hint(r, sc->arg, strlen(sc->arg), hint, sizeof(hint));
@@ -356,6 +360,8 @@ static int compile_template(compiler_t *c, const rule_t *r, const char *tpl, k2r
             }
             len = (size_t)(end - p - 1);
             var = find_var(r, p + 1, len);
+            if (var < 0 && c->broken)
+                goto done;
             if (var < 0) {
                 char hint[256];
                 var_hint(r, p + 1, len, hint, sizeof(hint));
@@ -466,6 +472,8 @@ static void free_rule(rule_t *r) {
     free_template(&r->message);
 }
 
+/* Compiles one rule. Returns 0; -1 after adding (or, for cascades,
+ * suppressing) errors; -2 when out of memory. */
 static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_conf_t *rc,
                         rule_t *r) {
     int bad = 0;
@@ -480,7 +488,7 @@ static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_c
     r->channels = calloc(rc->nchannels ? rc->nchannels : 1, sizeof(*r->channels));
     r->fields = calloc(rc->nfields ? rc->nfields : 1, sizeof(*r->fields));
     if (!r->name || !r->vars || !r->conds || !r->channels || !r->fields)
-        return -1;
+        return -2;
     bad |= compile_topic(c, cfg, rc, r) != 0;
 
     /* Variables first: templates, conditions and var: fields refer to them. */
@@ -493,7 +501,7 @@ static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_c
             snprintf(what, sizeof(what), "vars.%s", rc->vars[i].name);
         v->name = strdup(rc->vars[i].name);
         if (!v->name)
-            return -1;
+            return -2;
         r->nvars++;
         bad |= compile_source(c, &rc->vars[i].src, r, what, &v->src) != 0;
     }
@@ -502,6 +510,10 @@ static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_c
         cond_t *cd = &r->conds[r->nconds];
 
         cd->var = find_var(r, cc->var, strlen(cc->var));
+        if (cd->var < 0 && c->broken) {
+            bad = 1;
+            continue;
+        }
         if (cd->var < 0) {
             char hint[256];
             var_hint(r, cc->var, strlen(cc->var), hint, sizeof(hint));
@@ -514,10 +526,10 @@ static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_c
         cd->lens = calloc(cc->nvalues ? cc->nvalues : 1, sizeof(size_t));
         r->nconds++;
         if (!cd->values || !cd->lens)
-            return -1;
+            return -2;
         for (size_t j = 0; j < cc->nvalues; j++) {
             if (!(cd->values[j] = strdup(cc->values[j])))
-                return -1;
+                return -2;
             cd->lens[j] = strlen(cc->values[j]);
             cd->nvalues++;
         }
@@ -533,11 +545,13 @@ static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_c
         else
             snprintf(what, sizeof(what), "channels[%zu]", i);
         if (defaulted && (find_var(r, "type", 4) < 0 || find_var(r, "id", 2) < 0)) {
+            bad = 1;
+            if (c->broken)
+                continue;
             cerr(c, rc->mark,
                  "rules[%zu]: the default channel \"events:{type}:{id}\" needs `type` and `id`; "
                  "set them or give channel:",
                  c->ri);
-            bad = 1;
             continue;
         }
         bad |= compile_template(c, r, rc->channels[i], rc->channel_marks[i], what,
@@ -555,7 +569,7 @@ static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_c
         snprintf(what, sizeof(what), "notification[%zu]", j);
         f->name = strdup(rc->fields[j].name);
         if (!f->name)
-            return -1;
+            return -2;
         f->name_len = strlen(f->name);
         r->nfields++;
         bad |= compile_source(c, &rc->fields[j].src, r, what, &f->src) != 0;
@@ -564,7 +578,7 @@ static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_c
 }
 
 k2r_rules_t *k2r_rules_new(const k2r_config_t *cfg, k2r_errors_t *errs) {
-    compiler_t c = {cfg->path, errs, 0};
+    compiler_t c = {cfg->path, errs, 0, 0};
     size_t nerrs = errs->count;
     k2r_rules_t *rules = calloc(1, sizeof(*rules));
 
@@ -583,8 +597,9 @@ k2r_rules_t *k2r_rules_new(const k2r_config_t *cfg, k2r_errors_t *errs) {
         if (!rc->name || !rc->topic || !rc->nchannels)
             continue;
         c.ri = i;
+        c.broken = rc->nbroken > 0;
         r = &rules->rules[rules->nrules++];
-        if (compile_rule(&c, cfg, rc, r) != 0 && errs->count == nerrs)
+        if (compile_rule(&c, cfg, rc, r) == -2)
             k2r_errors_add(errs, cfg->path, rc->mark, "rules[%zu]: out of memory", i);
         if (r->nvars > rules->max_vars)
             rules->max_vars = r->nvars;
@@ -723,8 +738,7 @@ static int is_structured(ctx_t *x) {
 
 static int parse_value(ctx_t *x) {
     if (!x->parsed) {
-        x->parsed = x->msg->value && k2r_record_parse(x->rec, x->msg->value,
-                                                      x->msg->value_len) == 0
+        x->parsed = x->msg->value && k2r_record_parse(x->rec, x->msg->value, x->msg->value_len) == 0
                         ? 1
                         : -1;
     }
@@ -1141,8 +1155,7 @@ static int apply(ctx_t *x, const rule_t *r, k2r_buf_t *out, k2r_mapping_t *m, fa
     int rc = 0;
 
     if (m->npublish + r->nchannels > K2R_FANOUT_MAX)
-        return fail(f, K2R_SKIP_TOO_LARGE, "more than %d channels for one record",
-                    K2R_FANOUT_MAX);
+        return fail(f, K2R_SKIP_TOO_LARGE, "more than %d channels for one record", K2R_FANOUT_MAX);
     /* Channels first: a record that cannot name its channel fails on that. */
     for (size_t i = 0; i < r->nchannels && rc == 0; i++) {
         size_t ch_off = out->len;
@@ -1172,8 +1185,8 @@ static int apply(ctx_t *x, const rule_t *r, k2r_buf_t *out, k2r_mapping_t *m, fa
     return rc;
 }
 
-int k2r_rules_map(const k2r_rules_t *rules, k2r_record_t *rec, const k2r_msg_t *msg,
-                  k2r_buf_t *out, k2r_mapping_t *m) {
+int k2r_rules_map(const k2r_rules_t *rules, k2r_record_t *rec, const k2r_msg_t *msg, k2r_buf_t *out,
+                  k2r_mapping_t *m) {
     unsigned char done_small[32];
     k2r_value_t vals_small[32];
     k2r_skip_t verr_small[32];

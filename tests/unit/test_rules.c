@@ -237,6 +237,465 @@ static void test_skip_names(void) {
     CU_ASSERT_STRING_EQUAL(k2r_skip_name((k2r_skip_t)99), "unknown");
 }
 
+/* ------------------------------------------------- the mapping language */
+
+static const char *lang_yaml =
+    "kafka:\n"
+    "  brokers: b:9092\n"
+    "  group_id: g\n"
+    "  topics: [gh, \"^audit\\\\..*\", ce, plain2]\n"
+    "  dead_letter_topic: dlq\n"
+    "limits:\n"
+    "  max_channel_bytes: 40\n"
+    "  max_notification_bytes: 120\n"
+    "rules:\n"
+    "  - name: webhook\n"
+    "    topic: gh\n"
+    "    type: {header: X-GitHub-Event}\n"
+    "    id: repository.full_name\n"
+    "    vars:\n"
+    "      org: {path: organization.login, default: none}\n"
+    "      action: {path: action, default: \"\"}\n"
+    "    when:\n"
+    "      type: {in: [push, issues]}\n"
+    "      action: {not: deleted}\n"
+    "    channels: [\"events:repo:{id}\", \"events:org:{org}\"]\n"
+    "    notification: [{event: {var: type}}, {repo: {var: id}}, {offset: {meta: offset}},\n"
+    "                   {topic: {meta: topic}}, {src: {const: github}}, {n: {const: 7}}]\n"
+    "    unsafe: escape\n"
+    "    continue: true\n"
+    "  - name: catchall\n"
+    "    topic: gh\n"
+    "    type: {const: gh}\n"
+    "    id: {meta: partition}\n"
+    "    channel: \"all:{type}:{id}\"\n"
+    "    message: \"p{id}\"\n"
+    "  - name: audit\n"
+    "    topic: \"^audit\\\\..*\"\n"
+    "    type: {meta: topic}\n"
+    "    id: {meta: key}\n"
+    "    when: {id: {exists: true}}\n"
+    "    channel: \"audit:{id}\"\n"
+    "    notification: [{ts: {meta: timestamp}}, {user: user.name}]\n"
+    "    on_error: dead-letter\n"
+    "  - name: audit-anon\n"
+    "    topic: \"^audit\\\\..*\"\n"
+    "    vars: {k: {meta: key}}\n"
+    "    when: {k: {exists: false}}\n"
+    "    channel: \"audit:anon\"\n"
+    "    message: anon\n"
+    "  - name: ce\n"
+    "    topic: ce\n"
+    "    type: {cloudevents: type}\n"
+    "    id: {cloudevents: subject}\n"
+    "    channel: \"ce:{type}:{id}\"\n"
+    "    notification: [{id: {cloudevents: id}}, {amount: order.amount}, {k: \"a\\\\.b\"}]\n"
+    "    on_error: stop\n"
+    "  - name: strict\n"
+    "    topic: \"plain*\"\n"
+    "    type: t\n"
+    "    id: i\n"
+    "    channel: \"s:{type}:{id}\"\n"
+    "    notification: [{x: {var: id}}]\n";
+
+typedef struct lang_case_s {
+    const char *topic;
+    const char *key;
+    const char *headers[6]; /* name, value pairs; a NULL name ends them */
+    const char *value;
+    const char *rule;
+    k2r_skip_t skip;
+    k2r_action_t action;
+    const char *detail;     /* expected detail on failure, or NULL to not check */
+    const char *publish[6]; /* channel, message pairs, in order */
+} lang_case_t;
+
+#define GH_OK                                                                                      \
+    "{\"repository\":{\"full_name\":\"octo/hello\"},\"organization\":{\"login\":\"github\"}}"
+#define CE_HDR "content-type", "application/cloudevents+json"
+
+static const lang_case_t lang_cases[] = {
+    /* Fan-out to two channels, then continue: the catch-all rule publishes too. */
+    {"gh",
+     NULL,
+     {"X-GitHub-Event", "push"},
+     GH_OK,
+     "webhook",
+     K2R_SKIP_NONE,
+     K2R_ACTION_NONE,
+     NULL,
+     {"events:repo:octo/hello",
+      "{\"event\":\"push\",\"repo\":\"octo/"
+      "hello\",\"offset\":5,\"topic\":\"gh\",\"src\":\"github\","
+      "\"n\":7}",
+      "events:org:github",
+      "{\"event\":\"push\",\"repo\":\"octo/"
+      "hello\",\"offset\":5,\"topic\":\"gh\",\"src\":\"github\","
+      "\"n\":7}",
+      "all:gh:3", "p3"}},
+    /* Conditions: not in the list, negated equality, absent header, invalid UTF-8 header. */
+    {"gh",
+     NULL,
+     {"X-GitHub-Event", "star"},
+     GH_OK,
+     "catchall",
+     K2R_SKIP_NONE,
+     K2R_ACTION_NONE,
+     NULL,
+     {"all:gh:3", "p3"}},
+    {"gh",
+     NULL,
+     {"X-GitHub-Event", "push"},
+     "{\"action\":\"deleted\",\"repository\":{\"full_name\":\"o/r\"}}",
+     "catchall",
+     K2R_SKIP_NONE,
+     K2R_ACTION_NONE,
+     NULL,
+     {"all:gh:3", "p3"}},
+    {"gh",
+     NULL,
+     {NULL},
+     GH_OK,
+     "catchall",
+     K2R_SKIP_NONE,
+     K2R_ACTION_NONE,
+     NULL,
+     {"all:gh:3", "p3"}},
+    {"gh",
+     NULL,
+     {"X-GitHub-Event", "\xffpush"},
+     GH_OK,
+     "catchall",
+     K2R_SKIP_NONE,
+     K2R_ACTION_NONE,
+     NULL,
+     {"all:gh:3", "p3"}},
+    /* The last header of a name wins. */
+    {"gh",
+     NULL,
+     {"X-GitHub-Event", "star", "X-GitHub-Event", "issues"},
+     "{\"repository\":{\"full_name\":\"o/r\"}}",
+     "webhook",
+     K2R_SKIP_NONE,
+     K2R_ACTION_NONE,
+     NULL,
+     {"events:repo:o/r",
+      "{\"event\":\"issues\",\"repo\":\"o/r\",\"offset\":5,\"topic\":\"gh\",\"src\":\"github\","
+      "\"n\":7}",
+      "events:org:none",
+      "{\"event\":\"issues\",\"repo\":\"o/r\",\"offset\":5,\"topic\":\"gh\",\"src\":\"github\","
+      "\"n\":7}",
+      "all:gh:3", "p3"}},
+    /* unsafe: escape percent-encodes pattern bytes, whitespace, ':' and '%' itself. */
+    {"gh",
+     NULL,
+     {"X-GitHub-Event", "push"},
+     "{\"repository\":{\"full_name\":\"a b*c:%\"},\"organization\":{\"login\":\"x\"}}",
+     "webhook",
+     K2R_SKIP_NONE,
+     K2R_ACTION_NONE,
+     NULL,
+     {"events:repo:a%20b%2Ac%3A%25",
+      "{\"event\":\"push\",\"repo\":\"a b*c:%\",\"offset\":5,\"topic\":\"gh\",\"src\":\"github\","
+      "\"n\":7}",
+      "events:org:x",
+      "{\"event\":\"push\",\"repo\":\"a b*c:%\",\"offset\":5,\"topic\":\"gh\",\"src\":\"github\","
+      "\"n\":7}",
+      "all:gh:3", "p3"}},
+    /* A failing rule with continue: its policy (skip) is reported, later rules still publish. */
+    {"gh",
+     NULL,
+     {"X-GitHub-Event", "push"},
+     "not json",
+     "webhook",
+     K2R_SKIP_NOT_JSON,
+     K2R_ACTION_SKIP,
+     NULL,
+     {"all:gh:3", "p3"}},
+    {"gh",
+     NULL,
+     {"X-GitHub-Event", "push"},
+     "{\"repository\":{\"full_name\":\"o/r\"},\"x\":\""
+     "0123456789012345678901234567890123456789\"}",
+     "webhook",
+     K2R_SKIP_NONE,
+     K2R_ACTION_NONE,
+     NULL,
+     {"events:repo:o/r",
+      "{\"event\":\"push\",\"repo\":\"o/r\",\"offset\":5,\"topic\":\"gh\",\"src\":\"github\","
+      "\"n\":7}",
+      "events:org:none",
+      "{\"event\":\"push\",\"repo\":\"o/r\",\"offset\":5,\"topic\":\"gh\",\"src\":\"github\","
+      "\"n\":7}",
+      "all:gh:3", "p3"}},
+    {"gh",
+     NULL,
+     {"X-GitHub-Event", "push"},
+     "{\"repository\":{\"full_name\":\"0123456789012345678901234567890123456789\"}}",
+     "webhook",
+     K2R_SKIP_TOO_LONG,
+     K2R_ACTION_SKIP,
+     "channel would be 52 bytes (limit 40)",
+     {"all:gh:3", "p3"}},
+    /* Regex topics, the key, the timestamp; exists / absent conditions. */
+    {"audit.login",
+     "alice",
+     {NULL},
+     "{\"user\":{\"name\":\"Alice\"}}",
+     "audit",
+     K2R_SKIP_NONE,
+     K2R_ACTION_NONE,
+     NULL,
+     {"audit:alice", "{\"ts\":1700000000000,\"user\":\"Alice\"}"}},
+    {"audit.login",
+     NULL,
+     {NULL},
+     "{}",
+     "audit-anon",
+     K2R_SKIP_NONE,
+     K2R_ACTION_NONE,
+     NULL,
+     {"audit:anon", "anon"}},
+    {"audit.login",
+     "bad:key",
+     {NULL},
+     "{}",
+     "audit",
+     K2R_SKIP_UNSAFE_CHARS,
+     K2R_ACTION_DEAD_LETTER,
+     "id: byte 0x3a at 3 is not allowed in a channel (unsafe: escape would write %3A)",
+     {NULL}},
+    {"audit.login",
+     "k",
+     {NULL},
+     "{\"user\":{\"name\":\"0123456789012345678901234567890123456789012345678901234567890123456789"
+     "0123456789012345678901234567890123456789\"}}",
+     "audit",
+     K2R_SKIP_TOO_LARGE,
+     K2R_ACTION_DEAD_LETTER,
+     "notification would be 140 bytes (limit 120)",
+     {NULL}},
+    {"audit.login",
+     "k\x01",
+     {NULL},
+     "{}",
+     "audit",
+     K2R_SKIP_UNSAFE_CHARS,
+     K2R_ACTION_DEAD_LETTER,
+     NULL,
+     {NULL}},
+    {"audit.login",
+     "\xc3\x28",
+     {NULL},
+     "{}",
+     "audit",
+     K2R_SKIP_UNSAFE_CHARS,
+     K2R_ACTION_DEAD_LETTER,
+     "id: invalid UTF-8 at byte 0",
+     {NULL}},
+    /* CloudEvents, structured (paths under data) and binary (ce_ headers). */
+    {"ce",
+     NULL,
+     {CE_HDR},
+     "{\"specversion\":\"1.0\",\"type\":\"order.created\",\"subject\":\"o-1\",\"id\":\"ev-9\","
+     "\"data\":{\"order\":{\"amount\":42},\"a.b\":true}}",
+     "ce",
+     K2R_SKIP_NONE,
+     K2R_ACTION_NONE,
+     NULL,
+     {"ce:order.created:o-1", "{\"id\":\"ev-9\",\"amount\":42,\"k\":true}"}},
+    {"ce",
+     NULL,
+     {"ce_type", "order.paid", "ce_subject", "o-2", "ce_id", "ev-10"},
+     "{\"order\":{\"amount\":5}}",
+     "ce",
+     K2R_SKIP_NONE,
+     K2R_ACTION_NONE,
+     NULL,
+     {"ce:order.paid:o-2", "{\"id\":\"ev-10\",\"amount\":5}"}},
+    /* stop: nothing of the record is published. */
+    {"ce",
+     NULL,
+     {"ce_type", "order.paid"},
+     "{}",
+     "ce",
+     K2R_SKIP_MISSING_FIELD,
+     K2R_ACTION_STOP,
+     "id (cloudevents:subject): missing",
+     {NULL}},
+    /* Globs; the default unsafe policy (reject); UTF-8 passes. */
+    {"plain2",
+     NULL,
+     {NULL},
+     "{\"t\":\"x\",\"i\":\"a:b\"}",
+     "strict",
+     K2R_SKIP_UNSAFE_CHARS,
+     K2R_ACTION_SKIP,
+     NULL,
+     {NULL}},
+    {"plain2",
+     NULL,
+     {NULL},
+     "{\"t\":\"x\",\"i\":\"\\u00e9\"}",
+     "strict",
+     K2R_SKIP_NONE,
+     K2R_ACTION_NONE,
+     NULL,
+     {"s:x:\xc3\xa9", "{\"x\":\"\xc3\xa9\"}"}},
+    {"plain2",
+     NULL,
+     {NULL},
+     "{\"t\":\"x\",\"i\":[1]}",
+     "strict",
+     K2R_SKIP_WRONG_TYPE,
+     K2R_ACTION_SKIP,
+     "id (i): expected a string or integer, found an array",
+     {NULL}},
+    {"other",
+     NULL,
+     {NULL},
+     "{}",
+     NULL,
+     K2R_SKIP_NO_RULE,
+     K2R_ACTION_SKIP,
+     "no rule for topic other",
+     {NULL}},
+};
+
+static void test_language_table(void) {
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_config_t *lcfg = NULL;
+    k2r_rules_t *lrules =
+        k2r_rules_parse("lang.yaml", lang_yaml, strlen(lang_yaml), NULL, &errs, &lcfg);
+    k2r_buf_t out = {NULL, 0, 0};
+
+    for (size_t i = 0; i < errs.count; i++)
+        fprintf(stderr, "%s\n", errs.lines[i]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lrules);
+    for (size_t i = 0; i < sizeof(lang_cases) / sizeof(lang_cases[0]); i++) {
+        const lang_case_t *c = &lang_cases[i];
+        k2r_header_t hdrs[3];
+        size_t nh = 0, npub = 0;
+        k2r_msg_t msg = {
+            c->topic,         3,    5, 1700000000000, c->key, c->key ? strlen(c->key) : 0, c->value,
+            strlen(c->value), hdrs, 0};
+        k2r_mapping_t m;
+
+        for (; nh < 3 && c->headers[2 * nh]; nh++) {
+            hdrs[nh].name = c->headers[2 * nh];
+            hdrs[nh].value = c->headers[2 * nh + 1];
+            hdrs[nh].value_len = strlen(c->headers[2 * nh + 1]);
+        }
+        msg.nheaders = nh;
+        while (npub < 3 && c->publish[2 * npub])
+            npub++;
+        out.len = 0;
+        CU_ASSERT_EQUAL_FATAL(k2r_rules_map(lrules, rec, &msg, &out, &m), 0);
+        if (m.skip != c->skip || m.action != c->action || m.npublish != npub)
+            fprintf(stderr, "\nlang case %zu: %s/%s (%s), %zu publish(es)\n", i,
+                    k2r_skip_name(m.skip), k2r_action_name(m.action), m.detail, m.npublish);
+        CU_ASSERT_EQUAL(m.skip, c->skip);
+        CU_ASSERT_EQUAL(m.action, c->action);
+        if (c->rule) {
+            CU_ASSERT(m.rule && strcmp(m.rule, c->rule) == 0);
+        } else {
+            CU_ASSERT_PTR_NULL(m.rule);
+        }
+        if (c->detail) {
+            if (strcmp(m.detail, c->detail) != 0)
+                fprintf(stderr, "\nlang case %zu: detail \"%s\"\n", i, m.detail);
+            CU_ASSERT_STRING_EQUAL(m.detail, c->detail);
+        }
+        CU_ASSERT_EQUAL_FATAL(m.npublish, npub);
+        for (size_t j = 0; j < npub; j++) {
+            const char *ch = c->publish[2 * j], *msgb = c->publish[2 * j + 1];
+            int ok = m.publish[j].channel_len == strlen(ch) &&
+                     memcmp(out.data + m.publish[j].channel_off, ch, strlen(ch)) == 0 &&
+                     m.publish[j].message_len == strlen(msgb) &&
+                     memcmp(out.data + m.publish[j].message_off, msgb, strlen(msgb)) == 0;
+            if (!ok)
+                fprintf(stderr, "\nlang case %zu publish %zu: %.*s %.*s\n", i, j,
+                        (int)m.publish[j].channel_len, out.data + m.publish[j].channel_off,
+                        (int)m.publish[j].message_len, out.data + m.publish[j].message_off);
+            CU_ASSERT(ok);
+        }
+        if (m.action == K2R_ACTION_STOP)
+            CU_ASSERT_EQUAL(out.len, 0);
+    }
+    k2r_buf_free(&out);
+    k2r_rules_destroy(lrules);
+    k2r_config_destroy(lcfg);
+}
+
+/* Semantic errors of the language, each with its exact message. */
+static void test_language_errors(void) {
+    static const struct {
+        const char *rules;
+        const char *error;
+    } errors[] = {
+        {"  - {name: a, topic: \"^(x\", type: a, id: b}\n",
+         "e.yaml:6:22: rules[0].topic: bad regular expression \"^(x\": Unmatched ( or \\("},
+        {"  - {name: a, topic: t, type: a, id: b, channel: \"x:{org}\"}\n",
+         "e.yaml:6:50: rules[0].channel: unknown variable {org} (known: {type}, {id})"},
+        {"  - {name: a, topic: t, vars: {org: o}, channel: \"x:{ogr}\"}\n",
+         "e.yaml:6:50: rules[0].channel: unknown variable {ogr} (did you mean {org}?)"},
+        {"  - {name: a, topic: t, type: a, id: b, when: {tpye: x}}\n",
+         "e.yaml:6:48: rules[0].when: unknown variable {tpye} (did you mean {type}?)"},
+        {"  - {name: a, topic: t, type: {hedaer: X}, id: b}\n",
+         "e.yaml:6:32: rules[0].type: unknown source kind \"hedaer\" (did you mean \"header\"?)"},
+        {"  - {name: a, topic: t, type: {meta: size}, id: b}\n",
+         "e.yaml:6:38: rules[0].type.meta: expected key, topic, partition, offset or timestamp, "
+         "found \"size\""},
+        {"  - {name: a, topic: t, type: {header: X, const: y}, id: b}\n",
+         "e.yaml:6:43: rules[0].type: a source takes one of path, header, meta, const, "
+         "cloudevents"},
+        {"  - {name: a, topic: t, type: a, id: b, on_error: retry}\n",
+         "e.yaml:6:51: rules[0].on_error: expected skip, dead-letter or stop; found \"retry\""},
+        {"  - {name: a, topic: t, type: a, id: b, on_error: dead-letter}\n",
+         "e.yaml:6:51: rules[0].on_error: dead-letter needs kafka.dead_letter_topic"},
+        {"  - {name: a, topic: t, vars: {1x: a}, channel: c}\n",
+         "e.yaml:6:32: rules[0].vars.1x: \"1x\" is not a variable name (letters, digits, _; not "
+         "first a digit)"},
+        {"  - {name: a, topic: t, channel: c, notification: [{v: {var: nope}}]}\n",
+         "e.yaml:6:56: rules[0].notification[0]: unknown variable {nope} (no variables are "
+         "defined)"},
+        {"  - {name: a, topic: t, type: a, id: b, when: {type: {has: x}}}\n",
+         "e.yaml:6:55: rules[0].when.type: unknown condition \"has\" (known: equals, not, in, "
+         "not_in, exists)"},
+        {"  - {name: a, topic: t, channel: c, message: m, notification: [x]}\n",
+         "e.yaml:6:5: rules[0]: give notification or message, not both"},
+        {"  - {name: a, topic: t}\n",
+         "e.yaml:6:5: rules[0]: the default channel \"events:{type}:{id}\" needs `type` and `id`; "
+         "set them or give channel:"},
+        {"  - {name: a, topic: t, type: \"a\\\\\", id: b}\n",
+         "e.yaml:6:31: rules[0].type: bad escape in path \"a\\\" (write \\. for a dot in a key, "
+         "\\\\ for a backslash)"},
+    };
+
+    for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+        char yaml[1024];
+        k2r_errors_t errs = {NULL, 0, 0};
+        k2r_config_t *ecfg = NULL;
+        k2r_rules_t *r;
+
+        snprintf(yaml, sizeof(yaml),
+                 "kafka:\n  brokers: b\n  group_id: g\n  topics: [t]\nrules:\n%s", errors[i].rules);
+        r = k2r_rules_parse("e.yaml", yaml, strlen(yaml), NULL, &errs, &ecfg);
+        CU_ASSERT_PTR_NULL(r);
+        CU_ASSERT_PTR_NULL(ecfg);
+        if (errs.count != 1 || strcmp(errs.lines[0], errors[i].error) != 0) {
+            fprintf(stderr, "\nerror case %zu: want %s\n", i, errors[i].error);
+            for (size_t j = 0; j < errs.count; j++)
+                fprintf(stderr, "  got  %s\n", errs.lines[j]);
+        }
+        CU_ASSERT_EQUAL(errs.count, 1);
+        if (errs.count)
+            CU_ASSERT_STRING_EQUAL(errs.lines[0], errors[i].error);
+        k2r_rules_destroy(r);
+        k2r_errors_clear(&errs);
+    }
+}
+
 int test_rules_register(void) {
     CU_pSuite s = CU_add_suite("rules", setup, teardown);
 
@@ -244,7 +703,10 @@ int test_rules_register(void) {
         !CU_add_test(s, "mappings append to one buffer", test_map_appends) ||
         !CU_add_test(s, "channel length limit", test_channel_too_long) ||
         !CU_add_test(s, "check's one-line summaries", test_describe) ||
-        !CU_add_test(s, "skip reason names", test_skip_names))
+        !CU_add_test(s, "skip reason names", test_skip_names) ||
+        !CU_add_test(s, "the language: sources, conditions, fan-out, policies",
+                     test_language_table) ||
+        !CU_add_test(s, "the language: semantic errors", test_language_errors))
         return CU_get_error();
     return 0;
 }
