@@ -36,8 +36,10 @@ typedef struct k2r_path_s {
 } k2r_path_t;
 
 /*
- * Compiles a dotted path ("a.b.0.c") into *path. Empty segments ("a..b", ".a",
- * "a.") are refused. Returns 0, or -1 with a reason in errstr. On success the
+ * Compiles a dotted path ("a.b.0.c") into *path. "\." is a dot inside a key
+ * and "\\" a backslash ("labels.app\.kubernetes\.io/name"); any other
+ * backslash, and empty segments ("a..b", ".a", "a."), are refused. Returns 0,
+ * or -1 with a reason in errstr. On success the
  * caller owns *path and releases it with k2r_path_free().
  */
 int k2r_path_compile(const char *text, k2r_path_t *path, char *errstr, size_t errstr_size);

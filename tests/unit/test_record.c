@@ -49,6 +49,22 @@ static const path_case_t path_cases[] = {
     {"a..b", "empty segment in path \"a..b\"", 0, {NULL}, {0}},
     {".a", "empty segment in path \".a\"", 0, {NULL}, {0}},
     {"a.", "empty segment in path \"a.\"", 0, {NULL}, {0}},
+    /* Escapes: "\." is a dot inside a key, "\\" a backslash. */
+    {"a\\.b", NULL, 1, {"a.b"}, {-1}},
+    {"x.a\\.b.c", NULL, 3, {"x", "a.b", "c"}, {-1, -1, -1}},
+    {"a\\\\b", NULL, 1, {"a\\b"}, {-1}},
+    {"1\\.0", NULL, 1, {"1.0"}, {-1}},
+    {"\\.", NULL, 1, {"."}, {-1}},
+    {"a\\",
+     "bad escape in path \"a\\\" (write \\. for a dot in a key, \\\\ for a backslash)",
+     0,
+     {NULL},
+     {0}},
+    {"a\\x",
+     "bad escape in path \"a\\x\" (write \\. for a dot in a key, \\\\ for a backslash)",
+     0,
+     {NULL},
+     {0}},
 };
 
 static void test_path_compile(void) {
