@@ -10,6 +10,7 @@ int test_config_register(void);
 int test_record_register(void);
 int test_rules_register(void);
 int test_redis_url_register(void);
+int test_envelope_register(void);
 
 /* Path of a file under tests/fixtures/ (static buffer, valid until the next call). */
 const char *test_fixture(const char *name);

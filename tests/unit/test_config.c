@@ -118,7 +118,7 @@ static void test_valid_full(void) {
     CU_ASSERT_STRING_EQUAL(cfg->rules[0].name, "by-source");
     CU_ASSERT_EQUAL_FATAL(cfg->rules[0].nchannels, 1);
     CU_ASSERT_STRING_EQUAL(cfg->rules[0].channels[0], "events:{type}:{id}"); /* default */
-    CU_ASSERT_EQUAL_FATAL(cfg->rules[0].nfields, 3);                     /* default */
+    CU_ASSERT_EQUAL_FATAL(cfg->rules[0].nfields, 3);                         /* default */
     CU_ASSERT_STRING_EQUAL(cfg->rules[0].fields[0].name, "id");
     CU_ASSERT_STRING_EQUAL(cfg->rules[0].fields[1].name, "type");
     CU_ASSERT_STRING_EQUAL(cfg->rules[0].fields[2].name, "source_id");
