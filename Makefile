@@ -5,6 +5,7 @@
 #                   tests against a real Kafka broker and redis-server
 #   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make lint       clang-format check, clang-tidy, cppcheck
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS each (fuzz-smoke: 10 s)
 #   make demo       the whole pipeline, live, on a local stack
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -47,7 +48,7 @@ ITEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
 BIN     := $(BUILD)/kafka-redis-bridge
 LIBK2R  := $(BUILD)/libk2r.a
 
-.PHONY: all test unit integration check lint demo install clean deps fuzz
+.PHONY: all test unit integration check lint demo install clean deps fuzz fuzz-smoke fuzz-build
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -88,6 +89,7 @@ integration: $(BIN) $(BUILD)/test-integration
 test: deps
 	$(MAKE) --no-print-directory all $(BUILD)/test-unit $(BUILD)/test-integration
 	$(MAKE) --no-print-directory check
+	$(MAKE) --no-print-directory fuzz-smoke
 	scripts/run-tests.sh $(BUILD)
 
 # Unit tests under ASan + UBSan, in their own build directory.
@@ -96,6 +98,63 @@ check:
 	    OPT='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
 	    LDFLAGS='-fsanitize=address,undefined' build/asan/test-unit
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/test-unit
+
+# libFuzzer targets (fuzz/): the rule mapper on arbitrary records, the config
+# loader and rule compiler on arbitrary YAML. The library is rebuilt with clang
+# under build/fuzz/obj (libFuzzer needs clang's coverage instrumentation, so
+# the gcc objects elsewhere in build/ cannot be reused). New inputs go to
+# build/fuzz/corpus/, never into the repository; a crash is saved under
+# build/fuzz/crashes/ and fuzz/run.sh prints the failing command, the input
+# and how to run it again. A crash, once understood, is copied into
+# fuzz/regressions/NAME/, which every later run replays first.
+#   make fuzz [FUZZ_SECONDS=60]   each target for FUZZ_SECONDS
+#   make fuzz-smoke               each target for 10 s (part of `make test`)
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := build/fuzz
+FUZZ_CC      ?= clang
+FUZZ_CXX     ?= clang++
+FUZZ_NAMES   := map config
+FUZZ_SAN     := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -fno-omit-frame-pointer -g -O1
+FUZZ_CPPFLAGS := -Iinclude -D_GNU_SOURCE $(PKG_CFLAGS) -DK2R_VERSION='"$(VERSION)"'
+# clang does not know gcc's -Wno-format-truncation; that must not fail a -Werror build.
+FUZZ_CFLAGS  := -std=c11 $(FUZZ_SAN) $(CWARN) -Wno-unknown-warning-option -MMD -MP
+FUZZ_CXXFLAGS := -std=c++17 $(FUZZ_SAN) $(WARN) -Wno-unknown-warning-option -MMD -MP -fno-exceptions
+FUZZ_LIB_OBJ := $(LIB_C:%.c=$(FUZZ_DIR)/obj/%.o) $(LIB_CXX:%.cpp=$(FUZZ_DIR)/obj/%.o)
+# gcc's build is the one that holds src/ to -Werror; clang's extra warnings
+# (-Wcast-align on every platform, for one) are shown here but fail nothing.
+# The fuzz targets' own code keeps -Werror in CI.
+$(FUZZ_LIB_OBJ): FUZZ_CFLAGS += -Wno-error
+$(FUZZ_LIB_OBJ): FUZZ_CXXFLAGS += -Wno-error
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_DIR)/obj/%.o: %.cpp
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_CPPFLAGS) $(FUZZ_CXXFLAGS) -c -o $@ $<
+
+# Linked by clang++ so that UBSan's C++ runtime (record.cpp) comes along.
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/fuzz/fuzz_%.o $(FUZZ_DIR)/obj/fuzz/check.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CXX) $(FUZZ_SAN) -o $@ $^ $(PKG_LIBS) -lstdc++ -lm -lpthread
+
+# Keep the objects: make would delete them as intermediates of the pattern rule.
+.PRECIOUS: $(FUZZ_DIR)/obj/%.o
+
+fuzz-build: $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
+
+# A sub-make builds after deps, as for demo. Every target runs even when an
+# earlier one crashed; the run fails if any did.
+fuzz:
+	@scripts/deps.sh build fuzz
+	$(MAKE) --no-print-directory fuzz-build
+	@rc=0; for n in $(FUZZ_NAMES); do \
+	    fuzz/run.sh $$n $(FUZZ_SECONDS) $(FUZZ_DIR) || rc=1; \
+	done; exit $$rc
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 lint:
 	@scripts/deps.sh lint
@@ -119,3 +178,4 @@ clean:
 	rm -rf $(BUILD) build
 
 -include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(ITEST_OBJ:.o=.d) $(BUILD)/src/main.d
+-include $(wildcard $(FUZZ_DIR)/obj/*/*.d)

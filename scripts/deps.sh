@@ -17,6 +17,8 @@
 #          (the webhook examples), socat, curl, procps, iproute2, python3
 #   lint   clang, clang-tidy, clang-format, cppcheck
 #   check  nothing extra: gcc's ASan/UBSan runtimes come with gcc
+#   fuzz   clang and libFuzzer (Debian 12 ships clang 14's libFuzzer in
+#          libclang-rt-14-dev, with its sanitizer runtimes)
 set -euo pipefail
 
 pkgs_build=(gcc g++ make pkg-config librdkafka-dev libhiredis-dev libsimdjson-dev
@@ -25,6 +27,7 @@ pkgs_test=(kcat redis-server redis-tools socat maven openjdk-17-jre-headless nod
     curl ca-certificates procps iproute2 python3)
 pkgs_lint=(clang clang-tidy clang-format cppcheck)
 pkgs_check=()
+pkgs_fuzz=(clang libclang-rt-14-dev)
 
 # True when a Java of version 17 or newer is on PATH.
 have_java17() {
@@ -60,8 +63,9 @@ for group in "$@"; do
     test) wanted+=("${pkgs_test[@]}") ;;
     lint) wanted+=("${pkgs_lint[@]}") ;;
     check) wanted+=("${pkgs_check[@]+"${pkgs_check[@]}"}") ;;
+    fuzz) wanted+=("${pkgs_fuzz[@]}") ;;
     *)
-        echo "deps.sh: unknown group '$group' (known: build test lint check)" >&2
+        echo "deps.sh: unknown group '$group' (known: build test lint check fuzz)" >&2
         exit 2
         ;;
     esac

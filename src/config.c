@@ -447,10 +447,9 @@ static void log_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_nod
 
 /* ------------------------------------------------------------- rules: */
 
-static const char *const rule_keys[] = {"name",    "topic",        "type",    "id",
-                                        "vars",    "when",         "channel", "channels",
-                                        "notification", "message", "on_error", "unsafe",
-                                        "continue"};
+static const char *const rule_keys[] = {
+    "name",     "topic",        "type",    "id",       "vars",   "when",    "channel",
+    "channels", "notification", "message", "on_error", "unsafe", "continue"};
 
 /* Grows an array by one zeroed element; returns it, or NULL when out of memory. */
 static void *grow(void *arrp, size_t *n, size_t size) {
@@ -508,8 +507,8 @@ static int get_bool(loader_t *ld, const yaml_node_t *node, const char *path, int
     return -1;
 }
 
-static const char *const source_keys[] = {"path", "header", "meta",   "const",
-                                          "cloudevents", "var", "default"};
+static const char *const source_keys[] = {"path",        "header", "meta",   "const",
+                                          "cloudevents", "var",    "default"};
 static const char *const meta_names[] = {"key", "topic", "partition", "offset", "timestamp"};
 
 /*
@@ -669,8 +668,8 @@ static int get_values(loader_t *ld, yaml_node_t *node, const char *path, char **
         lerr(ld, node, "%s: expected a non-empty list of values", path);
         return -1;
     }
-    for (yaml_node_item_t *it = node->data.sequence.items.start;
-         it < node->data.sequence.items.top; it++) {
+    for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top;
+         it++) {
         char ipath[320], **slot;
         char *v;
 
@@ -729,7 +728,7 @@ static void when_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
             c.op = op[0] == 'i' ? K2R_COND_IN : K2R_COND_NOT_IN;
             ok = get_values(ld, v, opath, &c.values, &c.nvalues) == 0;
         } else if (strcmp(op, "exists") == 0) {
-            int b;
+            int b = 0;
             ok = get_bool(ld, v, opath, &b) == 0;
             c.op = b ? K2R_COND_EXISTS : K2R_COND_ABSENT;
         } else {
@@ -1099,7 +1098,7 @@ static void apply_env(loader_t *ld, k2r_getenv_fn env) {
         return;
     if ((v = env("K2R_KAFKA_BROKERS")) && *v) {
         free(cfg->kafka.brokers);
-    free(cfg->kafka.dead_letter_topic);
+        free(cfg->kafka.dead_letter_topic);
         cfg->kafka.brokers = strdup(v);
     }
     if ((v = env("K2R_REDIS_URL")) && *v) {

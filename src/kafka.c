@@ -11,15 +11,35 @@
  * answered. Auto-commit stays on and commits the stored offsets periodically
  * and at close. On a revocation the stored offsets are committed synchronously
  * before the partitions go, so the next owner starts where we stopped.
+ *
+ * Stopped partitions (a rule said `on_error: stop`) are kept in a small list:
+ * they are paused at once, stay paused when everything else resumes, and are
+ * forgotten when the group takes them away, so a later owner (this process
+ * included) reads them again from the committed offset.
+ *
+ * The dead-letter producer is a separate librdkafka handle, created only when
+ * a rule needs it: idempotent with acks=all, so a record it reports delivered
+ * is on every in-sync replica, and librdkafka's own retries cannot duplicate
+ * or reorder it. It gets the user's kafka.properties too (security settings
+ * and the like apply to both clients); librdkafka ignores the consumer-only
+ * ones and says so, and that one warning is logged at debug level instead.
  */
 #include "k2r/kafka.h"
 
+#include <assert.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 
 #include "k2r/log.h"
+
+/* A partition stopped by the bridge. */
+typedef struct stopped_s {
+    char *topic;
+    int32_t partition;
+} stopped_t;
 
 struct k2r_kafka_s {
     rd_kafka_t *rk;
@@ -29,17 +49,113 @@ struct k2r_kafka_s {
     int closed;
     unsigned long rebalances;
     k2r_ratelimit_t err_rl;
+
+    stopped_t *stopped;
+    size_t nstopped, cap_stopped;
+
+    /* The dead-letter producer, when a rule needs one. */
+    int dead_letter_configured; /* kafka.dead_letter_topic is set */
+    rd_kafka_t *dlq;
+    char *dlq_topic;
+    k2r_kafka_delivery_fn delivered;
 };
+
+/* librdkafka's warning about a property set for the other kind of client:
+ * "Configuration property X is a consumer property and will be ignored by
+ * this producer instance". */
+static int other_client_property(const char *fac, const char *buf, const char *kind) {
+    char what[64];
+
+    snprintf(what, sizeof(what), "is a %s property and will be ignored by this", kind);
+    return strcmp(fac, "CONFWARN") == 0 && strstr(buf, what) != NULL;
+}
+
+static k2r_log_level_t level_of(int syslog_level) {
+    return syslog_level <= LOG_ERR       ? K2R_LOG_ERROR
+           : syslog_level <= LOG_WARNING ? K2R_LOG_WARN
+           : syslog_level <= LOG_INFO    ? K2R_LOG_INFO
+                                         : K2R_LOG_DEBUG;
+}
 
 /* librdkafka log lines (syslog levels) into the bridge's logger. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    k2r_log_level_t l = level <= LOG_ERR       ? K2R_LOG_ERROR
-                        : level <= LOG_WARNING ? K2R_LOG_WARN
-                        : level <= LOG_INFO    ? K2R_LOG_INFO
-                                               : K2R_LOG_DEBUG;
-    (void)rk;
+    const k2r_kafka_t *kafka = rd_kafka_opaque(rk);
+    k2r_log_level_t l = level_of(level);
+
+    /* kafka.properties serve the dead-letter producer too: a producer
+     * property there is not ignored, whatever the consumer says. */
+    if (kafka && kafka->dead_letter_configured && other_client_property(fac, buf, "producer"))
+        l = K2R_LOG_DEBUG;
     k2r_log(l, "kafka: %s: %s", fac, buf);
 }
+
+/* The same for the dead-letter producer, whose consumer-only properties
+ * (auto.offset.reset, session.timeout.ms, ...) are the consumer's business. */
+static void dlq_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    k2r_log_level_t l = level_of(level);
+
+    (void)rk;
+    if (other_client_property(fac, buf, "consumer"))
+        l = K2R_LOG_DEBUG;
+    k2r_log(l, "kafka: dead-letter producer: %s: %s", fac, buf);
+}
+
+/* ----------------------------------------------------------- stopped */
+
+static size_t stopped_find(const k2r_kafka_t *kafka, const char *topic, int32_t partition) {
+    for (size_t i = 0; i < kafka->nstopped; i++)
+        if (kafka->stopped[i].partition == partition && strcmp(kafka->stopped[i].topic, topic) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+/* The group took these partitions away: their stops no longer apply. */
+static void stopped_forget(k2r_kafka_t *kafka, const rd_kafka_topic_partition_list_t *parts) {
+    for (int j = 0; j < parts->cnt; j++) {
+        size_t i = stopped_find(kafka, parts->elems[j].topic, parts->elems[j].partition);
+        if (i == SIZE_MAX)
+            continue;
+        k2r_log_info("kafka: %s[%d] is no longer assigned; its stop is forgotten",
+                     kafka->stopped[i].topic, (int)kafka->stopped[i].partition);
+        free(kafka->stopped[i].topic);
+        kafka->stopped[i] = kafka->stopped[--kafka->nstopped];
+    }
+}
+
+int k2r_kafka_stop_partition(k2r_kafka_t *kafka, const char *topic, int32_t partition) {
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    int rc = 0;
+
+    rd_kafka_topic_partition_list_add(parts, topic, partition);
+    rd_kafka_pause_partitions(kafka->rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (stopped_find(kafka, topic, partition) != SIZE_MAX)
+        return 0;
+    if (kafka->nstopped == kafka->cap_stopped) {
+        size_t cap = kafka->cap_stopped ? kafka->cap_stopped * 2 : 8;
+        stopped_t *st = realloc(kafka->stopped, cap * sizeof(*st));
+        if (!st)
+            return -1;
+        kafka->stopped = st;
+        kafka->cap_stopped = cap;
+    }
+    kafka->stopped[kafka->nstopped].topic = strdup(topic);
+    if (!kafka->stopped[kafka->nstopped].topic)
+        rc = -1;
+    else
+        kafka->stopped[kafka->nstopped++].partition = partition;
+    return rc;
+}
+
+int k2r_kafka_stopped(const k2r_kafka_t *kafka, const char *topic, int32_t partition) {
+    return kafka->nstopped > 0 && stopped_find(kafka, topic, partition) != SIZE_MAX;
+}
+
+size_t k2r_kafka_nstopped(const k2r_kafka_t *kafka) {
+    return kafka->nstopped;
+}
+
+/* ------------------------------------------------------------ consumer */
 
 /* Errors librdkafka raises outside of any record (broker down, auth, ...). */
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -87,6 +203,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         log_parts(lost ? "lost" : "revoked", parts);
         if (kafka->revoke)
             kafka->revoke(kafka->opaque, parts, lost);
+        stopped_forget(kafka, parts);
         if (!lost) {
             /* Commit what was stored so the next owner does not repeat it. */
             rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, parts, 0);
@@ -135,6 +252,7 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke, 
     kafka->revoke = revoke;
     kafka->opaque = opaque;
     kafka->err_rl = (k2r_ratelimit_t)K2R_RATELIMIT_INIT(10000);
+    kafka->dead_letter_configured = kc->dead_letter_topic != NULL;
 
     /* Defaults a user may override, then the user's properties, then what
      * the bridge's guarantees depend on, which nobody overrides. */
@@ -223,11 +341,17 @@ void k2r_kafka_pause(k2r_kafka_t *kafka, int pause) {
     kafka->paused = !!pause;
     if (rd_kafka_assignment(kafka->rk, &parts) || !parts)
         return;
-    if (pause)
+    if (pause) {
         rd_kafka_pause_partitions(kafka->rk, parts);
-    else
+    } else {
+        /* A stopped partition stays paused: take it out of the list. */
+        for (int i = parts->cnt - 1; i >= 0 && kafka->nstopped; i--)
+            if (k2r_kafka_stopped(kafka, parts->elems[i].topic, parts->elems[i].partition))
+                rd_kafka_topic_partition_list_del_by_idx(parts, i);
         rd_kafka_resume_partitions(kafka->rk, parts);
-    k2r_log_info("kafka: %s %d partition(s)", pause ? "paused" : "resumed", parts->cnt);
+    }
+    k2r_log_info("kafka: %s %d partition(s)%s", pause ? "paused" : "resumed", parts->cnt,
+                 !pause && kafka->nstopped ? " (stopped ones stay paused)" : "");
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
@@ -238,6 +362,129 @@ int k2r_kafka_paused(const k2r_kafka_t *kafka) {
 unsigned long k2r_kafka_rebalances(const k2r_kafka_t *kafka) {
     return kafka->rebalances;
 }
+
+/* -------------------------------------------------------- dead letters */
+
+/* A delivery report of the dead-letter producer, served by rd_kafka_poll(). */
+static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
+    k2r_kafka_t *kafka = opaque;
+
+    (void)rk;
+    if (kafka->delivered)
+        kafka->delivered(kafka->opaque, (uint64_t)(uintptr_t)rkm->_private, rkm->err);
+}
+
+int k2r_kafka_dead_letter_open(k2r_kafka_t *kafka, const k2r_config_t *cfg,
+                               k2r_kafka_delivery_fn delivered, char *errstr, size_t errstr_size) {
+    const k2r_kafka_conf_t *kc = &cfg->kafka;
+    rd_kafka_conf_t *conf;
+
+    if (kafka->dlq)
+        return 0;
+    if (!kc->dead_letter_topic) {
+        snprintf(errstr, errstr_size, "kafka.dead_letter_topic is not set");
+        return -1;
+    }
+    kafka->dlq_topic = strdup(kc->dead_letter_topic);
+    if (!kafka->dlq_topic) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    conf = rd_kafka_conf_new();
+    /* Defaults, the user's properties, then what at-least-once into the
+     * dead-letter topic rests on. */
+    if (set(conf, "client.id", "kafka-redis-bridge", errstr, errstr_size) ||
+        set(conf, "log.connection.close", "false", errstr, errstr_size))
+        goto fail;
+    for (size_t i = 0; i < kc->nproperties; i++)
+        if (set(conf, kc->properties[i].name, kc->properties[i].value, errstr, errstr_size))
+            goto fail;
+    if (set(conf, "bootstrap.servers", kc->brokers, errstr, errstr_size) ||
+        set(conf, "enable.idempotence", "true", errstr, errstr_size) ||
+        set(conf, "acks", "all", errstr, errstr_size))
+        goto fail;
+    rd_kafka_conf_set_log_cb(conf, dlq_log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_dr_msg_cb(conf, dlq_dr_cb);
+    rd_kafka_conf_set_opaque(conf, kafka);
+
+    kafka->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+    if (!kafka->dlq)
+        goto fail;
+    conf = NULL; /* now owned by the producer */
+    kafka->delivered = delivered;
+    k2r_log_info("kafka: dead-letter producer ready for topic %s (idempotent, acks=all)",
+                 kafka->dlq_topic);
+    return 0;
+
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    free(kafka->dlq_topic);
+    kafka->dlq_topic = NULL;
+    return -1;
+}
+
+int k2r_kafka_dead_letter_ready(const k2r_kafka_t *kafka) {
+    return kafka->dlq != NULL;
+}
+
+/* Replaces every header called `name` with one holding `value`. */
+static rd_kafka_resp_err_t header_set(rd_kafka_headers_t *hdrs, const char *name,
+                                      const char *value) {
+    rd_kafka_header_remove(hdrs, name); /* NOENT when there was none: fine */
+    return rd_kafka_header_add(hdrs, name, -1, value, -1);
+}
+
+int k2r_kafka_dead_letter(k2r_kafka_t *kafka, const rd_kafka_message_t *rkm, const char *reason,
+                          const char *detail, const char *rule, uint64_t id, char *errstr,
+                          size_t errstr_size) {
+    rd_kafka_headers_t *orig = NULL, *hdrs;
+    rd_kafka_resp_err_t err;
+    char partition[16], offset[24];
+
+    assert(kafka->dlq);
+    if (rd_kafka_message_headers(rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
+        hdrs = rd_kafka_headers_copy(orig);
+    else
+        hdrs = rd_kafka_headers_new(6);
+    snprintf(partition, sizeof(partition), "%" PRId32, rkm->partition);
+    snprintf(offset, sizeof(offset), "%" PRId64, rkm->offset);
+    err = header_set(hdrs, "k2r.error.reason", reason);
+    if (!err)
+        err = header_set(hdrs, "k2r.error.detail", detail);
+    if (!err)
+        err = header_set(hdrs, "k2r.rule", rule ? rule : "-");
+    if (!err)
+        err = header_set(hdrs, "k2r.source.topic", rd_kafka_topic_name(rkm->rkt));
+    if (!err)
+        err = header_set(hdrs, "k2r.source.partition", partition);
+    if (!err)
+        err = header_set(hdrs, "k2r.source.offset", offset);
+    /* The id travels in the message's opaque pointer, librdkafka's only
+     * per-message field; it is never dereferenced. */
+    if (!err)
+        err = rd_kafka_producev(kafka->dlq, RD_KAFKA_V_TOPIC(kafka->dlq_topic),
+                                RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
+                                RD_KAFKA_V_VALUE(rkm->payload, rkm->len), RD_KAFKA_V_HEADERS(hdrs),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                // NOLINTNEXTLINE(performance-no-int-to-ptr)
+                                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)id), RD_KAFKA_V_END);
+    if (err) {
+        rd_kafka_headers_destroy(hdrs); /* still ours: producev failed */
+        snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(err));
+        return -1;
+    }
+    /* hdrs now owned by the queued message */
+    return 0;
+}
+
+void k2r_kafka_dead_letter_poll(k2r_kafka_t *kafka, int timeout_ms) {
+    if (kafka->dlq)
+        rd_kafka_poll(kafka->dlq, timeout_ms);
+}
+
+/* ----------------------------------------------------------- shutdown */
 
 void k2r_kafka_close(k2r_kafka_t *kafka) {
     rd_kafka_resp_err_t err;
@@ -257,5 +504,17 @@ void k2r_kafka_destroy(k2r_kafka_t *kafka) {
         return;
     k2r_kafka_close(kafka);
     rd_kafka_destroy(kafka->rk);
+    if (kafka->dlq) {
+        /* Whatever is still queued was not reported delivered, so its
+         * record's offset was not stored: the next run dead-letters it. */
+        kafka->delivered = NULL;
+        rd_kafka_purge(kafka->dlq, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(kafka->dlq, 0);
+        rd_kafka_destroy(kafka->dlq);
+    }
+    free(kafka->dlq_topic);
+    for (size_t i = 0; i < kafka->nstopped; i++)
+        free(kafka->stopped[i].topic);
+    free(kafka->stopped);
     free(kafka);
 }

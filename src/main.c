@@ -8,11 +8,13 @@
  * an internal failure (out of memory); 128+N a second signal N forced an
  * immediate exit.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 
 #include "k2r/bridge.h"
 #include "k2r/config.h"
+#include "k2r/envelope.h"
 #include "k2r/log.h"
 #include "k2r/record.h"
 #include "k2r/rules.h"
@@ -29,6 +32,7 @@
 #endif
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
 static void on_stop_signal(int sig) {
     static const char msg[] = "second signal: exiting at once\n";
@@ -42,8 +46,10 @@ static void on_stop_signal(int sig) {
     stop_requested = 1;
 }
 
+/* SIGHUP: the bridge reloads the rules between batches (k2r_bridge_run). */
 static void on_hup(int sig) {
-    (void)sig; /* reloading arrives with the mapping-language work; ignore for now */
+    (void)sig;
+    reload_requested = 1;
 }
 
 static void install_signals(void) {
@@ -73,6 +79,9 @@ static void usage(FILE *out) {
                  "  -c, --config FILE   config file (default /etc/kafka-redis-bridge/bridge.yaml)\n"
                  "  -t, --topic TOPIC   (map) the topic the records come from (default: the first\n"
                  "                      rule's topic)\n"
+                 "      --envelope      (map) each line is a JSON object with the record's\n"
+                 "                      value and optionally its topic, partition, offset,\n"
+                 "                      timestamp, key and headers (see docs/map.md)\n"
                  "  -h, --help          this text\n"
                  "\n"
                  "environment: K2R_KAFKA_BROKERS, K2R_REDIS_URL, K2R_REDIS_PASSWORD,\n"
@@ -121,42 +130,203 @@ static int cmd_check(const char *path) {
     return 0;
 }
 
-/* Writes one line of `map` output. */
-static void map_line(const k2r_mapping_t *m, const k2r_buf_t *out) {
-    json_t *o = json_object(), *arr;
-    char *s;
+/* ------------------------------------------------------------- map */
 
-    json_object_set_new(o, "rule", m->rule ? json_string(m->rule) : json_null());
-    if (m->skip == K2R_SKIP_NONE) {
-        arr = json_array();
-        for (size_t i = 0; i < m->npublish; i++) {
-            json_t *p = json_object();
-            json_object_set_new(
-                p, "channel",
-                json_stringn(out->data + m->publish[i].channel_off, m->publish[i].channel_len));
-            json_object_set_new(
-                p, "message",
-                json_stringn(out->data + m->publish[i].message_off, m->publish[i].message_len));
-            json_array_append_new(arr, p);
-        }
-        json_object_set_new(o, "publish", arr);
-    } else {
-        char reason[256];
-        snprintf(reason, sizeof(reason), "%s: %s", k2r_skip_name(m->skip), m->detail);
-        json_object_set_new(o, "action", json_string("skip"));
-        json_object_set_new(o, "reason", json_string(reason));
+/* Length of the valid UTF-8 sequence at s (n > 0 bytes available), or 0 when
+ * the bytes there are not one (overlong forms and surrogates included). */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    uint32_t cp;
+    size_t len;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF)
+        len = 2;
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+        len = 3;
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+        len = 4;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    cp = s[0] & (0x7Fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3Fu);
     }
-    s = json_dumps(o, JSON_COMPACT);
-    if (s)
-        printf("%s\n", s);
-    free(s);
-    json_decref(o);
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
 }
 
-static int cmd_map(const char *path, const char *topic) {
+static int utf8_valid(const char *s, size_t n) {
+    for (size_t i = 0, k; i < n; i += k) {
+        k = utf8_seq((const unsigned char *)s + i, n - i);
+        if (k == 0)
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * A JSON string for text meant to be UTF-8 that may not be: a detail cut in
+ * the middle of a character, a --topic from the shell, jansson quoting the
+ * bytes of a bad line. Invalid bytes become U+FFFD. NULL when out of memory.
+ */
+static json_t *text_json(const char *s) {
+    size_t n = strlen(s);
+    k2r_buf_t b = {NULL, 0, 0};
+    json_t *j = NULL;
+
+    if (utf8_valid(s, n))
+        return json_stringn(s, n);
+    for (size_t i = 0, k; i < n; i += k) {
+        k = utf8_seq((const unsigned char *)s + i, n - i);
+        if (k2r_buf_append(&b, k ? s + i : "\xEF\xBF\xBD", k ? k : 3) != 0)
+            goto done;
+        k = k ? k : 1;
+    }
+    j = json_stringn(b.data, b.len);
+done:
+    k2r_buf_free(&b);
+    return j;
+}
+
+/* Standard base64 (RFC 4648, padded) of n bytes as a JSON string; NULL when out of memory. */
+static json_t *base64_json(const char *s, size_t n) {
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t olen = (n + 2) / 3 * 4;
+    char *o = malloc(olen + 1), *p = o;
+    json_t *j;
+
+    if (!o)
+        return NULL;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)u[i] << 16 | (i + 1 < n ? (uint32_t)u[i + 1] << 8 : 0) |
+                     (i + 2 < n ? (uint32_t)u[i + 2] : 0);
+
+        *p++ = abc[v >> 18 & 63];
+        *p++ = abc[v >> 12 & 63];
+        *p++ = i + 1 < n ? abc[v >> 6 & 63] : '=';
+        *p++ = i + 2 < n ? abc[v & 63] : '=';
+    }
+    j = json_stringn(o, olen);
+    free(o);
+    return j;
+}
+
+/* Sets o[name] to the bytes; bytes that are not UTF-8 (a header copied into a
+ * message, say) cannot be a JSON string, so they go as o[name_base64]. */
+static int set_bytes(json_t *o, const char *name, const char *s, size_t n) {
+    char key[32];
+
+    if (utf8_valid(s, n))
+        return json_object_set_new(o, name, json_stringn(s, n));
+    snprintf(key, sizeof(key), "%s_base64", name);
+    return json_object_set_new(o, key, base64_json(s, n));
+}
+
+/* Prints one compact JSON line; 0, or -1 when out of memory. Takes o. */
+static int print_json(json_t *o) {
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+    json_decref(o);
+    if (!s)
+        return -1;
+    printf("%s\n", s);
+    free(s);
+    return 0;
+}
+
+/*
+ * Prints what one record maps to:
+ *   {"rule":R,"publish":[{"channel":C,"message":M},...]}
+ *   {"rule":R|null,"action":"skip"|"dead-letter"|"stop","reason":"SKIP: DETAIL"}
+ * A failure also carries "publish" when other rules published anyway
+ * (continue: true; never for stop, which publishes nothing). When the
+ * channels come from more than one rule, "rules" names the rule of each
+ * "publish" entry, index for index. Returns 0, or -1 when out of memory
+ * (json_* return -1 or NULL then, and set_new takes NULL without harm).
+ */
+static int map_line(const k2r_mapping_t *m, const k2r_buf_t *out) {
+    json_t *o = json_object(), *arr;
+    int several = 0;
+
+    if (!o || json_object_set_new(o, "rule", m->rule ? text_json(m->rule) : json_null()) != 0)
+        goto fail;
+    if (m->skip != K2R_SKIP_NONE) {
+        char reason[256];
+
+        snprintf(reason, sizeof(reason), "%s: %s", k2r_skip_name(m->skip), m->detail);
+        if (json_object_set_new(o, "action", json_string(k2r_action_name(m->action))) != 0 ||
+            json_object_set_new(o, "reason", text_json(reason)) != 0)
+            goto fail;
+    }
+    if (m->skip == K2R_SKIP_NONE || m->npublish > 0) {
+        arr = json_array();
+        if (json_object_set_new(o, "publish", arr) != 0)
+            goto fail;
+        for (size_t i = 0; i < m->npublish; i++) {
+            json_t *p = json_object();
+
+            if (json_array_append_new(arr, p) != 0 ||
+                set_bytes(p, "channel", out->data + m->publish[i].channel_off,
+                          m->publish[i].channel_len) != 0 ||
+                set_bytes(p, "message", out->data + m->publish[i].message_off,
+                          m->publish[i].message_len) != 0)
+                goto fail;
+            /* Rule names are unique, so the same rule is the same pointer. */
+            several |= m->publish[i].rule != m->publish[0].rule;
+        }
+    }
+    if (several) {
+        arr = json_array();
+        if (json_object_set_new(o, "rules", arr) != 0)
+            goto fail;
+        for (size_t i = 0; i < m->npublish; i++) {
+            const char *r = m->publish[i].rule;
+
+            if (json_array_append_new(arr, r ? text_json(r) : json_null()) != 0)
+                goto fail;
+        }
+    }
+    return print_json(o);
+fail:
+    json_decref(o);
+    return -1;
+}
+
+/* Prints {"error":"envelope: REASON"} for a line that is not a valid envelope. */
+static int envelope_error_line(const char *reason) {
+    json_t *o = json_object();
+    char text[600];
+
+    snprintf(text, sizeof(text), "envelope: %s", reason);
+    if (!o || json_object_set_new(o, "error", text_json(text)) != 0) {
+        json_decref(o);
+        return -1;
+    }
+    return print_json(o);
+}
+
+/*
+ * `map`: one record per line on stdin, one JSON line per record on stdout.
+ * Without --envelope a line is the record's value; with it, a JSON envelope
+ * (envelope.h) that also gives topic, partition, offset, timestamp, key and
+ * headers. A record without a topic takes --topic, else the first rule's.
+ * A bad envelope line is reported on its own output line and the rest are
+ * still mapped. Returns 0; 1 when the config is invalid or stdin cannot be
+ * read; 3 when out of memory.
+ */
+static int cmd_map(const char *path, const char *topic, int envelope) {
     k2r_config_t *cfg;
     k2r_rules_t *rules;
     k2r_record_t *rec;
+    k2r_envelope_t env;
     k2r_buf_t out = {NULL, 0, 0};
     char *line = NULL;
     size_t cap = 0;
@@ -166,31 +336,67 @@ static int cmd_map(const char *path, const char *topic) {
 
     if (load(path, &cfg, &rules) != 0)
         return 1;
+    memset(&env, 0, sizeof(env));
     rec = k2r_record_new();
     if (!rec) {
-        fprintf(stderr, "out of memory\n");
         rc = 3;
         goto done;
     }
     if (!topic)
         topic = cfg->rules[0].topic;
-    while ((n = getline(&line, &cap, stdin)) >= 0) {
-        k2r_msg_t msg = {topic, 0, offset++, -1, NULL, 0, line, (size_t)n, NULL, 0};
+    for (;;) {
+        k2r_msg_t msg = {topic, 0, 0, -1, NULL, 0, NULL, 0, NULL, 0};
         k2r_mapping_t m;
+        char errstr[512];
+        size_t len;
 
-        while (msg.value_len > 0 &&
-               (line[msg.value_len - 1] == '\n' || line[msg.value_len - 1] == '\r'))
-            msg.value_len--;
+        errno = 0;
+        n = getline(&line, &cap, stdin);
+        if (n < 0)
+            break;
+        len = (size_t)n;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            len--;
+        if (envelope) {
+            int erc = k2r_envelope_parse(line, len, &env, errstr, sizeof(errstr));
+
+            if (erc == K2R_ENVELOPE_NOMEM) {
+                rc = 3;
+                break;
+            }
+            if (erc == K2R_ENVELOPE_INVALID) {
+                if (envelope_error_line(errstr) != 0) {
+                    rc = 3;
+                    break;
+                }
+                continue;
+            }
+            msg = env.msg;
+            if (!msg.topic)
+                msg.topic = topic;
+        } else {
+            /* Plain values are numbered as if they were consecutive offsets. */
+            msg.offset = offset++;
+            msg.value = line;
+            msg.value_len = len;
+        }
         out.len = 0;
-        if (k2r_rules_map(rules, rec, &msg, &out, &m) != 0) {
-            fprintf(stderr, "out of memory\n");
+        if (k2r_rules_map(rules, rec, &msg, &out, &m) != 0 || map_line(&m, &out) != 0) {
             rc = 3;
             break;
         }
-        map_line(&m, &out);
+    }
+    if (rc == 0 && ferror(stdin)) {
+        fprintf(stderr, "kafka-redis-bridge: cannot read stdin: %s\n", strerror(errno));
+        rc = 1;
+    } else if (rc == 0 && n < 0 && errno == ENOMEM) {
+        rc = 3; /* getline could not grow its buffer */
     }
     free(line);
 done:
+    if (rc == 3)
+        fprintf(stderr, "out of memory\n");
+    k2r_envelope_clear(&env);
     k2r_buf_free(&out);
     k2r_record_destroy(rec);
     k2r_rules_destroy(rules);
@@ -229,20 +435,25 @@ static int cmd_run(const char *path) {
         k2r_log_error("cannot start: %s", errstr);
         return 1;
     }
-    rc = k2r_bridge_run(bridge, &stop_requested);
+    rc = k2r_bridge_run(bridge, &stop_requested, &reload_requested);
     k2r_bridge_destroy(bridge);
     k2r_log_info("kafka-redis-bridge stopped%s", rc == 0 ? "" : " with work left for the next run");
     return rc == 2 ? 3 : 0;
 }
 
+/* Long options without a short form. */
+enum { OPT_ENVELOPE = 256 };
+
 int main(int argc, char **argv) {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"topic", required_argument, NULL, 't'},
+                                         {"envelope", no_argument, NULL, OPT_ENVELOPE},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *config = "/etc/kafka-redis-bridge/bridge.yaml";
     const char *topic = NULL;
     const char *cmd;
+    int envelope = 0;
     int c;
 
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -258,6 +469,9 @@ int main(int argc, char **argv) {
             break;
         case 't':
             topic = optarg;
+            break;
+        case OPT_ENVELOPE:
+            envelope = 1;
             break;
         case 'h':
             usage(stdout);
@@ -280,7 +494,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "check") == 0)
         return cmd_check(config);
     if (strcmp(cmd, "map") == 0)
-        return cmd_map(config, topic);
+        return cmd_map(config, topic, envelope);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(config);
     fprintf(stderr, "kafka-redis-bridge: unknown command \"%s\"\n", cmd);

@@ -6,6 +6,13 @@
  * source, maps them through the rules, publishes through the Redis sink and
  * tells the source which offsets are done. Everything it does is driven from
  * one thread, so per-partition order is the order of publishing.
+ *
+ * It also carries out the rules' `on_error` policies: a dead-lettered record
+ * goes to kafka.dead_letter_topic and its offset is stored only once that
+ * topic acknowledged it; a record whose rule says `stop` stops its partition
+ * there (the offset stored is that record's own, so a restart reads it
+ * again). And it reloads the rules on request, between batches, without
+ * leaving the consumer group.
  */
 #ifndef K2R_BRIDGE_H
 #define K2R_BRIDGE_H
@@ -24,7 +31,14 @@ typedef struct k2r_bridge_stats_s {
     uint64_t published;                /* PUBLISH commands Redis acknowledged */
     uint64_t no_subscribers;           /* ... of which reached zero subscribers */
     uint64_t publish_errors;           /* PUBLISH commands Redis answered with an error */
-    uint64_t skipped[K2R_SKIP__COUNT]; /* records that produced nothing, by reason */
+    uint64_t skipped[K2R_SKIP__COUNT]; /* records a rule failed on with on_error: skip, by
+                                          reason (with continue: true, other rules may still
+                                          have published for them) */
+    uint64_t dead_lettered;            /* records the dead-letter topic acknowledged */
+    uint64_t dead_letter_failures;     /* dead-letter deliveries that failed (retried) */
+    uint64_t stopped_partitions;       /* partitions stopped by on_error: stop */
+    uint64_t dropped_stopped;          /* records of stopped partitions dropped unprocessed */
+    uint64_t reloads;                  /* successful rule reloads */
     uint64_t redis_connects;           /* successful (re)connections */
     uint64_t redis_failures;           /* lost connections and failed attempts */
     uint64_t dropped_on_revoke;        /* unfinished publishes given up with their partition */
@@ -32,7 +46,8 @@ typedef struct k2r_bridge_stats_s {
 
 /*
  * Builds the bridge from a loaded config and compiled rules; takes ownership
- * of both (also on failure). Returns NULL with the reason in errstr.
+ * of both (also on failure). Returns NULL with the reason in errstr. When
+ * some rule dead-letters, the dead-letter producer is created here too.
  * Does not block: Kafka and Redis are contacted from k2r_bridge_run().
  */
 k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr,
@@ -42,9 +57,20 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr
  * Runs until *stop becomes non-zero (set from a signal handler), then drains:
  * stops fetching, finishes the batch in flight (for at most the drain
  * timeout), stores and commits offsets, leaves the group. Returns 0 after a
- * clean drain, 1 when unpublished records had to be left for the next run.
+ * clean drain, 1 when unpublished records (or undelivered dead letters) had
+ * to be left for the next run, 2 when out of memory.
+ *
+ * Whenever *reload is non-zero (set from a SIGHUP handler; NULL: never), the
+ * bridge clears it and, at the next point where no batch is held, reads the
+ * config file again (k2r_rules_load) and swaps in the new rules and log
+ * level. A file that does not load changes nothing (every error is logged).
+ * Settings under kafka.* and redis.* take a restart: when they differ, a
+ * warning names them and the running values stay. Rules that need a
+ * dead-letter topic the running bridge has no producer for are refused.
+ * Stopped partitions stay stopped (a restart resumes them).
  */
-int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop);
+int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
+                   volatile sig_atomic_t *reload);
 
 /* Copies the counters. */
 void k2r_bridge_stats(const k2r_bridge_t *bridge, k2r_bridge_stats_t *out);

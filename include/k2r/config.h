@@ -126,9 +126,9 @@ typedef struct k2r_rule_conf_s {
     size_t nfields;
     char *message; /* plain-string template, or NULL */
     k2r_on_error_t on_error;
-    int escape;     /* unsafe: escape (1) or reject (0) */
-    int cont;       /* continue: true */
-    int nbroken;    /* variables written but refused (their errors are reported) */
+    int escape;  /* unsafe: escape (1) or reject (0) */
+    int cont;    /* continue: true */
+    int nbroken; /* variables written but refused (their errors are reported) */
     k2r_mark_t mark, topic_mark, message_mark, fields_mark, on_error_mark;
 } k2r_rule_conf_t;
 

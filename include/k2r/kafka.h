@@ -6,13 +6,23 @@
  * bridge's guarantees rest on (offsets are stored only when the bridge says so,
  * cooperative-sticky assignment), routes librdkafka's log lines into the
  * bridge's logger, handles rebalances, and pauses or resumes every assigned
- * partition at once. It knows nothing of rules or Redis: the bridge tells it
- * which offsets are done and is told which partitions are taken away.
+ * partition at once. A partition can also be stopped on its own: it stays
+ * paused whatever the global pause does, until it is revoked.
+ *
+ * When a rule sends records to a dead-letter topic, the source also owns an
+ * idempotent producer (acks=all) for that topic, and reports each delivery
+ * back to the bridge by an id the bridge chose.
+ *
+ * It knows nothing of rules or Redis: the bridge tells it which offsets are
+ * done, which records to dead-letter and why, and is told which partitions are
+ * taken away and which dead letters were delivered.
  */
 #ifndef K2R_KAFKA_H
 #define K2R_KAFKA_H
 
 #include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "k2r/config.h"
 
@@ -27,6 +37,13 @@ typedef struct k2r_kafka_s k2r_kafka_t;
  */
 typedef void (*k2r_kafka_revoke_fn)(void *opaque, const rd_kafka_topic_partition_list_t *parts,
                                     int lost);
+
+/*
+ * Called from inside k2r_kafka_dead_letter_poll() (and k2r_kafka_destroy())
+ * with the outcome of one k2r_kafka_dead_letter(): `err` is 0 once the broker
+ * acknowledged the record (acks=all), else why it was given up.
+ */
+typedef void (*k2r_kafka_delivery_fn)(void *opaque, uint64_t id, rd_kafka_resp_err_t err);
 
 /*
  * Creates the consumer and subscribes to cfg->kafka.topics. Returns a new
@@ -51,8 +68,22 @@ rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms);
 int k2r_kafka_store(k2r_kafka_t *kafka, const char *topic, int32_t partition, int64_t next_offset);
 
 /* Pauses (1) or resumes (0) fetching on every assigned partition, also on
- * partitions assigned later while paused. */
+ * partitions assigned later while paused. Stopped partitions stay paused. */
 void k2r_kafka_pause(k2r_kafka_t *kafka, int pause);
+
+/*
+ * Stops one partition: pauses it now and keeps it paused (k2r_kafka_pause(0)
+ * leaves it alone) until the group takes it away, which forgets the stop: if
+ * it is assigned again it is fetched again from its committed offset.
+ * Returns 0, or -1 when out of memory (the partition is paused all the same).
+ */
+int k2r_kafka_stop_partition(k2r_kafka_t *kafka, const char *topic, int32_t partition);
+
+/* 1 when the partition is stopped. */
+int k2r_kafka_stopped(const k2r_kafka_t *kafka, const char *topic, int32_t partition);
+
+/* Number of stopped partitions. */
+size_t k2r_kafka_nstopped(const k2r_kafka_t *kafka);
 
 /* 1 while paused. */
 int k2r_kafka_paused(const k2r_kafka_t *kafka);
@@ -60,10 +91,42 @@ int k2r_kafka_paused(const k2r_kafka_t *kafka);
 /* Number of rebalances seen (assignments plus revocations). */
 unsigned long k2r_kafka_rebalances(const k2r_kafka_t *kafka);
 
+/*
+ * Creates the dead-letter producer for cfg->kafka.dead_letter_topic (which
+ * must be set): bootstrap.servers from cfg->kafka.brokers, the user's
+ * kafka.properties (consumer-only ones are ignored by librdkafka; its warning
+ * about them is logged at debug level), then enable.idempotence=true and
+ * acks=all, which nobody overrides. `cfg` is not retained. Returns 0, or -1
+ * with the reason in errstr. Once is enough: a second call returns 0.
+ */
+int k2r_kafka_dead_letter_open(k2r_kafka_t *kafka, const k2r_config_t *cfg,
+                               k2r_kafka_delivery_fn delivered, char *errstr, size_t errstr_size);
+
+/* 1 once k2r_kafka_dead_letter_open() succeeded. */
+int k2r_kafka_dead_letter_ready(const k2r_kafka_t *kafka);
+
+/*
+ * Queues a copy of `rkm` (key, value, headers) for the dead-letter topic,
+ * with these headers added (existing headers of the same names are
+ * replaced): k2r.error.reason, k2r.error.detail, k2r.rule, k2r.source.topic,
+ * k2r.source.partition, k2r.source.offset. `rule` may be NULL (the header is
+ * then "-"). The outcome is reported later to the delivery callback with
+ * `id`. Returns 0 when queued, or -1 with the reason in errstr when
+ * librdkafka refused it at once (nothing will be reported for it then).
+ */
+int k2r_kafka_dead_letter(k2r_kafka_t *kafka, const rd_kafka_message_t *rkm, const char *reason,
+                          const char *detail, const char *rule, uint64_t id, char *errstr,
+                          size_t errstr_size);
+
+/* Serves delivery reports, waiting up to timeout_ms for the first one. */
+void k2r_kafka_dead_letter_poll(k2r_kafka_t *kafka, int timeout_ms);
+
 /* Commits what was stored and leaves the group. Safe to call once before destroy. */
 void k2r_kafka_close(k2r_kafka_t *kafka);
 
-/* Closes (if not yet closed) and releases the consumer; NULL does nothing. */
+/* Closes (if not yet closed) and releases the consumer and the dead-letter
+ * producer; dead letters still outstanding are given up without a report.
+ * NULL does nothing. */
 void k2r_kafka_destroy(k2r_kafka_t *kafka);
 
 #endif

@@ -64,12 +64,12 @@ typedef enum k2r_value_type_e {
  * borrowed, not NUL-terminated). */
 typedef struct k2r_value_s {
     k2r_value_type_t type;
+    int b;
     const char *str;
     size_t len;
     int64_t i;
     uint64_t u;
     double d;
-    int b;
 } k2r_value_t;
 
 typedef struct k2r_record_s k2r_record_t;

@@ -21,7 +21,7 @@
 #include "k2r/record.h"
 
 /* Default limits (limits.max_channel_bytes, limits.max_notification_bytes). */
-#define K2R_CHANNEL_MAX 1024
+#define K2R_CHANNEL_MAX      1024
 #define K2R_NOTIFICATION_MAX 8192
 /* Most channels one record may be published to, over all rules it matches. */
 #define K2R_FANOUT_MAX 16

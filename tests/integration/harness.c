@@ -206,16 +206,30 @@ h_producer_t *h_producer_new(void) {
     return p;
 }
 
-int h_produce(h_producer_t *p, const char *topic, int partition, const char *key, const void *value,
-              size_t len) {
+int h_produce_headers(h_producer_t *p, const char *topic, int partition, const char *key,
+                      const void *value, size_t len, const char *const *headers,
+                      const size_t *header_lens) {
     rd_kafka_resp_err_t err;
 
     do {
+        rd_kafka_headers_t *hdrs = NULL;
+
+        if (headers) {
+            hdrs = rd_kafka_headers_new(8);
+            for (size_t i = 0; headers[2 * i]; i++) {
+                const char *v = headers[2 * i + 1];
+                ssize_t vlen = header_lens ? (ssize_t)header_lens[i] : -1;
+                rd_kafka_header_add(hdrs, headers[2 * i], -1, v, v ? vlen : 0);
+            }
+        }
         err = rd_kafka_producev(
             p->rk, RD_KAFKA_V_TOPIC(topic),
             RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
             RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)value, len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(p),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        if (err && hdrs)
+            rd_kafka_headers_destroy(hdrs); /* not taken by a failed producev */
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(p->rk, 50);
     } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);
@@ -225,6 +239,11 @@ int h_produce(h_producer_t *p, const char *topic, int partition, const char *key
     }
     rd_kafka_poll(p->rk, 0);
     return 0;
+}
+
+int h_produce(h_producer_t *p, const char *topic, int partition, const char *key, const void *value,
+              size_t len) {
+    return h_produce_headers(p, topic, partition, key, value, len, NULL, NULL);
 }
 
 int h_flush(h_producer_t *p) {
@@ -241,6 +260,147 @@ void h_producer_destroy(h_producer_t *p) {
     rd_kafka_flush(p->rk, 10000);
     rd_kafka_destroy(p->rk);
     free(p);
+}
+
+struct h_consumer_s {
+    rd_kafka_t *rk;
+    h_record_t *records;
+    size_t count, cap;
+};
+
+h_consumer_t *h_consumer_new(const char *topic) {
+    h_consumer_t *c = calloc(1, sizeof(*c));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *topics;
+    char errstr[256], group[128];
+
+    h_unique(group, sizeof(group), "h-consumer");
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.partition.eof", "false", errstr, sizeof(errstr));
+    c->rk = new_client(RD_KAFKA_CONSUMER, conf);
+    if (!c->rk) {
+        free(c);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(c->rk);
+    topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+    if (rd_kafka_subscribe(c->rk, topics) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "consumer: cannot subscribe to %s\n", topic);
+        rd_kafka_topic_partition_list_destroy(topics);
+        h_consumer_destroy(c);
+        return NULL;
+    }
+    rd_kafka_topic_partition_list_destroy(topics);
+    return c;
+}
+
+/* A NUL-terminated copy of n bytes (NULL stays NULL). */
+static char *copy_bytes(const void *bytes, size_t n) {
+    char *out;
+
+    if (!bytes)
+        return NULL;
+    out = malloc(n + 1);
+    memcpy(out, bytes, n);
+    out[n] = '\0';
+    return out;
+}
+
+static void consumer_take(h_consumer_t *c, const rd_kafka_message_t *m) {
+    rd_kafka_headers_t *hdrs = NULL;
+    h_record_t *r;
+
+    if (c->count == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 64;
+        c->records = realloc(c->records, c->cap * sizeof(*c->records));
+    }
+    r = &c->records[c->count++];
+    memset(r, 0, sizeof(*r));
+    r->partition = m->partition;
+    r->offset = m->offset;
+    r->key = copy_bytes(m->key, m->key_len);
+    r->key_len = m->key ? m->key_len : 0;
+    r->value = copy_bytes(m->payload, m->len);
+    r->value_len = m->payload ? m->len : 0;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
+        size_t n = rd_kafka_header_cnt(hdrs);
+        r->headers = calloc(n ? n : 1, sizeof(*r->headers));
+        for (size_t i = 0; i < n; i++) {
+            const char *name;
+            const void *value;
+            size_t size;
+            if (rd_kafka_header_get_all(hdrs, i, &name, &value, &size))
+                break;
+            r->headers[i].name = strdup(name);
+            r->headers[i].value = copy_bytes(value, size);
+            r->headers[i].value_len = value ? size : 0;
+            r->nheaders++;
+        }
+    }
+}
+
+size_t h_consumer_wait(h_consumer_t *c, size_t count, int64_t deadline) {
+    while (c->count < count) {
+        int64_t left = deadline - h_now_ms();
+        rd_kafka_message_t *m;
+
+        if (left <= 0)
+            break;
+        m = rd_kafka_consumer_poll(c->rk, left > 200 ? 200 : (int)left);
+        if (!m)
+            continue;
+        if (m->err)
+            fprintf(stderr, "consumer: %s\n", rd_kafka_message_errstr(m));
+        else
+            consumer_take(c, m);
+        rd_kafka_message_destroy(m);
+    }
+    return c->count;
+}
+
+size_t h_consumer_count(const h_consumer_t *c) {
+    return c->count;
+}
+
+const h_record_t *h_consumer_record(const h_consumer_t *c, size_t i) {
+    return i < c->count ? &c->records[i] : NULL;
+}
+
+const char *h_record_header(const h_record_t *r, const char *name, size_t *len) {
+    for (size_t i = r->nheaders; i-- > 0;) {
+        if (strcmp(r->headers[i].name, name) == 0) {
+            if (len)
+                *len = r->headers[i].value_len;
+            return r->headers[i].value;
+        }
+    }
+    if (len)
+        *len = 0;
+    return NULL;
+}
+
+void h_consumer_destroy(h_consumer_t *c) {
+    if (!c)
+        return;
+    if (c->rk) {
+        rd_kafka_consumer_close(c->rk);
+        rd_kafka_destroy(c->rk);
+    }
+    for (size_t i = 0; i < c->count; i++) {
+        h_record_t *r = &c->records[i];
+        for (size_t j = 0; j < r->nheaders; j++) {
+            free(r->headers[j].name);
+            free(r->headers[j].value);
+        }
+        free(r->headers);
+        free(r->key);
+        free(r->value);
+    }
+    free(c->records);
+    free(c);
 }
 
 /* -------------------------------------------------------------- redis */
@@ -375,6 +535,22 @@ int h_bridge_restart(h_bridge_t *b) {
     return b->pid > 0 ? 0 : -1;
 }
 
+int h_bridge_rewrite(h_bridge_t *b, const char *yaml) {
+    char tmp[300];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.new", b->config);
+    f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fputs(yaml, f);
+    if (fclose(f) != 0 || rename(tmp, b->config) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 int h_bridge_start(h_bridge_t *b, const char *yaml) {
     FILE *f;
     int fd;
@@ -444,6 +620,26 @@ int h_bridge_log_has(const h_bridge_t *b, const char *needle) {
     int found = text && strstr(text, needle) != NULL;
     free(text);
     return found;
+}
+
+size_t h_bridge_log_count(const h_bridge_t *b, const char *needle) {
+    char *text = read_file(b->log);
+    size_t n = 0;
+
+    for (const char *at = text; at && (at = strstr(at, needle)) != NULL; at += strlen(needle))
+        n++;
+    free(text);
+    return n;
+}
+
+int h_bridge_wait_log_count(const h_bridge_t *b, const char *needle, size_t count,
+                            int64_t deadline) {
+    while (h_now_ms() < deadline) {
+        if (h_bridge_log_count(b, needle) >= count)
+            return 1;
+        poll(NULL, 0, 50); /* polling a log file: there is no event to wait on */
+    }
+    return h_bridge_log_count(b, needle) >= count;
 }
 
 int h_bridge_wait_log(const h_bridge_t *b, const char *needle, int64_t deadline) {

@@ -1,6 +1,7 @@
 /*
  * harness.h - what the integration tests need around the real servers that
- * scripts/with-stack.sh started: topics, a producer, a Pattern subscriber,
+ * scripts/with-stack.sh started: topics, a producer, a consumer (to read
+ * what the bridge dead-letters), a Pattern subscriber,
  * the bridge as a child process, and a TCP proxy to cut the bridge's path to
  * Redis while subscribers stay connected.
  *
@@ -37,9 +38,44 @@ h_producer_t *h_producer_new(void);
 /* value may be NULL (a tombstone); key may be NULL. partition -1 = by key. */
 int h_produce(h_producer_t *p, const char *topic, int partition, const char *key, const void *value,
               size_t len);
+/* The same with headers: `headers` holds name, value pairs and ends with a
+ * NULL name; header_lens gives each value's length (NULL: strlen; a NULL
+ * value is a header without a value). */
+int h_produce_headers(h_producer_t *p, const char *topic, int partition, const char *key,
+                      const void *value, size_t len, const char *const *headers,
+                      const size_t *header_lens);
 /* Waits until every record is acknowledged; returns the number that failed. */
 int h_flush(h_producer_t *p);
 void h_producer_destroy(h_producer_t *p);
+
+/* A consumer that reads one topic from the start (its own group), keeping
+ * every record with its key, value and headers, in arrival order. */
+typedef struct h_header_s {
+    char *name;
+    char *value; /* NULL for a header without a value; else NUL-terminated copy */
+    size_t value_len;
+} h_header_t;
+
+typedef struct h_record_s {
+    int32_t partition;
+    int64_t offset;
+    char *key; /* NULL when the record has none; else NUL-terminated copy */
+    size_t key_len;
+    char *value; /* NULL for a tombstone; else NUL-terminated copy */
+    size_t value_len;
+    h_header_t *headers;
+    size_t nheaders;
+} h_record_t;
+
+typedef struct h_consumer_s h_consumer_t;
+h_consumer_t *h_consumer_new(const char *topic);
+/* Reads records until `count` have arrived in total or the deadline passes. */
+size_t h_consumer_wait(h_consumer_t *c, size_t count, int64_t deadline);
+size_t h_consumer_count(const h_consumer_t *c);
+const h_record_t *h_consumer_record(const h_consumer_t *c, size_t i);
+/* The value of the last header called `name`, or NULL (and *len = 0). */
+const char *h_record_header(const h_record_t *r, const char *name, size_t *len);
+void h_consumer_destroy(h_consumer_t *c);
 
 /* A Pub/Sub subscriber on its own connection, PSUBSCRIBEd to a pattern. */
 typedef struct h_note_s {
@@ -65,12 +101,20 @@ typedef struct h_bridge_s {
 
 /* Writes `yaml` to a temp config and starts `build/kafka-redis-bridge run`. */
 int h_bridge_start(h_bridge_t *b, const char *yaml);
+/* Replaces the config file's content (atomically: write, then rename). */
+int h_bridge_rewrite(h_bridge_t *b, const char *yaml);
 /* Starts it again with the same config (appending to the same log). */
 int h_bridge_restart(h_bridge_t *b);
 /* Sends `sig` and waits for exit; returns the exit status, or -1 on timeout (then kills). */
 int h_bridge_stop(h_bridge_t *b, int sig);
 /* 1 when the bridge's log contains `needle`. */
 int h_bridge_log_has(const h_bridge_t *b, const char *needle);
+/* How many times `needle` occurs in the bridge's log. */
+size_t h_bridge_log_count(const h_bridge_t *b, const char *needle);
+/* Polls the log until `needle` occurs `count` times or the deadline passes;
+ * 1 when it does. */
+int h_bridge_wait_log_count(const h_bridge_t *b, const char *needle, size_t count,
+                            int64_t deadline);
 /* Polls the log for `needle` until the deadline; 1 when found. */
 int h_bridge_wait_log(const h_bridge_t *b, const char *needle, int64_t deadline);
 /* Prints the bridge's log to stderr (on failure, for diagnosis). */
@@ -99,5 +143,6 @@ const char *h_binary(void);
 /* The suites (test_*.c); each adds one CUnit suite and returns 0 or CU_get_error(). */
 int test_bridge_register(void);
 int test_cli_register(void);
+int test_rules_register(void);
 
 #endif

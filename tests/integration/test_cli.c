@@ -88,6 +88,78 @@ static void test_map(void) {
     free(out);
 }
 
+/* --envelope: headers, key and coordinates reach the rules; bad lines are reported and skipped. */
+static void test_map_envelope(void) {
+    const char *input =
+        "{\"topic\":\"github.events\",\"headers\":{\"X-GitHub-Event\":\"push\",\"X-Delivery\":"
+        "\"d-1\"},\"value\":{\"id\":\"1\"}}\n"
+        "{\"topic\":\"github.events\",\"partition\":2,\"key\":\"octocat\",\"headers\":"
+        "{\"X-GitHub-Event\":\"fork\"},\"value\":{\"id\":7}}\n"
+        "{\"topic\":\"github.events\",\"key\":\"octocat\",\"value\":{\"id\":7}}\n"
+        "{\"value\":\"{\\\"id\\\":\\\"3\\\"}\",\"headers\":{\"X-GitHub-Event\":null}}\n"
+        "{\"topic\":\"audit.log\",\"offset\":9,\"headers\":{\"actor\":\"alice\"},\"value\":null}\n"
+        "{\"topic\":\"audit.log\",\"offset\":10,\"headers\":{\"actor\":null},\"value\":null}\n"
+        "{\"topic\":\"strict.events\",\"value\":{}}\n"
+        "{\"topic\":\"github.events\",\"headr\":{},\"value\":{\"id\":\"1\"}}\n"
+        "not json\n"
+        "[]\n"
+        "{\"topic\":\"github.events\",\"partition\":-1,\"value\":1}\n"
+        "{\"topic\":\"github.events\"}\n"
+        "{\"topic\":\"nowhere\",\"value\":1}\n";
+    char *out = NULL;
+    int rc = run("map -c tests/fixtures/map/envelope.yaml --envelope", input, &out);
+
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(
+        out,
+        "{\"rule\":\"by-event\",\"publish\":[{\"channel\":\"events:push:1\",\"message\":"
+        "\"{\\\"id\\\":\\\"1\\\",\\\"event\\\":\\\"push\\\",\\\"delivery\\\":\\\"d-1\\\"}\"}]}\n"
+        "{\"rule\":\"by-event\",\"publish\":[{\"channel\":\"events:fork:7\",\"message\":"
+        "\"{\\\"id\\\":7,\\\"event\\\":\\\"fork\\\",\\\"delivery\\\":\\\"none\\\"}\"},"
+        "{\"channel\":\"users:octocat\",\"message\":\"octocat@2\"}],"
+        "\"rules\":[\"by-event\",\"by-key\"]}\n"
+        "{\"rule\":\"by-event\",\"action\":\"skip\",\"reason\":\"missing_field: type "
+        "(header:X-GitHub-Event): missing\",\"publish\":[{\"channel\":\"users:octocat\","
+        "\"message\":\"octocat@0\"}]}\n"
+        "{\"rule\":\"by-event\",\"action\":\"skip\",\"reason\":\"missing_field: type "
+        "(header:X-GitHub-Event): missing\"}\n"
+        "{\"rule\":\"audit\",\"publish\":[{\"channel\":\"audit:alice\",\"message\":\"offset "
+        "9\"}]}\n"
+        "{\"rule\":\"audit\",\"action\":\"dead-letter\",\"reason\":\"missing_field: actor "
+        "(header:actor): missing\"}\n"
+        "{\"rule\":\"strict\",\"action\":\"stop\",\"reason\":\"missing_field: id (id): missing\"}\n"
+        "{\"error\":\"envelope: unknown key \\\"headr\\\" (expected topic, partition, offset, "
+        "timestamp, key, headers or value)\"}\n"
+        "{\"error\":\"envelope: not JSON: invalid token near 'not'\"}\n"
+        "{\"error\":\"envelope: expected an object, found array\"}\n"
+        "{\"error\":\"envelope: partition: -1 is out of range (0-2147483647)\"}\n"
+        "{\"error\":\"envelope: value: missing (null for a tombstone)\"}\n"
+        "{\"rule\":null,\"action\":\"skip\",\"reason\":\"no_rule: no rule for topic nowhere\"}\n");
+    free(out);
+
+    /* A line without a topic takes --topic. */
+    rc = run("map -c tests/fixtures/map/envelope.yaml --envelope --topic audit.log",
+             "{\"headers\":{\"actor\":\"bob\"},\"offset\":3,\"value\":\"x\"}\n", &out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(out, "{\"rule\":\"audit\",\"publish\":[{\"channel\":\"audit:bob\","
+                                "\"message\":\"offset 3\"}]}\n");
+    free(out);
+
+    /* Bytes that are not UTF-8: a message goes as base64, a reason gets U+FFFD. */
+    rc = run("map -c tests/fixtures/map/envelope.yaml --topic \"$(printf 'raw.\\377')\"", "v\n",
+             &out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(
+        out, "{\"rule\":\"raw-topic\",\"publish\":[{\"channel\":\"raw\",\"message_base64\":"
+             "\"cmF3Lv8=\"}]}\n");
+    free(out);
+    rc = run("map -c tests/fixtures/map/envelope.yaml --topic \"$(printf 'x\\377')\"", "v\n", &out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(out, "{\"rule\":null,\"action\":\"skip\",\"reason\":\"no_rule: no rule "
+                                "for topic x\xef\xbf\xbd\"}\n");
+    free(out);
+}
+
 static void test_usage(void) {
     char *out = NULL;
 
@@ -110,6 +182,7 @@ int test_cli_register(void) {
         !CU_add_test(s, "check: invalid configs exit 1 with file:line:col", test_check_invalid) ||
         !CU_add_test(s, "check: environment overrides are checked", test_check_env_override) ||
         !CU_add_test(s, "map: exact lines", test_map) ||
+        !CU_add_test(s, "map --envelope: exact lines", test_map_envelope) ||
         !CU_add_test(s, "usage and version", test_usage))
         return CU_get_error();
     return 0;
