@@ -55,35 +55,6 @@ static int unsafe_byte(unsigned char c) {
     return c < 0x20 || c == 0x7f || c == ' ' || c == '*' || c == '?' || c == '[' || c == ']';
 }
 
-/* Length of the valid UTF-8 sequence at p (no overlongs, surrogates or code points
- * above U+10FFFF), or 0. */
-size_t k2r_fuzz_utf8_char(const unsigned char *p, size_t n) {
-    unsigned c = p[0], cp;
-    size_t len;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 static void check_json(const char *msg, size_t len, const char *rule) {
     json_error_t err;
     /* INT_AS_REAL: jansson refuses integers above INT64_MAX, which a notification may
@@ -149,7 +120,7 @@ void k2r_fuzz_check_mapping(const k2r_mapping_t *m, const k2r_buf_t *out,
         /* Template text comes from YAML, which is UTF-8; values are refused or escaped
          * when they are not (docs/rules.md), so every channel is valid UTF-8. */
         for (size_t j = 0, n; j < clen; j += n) {
-            n = k2r_fuzz_utf8_char((const unsigned char *)out->data + coff + j, clen - j);
+            n = k2r_utf8_char((const unsigned char *)out->data + coff + j, clen - j);
             if (!n)
                 k2r_fuzz_dump("channel", out->data + coff, clen);
             K2R_FUZZ_CHECK(n > 0, "rule %s: channel is not valid UTF-8 at byte %zu", rule, j);

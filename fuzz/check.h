@@ -48,8 +48,6 @@ typedef struct k2r_fuzz_limits_s {
 void k2r_fuzz_check_mapping(const k2r_mapping_t *m, const k2r_buf_t *out,
                             const k2r_fuzz_limits_t *lim);
 
-/* Length of the valid UTF-8 sequence at p, or 0 when it is not one. */
-size_t k2r_fuzz_utf8_char(const unsigned char *p, size_t n);
 
 /* Prints a byte string as a C-escaped literal to stderr (for failure messages). */
 void k2r_fuzz_dump(const char *label, const char *bytes, size_t len);

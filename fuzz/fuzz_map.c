@@ -237,7 +237,7 @@ static int shape_matches(const char *shape, const char *channel, size_t len, int
         if (shape[0] == '{' && shape[1] == '}') {
             const unsigned char *v = p;
             while (p < end && *p != ':') {
-                size_t n = k2r_fuzz_utf8_char(p, (size_t)(end - p));
+                size_t n = k2r_utf8_char(p, (size_t)(end - p));
                 if (n == 0 || (n == 1 && !value_byte_ok(*p)))
                     return 0;
                 if (escape && *p == '%' && (end - p < 3 || !hex_upper(p[1]) || !hex_upper(p[2])))

@@ -132,39 +132,9 @@ static int cmd_check(const char *path) {
 
 /* ------------------------------------------------------------- map */
 
-/* Length of the valid UTF-8 sequence at s (n > 0 bytes available), or 0 when
- * the bytes there are not one (overlong forms and surrogates included). */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    uint32_t cp;
-    size_t len;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF)
-        len = 2;
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-        len = 3;
-    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    cp = s[0] & (0x7Fu >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3Fu);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 static int utf8_valid(const char *s, size_t n) {
     for (size_t i = 0, k; i < n; i += k) {
-        k = utf8_seq((const unsigned char *)s + i, n - i);
+        k = k2r_utf8_char((const unsigned char *)s + i, n - i);
         if (k == 0)
             return 0;
     }
@@ -184,7 +154,7 @@ static json_t *text_json(const char *s) {
     if (utf8_valid(s, n))
         return json_stringn(s, n);
     for (size_t i = 0, k; i < n; i += k) {
-        k = utf8_seq((const unsigned char *)s + i, n - i);
+        k = k2r_utf8_char((const unsigned char *)s + i, n - i);
         if (k2r_buf_append(&b, k ? s + i : "\xEF\xBF\xBD", k ? k : 3) != 0)
             goto done;
         k = k ? k : 1;

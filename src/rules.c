@@ -938,8 +938,7 @@ static int conditions_hold(ctx_t *x, const rule_t *r, fail_t *f) {
     return 1;
 }
 
-/* Whether a byte sequence is valid UTF-8 (no overlongs, surrogates or > U+10FFFF). */
-static size_t utf8_char(const unsigned char *p, size_t n) {
+size_t k2r_utf8_char(const unsigned char *p, size_t n) {
     unsigned c = p[0];
     size_t len;
     unsigned cp;
@@ -983,7 +982,7 @@ static int append_channel_value(const rule_t *r, const char *var, const char *s,
     size_t i = 0;
 
     while (i < len) {
-        size_t n = p[i] < 0x80 ? 1 : utf8_char(p + i, len - i);
+        size_t n = p[i] < 0x80 ? 1 : k2r_utf8_char(p + i, len - i);
         int bad = n == 0 || (n == 1 && unsafe_byte(p[i]));
 
         if (!bad && !(r->escape && p[i] == '%')) {

@@ -57,6 +57,13 @@ typedef enum k2r_action_e {
 /* "none", "skip", "dead-letter", "stop" (static storage). */
 const char *k2r_action_name(k2r_action_t action);
 
+/*
+ * Length of the valid UTF-8 sequence at p (n > 0 bytes available), or 0 when
+ * the bytes there are not one: overlong forms, surrogates and code points
+ * above U+10FFFF are refused. The one validator of the project.
+ */
+size_t k2r_utf8_char(const unsigned char *p, size_t n);
+
 /* A growable byte buffer; the mapper appends channels and messages to it. */
 typedef struct k2r_buf_s {
     char *data;

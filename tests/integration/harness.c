@@ -785,3 +785,32 @@ int h_run(const char *cmdline, const char *input, char **output, int merge) {
     unlink(in_path);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+/* ------------------------------------------------------------ config */
+
+void h_config(char *out, size_t size, const char *group, const char *topic, int redis_port,
+              const char *dlq, const char *redis_extra, const char *rules) {
+    char dlq_line[160] = "";
+
+    if (dlq)
+        snprintf(dlq_line, sizeof(dlq_line), "  dead_letter_topic: %s\n", dlq);
+    snprintf(out, size,
+             "kafka:\n"
+             "  brokers: %s\n"
+             "  group_id: %s\n"
+             "  topics: [%s]\n"
+             "%s"
+             "  properties:\n"
+             "    auto.offset.reset: earliest\n"
+             "    auto.commit.interval.ms: 500\n"
+             "    session.timeout.ms: 6000\n"
+             "    heartbeat.interval.ms: 500\n"
+             "redis:\n"
+             "  url: redis://127.0.0.1:%d\n"
+             "  reconnect_backoff_ms: 50\n"
+             "  reconnect_backoff_max_ms: 500\n"
+             "%s"
+             "rules:\n%s",
+             h_brokers(), group, topic, dlq_line, redis_port,
+             redis_extra ? redis_extra : "  command_timeout_ms: 2000\n", rules);
+}

@@ -140,6 +140,15 @@ int h_run(const char *cmdline, const char *input, char **output, int merge);
 /* The built binary and source dir. */
 const char *h_binary(void);
 
+/*
+ * Writes a bridge config for tests: group and topic, Redis at redis_port,
+ * fast commits and session timeouts; `dlq` (may be NULL) the dead-letter
+ * topic; `redis_extra` (NULL: a 2 s command timeout) lines under redis:;
+ * then the rules (YAML list items).
+ */
+void h_config(char *out, size_t size, const char *group, const char *topic, int redis_port,
+              const char *dlq, const char *redis_extra, const char *rules);
+
 /* The suites (test_*.c); each adds one CUnit suite and returns 0 or CU_get_error(). */
 int test_bridge_register(void);
 int test_cli_register(void);

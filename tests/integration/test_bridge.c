@@ -16,23 +16,7 @@
 /* A config for one test: its own group and topic, Redis at `redis_port`. */
 static void make_config(char *out, size_t size, const char *group, const char *topic,
                         int redis_port, const char *rules) {
-    snprintf(out, size,
-             "kafka:\n"
-             "  brokers: %s\n"
-             "  group_id: %s\n"
-             "  topics: [%s]\n"
-             "  properties:\n"
-             "    auto.offset.reset: earliest\n"
-             "    auto.commit.interval.ms: 500\n"
-             "    session.timeout.ms: 6000\n"
-             "    heartbeat.interval.ms: 500\n"
-             "redis:\n"
-             "  url: redis://127.0.0.1:%d\n"
-             "  reconnect_backoff_ms: 50\n"
-             "  reconnect_backoff_max_ms: 500\n"
-             "  command_timeout_ms: 2000\n"
-             "rules:\n%s",
-             h_brokers(), group, topic, redis_port, rules);
+    h_config(out, size, group, topic, redis_port, NULL, NULL, rules);
 }
 
 /* The seeds' rule for `topic`. */
