@@ -239,6 +239,37 @@ static void walk_mapping(loader_t *ld, yaml_node_t *node, const char *path, pair
     }
 }
 
+/* Grows an array by one zeroed element; returns it, or NULL when out of memory. */
+static void *grow(void *arrp, size_t *n, size_t size) {
+    void **arr = arrp;
+    char *p = realloc(*arr, (*n + 1) * size);
+
+    if (!p)
+        return NULL;
+    *arr = p;
+    memset(p + *n * size, 0, size);
+    return p + (*n)++ * size;
+}
+
+/* Iterates a list that must not be empty, giving each item its path "path[i]". */
+typedef void (*item_fn)(loader_t *ld, yaml_node_t *item, const char *path, void *ctx);
+
+static void walk_list(loader_t *ld, yaml_node_t *node, const char *path, const char *what,
+                      item_fn fn, void *ctx) {
+    if (node->type != YAML_SEQUENCE_NODE ||
+        node->data.sequence.items.top == node->data.sequence.items.start) {
+        lerr(ld, node, "%s: expected a non-empty list of %s", path, what);
+        return;
+    }
+    for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top;
+         it++) {
+        char ipath[320];
+        snprintf(ipath, sizeof(ipath), "%s[%zu]", path,
+                 (size_t)(it - node->data.sequence.items.start));
+        fn(ld, yaml_document_get_node(ld->doc, *it), ipath, ctx);
+    }
+}
+
 static void unknown_key(loader_t *ld, yaml_node_t *knode, const char *path, const char *key,
                         const char *const *known, size_t nknown) {
     char hint[96];
@@ -304,44 +335,23 @@ static void kafka_property(loader_t *ld, const char *key, yaml_node_t *knode, ya
     kc->nproperties++;
 }
 
+static void kafka_topic(loader_t *ld, yaml_node_t *item, const char *path, void *ctx) {
+    k2r_kafka_conf_t *kc = ctx;
+    char *t = get_string(ld, item, path);
+    char **slot = t ? grow(&kc->topics, &kc->ntopics, sizeof(char *)) : NULL;
+
+    if (slot)
+        *slot = t;
+    else
+        free(t);
+}
+
 static void kafka_topics(loader_t *ld, yaml_node_t *value, const char *path) {
-    k2r_kafka_conf_t *kc = &ld->cfg->kafka;
-    yaml_node_item_t *it;
-    size_t n;
-
-    if (value->type == YAML_SCALAR_NODE && !is_null(value)) {
-        /* A single topic written as a scalar is accepted as a list of one. */
-        char *t = get_string(ld, value, path);
-        if (!t)
-            return;
-        kc->topics = calloc(1, sizeof(char *));
-        if (!kc->topics) {
-            free(t);
-            return;
-        }
-        kc->topics[0] = t;
-        kc->ntopics = 1;
-        return;
-    }
-    if (value->type != YAML_SEQUENCE_NODE ||
-        value->data.sequence.items.top == value->data.sequence.items.start) {
-        lerr(ld, value, "%s: expected a non-empty list of topic names", path);
-        return;
-    }
-    n = (size_t)(value->data.sequence.items.top - value->data.sequence.items.start);
-    kc->topics = calloc(n, sizeof(char *));
-    if (!kc->topics)
-        return;
-    for (it = value->data.sequence.items.start; it < value->data.sequence.items.top; it++) {
-        char ipath[256];
-        char *t;
-
-        snprintf(ipath, sizeof(ipath), "%s[%zu]", path,
-                 (size_t)(it - value->data.sequence.items.start));
-        t = get_string(ld, yaml_document_get_node(ld->doc, *it), ipath);
-        if (t)
-            kc->topics[kc->ntopics++] = t;
-    }
+    /* A single topic written as a scalar is accepted as a list of one. */
+    if (value->type == YAML_SCALAR_NODE && !is_null(value))
+        kafka_topic(ld, value, path, &ld->cfg->kafka);
+    else
+        walk_list(ld, value, path, "topic names", kafka_topic, &ld->cfg->kafka);
 }
 
 static void kafka_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
@@ -450,18 +460,6 @@ static void log_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_nod
 static const char *const rule_keys[] = {
     "name",     "topic",        "type",    "id",       "vars",   "when",    "channel",
     "channels", "notification", "message", "on_error", "unsafe", "continue"};
-
-/* Grows an array by one zeroed element; returns it, or NULL when out of memory. */
-static void *grow(void *arrp, size_t *n, size_t size) {
-    void **arr = arrp;
-    char *p = realloc(*arr, (*n + 1) * size);
-
-    if (!p)
-        return NULL;
-    *arr = p;
-    memset(p + *n * size, 0, size);
-    return p + (*n)++ * size;
-}
 
 /* A plain scalar written as a decimal integer ("42", "-7"). */
 static int plain_int(const yaml_node_t *node) {
@@ -661,31 +659,16 @@ static void vars_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
 }
 
 /* Reads a list of scalars into *values. */
-static int get_values(loader_t *ld, yaml_node_t *node, const char *path, char ***values,
-                      size_t *n) {
-    if (node->type != YAML_SEQUENCE_NODE ||
-        node->data.sequence.items.top == node->data.sequence.items.start) {
-        lerr(ld, node, "%s: expected a non-empty list of values", path);
-        return -1;
-    }
-    for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top;
-         it++) {
-        char ipath[320], **slot;
-        char *v;
+/* Appends one condition value (an item of `in:` or `not_in:`). */
+static void cond_value(loader_t *ld, yaml_node_t *item, const char *path, void *ctx) {
+    k2r_cond_conf_t *c = ctx;
+    char *v = get_scalar(ld, item, path);
+    char **slot = v ? grow(&c->values, &c->nvalues, sizeof(char *)) : NULL;
 
-        snprintf(ipath, sizeof(ipath), "%s[%zu]", path,
-                 (size_t)(it - node->data.sequence.items.start));
-        v = get_scalar(ld, yaml_document_get_node(ld->doc, *it), ipath);
-        if (!v)
-            return -1;
-        slot = grow(values, n, sizeof(char *));
-        if (!slot) {
-            free(v);
-            return -1;
-        }
+    if (slot)
         *slot = v;
-    }
-    return 0;
+    else
+        free(v);
 }
 
 static void when_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
@@ -726,7 +709,9 @@ static void when_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
             ok = vs != NULL;
         } else if (strcmp(op, "in") == 0 || strcmp(op, "not_in") == 0) {
             c.op = op[0] == 'i' ? K2R_COND_IN : K2R_COND_NOT_IN;
-            ok = get_values(ld, v, opath, &c.values, &c.nvalues) == 0;
+            size_t nerrs = ld->errs->count;
+            walk_list(ld, v, opath, "values", cond_value, &c);
+            ok = ld->errs->count == nerrs && c.nvalues > 0;
         } else if (strcmp(op, "exists") == 0) {
             int b = 0;
             ok = get_bool(ld, v, opath, &b) == 0;
@@ -754,7 +739,8 @@ static void when_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
     free(c.values);
 }
 
-static void rule_channel(loader_t *ld, k2r_rule_conf_t *rc, yaml_node_t *node, const char *path) {
+static void rule_channel(loader_t *ld, yaml_node_t *node, const char *path, void *ctx) {
+    k2r_rule_conf_t *rc = ctx;
     char *t = get_string(ld, node, path);
     char **slot;
     k2r_mark_t *mslot;
@@ -775,7 +761,8 @@ static void rule_channel(loader_t *ld, k2r_rule_conf_t *rc, yaml_node_t *node, c
 }
 
 /* One entry of `notification:`: "path" (the key is the path) or {key: SOURCE}. */
-static void rule_field(loader_t *ld, k2r_rule_conf_t *rc, yaml_node_t *item, const char *path) {
+static void rule_field(loader_t *ld, yaml_node_t *item, const char *path, void *ctx) {
+    k2r_rule_conf_t *rc = ctx;
     k2r_field_conf_t f;
     k2r_field_conf_t *slot;
 
@@ -814,21 +801,6 @@ drop:
     free_source(&f.src);
 }
 
-static void rule_fields(loader_t *ld, k2r_rule_conf_t *rc, yaml_node_t *value, const char *path) {
-    if (value->type != YAML_SEQUENCE_NODE ||
-        value->data.sequence.items.top == value->data.sequence.items.start) {
-        lerr(ld, value, "%s: expected a non-empty list of fields", path);
-        return;
-    }
-    for (yaml_node_item_t *it = value->data.sequence.items.start;
-         it < value->data.sequence.items.top; it++) {
-        char ipath[320];
-        snprintf(ipath, sizeof(ipath), "%s[%zu]", path,
-                 (size_t)(it - value->data.sequence.items.start));
-        rule_field(ld, rc, yaml_document_get_node(ld->doc, *it), ipath);
-    }
-}
-
 /* Per-rule scratch while walking: what was written, for the checks after. */
 typedef struct rule_walk_s {
     k2r_rule_conf_t *rc;
@@ -858,25 +830,14 @@ static void rule_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
         w->when_node = value;
     } else if (strcmp(key, "channel") == 0) {
         w->has_channel = 1;
-        rule_channel(ld, rc, value, sub);
+        rule_channel(ld, value, sub, rc);
     } else if (strcmp(key, "channels") == 0) {
         w->has_channels = 1;
-        if (value->type != YAML_SEQUENCE_NODE ||
-            value->data.sequence.items.top == value->data.sequence.items.start) {
-            lerr(ld, value, "%s: expected a non-empty list of channel templates", sub);
-            return;
-        }
-        for (yaml_node_item_t *it = value->data.sequence.items.start;
-             it < value->data.sequence.items.top; it++) {
-            char ipath[320];
-            snprintf(ipath, sizeof(ipath), "%s[%zu]", sub,
-                     (size_t)(it - value->data.sequence.items.start));
-            rule_channel(ld, rc, yaml_document_get_node(ld->doc, *it), ipath);
-        }
+        walk_list(ld, value, sub, "channel templates", rule_channel, rc);
     } else if (strcmp(key, "notification") == 0) {
         w->has_fields = 1;
         rc->fields_mark = mark_of(value);
-        rule_fields(ld, rc, value, sub);
+        walk_list(ld, value, sub, "fields", rule_field, rc);
     } else if (strcmp(key, "message") == 0) {
         rc->message = get_string(ld, value, sub);
         rc->message_mark = mark_of(value);
