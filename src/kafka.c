@@ -237,11 +237,38 @@ static int set(rd_kafka_conf_t *conf, const char *name, const char *value, char 
     return 0;
 }
 
+/*
+ * A librdkafka conf in three layers: `defaults` a user may override, the
+ * user's kafka.properties, then `forced` settings the bridge's guarantees rest
+ * on (both NULL-terminated name, value lists). Returns a new conf (release
+ * with rd_kafka_conf_destroy), or NULL with the reason in errstr.
+ */
+static rd_kafka_conf_t *layered_conf(const k2r_kafka_conf_t *kc, const char *const *defaults,
+                                     const char *const *forced, char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    for (size_t i = 0; defaults[i]; i += 2)
+        if (set(conf, defaults[i], defaults[i + 1], errstr, errstr_size))
+            goto fail;
+    for (size_t i = 0; i < kc->nproperties; i++)
+        if (set(conf, kc->properties[i].name, kc->properties[i].value, errstr, errstr_size))
+            goto fail;
+    if (set(conf, "bootstrap.servers", kc->brokers, errstr, errstr_size))
+        goto fail;
+    for (size_t i = 0; forced[i]; i += 2)
+        if (set(conf, forced[i], forced[i + 1], errstr, errstr_size))
+            goto fail;
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
 k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke, void *opaque,
                            char *errstr, size_t errstr_size) {
     const k2r_kafka_conf_t *kc = &cfg->kafka;
     rd_kafka_topic_partition_list_t *topics = NULL;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_t *conf = NULL;
     rd_kafka_resp_err_t err;
     k2r_kafka_t *kafka = calloc(1, sizeof(*kafka));
 
@@ -254,20 +281,21 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke, 
     kafka->err_rl = (k2r_ratelimit_t)K2R_RATELIMIT_INIT(10000);
     kafka->dead_letter_configured = kc->dead_letter_topic != NULL;
 
-    /* Defaults a user may override, then the user's properties, then what
-     * the bridge's guarantees depend on, which nobody overrides. */
-    if (set(conf, "client.id", "kafka-redis-bridge", errstr, errstr_size) ||
-        set(conf, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size) ||
-        set(conf, "log.connection.close", "false", errstr, errstr_size))
-        goto fail;
-    for (size_t i = 0; i < kc->nproperties; i++)
-        if (set(conf, kc->properties[i].name, kc->properties[i].value, errstr, errstr_size))
+    {
+        const char *const defaults[] = {"client.id",
+                                        "kafka-redis-bridge",
+                                        "partition.assignment.strategy",
+                                        "cooperative-sticky",
+                                        "log.connection.close",
+                                        "false",
+                                        NULL};
+        const char *const forced[] = {
+            "group.id", kc->group_id, "enable.auto.offset.store", "false", "enable.partition.eof",
+            "false",    NULL};
+        conf = layered_conf(kc, defaults, forced, errstr, errstr_size);
+        if (!conf)
             goto fail;
-    if (set(conf, "bootstrap.servers", kc->brokers, errstr, errstr_size) ||
-        set(conf, "group.id", kc->group_id, errstr, errstr_size) ||
-        set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
-        set(conf, "enable.partition.eof", "false", errstr, errstr_size))
-        goto fail;
+    }
 
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -390,19 +418,15 @@ int k2r_kafka_dead_letter_open(k2r_kafka_t *kafka, const k2r_config_t *cfg,
         snprintf(errstr, errstr_size, "out of memory");
         return -1;
     }
-    conf = rd_kafka_conf_new();
-    /* Defaults, the user's properties, then what at-least-once into the
-     * dead-letter topic rests on. */
-    if (set(conf, "client.id", "kafka-redis-bridge", errstr, errstr_size) ||
-        set(conf, "log.connection.close", "false", errstr, errstr_size))
-        goto fail;
-    for (size_t i = 0; i < kc->nproperties; i++)
-        if (set(conf, kc->properties[i].name, kc->properties[i].value, errstr, errstr_size))
+    {
+        /* At-least-once into the dead-letter topic rests on the forced pair. */
+        const char *const defaults[] = {"client.id", "kafka-redis-bridge", "log.connection.close",
+                                        "false", NULL};
+        const char *const forced[] = {"enable.idempotence", "true", "acks", "all", NULL};
+        conf = layered_conf(kc, defaults, forced, errstr, errstr_size);
+        if (!conf)
             goto fail;
-    if (set(conf, "bootstrap.servers", kc->brokers, errstr, errstr_size) ||
-        set(conf, "enable.idempotence", "true", errstr, errstr_size) ||
-        set(conf, "acks", "all", errstr, errstr_size))
-        goto fail;
+    }
     rd_kafka_conf_set_log_cb(conf, dlq_log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_dr_msg_cb(conf, dlq_dr_cb);
