@@ -66,6 +66,13 @@ typedef struct bpart_s {
     int64_t next_offset;
 } bpart_t;
 
+/* Where an item's bytes are in the batch buffer, and which partition it is of. */
+typedef struct item_ref_s {
+    size_t part; /* index into parts */
+    size_t channel_off;
+    size_t message_off;
+} item_ref_t;
+
 typedef enum dlq_state_e {
     DLQ_UNSENT = 0, /* to be sent (again) */
     DLQ_QUEUED,     /* handed to the producer; no report yet */
@@ -94,8 +101,7 @@ struct k2r_bridge_s {
      * them by offset until just before publishing, since `bytes` may move. */
     k2r_buf_t bytes;
     k2r_publish_t *items;
-    size_t *item_part; /* index into parts, per item */
-    size_t *item_off;  /* channel offset, message offset: two per item */
+    item_ref_t *refs; /* per item: its partition and where its bytes are */
     size_t nitems, cap_items;
     bpart_t *parts;
     size_t nparts, cap_parts;
@@ -157,27 +163,21 @@ static int add_item(k2r_bridge_t *b, size_t part, size_t ch_off, size_t ch_len, 
     if (b->nitems == b->cap_items) {
         size_t cap = b->cap_items ? b->cap_items * 2 : 1024;
         k2r_publish_t *items = realloc(b->items, cap * sizeof(*items));
-        size_t *ip, *io;
+        item_ref_t *refs;
         if (!items)
             return -1;
         b->items = items;
-        ip = realloc(b->item_part, cap * sizeof(*ip));
-        if (!ip)
+        refs = realloc(b->refs, cap * sizeof(*refs));
+        if (!refs)
             return -1;
-        b->item_part = ip;
-        io = realloc(b->item_off, 2 * cap * sizeof(*io));
-        if (!io)
-            return -1;
-        b->item_off = io;
+        b->refs = refs;
         b->cap_items = cap;
     }
     memset(&b->items[b->nitems], 0, offsetof(k2r_publish_t, error));
     b->items[b->nitems].error[0] = '\0';
     b->items[b->nitems].channel_len = ch_len;
     b->items[b->nitems].message_len = msg_len;
-    b->item_part[b->nitems] = part;
-    b->item_off[2 * b->nitems] = ch_off;
-    b->item_off[2 * b->nitems + 1] = msg_off;
+    b->refs[b->nitems] = (item_ref_t){part, ch_off, msg_off};
     b->nitems++;
     return 0;
 }
@@ -247,6 +247,11 @@ static int jitter(k2r_bridge_t *b, int ms) {
     return ms / 2 + (int)(rand_r(&b->rand_state) % (unsigned)(ms / 2 + 1));
 }
 
+/* The delay after `ms`: doubled, capped at `max_ms`. */
+static int backoff_next(int ms, int max_ms) {
+    return ms > max_ms / 2 ? max_ms : ms * 2;
+}
+
 /* A dead letter failed or is overdue: hold the batch, pause Kafka, and send
  * the failed ones again after a backoff. `why` is logged. */
 static void dlq_hold(k2r_bridge_t *b, const char *why) {
@@ -266,8 +271,7 @@ static void dlq_hold(k2r_bridge_t *b, const char *why) {
     if (b->dlq_retry_ms <= now) {
         int ms = b->dlq_backoff_ms;
         b->dlq_retry_ms = now + jitter(b, ms);
-        b->dlq_backoff_ms =
-            ms * 2 > DEAD_LETTER_BACKOFF_MAX_MS ? DEAD_LETTER_BACKOFF_MAX_MS : ms * 2;
+        b->dlq_backoff_ms = backoff_next(ms, DEAD_LETTER_BACKOFF_MAX_MS);
     }
     k2r_kafka_pause(b->kafka, 1);
 }
@@ -582,16 +586,14 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revok
         }
     }
     for (size_t i = 0; i < b->nitems; i++) {
-        size_t p = remap[b->item_part[i]];
+        size_t p = remap[b->refs[i].part];
         if (p == SIZE_MAX) {
             unpublished += b->items[i].status == K2R_PUBLISH_PENDING;
             continue;
         }
         b->items[kept_items] = b->items[i];
-        b->item_part[kept_items] = p;
-        b->item_off[2 * kept_items] = b->item_off[2 * i];
-        b->item_off[2 * kept_items + 1] = b->item_off[2 * i + 1];
-        kept_items++;
+        b->refs[kept_items] = b->refs[i];
+        b->refs[kept_items++].part = p;
     }
     /* A revoked partition's dead letter still in flight may arrive anyway;
      * its next owner dead-letters the record again (at least once). */
@@ -622,8 +624,7 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revok
 
 static void schedule_reconnect(k2r_bridge_t *b) {
     b->next_connect_ms = k2r_now_ms() + jitter(b, b->backoff_ms);
-    b->backoff_ms = b->backoff_ms * 2 > b->cfg->redis.backoff_max_ms ? b->cfg->redis.backoff_max_ms
-                                                                     : b->backoff_ms * 2;
+    b->backoff_ms = backoff_next(b->backoff_ms, b->cfg->redis.backoff_max_ms);
 }
 
 static void redis_failed(k2r_bridge_t *b, const char *what, const char *errstr) {
@@ -667,8 +668,8 @@ static int publish(k2r_bridge_t *b) {
     char errstr[512];
 
     for (size_t i = 0; i < b->nitems; i++) {
-        b->items[i].channel = b->bytes.data + b->item_off[2 * i];
-        b->items[i].message = b->bytes.data + b->item_off[2 * i + 1];
+        b->items[i].channel = b->bytes.data + b->refs[i].channel_off;
+        b->items[i].message = b->bytes.data + b->refs[i].message_off;
     }
     if (k2r_redis_publish(b->redis, b->items, b->nitems, errstr, sizeof(errstr)) != 0) {
         redis_failed(b, "publish", errstr);
@@ -1020,8 +1021,7 @@ void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     k2r_config_destroy(bridge->cfg);
     k2r_buf_free(&bridge->bytes);
     free(bridge->items);
-    free(bridge->item_part);
-    free(bridge->item_off);
+    free(bridge->refs);
     free(bridge->parts);
     free(bridge->dlq);
     free(bridge->hdrs);
