@@ -2,9 +2,13 @@
  * main.c - the integration test runner. Needs the stack that
  * scripts/with-stack.sh starts (a real Kafka broker and redis-server on free
  * loopback ports); refuses to run without it rather than skip silently.
+ *
+ * K2R_TEST_SUITE=name runs only that suite (for working on one; `make test`
+ * never sets it, and an unknown name is an error, not an empty pass).
  */
 #include <CUnit/Basic.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "harness.h"
 
@@ -21,7 +25,17 @@ int main(void) {
         return 2;
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
+    if (getenv("K2R_TEST_SUITE") && *getenv("K2R_TEST_SUITE")) {
+        CU_pSuite only = CU_get_suite(getenv("K2R_TEST_SUITE"));
+        if (!only) {
+            fprintf(stderr, "K2R_TEST_SUITE: no suite named \"%s\"\n", getenv("K2R_TEST_SUITE"));
+            CU_cleanup_registry();
+            return 2;
+        }
+        CU_basic_run_suite(only);
+    } else {
+        CU_basic_run_tests();
+    }
     failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
     CU_cleanup_registry();
     return failed ? 1 : 0;
