@@ -130,6 +130,24 @@ static char *get_string(loader_t *ld, const yaml_node_t *node, const char *path)
     return strdup((const char *)node->data.scalar.value);
 }
 
+static int get_bool(loader_t *ld, const yaml_node_t *node, const char *path, int *out) {
+    const char *v;
+
+    if (node->type == YAML_SCALAR_NODE && node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        v = (const char *)node->data.scalar.value;
+        if (strcmp(v, "true") == 0 || strcmp(v, "True") == 0 || strcmp(v, "yes") == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcmp(v, "false") == 0 || strcmp(v, "False") == 0 || strcmp(v, "no") == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    lerr(ld, node, "%s: expected true or false", path);
+    return -1;
+}
+
 /* An integer setting: name, bounds and default, in one place. */
 typedef struct int_setting_s {
     const char *name;
@@ -162,6 +180,93 @@ static void get_int(loader_t *ld, const yaml_node_t *node, const char *path,
         return;
     }
     *out = (int)n;
+}
+
+int k2r_parse_duration(const char *text, int64_t *ms) {
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    const char *p = text;
+    int64_t n = 0;
+
+    if (!(*p >= '0' && *p <= '9'))
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > (INT64_MAX / 3600000 - 9) / 10)
+            return -1;
+        n = n * 10 + (*p - '0');
+    }
+    if (!*p)
+        return n == 0 ? (*ms = 0, 0) : -1; /* only 0 goes without a unit */
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(p, units[i].unit) == 0) {
+            *ms = n * units[i].ms;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* A duration setting ("500ms", "30s", "5m", "1h", or 0) within [min_ms, max_ms]. */
+static void get_duration(loader_t *ld, const yaml_node_t *node, const char *path, int64_t min_ms,
+                         int64_t max_ms, int64_t *out) {
+    const char *v;
+    int64_t ms;
+
+    if (node->type != YAML_SCALAR_NODE || is_null(node)) {
+        lerr(ld, node, "%s: expected a duration such as 500ms, 30s, 5m or 1h, found %s", path,
+             is_null(node) ? "nothing" : node_kind(node));
+        return;
+    }
+    v = (const char *)node->data.scalar.value;
+    if (k2r_parse_duration(v, &ms) != 0) {
+        lerr(ld, node, "%s: expected a duration such as 500ms, 30s, 5m or 1h, found \"%s\"", path,
+             v);
+        return;
+    }
+    if (ms < min_ms || ms > max_ms) {
+        lerr(ld, node, "%s: %s is out of range (%lldms to %lldms)", path, v, (long long)min_ms,
+             (long long)max_ms);
+        return;
+    }
+    *out = ms;
+}
+
+/* The same for a setting kept as int milliseconds. */
+static void get_duration_int(loader_t *ld, const yaml_node_t *node, const char *path,
+                             int64_t min_ms, int64_t max_ms, int *out) {
+    int64_t ms = *out;
+    get_duration(ld, node, path, min_ms, max_ms, &ms);
+    *out = (int)ms;
+}
+
+/* One word out of `names` (n of them); returns its index, or -1 after an error. */
+static int get_choice(loader_t *ld, const yaml_node_t *node, const char *path,
+                      const char *const *names, size_t n) {
+    char *v = get_string(ld, node, path), list[256];
+    size_t len = 0;
+
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(v, names[i]) == 0) {
+            free(v);
+            return (int)i;
+        }
+    }
+    list[0] = '\0';
+    for (size_t i = 0; i < n && len < sizeof(list); i++) {
+        int w = snprintf(list + len, sizeof(list) - len, "%s%s",
+                         i == 0       ? ""
+                         : i + 1 == n ? " or "
+                                      : ", ",
+                         names[i]);
+        len += w < 0 ? 0 : (size_t)w;
+    }
+    lerr(ld, node, "%s: expected %s; found \"%s\"", path, list, v);
+    free(v);
+    return -1;
 }
 
 size_t k2r_edit_distance(const char *a, size_t la, const char *b) {
@@ -280,12 +385,8 @@ static void unknown_key(loader_t *ld, yaml_node_t *knode, const char *path, cons
 
 /* ------------------------------------------------------------- kafka: */
 
-static const int_setting_t kafka_ints[] = {
-    {"batch_size", 1, 100000, 1000, offsetof(k2r_kafka_conf_t, batch_size)},
-};
-
-static const char *const kafka_keys[] = {"brokers",    "group_id",   "topics",
-                                         "properties", "batch_size", "dead_letter_topic"};
+static const char *const kafka_keys[] = {"brokers",    "group_id",          "topics",
+                                         "properties", "dead_letter_topic", "startup_timeout"};
 
 /* Properties the bridge sets itself; setting them by hand would break a promise. */
 static const struct {
@@ -377,13 +478,12 @@ static void kafka_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_n
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         walk_mapping(ld, value, sub, kafka_property, conf);
         rd_kafka_conf_destroy(conf);
+    } else if (strcmp(key, "startup_timeout") == 0) {
+        get_duration_int(ld, value, sub, 1000, 3600000, &kc->startup_timeout_ms);
+    } else if (strcmp(key, "batch_size") == 0) {
+        lerr(ld, knode,
+             "%s: replaced by limits.max_inflight_records (a batch is what is in flight)", sub);
     } else {
-        for (size_t i = 0; i < sizeof(kafka_ints) / sizeof(kafka_ints[0]); i++) {
-            if (strcmp(key, kafka_ints[i].name) == 0) {
-                get_int(ld, value, sub, &kafka_ints[i], (int *)((char *)kc + kafka_ints[i].offset));
-                return;
-            }
-        }
         unknown_key(ld, knode, path, key, kafka_keys, sizeof(kafka_keys) / sizeof(kafka_keys[0]));
     }
 }
@@ -404,7 +504,8 @@ static const char *const redis_keys[] = {"url",
                                          "command_timeout_ms",
                                          "pipeline_depth",
                                          "reconnect_backoff_ms",
-                                         "reconnect_backoff_max_ms"};
+                                         "reconnect_backoff_max_ms",
+                                         "on_unavailable"};
 
 static void redis_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
                        const char *path, void *ctx) {
@@ -422,6 +523,11 @@ static void redis_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_n
             lerr(ld, value, "%s: %s", sub, errstr);
     } else if (strcmp(key, "password") == 0) {
         rs->password = get_string(ld, value, sub);
+    } else if (strcmp(key, "on_unavailable") == 0) {
+        static const char *const policies[] = {"pause", "drop"};
+        int i = get_choice(ld, value, sub, policies, 2);
+        if (i >= 0)
+            rs->on_unavailable = (k2r_on_unavailable_t)i;
     } else {
         for (size_t i = 0; i < sizeof(redis_ints) / sizeof(redis_ints[0]); i++) {
             if (strcmp(key, redis_ints[i].name) == 0) {
@@ -437,7 +543,7 @@ static void redis_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_n
 
 static void log_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
                      const char *path, void *ctx) {
-    static const char *const log_keys[] = {"level"};
+    static const char *const log_keys[] = {"level", "format"};
     char sub[256];
 
     (void)ctx;
@@ -450,16 +556,97 @@ static void log_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_nod
         else if (v)
             ld->cfg->log_level = level;
         free(v);
+    } else if (strcmp(key, "format") == 0) {
+        static const char *const formats[] = {"json", "text"};
+        int i = get_choice(ld, value, sub, formats, 2);
+        if (i >= 0)
+            ld->cfg->log_format = (k2r_log_format_t)i;
     } else {
-        unknown_key(ld, knode, path, key, log_keys, 1);
+        unknown_key(ld, knode, path, key, log_keys, 2);
+    }
+}
+
+/* ---------------------------------------------------------- shutdown: */
+
+static void shutdown_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
+                          const char *path, void *ctx) {
+    static const char *const shutdown_keys[] = {"drain_timeout"};
+    char sub[256];
+
+    (void)ctx;
+    snprintf(sub, sizeof(sub), "%s.%s", path, key);
+    if (strcmp(key, "drain_timeout") == 0)
+        get_duration_int(ld, value, sub, 0, 600000, &ld->cfg->drain_timeout_ms);
+    else
+        unknown_key(ld, knode, path, key, shutdown_keys, 1);
+}
+
+/* -------------------------------------------------------------- http: */
+
+int k2r_split_listen(const char *listen, char *host, size_t host_size, int *port) {
+    const char *colon, *h = listen;
+    size_t hlen;
+    char *end;
+    long n;
+
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':')
+            return -1;
+        h = listen + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon || memchr(listen, ':', (size_t)(colon - listen)))
+            return -1; /* none, or an IPv6 address without brackets */
+        hlen = (size_t)(colon - listen);
+    }
+    if (hlen >= host_size)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    errno = 0;
+    n = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || n < 1 || n > 65535)
+        return -1;
+    *port = (int)n;
+    return 0;
+}
+
+static void http_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
+                      const char *path, void *ctx) {
+    static const char *const http_keys[] = {"enabled", "listen"};
+    char sub[256], host[256];
+    int port;
+
+    (void)ctx;
+    snprintf(sub, sizeof(sub), "%s.%s", path, key);
+    if (strcmp(key, "enabled") == 0) {
+        get_bool(ld, value, sub, &ld->cfg->http.enabled);
+    } else if (strcmp(key, "listen") == 0) {
+        char *v = get_string(ld, value, sub);
+        if (v && k2r_split_listen(v, host, sizeof(host), &port) != 0) {
+            lerr(ld, value,
+                 "%s: expected host:port, [ipv6]:port or :port with a port 1-65535; found \"%s\"",
+                 sub, v);
+            free(v);
+            v = NULL;
+        }
+        if (v) {
+            free(ld->cfg->http.listen);
+            ld->cfg->http.listen = v;
+        }
+    } else {
+        unknown_key(ld, knode, path, key, http_keys, 2);
     }
 }
 
 /* ------------------------------------------------------------- rules: */
 
 static const char *const rule_keys[] = {
-    "name",     "topic",        "type",    "id",       "vars",   "when",    "channel",
-    "channels", "notification", "message", "on_error", "unsafe", "continue"};
+    "name",     "topic",        "type",    "id",       "vars",   "when",     "channel",
+    "channels", "notification", "message", "on_error", "unsafe", "continue", "max_age"};
 
 /* A plain scalar written as a decimal integer ("42", "-7"). */
 static int plain_int(const yaml_node_t *node) {
@@ -485,24 +672,6 @@ static char *get_scalar(loader_t *ld, const yaml_node_t *node, const char *path)
         return NULL;
     }
     return strdup((const char *)node->data.scalar.value);
-}
-
-static int get_bool(loader_t *ld, const yaml_node_t *node, const char *path, int *out) {
-    const char *v;
-
-    if (node->type == YAML_SCALAR_NODE && node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
-        v = (const char *)node->data.scalar.value;
-        if (strcmp(v, "true") == 0 || strcmp(v, "True") == 0 || strcmp(v, "yes") == 0) {
-            *out = 1;
-            return 0;
-        }
-        if (strcmp(v, "false") == 0 || strcmp(v, "False") == 0 || strcmp(v, "no") == 0) {
-            *out = 0;
-            return 0;
-        }
-    }
-    lerr(ld, node, "%s: expected true or false", path);
-    return -1;
 }
 
 static const char *const source_keys[] = {"path",        "header", "meta",   "const",
@@ -862,6 +1031,8 @@ static void rule_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
         free(v);
     } else if (strcmp(key, "continue") == 0) {
         get_bool(ld, value, sub, &rc->cont);
+    } else if (strcmp(key, "max_age") == 0) {
+        get_duration(ld, value, sub, 0, INT64_C(30) * 24 * 3600000, &rc->max_age_ms);
     } else {
         unknown_key(ld, knode, path, key, rule_keys, sizeof(rule_keys) / sizeof(rule_keys[0]));
     }
@@ -922,6 +1093,7 @@ static void rules_section(loader_t *ld, yaml_node_t *value, const char *path) {
         snprintf(rpath, sizeof(rpath), "%s[%zu]", path,
                  (size_t)(it - value->data.sequence.items.start));
         rc->mark = mark_of(node);
+        rc->max_age_ms = -1; /* limits.max_age, unless the rule says */
         if (node->type != YAML_MAPPING_NODE) {
             lerr(ld, node, "%s: expected a mapping, found %s", rpath, node_kind(node));
             continue;
@@ -969,15 +1141,23 @@ static void rules_section(loader_t *ld, yaml_node_t *value, const char *path) {
 static const int_setting_t limits_ints[] = {
     {"max_channel_bytes", 16, 65536, 1024, offsetof(k2r_limits_t, max_channel_bytes)},
     {"max_notification_bytes", 64, 1048576, 8192, offsetof(k2r_limits_t, max_notification_bytes)},
+    {"max_inflight_records", 1, 1000000, 1000, offsetof(k2r_limits_t, max_inflight_records)},
+    {"max_inflight_bytes", 65536, 1073741824, 16777216, offsetof(k2r_limits_t, max_inflight_bytes)},
 };
 
 static void limits_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
                         const char *path, void *ctx) {
-    static const char *const limits_keys[] = {"max_channel_bytes", "max_notification_bytes"};
+    static const char *const limits_keys[] = {"max_channel_bytes", "max_notification_bytes",
+                                              "max_inflight_records", "max_inflight_bytes",
+                                              "max_age"};
     char sub[128];
 
     (void)ctx;
     snprintf(sub, sizeof(sub), "%s.%s", path, key);
+    if (strcmp(key, "max_age") == 0) {
+        get_duration(ld, value, sub, 0, INT64_C(30) * 24 * 3600000, &ld->cfg->limits.max_age_ms);
+        return;
+    }
     for (size_t i = 0; i < sizeof(limits_ints) / sizeof(limits_ints[0]); i++) {
         if (strcmp(key, limits_ints[i].name) == 0) {
             get_int(ld, value, sub, &limits_ints[i],
@@ -985,14 +1165,15 @@ static void limits_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_
             return;
         }
     }
-    unknown_key(ld, knode, path, key, limits_keys, 2);
+    unknown_key(ld, knode, path, key, limits_keys, sizeof(limits_keys) / sizeof(limits_keys[0]));
 }
 
 /* --------------------------------------------------------------- top */
 
 static void top_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
                      const char *path, void *ctx) {
-    static const char *const top_keys[] = {"kafka", "redis", "rules", "log", "limits"};
+    static const char *const top_keys[] = {"kafka",  "redis",    "rules", "log",
+                                           "limits", "shutdown", "http"};
     int *seen = ctx;
 
     (void)path;
@@ -1010,16 +1191,21 @@ static void top_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_nod
         walk_mapping(ld, value, "log", log_pair, NULL);
     } else if (strcmp(key, "limits") == 0) {
         walk_mapping(ld, value, "limits", limits_pair, NULL);
+    } else if (strcmp(key, "shutdown") == 0) {
+        walk_mapping(ld, value, "shutdown", shutdown_pair, NULL);
+    } else if (strcmp(key, "http") == 0) {
+        walk_mapping(ld, value, "http", http_pair, NULL);
     } else {
         char hint[96];
-        suggest(key, top_keys, 5, hint, sizeof(hint));
+        suggest(key, top_keys, sizeof(top_keys) / sizeof(top_keys[0]), hint, sizeof(hint));
         lerr(ld, knode, "unknown top-level key \"%s\"%s", key, hint);
     }
 }
 
 static void set_defaults(k2r_config_t *cfg) {
-    for (size_t i = 0; i < sizeof(kafka_ints) / sizeof(kafka_ints[0]); i++)
-        *(int *)((char *)&cfg->kafka + kafka_ints[i].offset) = kafka_ints[i].dflt;
+    cfg->kafka.startup_timeout_ms = 30000;
+    cfg->drain_timeout_ms = 10000;
+    cfg->http.enabled = 1;
     for (size_t i = 0; i < sizeof(redis_ints) / sizeof(redis_ints[0]); i++)
         *(int *)((char *)&cfg->redis + redis_ints[i].offset) = redis_ints[i].dflt;
     for (size_t i = 0; i < sizeof(limits_ints) / sizeof(limits_ints[0]); i++)
@@ -1049,6 +1235,27 @@ static char *read_secret_file(const char *path, char *errstr, size_t errstr_size
     return strdup(buf);
 }
 
+/* Sets a librdkafka property from the environment, replacing one from the file. */
+static void set_property(loader_t *ld, const char *name, const char *value) {
+    k2r_kafka_conf_t *kc = &ld->cfg->kafka;
+    k2r_property_t *prop = NULL;
+    char *v = strdup(value);
+
+    for (size_t i = 0; i < kc->nproperties && !prop; i++)
+        if (strcmp(kc->properties[i].name, name) == 0)
+            prop = &kc->properties[i];
+    if (!prop && v && (prop = grow(&kc->properties, &kc->nproperties, sizeof(*prop))) != NULL &&
+        !(prop->name = strdup(name)))
+        kc->nproperties--;
+    if (!prop || !prop->name || !v) {
+        free(v);
+        k2r_errors_add(ld->errs, NULL, (k2r_mark_t){0, 0}, "out of memory");
+        return;
+    }
+    free(prop->value);
+    prop->value = v;
+}
+
 static void apply_env(loader_t *ld, k2r_getenv_fn env) {
     k2r_config_t *cfg = ld->cfg;
     k2r_mark_t none = {0, 0};
@@ -1059,7 +1266,6 @@ static void apply_env(loader_t *ld, k2r_getenv_fn env) {
         return;
     if ((v = env("K2R_KAFKA_BROKERS")) && *v) {
         free(cfg->kafka.brokers);
-        free(cfg->kafka.dead_letter_topic);
         cfg->kafka.brokers = strdup(v);
     }
     if ((v = env("K2R_REDIS_URL")) && *v) {
@@ -1080,6 +1286,18 @@ static void apply_env(loader_t *ld, k2r_getenv_fn env) {
     } else if ((v = env("K2R_REDIS_PASSWORD")) && *v) {
         free(cfg->redis.password);
         cfg->redis.password = strdup(v);
+    }
+    if ((v = env("K2R_KAFKA_SASL_USERNAME")) && *v)
+        set_property(ld, "sasl.username", v);
+    if ((v = env("K2R_KAFKA_SASL_PASSWORD_FILE")) && *v) {
+        char *pw = read_secret_file(v, errstr, sizeof(errstr));
+        if (!pw)
+            k2r_errors_add(ld->errs, NULL, none, "K2R_KAFKA_SASL_PASSWORD_FILE: %s", errstr);
+        else
+            set_property(ld, "sasl.password", pw);
+        free(pw);
+    } else if ((v = env("K2R_KAFKA_SASL_PASSWORD")) && *v) {
+        set_property(ld, "sasl.password", v);
     }
 }
 
@@ -1166,6 +1384,8 @@ static k2r_config_t *parse(const char *name, const char *buf, size_t len, k2r_ge
             k2r_redis_url_parse(cfg->redis.url, &cfg->redis.parsed, errstr, sizeof(errstr)) != 0)
             k2r_errors_add(errs, name, (k2r_mark_t){0, 0}, "redis.url: cannot use the default");
     }
+    if (!cfg->http.listen && !(cfg->http.listen = strdup("0.0.0.0:8080")))
+        k2r_errors_add(errs, name, (k2r_mark_t){0, 0}, "out of memory");
     if (errs->count > ld.nerrs_at_start && !(lenient && readable)) {
         k2r_config_destroy(cfg);
         return NULL;
@@ -1245,6 +1465,7 @@ void k2r_config_destroy(k2r_config_t *cfg) {
     free(cfg->kafka.properties);
     free(cfg->redis.url);
     free(cfg->redis.password);
+    free(cfg->http.listen);
     k2r_redis_url_free(&cfg->redis.parsed);
     for (size_t i = 0; i < cfg->nrules; i++) {
         k2r_rule_conf_t *rc = &cfg->rules[i];

@@ -16,6 +16,7 @@
 #define K2R_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "k2r/redis.h"
 
@@ -45,6 +46,19 @@ void k2r_errors_clear(k2r_errors_t *errs);
  * bytes or more.
  */
 size_t k2r_edit_distance(const char *a, size_t la, const char *b);
+
+/*
+ * Parses a duration: digits and one unit of ms, s, m or h ("500ms", "30s",
+ * "5m", "1h"); "0" alone is zero. Returns 0 with *ms set, or -1.
+ */
+int k2r_parse_duration(const char *text, int64_t *ms);
+
+/*
+ * Splits an HTTP listen address, "host:port", "[v6]:port" or ":port" (all
+ * interfaces), into `host` ("" for none) and `port` (1-65535). Returns 0, or
+ * -1 when it is none of those or the host does not fit.
+ */
+int k2r_split_listen(const char *listen, char *host, size_t host_size, int *port);
 
 /* One librdkafka property passed through as-is. */
 typedef struct k2r_property_s {
@@ -126,9 +140,10 @@ typedef struct k2r_rule_conf_s {
     size_t nfields;
     char *message; /* plain-string template, or NULL */
     k2r_on_error_t on_error;
-    int escape;  /* unsafe: escape (1) or reject (0) */
-    int cont;    /* continue: true */
-    int nbroken; /* variables written but refused (their errors are reported) */
+    int64_t max_age_ms; /* -1: limits.max_age applies; 0: no cutoff */
+    int escape;         /* unsafe: escape (1) or reject (0) */
+    int cont;           /* continue: true */
+    int nbroken;        /* variables written but refused (their errors are reported) */
     k2r_mark_t mark, topic_mark, message_mark, fields_mark, on_error_mark;
 } k2r_rule_conf_t;
 
@@ -139,9 +154,15 @@ typedef struct k2r_kafka_conf_s {
     size_t ntopics;
     k2r_property_t *properties;
     size_t nproperties;
-    int batch_size;          /* most records taken per poll round */
     char *dead_letter_topic; /* where `on_error: dead-letter` sends records; NULL when unset */
+    int startup_timeout_ms;  /* brokers must answer within this at start */
 } k2r_kafka_conf_t;
+
+/* What the bridge does with notifications while Redis cannot take them. */
+typedef enum k2r_on_unavailable_e {
+    K2R_UNAVAILABLE_PAUSE = 0, /* hold them, pause Kafka, retry with backoff */
+    K2R_UNAVAILABLE_DROP       /* count and drop them, keep consuming */
+} k2r_on_unavailable_t;
 
 typedef struct k2r_redis_section_s {
     char *url;
@@ -152,12 +173,23 @@ typedef struct k2r_redis_section_s {
     int pipeline_depth;
     int backoff_initial_ms;
     int backoff_max_ms;
+    k2r_on_unavailable_t on_unavailable;
 } k2r_redis_section_t;
 
 typedef struct k2r_limits_s {
     int max_channel_bytes;
     int max_notification_bytes;
+    int max_inflight_records; /* records taken from Kafka and not finished */
+    int max_inflight_bytes;   /* their keys, values and headers */
+    int64_t max_age_ms;       /* 0: no age cutoff */
 } k2r_limits_t;
+
+typedef enum k2r_log_format_e { K2R_LOG_FORMAT_JSON = 0, K2R_LOG_FORMAT_TEXT } k2r_log_format_t;
+
+typedef struct k2r_http_conf_s {
+    int enabled;
+    char *listen; /* host:port, [v6]:port or :port */
+} k2r_http_conf_t;
 
 typedef struct k2r_config_s {
     char *path; /* the file it was read from */
@@ -167,6 +199,9 @@ typedef struct k2r_config_s {
     k2r_rule_conf_t *rules;
     size_t nrules;
     int log_level;
+    k2r_log_format_t log_format;
+    int drain_timeout_ms; /* shutdown.drain_timeout */
+    k2r_http_conf_t http;
     k2r_mark_t rules_mark;
     k2r_mark_t dead_letter_mark; /* of kafka.dead_letter_topic, when set */
 } k2r_config_t;

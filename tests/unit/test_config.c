@@ -96,7 +96,15 @@ static void test_valid_full(void) {
     CU_ASSERT_EQUAL_FATAL(cfg->kafka.ntopics, 2);
     CU_ASSERT_STRING_EQUAL(cfg->kafka.topics[0], "github.events");
     CU_ASSERT_STRING_EQUAL(cfg->kafka.topics[1], "^audit\\..*");
-    CU_ASSERT_EQUAL(cfg->kafka.batch_size, 250);
+    CU_ASSERT_EQUAL(cfg->kafka.startup_timeout_ms, 45000);
+    CU_ASSERT_EQUAL(cfg->limits.max_inflight_records, 250);
+    CU_ASSERT_EQUAL(cfg->limits.max_inflight_bytes, 1048576);
+    CU_ASSERT_EQUAL(cfg->limits.max_age_ms, 300000);
+    CU_ASSERT_EQUAL(cfg->drain_timeout_ms, 2500);
+    CU_ASSERT_EQUAL(cfg->http.enabled, 1);
+    CU_ASSERT_STRING_EQUAL(cfg->http.listen, "[::1]:9100");
+    CU_ASSERT_EQUAL(cfg->rules[0].max_age_ms, -1); /* limits.max_age applies */
+    CU_ASSERT_EQUAL(cfg->rules[1].max_age_ms, 30000);
     CU_ASSERT_EQUAL_FATAL(cfg->kafka.nproperties, 2);
     CU_ASSERT_STRING_EQUAL(cfg->kafka.properties[0].name, "auto.offset.reset");
     CU_ASSERT_STRING_EQUAL(cfg->kafka.properties[0].value, "earliest");
@@ -147,7 +155,15 @@ static void test_defaults(void) {
     cfg = parse_string(minimal, &errs);
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     CU_ASSERT_EQUAL(cfg->kafka.ntopics, 1);
-    CU_ASSERT_EQUAL(cfg->kafka.batch_size, 1000);
+    CU_ASSERT_EQUAL(cfg->kafka.startup_timeout_ms, 30000);
+    CU_ASSERT_EQUAL(cfg->redis.on_unavailable, K2R_UNAVAILABLE_PAUSE);
+    CU_ASSERT_EQUAL(cfg->limits.max_inflight_records, 1000);
+    CU_ASSERT_EQUAL(cfg->limits.max_inflight_bytes, 16777216);
+    CU_ASSERT_EQUAL(cfg->limits.max_age_ms, 0);
+    CU_ASSERT_EQUAL(cfg->drain_timeout_ms, 10000);
+    CU_ASSERT_EQUAL(cfg->log_format, K2R_LOG_FORMAT_JSON);
+    CU_ASSERT_EQUAL(cfg->http.enabled, 1);
+    CU_ASSERT_STRING_EQUAL(cfg->http.listen, "0.0.0.0:8080");
     CU_ASSERT_STRING_EQUAL(cfg->redis.url, "redis://127.0.0.1:6379");
     CU_ASSERT_STRING_EQUAL(cfg->redis.parsed.host, "127.0.0.1");
     CU_ASSERT_EQUAL(cfg->redis.parsed.port, 6379);
@@ -229,6 +245,123 @@ static void test_env_bad_url(void) {
     test_env = NULL;
 }
 
+/* K2R_KAFKA_BROKERS once freed kafka.dead_letter_topic (a use after free). */
+static void test_env_brokers_keep_dead_letter_topic(void) {
+    static const char *const env[] = {"K2R_KAFKA_BROKERS", "k1:1", NULL};
+    static const char *yaml = "kafka:\n"
+                              "  brokers: b:9092\n"
+                              "  group_id: g\n"
+                              "  topics: t\n"
+                              "  dead_letter_topic: dlq\n"
+                              "rules:\n"
+                              "  - {name: r, topic: t, type: a, id: b, on_error: dead-letter}\n";
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_config_t *cfg;
+
+    test_env = env;
+    cfg = parse_string(yaml, &errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.brokers, "k1:1");
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.dead_letter_topic, "dlq");
+    k2r_config_destroy(cfg);
+    test_env = NULL;
+}
+
+/* SASL credentials from the environment become librdkafka properties,
+ * replacing any in the file; the file variant wins over the plain one. */
+static void test_env_sasl(void) {
+    char path[] = "/tmp/k2r-test-sasl-XXXXXX";
+    const char *env[] = {"K2R_KAFKA_SASL_USERNAME",
+                         "bridge",
+                         "K2R_KAFKA_SASL_PASSWORD",
+                         "plain",
+                         "K2R_KAFKA_SASL_PASSWORD_FILE",
+                         path,
+                         NULL};
+    static const char *yaml = "kafka:\n"
+                              "  brokers: b:9092\n"
+                              "  group_id: g\n"
+                              "  topics: t\n"
+                              "  properties: {sasl.username: old, security.protocol: sasl_ssl}\n"
+                              "rules:\n"
+                              "  - {name: r, topic: t, type: a, id: b}\n";
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_config_t *cfg;
+    FILE *f;
+    int fd = mkstemp(path);
+
+    CU_ASSERT_FATAL(fd >= 0);
+    f = fdopen(fd, "w");
+    fputs("from-file\n", f);
+    fclose(f);
+    test_env = env;
+    cfg = parse_string(yaml, &errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL_FATAL(cfg->kafka.nproperties, 3);
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.properties[0].name, "sasl.username");
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.properties[0].value, "bridge");
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.properties[1].name, "security.protocol");
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.properties[2].name, "sasl.password");
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.properties[2].value, "from-file");
+    k2r_config_destroy(cfg);
+    unlink(path);
+    test_env = NULL;
+}
+
+static void test_durations(void) {
+    static const struct {
+        const char *text;
+        int ok;
+        int64_t ms;
+    } cases[] = {{"0", 1, 0},       {"500ms", 1, 500},  {"30s", 1, 30000},
+                 {"5m", 1, 300000}, {"2h", 1, 7200000}, {"0s", 1, 0},
+                 {"30", 0, 0},      {"", 0, 0},         {"s", 0, 0},
+                 {"1.5s", 0, 0},    {"-1s", 0, 0},      {"10 s", 0, 0},
+                 {"1d", 0, 0},      {"5M", 0, 0},       {"99999999999999999h", 0, 0},
+                 {"1h30m", 0, 0}};
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t ms = -1;
+        int rc = k2r_parse_duration(cases[i].text, &ms);
+        if ((rc == 0) != cases[i].ok)
+            fprintf(stderr, "\nduration \"%s\": rc %d\n", cases[i].text, rc);
+        CU_ASSERT_EQUAL(rc == 0, cases[i].ok);
+        if (cases[i].ok)
+            CU_ASSERT_EQUAL(ms, cases[i].ms);
+    }
+}
+
+static void test_listen(void) {
+    char host[64];
+    int port = 0;
+
+    CU_ASSERT_EQUAL(k2r_split_listen("0.0.0.0:8080", host, sizeof(host), &port), 0);
+    CU_ASSERT_STRING_EQUAL(host, "0.0.0.0");
+    CU_ASSERT_EQUAL(port, 8080);
+    CU_ASSERT_EQUAL(k2r_split_listen("[::1]:9", host, sizeof(host), &port), 0);
+    CU_ASSERT_STRING_EQUAL(host, "::1");
+    CU_ASSERT_EQUAL(port, 9);
+    CU_ASSERT_EQUAL(k2r_split_listen(":65535", host, sizeof(host), &port), 0);
+    CU_ASSERT_STRING_EQUAL(host, "");
+    CU_ASSERT_EQUAL(port, 65535);
+    CU_ASSERT_EQUAL(k2r_split_listen("localhost:http", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(k2r_split_listen("localhost", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(k2r_split_listen("h:0", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(k2r_split_listen("h:65536", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(k2r_split_listen("::1:80", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(k2r_split_listen("[::1]80", host, sizeof(host), &port), -1);
+}
+
+/* A directory where the file should be: a read error, not a crash. */
+static void test_directory_as_file(void) {
+    k2r_errors_t errs = {NULL, 0, 0};
+
+    CU_ASSERT_PTR_NULL(k2r_config_load("/", NULL, &errs));
+    CU_ASSERT_EQUAL_FATAL(errs.count, 1);
+    CU_ASSERT_STRING_EQUAL(errs.lines[0], "/: cannot read: Is a directory");
+    k2r_errors_clear(&errs);
+}
+
 static void test_missing_file(void) {
     k2r_errors_t errs = {NULL, 0, 0};
 
@@ -278,8 +411,9 @@ static void check_invalid(const char *name) {
 
 static void test_invalid_fixtures(void) {
     static const char *const names[] = {
-        "unknown-keys.yaml",     "bad-values.yaml", "bad-rules.yaml",   "not-yaml.yaml",
-        "missing-sections.yaml", "empty.yaml",      "scalar-root.yaml", "duplicate-keys.yaml"};
+        "unknown-keys.yaml", "bad-values.yaml",       "bad-rules.yaml",
+        "not-yaml.yaml",     "missing-sections.yaml", "empty.yaml",
+        "scalar-root.yaml",  "duplicate-keys.yaml",   "bad-settings.yaml"};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         check_invalid(names[i]);
@@ -310,6 +444,12 @@ int test_config_register(void) {
         !CU_add_test(s, "K2R_REDIS_PASSWORD_FILE", test_env_password_file) ||
         !CU_add_test(s, "bad K2R_REDIS_URL", test_env_bad_url) ||
         !CU_add_test(s, "missing file", test_missing_file) ||
+        !CU_add_test(s, "a directory as the file", test_directory_as_file) ||
+        !CU_add_test(s, "K2R_KAFKA_BROKERS keeps the dead-letter topic",
+                     test_env_brokers_keep_dead_letter_topic) ||
+        !CU_add_test(s, "K2R_KAFKA_SASL_* become properties", test_env_sasl) ||
+        !CU_add_test(s, "durations", test_durations) ||
+        !CU_add_test(s, "http.listen addresses", test_listen) ||
         !CU_add_test(s, "invalid fixtures, exact messages", test_invalid_fixtures) ||
         !CU_add_test(s, "config/bridge.example.yaml loads", test_example_config_loads))
         return CU_get_error();
