@@ -2,19 +2,37 @@
  * bridge.c - the main loop that joins the Kafka source, the rules and the
  * Redis sink.
  *
- * A batch is the unit of work: up to kafka.batch_size records taken from
- * Kafka, each mapped through the rules into zero or more PUBLISH commands,
- * all published pipelined on one connection, then, and only then, the next
- * offset of every partition in the batch is stored for commit. That gives
- * at-least-once delivery into Redis: a crash or a lost connection can repeat
- * notifications whose replies were not read, never skip one.
+ * A batch is the unit of work: records taken from Kafka up to
+ * limits.max_inflight_records and limits.max_inflight_bytes (their keys,
+ * values and headers), each mapped through the rules into zero or more
+ * PUBLISH commands, all published pipelined on one connection, then, and only
+ * then, the next offset of every partition in the batch is stored for commit.
+ * That gives at-least-once delivery into Redis: a crash or a lost connection
+ * can repeat notifications whose replies were not read, never skip one. The
+ * batch is everything in flight: while it is full nothing more is taken, and
+ * librdkafka's prefetch queue is bounded by the same limits (kafka.c), so
+ * memory stays flat whatever Redis does.
  *
- * While Redis is unreachable the batch stays in memory, every assigned
- * partition is paused (so memory stays bounded by one batch plus librdkafka's
- * prefetch), the consumer keeps polling so the group does not evict it, and
- * connection attempts back off exponentially (with jitter) up to a cap. When
- * Redis answers again the unpublished part of the batch goes out, in order,
- * and fetching resumes.
+ * While Redis is unreachable, redis.on_unavailable decides:
+ *
+ * - pause (the default): the batch stays in memory, every assigned partition
+ *   is paused, the consumer keeps polling so the group does not evict it, and
+ *   connection attempts back off exponentially (with jitter) up to a cap.
+ *   When Redis answers again the unpublished part of the batch goes out, in
+ *   order, and fetching resumes.
+ * - drop: what cannot be published is counted, logged (rate-limited) and
+ *   given up, offsets advance and consuming goes on; reconnection attempts
+ *   back off the same way.
+ *
+ * Either way a notification whose record is older than its rule's max_age
+ * (or limits.max_age) when it is about to be published is not sent: it is
+ * counted as stale and its offset advances.
+ *
+ * Redis can also refuse one PUBLISH and take the next (an ACL that forbids a
+ * channel: -NOPERM; -OOM; a reply that is not an integer). That is not an
+ * outage: the record goes to its rule's on_error policy and the rest of the
+ * batch proceeds. Errors that describe the server rather than the command
+ * (-LOADING, -BUSY, -MASTERDOWN, -TRYAGAIN) are treated as an outage.
  *
  * The rules' `on_error` policies are carried out here too:
  *
@@ -31,6 +49,12 @@
  *   paused when everything else resumes), later records of that partition
  *   are dropped unprocessed, and the offset stored for it is the record's own,
  *   so a restart, after the rules or the data were fixed, resumes there.
+ *
+ * Rebalances: when partitions are revoked, their part of the batch is
+ * finished first (published, dead letters acknowledged, within
+ * shutdown.drain_timeout) and their offsets stored, so the commit that
+ * follows in kafka.c hands them over without repeats; when they are lost
+ * (the group already gave them away), their part is dropped uncommitted.
  *
  * Rules are reloaded on request (SIGHUP in main.c) between batches: the new
  * rules replace the old ones at once, and the consumer stays in the group.
@@ -49,8 +73,6 @@
 #include "k2r/record.h"
 #include "k2r/redis.h"
 
-/* How long a SIGTERM waits for the batch in flight before giving up on it. */
-#define DRAIN_TIMEOUT_MS 10000
 /* How often a summary line is logged while something happens. */
 #define STATS_INTERVAL_MS 30000
 /* How long a batch waits for its dead letters before Kafka is paused. */
@@ -64,13 +86,29 @@ typedef struct bpart_s {
     char *topic;
     int32_t partition;
     int64_t next_offset;
+    int stopped; /* stopped in this batch: next_offset is the stopping record's */
 } bpart_t;
 
-/* Where an item's bytes are in the batch buffer, and which partition it is of. */
+/* A record of the batch. The batch owns it until the batch completes: a
+ * PUBLISH that Redis refuses may still send it to the dead-letter topic. */
+typedef struct brec_s {
+    rd_kafka_message_t *rkm;
+    size_t part;  /* index into parts */
+    size_t bytes; /* key, value and headers: what counts against the limit */
+    int failed;   /* handed to its rule's policy after a refused PUBLISH */
+} brec_t;
+
+typedef enum drop_e { DROP_NONE = 0, DROP_STALE, DROP_UNAVAILABLE } drop_t;
+
+/* What the batch knows of an item besides the PUBLISH itself. */
 typedef struct item_ref_s {
-    size_t part; /* index into parts */
+    size_t rec; /* index into recs */
     size_t channel_off;
     size_t message_off;
+    const char *rule; /* borrowed from the rules, which are only swapped between batches */
+    k2r_on_error_t on_error;
+    int64_t expires_ms; /* wall clock after which it is stale; INT64_MAX: never */
+    int handled;        /* a refusal of it was carried out */
 } item_ref_t;
 
 typedef enum dlq_state_e {
@@ -81,12 +119,11 @@ typedef enum dlq_state_e {
 
 /* A dead-lettered record of the current batch. */
 typedef struct dlq_s {
-    rd_kafka_message_t *rkm; /* owned: the original, kept to be sent again on failure */
-    size_t part;             /* index into parts */
-    uint64_t id;             /* for the delivery report; increasing along the array */
+    size_t rec;  /* index into recs: the original, kept to be sent again on failure */
+    uint64_t id; /* for the delivery report; increasing along the array */
     dlq_state_t state;
     k2r_skip_t skip;
-    const char *rule; /* borrowed from the rules, which are only swapped between batches */
+    const char *rule; /* borrowed, as above */
     char detail[sizeof(((k2r_mapping_t *)0)->detail)];
 } dlq_t;
 
@@ -101,12 +138,14 @@ struct k2r_bridge_s {
      * them by offset until just before publishing, since `bytes` may move. */
     k2r_buf_t bytes;
     k2r_publish_t *items;
-    item_ref_t *refs; /* per item: its partition and where its bytes are */
+    item_ref_t *refs; /* per item */
     size_t nitems, cap_items;
     bpart_t *parts;
     size_t nparts, cap_parts;
-    size_t nrecords;
-    dlq_t *dlq; /* the batch's dead letters, in the order they were taken */
+    brec_t *recs;
+    size_t nrecs, cap_recs;
+    size_t inflight_bytes; /* sum of recs[].bytes */
+    dlq_t *dlq;            /* the batch's dead letters, in the order they were taken */
     size_t ndlq, cap_dlq;
 
     /* The headers of the record being mapped (reused for every record). */
@@ -117,6 +156,7 @@ struct k2r_bridge_s {
     int backoff_ms;
     int64_t next_connect_ms;
     int redis_down; /* an outage is in progress (for logging once) */
+    int refused;    /* Redis refused the credentials: the bridge cannot go on */
     unsigned int rand_state;
 
     /* Dead-letter delivery. */
@@ -129,8 +169,12 @@ struct k2r_bridge_s {
     k2r_bridge_stats_t stats;
     k2r_bridge_stats_t stats_logged;
     int64_t stats_next_ms;
-    k2r_ratelimit_t skip_rl, dead_rl, perr_rl, conn_rl, dlq_rl, drop_rl;
+    k2r_ratelimit_t skip_rl, dead_rl, perr_rl, conn_rl, dlq_rl, drop_rl, stale_rl, unavail_rl;
 };
+
+static int serve(k2r_bridge_t *b, int timeout_ms, int draining);
+static int publish(k2r_bridge_t *b);
+static void redis_failed(k2r_bridge_t *b, const char *what, const char *errstr);
 
 /* ---------------------------------------------------------------- batch */
 
@@ -154,12 +198,31 @@ static int part_index(k2r_bridge_t *b, const char *topic, int32_t partition, siz
         return -1;
     b->parts[b->nparts].partition = partition;
     b->parts[b->nparts].next_offset = -1;
+    b->parts[b->nparts].stopped = 0;
     *out = b->nparts++;
     return 0;
 }
 
-static int add_item(k2r_bridge_t *b, size_t part, size_t ch_off, size_t ch_len, size_t msg_off,
-                    size_t msg_len) {
+/* Takes `rkm` into the batch; on failure (out of memory) it is released. */
+static int add_rec(k2r_bridge_t *b, rd_kafka_message_t *rkm, size_t part, size_t bytes,
+                   size_t *out) {
+    if (b->nrecs == b->cap_recs) {
+        size_t cap = b->cap_recs ? b->cap_recs * 2 : 256;
+        brec_t *recs = realloc(b->recs, cap * sizeof(*recs));
+        if (!recs) {
+            rd_kafka_message_destroy(rkm);
+            return -1;
+        }
+        b->recs = recs;
+        b->cap_recs = cap;
+    }
+    b->recs[b->nrecs] = (brec_t){rkm, part, bytes, 0};
+    b->inflight_bytes += bytes;
+    *out = b->nrecs++;
+    return 0;
+}
+
+static int add_item(k2r_bridge_t *b, const item_ref_t *ref, size_t ch_len, size_t msg_len) {
     if (b->nitems == b->cap_items) {
         size_t cap = b->cap_items ? b->cap_items * 2 : 1024;
         k2r_publish_t *items = realloc(b->items, cap * sizeof(*items));
@@ -177,9 +240,16 @@ static int add_item(k2r_bridge_t *b, size_t part, size_t ch_off, size_t ch_len, 
     b->items[b->nitems].error[0] = '\0';
     b->items[b->nitems].channel_len = ch_len;
     b->items[b->nitems].message_len = msg_len;
-    b->refs[b->nitems] = (item_ref_t){part, ch_off, msg_off};
+    b->refs[b->nitems] = *ref;
     b->nitems++;
     return 0;
+}
+
+static size_t pending(const k2r_bridge_t *b) {
+    size_t n = 0;
+    for (size_t i = 0; i < b->nitems; i++)
+        n += b->items[i].status == K2R_PUBLISH_PENDING;
+    return n;
 }
 
 /* A rate-limited line about one record that a rule failed on (`what` is
@@ -200,10 +270,12 @@ static void log_failed(k2r_ratelimit_t *rl, const char *what, const k2r_msg_t *m
 
 /*
  * Points msg->headers at the record's headers, in b->hdrs (which grows only
- * when a record has more headers than any before). The names and values stay
- * borrowed from `rkm`. Returns 0, or -1 when out of memory.
+ * when a record has more headers than any before), and adds their names' and
+ * values' sizes to *bytes. The names and values stay borrowed from `rkm`.
+ * Returns 0, or -1 when out of memory.
  */
-static int read_headers(k2r_bridge_t *b, const rd_kafka_message_t *rkm, k2r_msg_t *msg) {
+static int read_headers(k2r_bridge_t *b, const rd_kafka_message_t *rkm, k2r_msg_t *msg,
+                        size_t *bytes) {
     rd_kafka_headers_t *hdrs = NULL;
     size_t n;
 
@@ -233,6 +305,7 @@ static int read_headers(k2r_bridge_t *b, const rd_kafka_message_t *rkm, k2r_msg_
         b->hdrs[msg->nheaders].name = name;
         b->hdrs[msg->nheaders].value = value;
         b->hdrs[msg->nheaders].value_len = value ? size : 0;
+        *bytes += strlen(name) + (value ? size : 0);
         msg->nheaders++;
     }
     msg->headers = b->hdrs;
@@ -279,8 +352,8 @@ static void dlq_hold(k2r_bridge_t *b, const char *why) {
 /* Hands one dead letter to the producer. Returns 0, or -1 (left UNSENT, the
  * reason in errstr). */
 static int dlq_send(k2r_bridge_t *b, dlq_t *d, char *errstr, size_t errstr_size) {
-    if (k2r_kafka_dead_letter(b->kafka, d->rkm, k2r_skip_name(d->skip), d->detail, d->rule, d->id,
-                              errstr, errstr_size) != 0) {
+    if (k2r_kafka_dead_letter(b->kafka, b->recs[d->rec].rkm, k2r_skip_name(d->skip), d->detail,
+                              d->rule, d->id, errstr, errstr_size) != 0) {
         d->state = DLQ_UNSENT;
         b->stats.dead_letter_failures++;
         return -1;
@@ -289,30 +362,27 @@ static int dlq_send(k2r_bridge_t *b, dlq_t *d, char *errstr, size_t errstr_size)
     return 0;
 }
 
-/* Adds the record to the batch's dead letters and sends it; takes `rkm`.
+/* Adds record `rec` of the batch to its dead letters and sends it.
  * Returns 0, or -1 when out of memory. */
-static int dead_letter(k2r_bridge_t *b, rd_kafka_message_t *rkm, const k2r_mapping_t *m,
-                       size_t part) {
+static int dead_letter(k2r_bridge_t *b, size_t rec, k2r_skip_t skip, const char *detail,
+                       const char *rule) {
     char errstr[256];
     dlq_t *d;
 
     if (b->ndlq == b->cap_dlq) {
         size_t cap = b->cap_dlq ? b->cap_dlq * 2 : 64;
         dlq_t *dlq = realloc(b->dlq, cap * sizeof(*dlq));
-        if (!dlq) {
-            rd_kafka_message_destroy(rkm);
+        if (!dlq)
             return -1;
-        }
         b->dlq = dlq;
         b->cap_dlq = cap;
     }
     d = &b->dlq[b->ndlq++];
-    d->rkm = rkm; /* now owned by the batch */
-    d->part = part;
+    d->rec = rec;
     d->id = ++b->dlq_next_id;
-    d->skip = m->skip;
-    d->rule = m->rule;
-    snprintf(d->detail, sizeof(d->detail), "%s", m->detail);
+    d->skip = skip;
+    d->rule = rule;
+    snprintf(d->detail, sizeof(d->detail), "%s", detail);
     if (dlq_send(b, d, errstr, sizeof(errstr)) != 0)
         dlq_hold(b, errstr);
     return 0;
@@ -350,6 +420,20 @@ static int dlq_settled(const k2r_bridge_t *b) {
     return 1;
 }
 
+/* Sends the failed dead letters again once their backoff is over. */
+static void dlq_resend(k2r_bridge_t *b) {
+    char errstr[256];
+    int failed = 0;
+
+    if (k2r_now_ms() < b->dlq_retry_ms)
+        return;
+    for (size_t i = 0; i < b->ndlq; i++)
+        if (b->dlq[i].state == DLQ_UNSENT && dlq_send(b, &b->dlq[i], errstr, sizeof(errstr)) != 0)
+            failed = 1;
+    if (failed)
+        dlq_hold(b, errstr);
+}
+
 /*
  * One step of waiting for the batch's dead letters (every publish already has
  * its reply): sends failed ones again once their backoff is over, holds the
@@ -358,32 +442,62 @@ static int dlq_settled(const k2r_bridge_t *b) {
  * into the batch, or dropped when `draining` (it is not ours to take any
  * more). Returns 0, or -1 when out of memory.
  */
-static int dlq_wait(k2r_bridge_t *b, int draining);
+static int dlq_wait(k2r_bridge_t *b, int draining) {
+    int64_t now = k2r_now_ms();
+    int64_t wait;
+
+    if (!b->dlq_waiting_ms)
+        b->dlq_waiting_ms = now;
+    dlq_resend(b);
+    if (!b->dlq_down && now - b->dlq_waiting_ms >= DEAD_LETTER_HOLD_MS) {
+        char why[64];
+        snprintf(why, sizeof(why), "not acknowledged after %d ms", DEAD_LETTER_HOLD_MS);
+        dlq_hold(b, why);
+    }
+    if (b->dlq_down && serve(b, 0, draining) != 0)
+        return -1;
+    wait = b->dlq_retry_ms - now;
+    k2r_kafka_dead_letter_poll(b->kafka, wait <= 0 ? 0 : wait > 100 ? 100 : (int)wait);
+    if (dlq_settled(b) && b->dlq_down) {
+        k2r_log_info("dead-letter: %s acknowledged again; %zu held dead letter(s) delivered",
+                     b->cfg->kafka.dead_letter_topic ? b->cfg->kafka.dead_letter_topic : "-",
+                     b->ndlq);
+        b->dlq_down = 0;
+        b->dlq_backoff_ms = DEAD_LETTER_BACKOFF_MS;
+        b->dlq_retry_ms = 0;
+    }
+    return 0;
+}
 
 /* --------------------------------------------------------------- records */
 
-/* The record stops its partition: log it loudly, pause the partition for
- * good, and store the record's own offset. Returns 0, or -1 when out of memory. */
-static int stop_partition(k2r_bridge_t *b, const k2r_msg_t *msg, const k2r_mapping_t *m,
-                          size_t part) {
-    b->parts[part].next_offset = msg->offset;
+/* The partition stops at the record at `offset`: log it loudly, pause the
+ * partition for good, and store the record's own offset (or an earlier
+ * stopping record's). Returns 0, or -1 when out of memory. */
+static int stop_partition(k2r_bridge_t *b, size_t part, int64_t offset, const char *rule,
+                          k2r_skip_t skip, const char *detail) {
+    bpart_t *p = &b->parts[part];
+
+    if (!p->stopped || offset < p->next_offset)
+        p->next_offset = offset;
+    p->stopped = 1;
     b->stats.stopped_partitions++;
     k2r_log_error("STOPPED partition %s[%d] at offset %lld: rule %s: %s: %s (on_error: stop). "
                   "Nothing more of this partition is processed; its committed offset stays at "
                   "%lld, so a restart (after fixing the rules or the data) resumes from this "
                   "record",
-                  msg->topic, (int)msg->partition, (long long)msg->offset, m->rule ? m->rule : "-",
-                  k2r_skip_name(m->skip), m->detail, (long long)msg->offset);
-    return k2r_kafka_stop_partition(b->kafka, msg->topic, msg->partition);
+                  p->topic, (int)p->partition, (long long)offset, rule ? rule : "-",
+                  k2r_skip_name(skip), detail, (long long)p->next_offset);
+    return k2r_kafka_stop_partition(b->kafka, p->topic, p->partition);
 }
 
-/* Maps one Kafka record into the batch; takes `rkm` (it is released, or
- * kept as a dead letter). Returns 0, or -1 when out of memory. */
+/* Maps one Kafka record into the batch; takes `rkm`. Returns 0, or -1 when
+ * out of memory. */
 static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
     rd_kafka_timestamp_type_t tstype;
     k2r_mapping_t m;
     k2r_msg_t msg;
-    size_t part;
+    size_t part, rec, bytes;
     int rc = 0;
 
     msg.topic = rd_kafka_topic_name(rkm->rkt);
@@ -406,49 +520,62 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
     msg.key_len = rkm->key_len;
     msg.value = rkm->payload;
     msg.value_len = rkm->len;
+    bytes = rkm->key_len + rkm->len;
 
-    if (read_headers(b, rkm, &msg) != 0 || part_index(b, msg.topic, msg.partition, &part) != 0 ||
-        k2r_rules_map(b->rules, b->rec, &msg, &b->bytes, &m) != 0) {
+    if (read_headers(b, rkm, &msg, &bytes) != 0 ||
+        part_index(b, msg.topic, msg.partition, &part) != 0) {
         rd_kafka_message_destroy(rkm);
         return -1;
     }
+    if (add_rec(b, rkm, part, bytes, &rec) != 0)
+        return -1;
+    /* From here on the batch owns rkm. */
+    if (k2r_rules_map(b->rules, b->rec, &msg, &b->bytes, &m) != 0)
+        return -1;
     b->stats.consumed++;
-    b->nrecords++;
-    if (m.action == K2R_ACTION_STOP) {
+    if (m.action == K2R_ACTION_STOP)
         /* The mapper published nothing of it; records before it complete. */
-        rc = stop_partition(b, &msg, &m, part);
-        rd_kafka_message_destroy(rkm);
-        return rc;
-    }
+        return stop_partition(b, part, msg.offset, m.rule, m.skip, m.detail);
     b->parts[part].next_offset = msg.offset + 1;
     /* With continue: true a record can publish and fail at once: what did
      * map is published whatever the policy. */
-    for (size_t i = 0; i < m.npublish && rc == 0; i++)
-        rc = add_item(b, part, m.publish[i].channel_off, m.publish[i].channel_len,
-                      m.publish[i].message_off, m.publish[i].message_len);
-    if (rc != 0) {
-        rd_kafka_message_destroy(rkm);
-        return -1;
+    for (size_t i = 0; i < m.npublish && rc == 0; i++) {
+        item_ref_t ref = {rec,
+                          m.publish[i].channel_off,
+                          m.publish[i].message_off,
+                          m.publish[i].rule,
+                          m.publish[i].on_error,
+                          INT64_MAX,
+                          0};
+        if (m.publish[i].max_age_ms > 0 && msg.timestamp >= 0)
+            ref.expires_ms = msg.timestamp + m.publish[i].max_age_ms;
+        rc = add_item(b, &ref, m.publish[i].channel_len, m.publish[i].message_len);
     }
+    if (rc != 0)
+        return -1;
     if (m.action == K2R_ACTION_DEAD_LETTER) {
         log_failed(&b->dead_rl, "dead-lettered", &msg, &m);
-        return dead_letter(b, rkm, &m, part); /* takes rkm */
+        return dead_letter(b, rec, m.skip, m.detail, m.rule);
     }
     if (m.action == K2R_ACTION_SKIP) {
         b->stats.skipped[m.skip]++;
         log_failed(&b->skip_rl, "skipped", &msg, &m);
     }
-    rd_kafka_message_destroy(rkm);
     return 0;
+}
+
+/* 1 while the batch may take more records. */
+static int batch_open(const k2r_bridge_t *b) {
+    return b->nrecs < (size_t)b->cfg->limits.max_inflight_records &&
+           b->inflight_bytes < (size_t)b->cfg->limits.max_inflight_bytes;
 }
 
 /* Takes records until the batch is full or none is ready; the first wait is
  * up to timeout_ms. Returns 0, or -1 when out of memory. */
 static int fill(k2r_bridge_t *b, int timeout_ms) {
-    int limit = b->cfg->kafka.batch_size;
     rd_kafka_message_t *rkm;
 
-    while ((int)b->nrecords < limit && (rkm = k2r_kafka_poll(b->kafka, timeout_ms)) != NULL) {
+    while (batch_open(b) && (rkm = k2r_kafka_poll(b->kafka, timeout_ms)) != NULL) {
         if (take_record(b, rkm) != 0)
             return -1;
         timeout_ms = 0;
@@ -473,81 +600,155 @@ static int serve(k2r_bridge_t *b, int timeout_ms, int draining) {
     return take_record(b, rkm);
 }
 
-static int dlq_wait(k2r_bridge_t *b, int draining) {
-    int64_t now = k2r_now_ms();
-    int64_t wait;
+/* ------------------------------------------------------------- refusals */
 
-    if (!b->dlq_waiting_ms)
-        b->dlq_waiting_ms = now;
-    if (now >= b->dlq_retry_ms) {
-        char errstr[256];
-        int failed = 0;
+/* 1 when an error reply describes the server, not the command: another
+ * attempt later can succeed, so it is treated like an outage. */
+static int server_state_error(const char *error) {
+    static const char *const codes[] = {"LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN "};
 
-        for (size_t i = 0; i < b->ndlq; i++)
-            if (b->dlq[i].state == DLQ_UNSENT &&
-                dlq_send(b, &b->dlq[i], errstr, sizeof(errstr)) != 0)
-                failed = 1;
-        if (failed)
-            dlq_hold(b, errstr);
-    }
-    if (!b->dlq_down && now - b->dlq_waiting_ms >= DEAD_LETTER_HOLD_MS) {
-        char why[64];
-        snprintf(why, sizeof(why), "not acknowledged after %d ms", DEAD_LETTER_HOLD_MS);
-        dlq_hold(b, why);
-    }
-    if (b->dlq_down && serve(b, 0, draining) != 0)
-        return -1;
-    wait = b->dlq_retry_ms - now;
-    k2r_kafka_dead_letter_poll(b->kafka, wait <= 0 ? 0 : wait > 100 ? 100 : (int)wait);
-    if (dlq_settled(b) && b->dlq_down) {
-        k2r_log_info("dead-letter: %s acknowledged again; %zu held dead letter(s) delivered",
-                     b->cfg->kafka.dead_letter_topic ? b->cfg->kafka.dead_letter_topic : "-",
-                     b->ndlq);
-        b->dlq_down = 0;
-        b->dlq_backoff_ms = DEAD_LETTER_BACKOFF_MS;
-        b->dlq_retry_ms = 0;
-    }
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (strncmp(error, codes[i], strlen(codes[i])) == 0)
+            return 1;
     return 0;
 }
 
-static size_t pending(const k2r_bridge_t *b) {
-    size_t n = 0;
-    for (size_t i = 0; i < b->nitems; i++)
-        n += b->items[i].status == K2R_PUBLISH_PENDING;
-    return n;
+/*
+ * Carries out what Redis refused since the last call: every item answered
+ * with an error goes, once per record, to its rule's on_error policy (skip:
+ * counted; dead-letter: sent to the dead-letter topic with reason
+ * redis_error; stop: its partition stops at that record). A server-state
+ * error puts its item back to be published again and is reported as an
+ * outage. Returns 0; 1 after such an outage; -1 when out of memory.
+ */
+static int handle_refusals(k2r_bridge_t *b) {
+    int outage = 0;
+
+    for (size_t i = 0; i < b->nitems; i++) {
+        k2r_publish_t *it = &b->items[i];
+        item_ref_t *ref = &b->refs[i];
+        brec_t *r = &b->recs[ref->rec];
+        const rd_kafka_message_t *rkm = r->rkm;
+        char detail[160];
+        uint64_t suppressed;
+
+        if (it->status != K2R_PUBLISH_ERROR || ref->handled)
+            continue;
+        if (server_state_error(it->error)) {
+            if (!outage) {
+                char why[160];
+                snprintf(why, sizeof(why), "the server answered %s", it->error);
+                k2r_redis_disconnect(b->redis);
+                redis_failed(b, "publish", why);
+            }
+            it->status = K2R_PUBLISH_PENDING;
+            it->error[0] = '\0';
+            outage = 1;
+            continue;
+        }
+        ref->handled = 1;
+        b->stats.publish_errors++;
+        snprintf(detail, sizeof(detail), "PUBLISH %.*s: %s",
+                 (int)(it->channel_len > 64 ? 64 : it->channel_len),
+                 b->bytes.data + ref->channel_off, it->error);
+        if (k2r_log_ratelimit(&b->perr_rl, &suppressed))
+            k2r_log_warn("redis: refused for record %s[%d]@%lld (rule %s, on_error %s): %s (%llu "
+                         "more refusals since the last line)",
+                         rd_kafka_topic_name(rkm->rkt), (int)rkm->partition, (long long)rkm->offset,
+                         ref->rule ? ref->rule : "-",
+                         ref->on_error == K2R_ON_ERROR_SKIP          ? "skip"
+                         : ref->on_error == K2R_ON_ERROR_DEAD_LETTER ? "dead-letter"
+                                                                     : "stop",
+                         detail, (unsigned long long)suppressed);
+        if (r->failed)
+            continue; /* another of its notifications was refused already */
+        r->failed = 1;
+        switch (ref->on_error) {
+        case K2R_ON_ERROR_SKIP:
+            b->stats.skipped[K2R_SKIP_REDIS_ERROR]++;
+            break;
+        case K2R_ON_ERROR_DEAD_LETTER:
+            if (dead_letter(b, ref->rec, K2R_SKIP_REDIS_ERROR, detail, ref->rule) != 0)
+                return -1;
+            break;
+        case K2R_ON_ERROR_STOP:
+            if (stop_partition(b, r->part, rkm->offset, ref->rule, K2R_SKIP_REDIS_ERROR, detail) !=
+                0)
+                return -1;
+            break;
+        }
+    }
+    return outage;
 }
+
+/* Gives up every pending item of the batch because Redis is unavailable and
+ * redis.on_unavailable is drop: counted, logged (rate-limited). */
+static void drop_pending(k2r_bridge_t *b) {
+    size_t n = 0;
+    uint64_t suppressed;
+
+    for (size_t i = 0; i < b->nitems; i++) {
+        if (b->items[i].status != K2R_PUBLISH_PENDING)
+            continue;
+        b->items[i].status = K2R_PUBLISH_DROPPED;
+        n++;
+    }
+    b->stats.dropped_unavailable += n;
+    if (n && k2r_log_ratelimit(&b->unavail_rl, &suppressed))
+        k2r_log_warn("redis: unavailable; dropped %zu notification(s) (on_unavailable: drop; %llu "
+                     "dropped in all)",
+                     n, (unsigned long long)b->stats.dropped_unavailable);
+}
+
+/* Marks pending items whose record is older than their max_age: they are not
+ * sent. */
+static void drop_stale(k2r_bridge_t *b) {
+    int64_t now = k2r_wall_ms();
+    size_t n = 0;
+    uint64_t suppressed;
+
+    for (size_t i = 0; i < b->nitems; i++) {
+        if (b->items[i].status != K2R_PUBLISH_PENDING || b->refs[i].expires_ms >= now)
+            continue;
+        b->items[i].status = K2R_PUBLISH_DROPPED;
+        n++;
+    }
+    b->stats.stale += n;
+    if (n && k2r_log_ratelimit(&b->stale_rl, &suppressed))
+        k2r_log_warn("dropped %zu stale notification(s): their records are older than max_age "
+                     "(%llu stale in all)",
+                     n, (unsigned long long)b->stats.stale);
+}
+
+/* ------------------------------------------------------ batch completion */
 
 static void clear_batch(k2r_bridge_t *b) {
     for (size_t i = 0; i < b->nparts; i++)
         free(b->parts[i].topic);
-    for (size_t i = 0; i < b->ndlq; i++)
-        rd_kafka_message_destroy(b->dlq[i].rkm);
+    for (size_t i = 0; i < b->nrecs; i++)
+        rd_kafka_message_destroy(b->recs[i].rkm);
     b->nparts = 0;
     b->nitems = 0;
-    b->nrecords = 0;
+    b->nrecs = 0;
+    b->inflight_bytes = 0;
     b->ndlq = 0;
     b->bytes.len = 0;
     b->dlq_waiting_ms = 0;
 }
 
+/* Counts the outcome of one finished item. */
+static void account_item(k2r_bridge_t *b, const k2r_publish_t *it) {
+    if (it->status == K2R_PUBLISH_OK) {
+        b->stats.published++;
+        b->stats.no_subscribers += it->receivers == 0;
+    }
+}
+
 /* Every item has its reply and every dead letter its acknowledgement: count
  * the outcomes, store offsets, start afresh. */
 static void complete_batch(k2r_bridge_t *b) {
-    for (size_t i = 0; i < b->nitems; i++) {
-        const k2r_publish_t *it = &b->items[i];
-        uint64_t suppressed;
-
-        if (it->status == K2R_PUBLISH_OK) {
-            b->stats.published++;
-            b->stats.no_subscribers += it->receivers == 0;
-        } else {
-            b->stats.publish_errors++;
-            if (k2r_log_ratelimit(&b->perr_rl, &suppressed))
-                k2r_log_warn("redis: PUBLISH to %.*s failed: %s (%llu more since the last line)",
-                             (int)it->channel_len, it->channel, it->error,
-                             (unsigned long long)suppressed);
-        }
-    }
+    for (size_t i = 0; i < b->nitems; i++)
+        account_item(b, &b->items[i]);
     b->stats.dead_lettered += b->ndlq;
     for (size_t i = 0; i < b->nparts; i++)
         if (b->parts[i].next_offset >= 0)
@@ -556,68 +757,148 @@ static void complete_batch(k2r_bridge_t *b) {
     clear_batch(b);
 }
 
-/* The group took partitions away: forget their unfinished records. */
+/* ------------------------------------------------------------ rebalance */
+
+/* 1 when partition `p` of the batch has no pending item and no dead letter
+ * waiting: its next offset can be stored. */
+static int part_done(const k2r_bridge_t *b, size_t p) {
+    for (size_t i = 0; i < b->nitems; i++)
+        if (b->items[i].status == K2R_PUBLISH_PENDING && b->recs[b->refs[i].rec].part == p)
+            return 0;
+    for (size_t i = 0; i < b->ndlq; i++)
+        if (b->dlq[i].state != DLQ_DELIVERED && b->recs[b->dlq[i].rec].part == p)
+            return 0;
+    return 1;
+}
+
+/*
+ * Revoked (not lost) partitions: finish their part of the batch within the
+ * drain timeout (publish what is pending, when Redis is up; wait for their
+ * dead letters), then store the offsets of those that finished, for the
+ * commit kafka.c makes before letting them go. `gone[p]` marks them.
+ */
+static void finish_revoked(k2r_bridge_t *b, const int *gone) {
+    int64_t deadline = k2r_now_ms() + b->cfg->drain_timeout_ms;
+    int waiting;
+
+    if (pending(b) > 0 && k2r_redis_connected(b->redis)) {
+        drop_stale(b);
+        publish(b); /* all pending items: the rest of the batch is due anyway */
+    }
+    do {
+        waiting = 0;
+        for (size_t i = 0; i < b->ndlq; i++)
+            waiting |= b->dlq[i].state != DLQ_DELIVERED && gone[b->recs[b->dlq[i].rec].part];
+        if (waiting) {
+            dlq_resend(b);
+            k2r_kafka_dead_letter_poll(b->kafka, 100);
+        }
+    } while (waiting && k2r_now_ms() < deadline);
+    for (size_t p = 0; p < b->nparts; p++) {
+        if (!gone[p])
+            continue;
+        if (part_done(b, p) && b->parts[p].next_offset >= 0)
+            k2r_kafka_store(b->kafka, b->parts[p].topic, b->parts[p].partition,
+                            b->parts[p].next_offset);
+        else
+            k2r_log_warn("bridge: revoked %s[%d] could not be finished in time (Redis or the "
+                         "dead-letter topic is unavailable); its offset is not stored, so its "
+                         "next owner repeats the unfinished records",
+                         b->parts[p].topic, (int)b->parts[p].partition);
+    }
+}
+
+/* The group takes partitions away: finish (when revoked) or drop (when lost)
+ * their part of the batch, and take it out of the batch. */
 static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revoked, int lost) {
     k2r_bridge_t *b = opaque;
-    size_t *remap, keep = 0, kept_items = 0, kept_dlq = 0, unpublished = 0;
+    size_t *remap_part = NULL, *remap_rec = NULL;
+    int *gone = NULL;
+    size_t keep = 0, kept_items = 0, kept_recs = 0, kept_dlq = 0, unpublished = 0, ngone = 0;
 
-    (void)lost;
     if (!b->nparts)
         return;
-    remap = malloc(b->nparts * sizeof(*remap));
-    if (!remap) {
+    gone = calloc(b->nparts, sizeof(*gone));
+    remap_part = malloc(b->nparts * sizeof(*remap_part));
+    remap_rec = malloc((b->nrecs ? b->nrecs : 1) * sizeof(*remap_rec));
+    if (!gone || !remap_part || !remap_rec) {
         /* Cannot compact: dropping the whole batch only means re-reading it. */
         b->stats.dropped_on_revoke += pending(b);
         clear_batch(b);
-        return;
+        goto out;
     }
     for (size_t i = 0; i < b->nparts; i++) {
-        int gone = 0;
-        for (int j = 0; j < revoked->cnt; j++)
-            if (revoked->elems[j].partition == b->parts[i].partition &&
-                strcmp(revoked->elems[j].topic, b->parts[i].topic) == 0)
-                gone = 1;
-        if (gone) {
+        for (int j = 0; j < revoked->cnt && !gone[i]; j++)
+            gone[i] = revoked->elems[j].partition == b->parts[i].partition &&
+                      strcmp(revoked->elems[j].topic, b->parts[i].topic) == 0;
+        ngone += (size_t)gone[i];
+    }
+    if (!ngone)
+        goto out;
+    if (!lost)
+        finish_revoked(b, gone);
+
+    /* Compact parts, records, items and dead letters. */
+    for (size_t i = 0; i < b->nparts; i++) {
+        if (gone[i]) {
             free(b->parts[i].topic);
-            remap[i] = SIZE_MAX;
+            remap_part[i] = SIZE_MAX;
         } else {
             b->parts[keep] = b->parts[i];
-            remap[i] = keep++;
+            remap_part[i] = keep++;
         }
     }
-    for (size_t i = 0; i < b->nitems; i++) {
-        size_t p = remap[b->refs[i].part];
+    b->inflight_bytes = 0;
+    for (size_t i = 0; i < b->nrecs; i++) {
+        size_t p = remap_part[b->recs[i].part];
         if (p == SIZE_MAX) {
+            rd_kafka_message_destroy(b->recs[i].rkm);
+            remap_rec[i] = SIZE_MAX;
+            continue;
+        }
+        b->recs[kept_recs] = b->recs[i];
+        b->recs[kept_recs].part = p;
+        b->inflight_bytes += b->recs[i].bytes;
+        remap_rec[i] = kept_recs++;
+    }
+    for (size_t i = 0; i < b->nitems; i++) {
+        size_t r = remap_rec[b->refs[i].rec];
+        if (r == SIZE_MAX) {
             unpublished += b->items[i].status == K2R_PUBLISH_PENDING;
+            account_item(b, &b->items[i]);
             continue;
         }
         b->items[kept_items] = b->items[i];
         b->refs[kept_items] = b->refs[i];
-        b->refs[kept_items++].part = p;
+        b->refs[kept_items++].rec = r;
     }
     /* A revoked partition's dead letter still in flight may arrive anyway;
      * its next owner dead-letters the record again (at least once). */
     for (size_t i = 0; i < b->ndlq; i++) {
-        size_t p = remap[b->dlq[i].part];
-        if (p == SIZE_MAX) {
-            rd_kafka_message_destroy(b->dlq[i].rkm);
+        size_t r = remap_rec[b->dlq[i].rec];
+        if (r == SIZE_MAX) {
+            b->stats.dead_lettered += b->dlq[i].state == DLQ_DELIVERED;
             continue;
         }
         b->dlq[kept_dlq] = b->dlq[i];
-        b->dlq[kept_dlq++].part = p;
+        b->dlq[kept_dlq++].rec = r;
     }
     b->stats.dropped_on_revoke += unpublished;
-    if (keep < b->nparts)
-        k2r_log_info("bridge: dropped the unfinished batch of %zu revoked partition(s) (%zu "
-                     "notification(s) not published yet, %zu dead letter(s)); their offsets were "
-                     "not stored, so their next owner reads those records again",
-                     b->nparts - keep, unpublished, b->ndlq - kept_dlq);
+    if (lost || unpublished)
+        k2r_log_info("bridge: dropped the unfinished batch of %zu %s partition(s) (%zu "
+                     "notification(s) not published); their offsets were not stored, so their "
+                     "next owner reads those records again",
+                     ngone, lost ? "lost" : "revoked", unpublished);
     b->nitems = kept_items;
+    b->nrecs = kept_recs;
     b->ndlq = kept_dlq;
     b->nparts = keep;
     if (!keep)
         clear_batch(b);
-    free(remap);
+out:
+    free(gone);
+    free(remap_part);
+    free(remap_rec);
 }
 
 /* ---------------------------------------------------------------- redis */
@@ -628,26 +909,44 @@ static void schedule_reconnect(k2r_bridge_t *b) {
 }
 
 static void redis_failed(k2r_bridge_t *b, const char *what, const char *errstr) {
+    int drop = b->cfg->redis.on_unavailable == K2R_UNAVAILABLE_DROP;
     uint64_t suppressed;
 
     b->stats.redis_failures++;
     if (!b->redis_down) {
         b->redis_down = 1;
-        k2r_log_warn("redis: %s: %s; holding %zu unpublished notification(s), Kafka paused, "
-                     "retrying with backoff up to %d ms",
-                     what, errstr, pending(b), b->cfg->redis.backoff_max_ms);
+        if (drop)
+            k2r_log_warn("redis: %s: %s; degraded: notifications are dropped (counted) until it "
+                         "answers (on_unavailable: drop), retrying with backoff up to %d ms",
+                         what, errstr, b->cfg->redis.backoff_max_ms);
+        else
+            k2r_log_warn("redis: %s: %s; degraded: holding %zu unpublished notification(s), "
+                         "Kafka paused (on_unavailable: pause), retrying with backoff up to %d ms",
+                         what, errstr, pending(b), b->cfg->redis.backoff_max_ms);
     } else if (k2r_log_ratelimit(&b->conn_rl, &suppressed)) {
         k2r_log_warn("redis: still unavailable: %s: %s (%llu attempts since the last line)", what,
                      errstr, (unsigned long long)suppressed + 1);
     }
     schedule_reconnect(b);
-    k2r_kafka_pause(b->kafka, 1);
+    if (!drop)
+        k2r_kafka_pause(b->kafka, 1);
 }
 
+/* Returns 0 when connected; -1 when not (a later attempt is scheduled); -2
+ * when Redis refused the credentials (b->refused is set, the bridge stops). */
 static int try_connect(k2r_bridge_t *b) {
     char errstr[512];
+    int rc = k2r_redis_connect(b->redis, errstr, sizeof(errstr));
 
-    if (k2r_redis_connect(b->redis, errstr, sizeof(errstr)) != 0) {
+    if (rc == -2) {
+        k2r_log_error("redis: %s:%d refused the credentials: %s; check redis.url, "
+                      "K2R_REDIS_PASSWORD or K2R_REDIS_PASSWORD_FILE (stopping: retrying cannot "
+                      "help)",
+                      b->cfg->redis.parsed.host, b->cfg->redis.parsed.port, errstr);
+        b->refused = 1;
+        return -2;
+    }
+    if (rc != 0) {
         redis_failed(b, "connect", errstr);
         return -1;
     }
@@ -663,10 +962,14 @@ static int try_connect(k2r_bridge_t *b) {
     return 0;
 }
 
-/* Publishes what is pending. Returns 0 when every item has a reply. */
+/* Publishes what is pending (stale items are dropped first) and carries out
+ * refusals. Returns 0 when every item has a reply; -1 when Redis failed (the
+ * rest stays pending); -2 when out of memory. */
 static int publish(k2r_bridge_t *b) {
     char errstr[512];
+    int rc;
 
+    drop_stale(b);
     for (size_t i = 0; i < b->nitems; i++) {
         b->items[i].channel = b->bytes.data + b->refs[i].channel_off;
         b->items[i].message = b->bytes.data + b->refs[i].message_off;
@@ -675,7 +978,8 @@ static int publish(k2r_bridge_t *b) {
         redis_failed(b, "publish", errstr);
         return -1;
     }
-    return 0;
+    rc = handle_refusals(b);
+    return rc < 0 ? -2 : rc > 0 ? -1 : 0;
 }
 
 /* --------------------------------------------------------------- reload */
@@ -716,8 +1020,8 @@ static int restart_settings(const k2r_config_t *run, const k2r_config_t *next, c
         note_change(out, size, "kafka.topics");
     if (props)
         note_change(out, size, "kafka.properties");
-    if (rk->batch_size != nk->batch_size)
-        note_change(out, size, "kafka.batch_size");
+    if (rk->startup_timeout_ms != nk->startup_timeout_ms)
+        note_change(out, size, "kafka.startup_timeout");
     if (str_differs(rk->dead_letter_topic, nk->dead_letter_topic))
         note_change(out, size, "kafka.dead_letter_topic");
     if (str_differs(rr->url, nr->url))
@@ -734,6 +1038,10 @@ static int restart_settings(const k2r_config_t *run, const k2r_config_t *next, c
         note_change(out, size, "redis.reconnect_backoff_ms");
     if (rr->backoff_max_ms != nr->backoff_max_ms)
         note_change(out, size, "redis.reconnect_backoff_max_ms");
+    if (rr->on_unavailable != nr->on_unavailable)
+        note_change(out, size, "redis.on_unavailable");
+    if (run->http.enabled != next->http.enabled || str_differs(run->http.listen, next->http.listen))
+        note_change(out, size, "http");
     return topics;
 }
 
@@ -849,12 +1157,13 @@ static void log_stats(k2r_bridge_t *b, int force) {
     for (int i = 0; i < K2R_SKIP__COUNT; i++)
         skipped += s->skipped[i];
     k2r_log_info("stats: consumed=%llu published=%llu no_subscribers=%llu publish_errors=%llu "
-                 "skipped=%llu dead_lettered=%llu stopped_partitions=%llu redis_connects=%llu "
-                 "redis_failures=%llu rebalances=%lu",
+                 "skipped=%llu dead_lettered=%llu stopped_partitions=%llu stale=%llu "
+                 "dropped_unavailable=%llu redis_connects=%llu redis_failures=%llu rebalances=%lu",
                  (unsigned long long)s->consumed, (unsigned long long)s->published,
                  (unsigned long long)s->no_subscribers, (unsigned long long)s->publish_errors,
                  (unsigned long long)skipped, (unsigned long long)s->dead_lettered,
-                 (unsigned long long)s->stopped_partitions, (unsigned long long)s->redis_connects,
+                 (unsigned long long)s->stopped_partitions, (unsigned long long)s->stale,
+                 (unsigned long long)s->dropped_unavailable, (unsigned long long)s->redis_connects,
                  (unsigned long long)s->redis_failures, k2r_kafka_rebalances(b->kafka));
     b->stats_logged = *s;
 }
@@ -878,6 +1187,8 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr
     b->conn_rl = (k2r_ratelimit_t)K2R_RATELIMIT_INIT(10000);
     b->dlq_rl = (k2r_ratelimit_t)K2R_RATELIMIT_INIT(10000);
     b->drop_rl = (k2r_ratelimit_t)K2R_RATELIMIT_INIT(10000);
+    b->stale_rl = (k2r_ratelimit_t)K2R_RATELIMIT_INIT(10000);
+    b->unavail_rl = (k2r_ratelimit_t)K2R_RATELIMIT_INIT(10000);
     b->backoff_ms = cfg->redis.backoff_initial_ms;
     b->dlq_backoff_ms = DEAD_LETTER_BACKOFF_MS;
     b->rand_state = (unsigned int)k2r_now_ms();
@@ -906,11 +1217,12 @@ fail:
 }
 
 /* After a stop request: publish what is held and get its dead letters
- * acknowledged, within the drain timeout. */
+ * acknowledged, within shutdown.drain_timeout. Returns 0 when all of it
+ * finished (and its offsets are stored), 1 when some was left. */
 static int drain(k2r_bridge_t *b) {
-    int64_t deadline = k2r_now_ms() + DRAIN_TIMEOUT_MS;
+    int64_t deadline = k2r_now_ms() + b->cfg->drain_timeout_ms;
 
-    while ((pending(b) > 0 || !dlq_settled(b)) && k2r_now_ms() < deadline) {
+    while ((pending(b) > 0 || !dlq_settled(b)) && k2r_now_ms() < deadline && !b->refused) {
         if (pending(b) == 0) {
             if (dlq_wait(b, 1) != 0)
                 break;
@@ -918,6 +1230,10 @@ static int drain(k2r_bridge_t *b) {
         }
         if (!k2r_redis_connected(b->redis)) {
             int64_t wait = b->next_connect_ms - k2r_now_ms();
+            if (b->cfg->redis.on_unavailable == K2R_UNAVAILABLE_DROP) {
+                drop_pending(b);
+                continue;
+            }
             if (wait > 0) {
                 /* Keep the group alive while waiting for the next attempt. */
                 serve(b, wait > 100 ? 100 : (int)wait, 1);
@@ -926,16 +1242,17 @@ static int drain(k2r_bridge_t *b) {
             if (try_connect(b) != 0)
                 continue;
         }
-        publish(b);
+        if (publish(b) == -2)
+            break;
     }
     if (pending(b) > 0 || !dlq_settled(b)) {
         size_t undelivered = 0;
         for (size_t i = 0; i < b->ndlq; i++)
             undelivered += b->dlq[i].state != DLQ_DELIVERED;
-        k2r_log_warn("bridge: drain timeout: %zu notification(s) left unpublished, %zu dead "
-                     "letter(s) unacknowledged; their offsets are not committed, so the next run "
-                     "processes them",
-                     pending(b), undelivered);
+        k2r_log_warn("bridge: drain: %zu notification(s) left unpublished, %zu dead letter(s) "
+                     "unacknowledged after %d ms; their offsets are not committed, so the next "
+                     "run processes them",
+                     pending(b), undelivered, b->cfg->drain_timeout_ms);
         return 1;
     }
     if (b->nparts)
@@ -946,8 +1263,16 @@ static int drain(k2r_bridge_t *b) {
 int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
                    volatile sig_atomic_t *reload) {
     k2r_bridge_t *b = bridge;
-    int rc;
+    char errstr[1024];
+    int rc, failed = 0;
 
+    if (k2r_kafka_wait_brokers(b->kafka, b->cfg->kafka.startup_timeout_ms, stop, errstr,
+                               sizeof(errstr)) != 0) {
+        if (*stop)
+            return K2R_RUN_OK;
+        k2r_log_error("kafka: cannot start: %s (brokers %s)", errstr, b->cfg->kafka.brokers);
+        return K2R_RUN_FAILED;
+    }
     k2r_log_info("bridge: running: group %s, %zu topic(s), %zu rule(s), redis %s:%d%s%s",
                  b->cfg->kafka.group_id, b->cfg->kafka.ntopics, k2r_rules_count(b->rules),
                  b->cfg->redis.parsed.host, b->cfg->redis.parsed.port,
@@ -955,9 +1280,20 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
                  k2r_kafka_dead_letter_ready(b->kafka) ? b->cfg->kafka.dead_letter_topic : "");
 
     while (!*stop) {
-        if (!k2r_redis_connected(b->redis) && k2r_now_ms() >= b->next_connect_ms)
-            try_connect(b);
-        if (k2r_redis_connected(b->redis) && !b->dlq_down && k2r_kafka_paused(b->kafka))
+        int drop = b->cfg->redis.on_unavailable == K2R_UNAVAILABLE_DROP;
+
+        if (k2r_kafka_fatal(b->kafka, errstr, sizeof(errstr))) {
+            k2r_log_error("kafka: fatal error: %s; stopping so that the bridge is restarted",
+                          errstr);
+            failed = 1;
+            break;
+        }
+        if (!k2r_redis_connected(b->redis) && k2r_now_ms() >= b->next_connect_ms &&
+            try_connect(b) == -2) {
+            failed = 1;
+            break;
+        }
+        if ((k2r_redis_connected(b->redis) || drop) && !b->dlq_down && k2r_kafka_paused(b->kafka))
             k2r_kafka_pause(b->kafka, 0);
         k2r_kafka_dead_letter_poll(b->kafka, 0);
         log_stats(b, 0);
@@ -974,16 +1310,24 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
         }
         if (pending(b) > 0) {
             if (!k2r_redis_connected(b->redis)) {
-                /* Serve the group while waiting for the next attempt. Fetching
-                 * is paused, so only records fetched before the pause can
-                 * arrive. */
-                int64_t wait = b->next_connect_ms - k2r_now_ms();
-                if (serve(b, wait < 0 ? 0 : wait > 100 ? 100 : (int)wait, 0) != 0)
+                if (drop) {
+                    drop_pending(b);
+                } else {
+                    /* Serve the group while waiting for the next attempt.
+                     * Fetching is paused, so only records fetched before the
+                     * pause can arrive. */
+                    int64_t wait = b->next_connect_ms - k2r_now_ms();
+                    if (serve(b, wait < 0 ? 0 : wait > 100 ? 100 : (int)wait, 0) != 0)
+                        goto oom;
+                    continue;
+                }
+            } else {
+                rc = publish(b);
+                if (rc == -2)
                     goto oom;
-                continue;
+                if (rc != 0)
+                    continue;
             }
-            if (publish(b) != 0)
-                continue;
         }
         /* Every publish has its reply; the dead letters need theirs too. */
         if (!dlq_settled(b)) {
@@ -998,16 +1342,18 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
     rc = drain(b);
     k2r_kafka_close(b->kafka);
     log_stats(b, 1);
-    return rc;
+    return failed ? K2R_RUN_FAILED : rc ? K2R_RUN_LEFT_WORK : K2R_RUN_OK;
 
 oom:
     k2r_log_error("bridge: out of memory; stopping without committing the batch in flight");
     k2r_kafka_close(b->kafka);
-    return 2;
+    return K2R_RUN_FAILED;
 }
 
 void k2r_bridge_stats(const k2r_bridge_t *bridge, k2r_bridge_stats_t *out) {
     *out = bridge->stats;
+    out->inflight_records = bridge->nrecs;
+    out->inflight_bytes = bridge->inflight_bytes;
 }
 
 void k2r_bridge_destroy(k2r_bridge_t *bridge) {
@@ -1023,6 +1369,7 @@ void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     free(bridge->items);
     free(bridge->refs);
     free(bridge->parts);
+    free(bridge->recs);
     free(bridge->dlq);
     free(bridge->hdrs);
     free(bridge);

@@ -49,6 +49,7 @@ struct k2r_kafka_s {
     int closed;
     unsigned long rebalances;
     k2r_ratelimit_t err_rl;
+    char last_error[512]; /* the latest error librdkafka reported, for start-up messages */
 
     stopped_t *stopped;
     size_t nstopped, cap_stopped;
@@ -159,8 +160,11 @@ size_t k2r_kafka_nstopped(const k2r_kafka_t *kafka) {
 
 /* Errors librdkafka raises outside of any record (broker down, auth, ...). */
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    k2r_kafka_t *kafka = opaque;
+
     (void)rk;
-    (void)opaque;
+    snprintf(kafka->last_error, sizeof(kafka->last_error), "%s", reason);
+    /* A fatal one is also found by k2r_kafka_fatal(), which stops the bridge. */
     if (err == RD_KAFKA_RESP_ERR__FATAL)
         k2r_log_error("kafka: fatal error: %s", reason);
     else
@@ -282,12 +286,22 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke, 
     kafka->dead_letter_configured = kc->dead_letter_topic != NULL;
 
     {
+        /* librdkafka's prefetch queue is bounded by the same limits as the
+         * bridge's own batch, so that what is held in memory while Redis is
+         * down stays within twice limits.max_inflight_bytes. */
+        char kbytes[24], records[24];
+        snprintf(kbytes, sizeof(kbytes), "%d", cfg->limits.max_inflight_bytes / 1024);
+        snprintf(records, sizeof(records), "%d", cfg->limits.max_inflight_records);
         const char *const defaults[] = {"client.id",
                                         "kafka-redis-bridge",
                                         "partition.assignment.strategy",
                                         "cooperative-sticky",
                                         "log.connection.close",
                                         "false",
+                                        "queued.max.messages.kbytes",
+                                        kbytes,
+                                        "queued.min.messages",
+                                        records,
                                         NULL};
         const char *const forced[] = {
             "group.id", kc->group_id, "enable.auto.offset.store", "false", "enable.partition.eof",
@@ -342,6 +356,49 @@ rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms) {
     }
     rd_kafka_message_destroy(msg);
     return NULL;
+}
+
+int k2r_kafka_wait_brokers(k2r_kafka_t *kafka, int timeout_ms, volatile sig_atomic_t *stop,
+                           char *errstr, size_t errstr_size) {
+    int64_t deadline = k2r_now_ms() + timeout_ms;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+
+    while (!(stop && *stop)) {
+        const struct rd_kafka_metadata *md = NULL;
+        int64_t left = deadline - k2r_now_ms();
+
+        if (left <= 0)
+            break;
+        /* Metadata for no topic in particular: any broker's answer will do. */
+        err = rd_kafka_metadata(kafka->rk, 0, NULL, &md, left > 1000 ? 1000 : (int)left);
+        if (!err) {
+            rd_kafka_metadata_destroy(md);
+            return 0;
+        }
+        if (rd_kafka_fatal_error(kafka->rk, NULL, 0))
+            break;
+    }
+    if (stop && *stop) {
+        snprintf(errstr, errstr_size, "stopped while waiting for the brokers");
+        return -1;
+    }
+    snprintf(errstr, errstr_size, "no broker answered within %d ms: %s%s%s", timeout_ms,
+             rd_kafka_err2str(err), kafka->last_error[0] ? ": " : "", kafka->last_error);
+    return -1;
+}
+
+int k2r_kafka_fatal(const k2r_kafka_t *kafka, char *errstr, size_t errstr_size) {
+    char why[512];
+
+    if (rd_kafka_fatal_error(kafka->rk, why, sizeof(why))) {
+        snprintf(errstr, errstr_size, "consumer: %s", why);
+        return 1;
+    }
+    if (kafka->dlq && rd_kafka_fatal_error(kafka->dlq, why, sizeof(why))) {
+        snprintf(errstr, errstr_size, "dead-letter producer: %s", why);
+        return 1;
+    }
+    return 0;
 }
 
 int k2r_kafka_store(k2r_kafka_t *kafka, const char *topic, int32_t partition, int64_t next_offset) {

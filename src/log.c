@@ -61,6 +61,12 @@ int64_t k2r_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t k2r_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int k2r_log_ratelimit(k2r_ratelimit_t *rl, uint64_t *suppressed) {
     int64_t now = k2r_now_ms();
 

@@ -3,10 +3,12 @@
  *
  * Only this file exits the process. It parses the command line, loads and
  * checks the config, installs the signal handlers (which only set flags) and
- * hands over to the bridge. Exit codes: 0 success; 1 config or start-up
- * error (or `check` found problems); 2 usage error; 3 the daemon stopped on
- * an internal failure (out of memory); 128+N a second signal N forced an
- * immediate exit.
+ * hands over to the bridge. Exit codes: 0 success (also when a drain timeout
+ * left work for the next run); 1 config or start-up error (or `check` found
+ * problems); 2 usage error; 3 the daemon stopped on a failure it cannot ride
+ * out (no broker answered within kafka.startup_timeout, a fatal librdkafka
+ * error, Redis refused the credentials, out of memory), so that the
+ * orchestrator restarts it; 128+N a second signal N forced an immediate exit.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -407,8 +409,13 @@ static int cmd_run(const char *path) {
     }
     rc = k2r_bridge_run(bridge, &stop_requested, &reload_requested);
     k2r_bridge_destroy(bridge);
-    k2r_log_info("kafka-redis-bridge stopped%s", rc == 0 ? "" : " with work left for the next run");
-    return rc == 2 ? 3 : 0;
+    if (rc == K2R_RUN_FAILED) {
+        k2r_log_error("kafka-redis-bridge stopped on a failure (exit status 3)");
+        return 3;
+    }
+    k2r_log_info("kafka-redis-bridge stopped%s",
+                 rc == K2R_RUN_OK ? "" : " with work left for the next run");
+    return 0;
 }
 
 /* Long options without a short form. */

@@ -700,7 +700,8 @@ fail:
     return -1;
 }
 
-/* AUTH when a password is set, then PING. Returns 0, or -1 with the reason in errstr. */
+/* AUTH when a password is set, then PING. Returns 0, or -1 with the reason
+ * in errstr; -2 when the server refused the credentials (see redis.h). */
 static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size_t errstr_size) {
     const reply_t *reply = &redis->reply;
     const char *argv[3];
@@ -719,8 +720,10 @@ static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size
         if (roundtrip(redis, argc, argv, argvlen, deadline_ms, errstr, errstr_size) != 0)
             return -1;
         if (reply->type == REDIS_REPLY_ERROR) {
+            /* WRONGPASS, or "AUTH ... called without any password configured":
+             * either way the settings are wrong, not the network. */
             snprintf(errstr, errstr_size, "AUTH: %s", reply->str);
-            return -1;
+            return -2;
         }
         if (reply->type != REDIS_REPLY_STATUS) {
             snprintf(errstr, errstr_size, "AUTH: unexpected reply type");
@@ -733,9 +736,11 @@ static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size
     if (roundtrip(redis, 1, argv, argvlen, deadline_ms, errstr, errstr_size) != 0)
         return -1;
     if (reply->type == REDIS_REPLY_ERROR) {
-        /* NOAUTH lands here when the server wants a password and none is set. */
+        /* NOAUTH lands here when the server wants a password and none is set,
+         * NOPERM when the ACL user may not even PING. */
         snprintf(errstr, errstr_size, "PING: %s", reply->str);
-        return -1;
+        return strncmp(reply->str, "NOAUTH", 6) == 0 || strncmp(reply->str, "NOPERM", 6) == 0 ? -2
+                                                                                              : -1;
     }
     if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0) {
         snprintf(errstr, errstr_size, "PING: expected PONG");
@@ -788,8 +793,11 @@ int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
         goto fail;
     }
     redisReaderSetPrivdata(redis->reader, redis);
-    if (handshake(redis, deadline_ms, errstr, errstr_size) != 0)
-        goto fail;
+    rc = handshake(redis, deadline_ms, errstr, errstr_size);
+    if (rc != 0) {
+        close_connection(redis);
+        return rc;
+    }
     k2r_log_debug("redis: connected to %s (%s)%s", redis->addr, peer,
                   redis->password ? ", authenticated" : "");
     return 0;

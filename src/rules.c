@@ -34,8 +34,8 @@
 /* ------------------------------------------------------------- names */
 
 static const char *const skip_names[K2R_SKIP__COUNT] = {
-    "none",        "no_rule",  "not_json", "missing_field", "wrong_type",
-    "empty_value", "too_long", "no_match", "unsafe_chars",  "too_large"};
+    "none",     "no_rule",  "not_json",     "missing_field", "wrong_type", "empty_value",
+    "too_long", "no_match", "unsafe_chars", "too_large",     "redis_error"};
 
 const char *k2r_skip_name(k2r_skip_t reason) {
     return (unsigned)reason < K2R_SKIP__COUNT ? skip_names[reason] : "unknown";
@@ -147,6 +147,7 @@ typedef struct rule_s {
     tpl_t message;
     int has_message;
     k2r_on_error_t on_error;
+    int64_t max_age_ms; /* effective: the rule's, else limits.max_age; 0 = none */
     int escape;
     int cont;
 } rule_t;
@@ -480,6 +481,7 @@ static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_c
 
     r->name = strdup(rc->name);
     r->on_error = rc->on_error;
+    r->max_age_ms = rc->max_age_ms >= 0 ? rc->max_age_ms : cfg->limits.max_age_ms;
     r->escape = rc->escape;
     r->cont = rc->cont;
     r->topic_kind = TOPIC_EXACT;
@@ -695,6 +697,8 @@ void k2r_rules_describe(const k2r_rules_t *rules, size_t i, char *out, size_t ou
     }
     if (r->on_error != K2R_ON_ERROR_SKIP)
         emit(", on_error %s", on_error_names[r->on_error]);
+    if (r->max_age_ms > 0)
+        emit(", max_age %lldms", (long long)r->max_age_ms);
     if (r->escape)
         emit(", unsafe escape");
     if (r->cont)
@@ -1165,6 +1169,8 @@ static int apply(ctx_t *x, const rule_t *r, k2r_buf_t *out, k2r_mapping_t *m, fa
                       out->len - ch_off, x->rules->max_channel);
         if (rc == 0) {
             m->publish[m->npublish].rule = r->name;
+            m->publish[m->npublish].on_error = r->on_error;
+            m->publish[m->npublish].max_age_ms = r->max_age_ms;
             m->publish[m->npublish].channel_off = ch_off;
             m->publish[m->npublish].channel_len = out->len - ch_off;
             m->npublish++;

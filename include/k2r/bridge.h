@@ -30,7 +30,12 @@ typedef struct k2r_bridge_stats_s {
     uint64_t consumed;                 /* records taken from Kafka */
     uint64_t published;                /* PUBLISH commands Redis acknowledged */
     uint64_t no_subscribers;           /* ... of which reached zero subscribers */
-    uint64_t publish_errors;           /* PUBLISH commands Redis answered with an error */
+    uint64_t publish_errors;           /* PUBLISH commands Redis refused (each record went to its
+                                          rule's on_error; skipped[K2R_SKIP_REDIS_ERROR] counts
+                                          the skipped ones) */
+    uint64_t stale;                    /* notifications not sent: record older than max_age */
+    uint64_t dropped_unavailable;      /* notifications given up while Redis was unavailable
+                                          (redis.on_unavailable: drop) */
     uint64_t skipped[K2R_SKIP__COUNT]; /* records a rule failed on with on_error: skip, by
                                           reason (with continue: true, other rules may still
                                           have published for them) */
@@ -42,7 +47,16 @@ typedef struct k2r_bridge_stats_s {
     uint64_t redis_connects;           /* successful (re)connections */
     uint64_t redis_failures;           /* lost connections and failed attempts */
     uint64_t dropped_on_revoke;        /* unfinished publishes given up with their partition */
+    uint64_t inflight_records;         /* now: records in the batch */
+    uint64_t inflight_bytes;           /* now: their keys, values and headers */
 } k2r_bridge_stats_t;
+
+/* What k2r_bridge_run() returns. */
+enum {
+    K2R_RUN_OK = 0,        /* stopped on request; everything finished was committed */
+    K2R_RUN_LEFT_WORK = 1, /* stopped on request; the drain timeout left work for the next run */
+    K2R_RUN_FAILED = 2     /* stopped on a failure it cannot ride out (see below) */
+};
 
 /*
  * Builds the bridge from a loaded config and compiled rules; takes ownership
@@ -54,11 +68,15 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr
                              size_t errstr_size);
 
 /*
- * Runs until *stop becomes non-zero (set from a signal handler), then drains:
- * stops fetching, finishes the batch in flight (for at most the drain
- * timeout), stores and commits offsets, leaves the group. Returns 0 after a
- * clean drain, 1 when unpublished records (or undelivered dead letters) had
- * to be left for the next run, 2 when out of memory.
+ * Waits for the brokers (kafka.startup_timeout), then runs until *stop
+ * becomes non-zero (set from a signal handler), then drains: stops fetching,
+ * finishes the batch in flight (for at most shutdown.drain_timeout), stores
+ * and commits offsets, leaves the group. Returns K2R_RUN_OK after a clean
+ * drain, K2R_RUN_LEFT_WORK when unpublished records (or undelivered dead
+ * letters) had to be left for the next run, K2R_RUN_FAILED when no broker
+ * answered at start, when librdkafka raised a fatal error (after draining
+ * what it can and committing what was finished), when Redis refused the
+ * credentials, or when out of memory.
  *
  * Whenever *reload is non-zero (set from a SIGHUP handler; NULL: never), the
  * bridge clears it and, at the next point where no batch is held, reads the

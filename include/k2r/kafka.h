@@ -21,6 +21,7 @@
 #define K2R_KAFKA_H
 
 #include <librdkafka/rdkafka.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,24 @@ typedef void (*k2r_kafka_delivery_fn)(void *opaque, uint64_t id, rd_kafka_resp_e
  */
 k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke, void *opaque,
                            char *errstr, size_t errstr_size);
+
+/*
+ * Waits until some broker answers a metadata request, for up to timeout_ms
+ * (or until *stop is set; `stop` may be NULL). Returns 0, or -1 with a
+ * one-line reason naming librdkafka's last error ("no broker answered within
+ * 30000 ms: Local: Broker transport failure: 127.0.0.1:9/bootstrap: Connect
+ * to ipv4#127.0.0.1:9 failed: Connection refused ...").
+ */
+int k2r_kafka_wait_brokers(k2r_kafka_t *kafka, int timeout_ms, volatile sig_atomic_t *stop,
+                           char *errstr, size_t errstr_size);
+
+/*
+ * 1 when librdkafka raised a fatal error on the consumer (e.g. a static
+ * member fenced by another with the same group.instance.id) or on the
+ * dead-letter producer (idempotence broken), with the reason in errstr: the
+ * client cannot go on, and the bridge must stop. Else 0.
+ */
+int k2r_kafka_fatal(const k2r_kafka_t *kafka, char *errstr, size_t errstr_size);
 
 /*
  * Waits up to timeout_ms for the next record and returns it (the caller

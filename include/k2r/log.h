@@ -65,4 +65,7 @@ int k2r_log_ratelimit(k2r_ratelimit_t *rl, uint64_t *suppressed);
 /* Monotonic clock in milliseconds. */
 int64_t k2r_now_ms(void);
 
+/* Wall-clock time in milliseconds since the epoch (what Kafka timestamps are). */
+int64_t k2r_wall_ms(void);
+
 #endif

@@ -49,7 +49,8 @@ typedef struct k2r_redis_conf_s {
 typedef enum k2r_publish_status_e {
     K2R_PUBLISH_PENDING = 0, /* not sent, or sent without a reply yet */
     K2R_PUBLISH_OK,          /* integer reply; `receivers` is set */
-    K2R_PUBLISH_ERROR        /* Redis answered with an error (or a non-integer) */
+    K2R_PUBLISH_ERROR,       /* Redis answered with an error (or a non-integer) */
+    K2R_PUBLISH_DROPPED      /* the caller gave it up (too old, Redis unavailable); not sent */
 } k2r_publish_status_t;
 
 /* One PUBLISH. The caller owns the strings; the sink fills in the result. */
@@ -77,7 +78,9 @@ void k2r_redis_destroy(k2r_redis_t *redis);
 /*
  * Connects (within connect_timeout_ms), authenticates when a password is set,
  * and checks the server answers PING. Returns 0, or -1 with the reason in
- * errstr ("connect 127.0.0.1:6379: Connection refused", "AUTH: WRONGPASS ...").
+ * errstr ("connect 127.0.0.1:6379: Connection refused"). Returns -2 when the
+ * server refused the credentials ("AUTH: WRONGPASS ...", "PING: NOAUTH ...",
+ * "PING: NOPERM ..."): trying again with the same settings cannot help.
  * An existing connection is closed first.
  */
 int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size);
@@ -90,8 +93,8 @@ void k2r_redis_disconnect(k2r_redis_t *redis);
 
 /*
  * Publishes every item whose status is PENDING, in array order, pipelined
- * with at most pipeline_depth replies outstanding. Items already OK or ERROR
- * are left alone, so a failed call can simply be repeated after a reconnect.
+ * with at most pipeline_depth replies outstanding. Items in any other state
+ * (OK, ERROR, DROPPED) are left alone, so a failed call can simply be repeated after a reconnect.
  *
  * Returns 0 when every item has a reply (OK or ERROR). Returns -1 when the
  * connection failed or timed out (or was not up): the connection is closed,

@@ -39,6 +39,8 @@ typedef enum k2r_skip_e {
     K2R_SKIP_NO_MATCH,      /* rules take the topic, but no rule's `when:` holds */
     K2R_SKIP_UNSAFE_CHARS,  /* a channel variable holds characters the rule refuses */
     K2R_SKIP_TOO_LARGE,     /* the notification would exceed limits.max_notification_bytes */
+    K2R_SKIP_REDIS_ERROR,   /* Redis refused the PUBLISH (NOPERM, a non-integer reply, ...);
+                               the bridge finds this, not the mapper */
     K2R_SKIP__COUNT
 } k2r_skip_t;
 
@@ -94,7 +96,9 @@ typedef struct k2r_mapping_s {
     char detail[200];    /* on failure: what was wrong, e.g. "id (source_id): missing" */
     size_t npublish;
     struct {
-        const char *rule; /* the rule that produced it (borrowed from the rules) */
+        const char *rule;        /* the rule that produced it (borrowed from the rules) */
+        k2r_on_error_t on_error; /* that rule's policy, should Redis refuse it */
+        int64_t max_age_ms;      /* that rule's age cutoff (or limits.max_age); 0 = none */
         size_t channel_off, channel_len;
         size_t message_off, message_len;
     } publish[K2R_FANOUT_MAX];
