@@ -20,6 +20,16 @@
 #        scripts/stack.sh stop DIR
 #          TERM to both PIDs, up to 20 s for them to end, then KILL. Safe to
 #          run twice, after a partial start, or on a DIR with nothing in it.
+#        scripts/stack.sh stop-redis DIR | stop-kafka DIR
+#          The same for one server only: its data dir, port and command line
+#          stay in DIR (fault-injection tests restart servers mid-stream).
+#        scripts/stack.sh start-redis DIR | start-kafka DIR
+#          Starts that server again exactly as `start` did (same port, same
+#          data dir, no new format), rewrites its PID file so that `stop`
+#          (and with-stack.sh's watchdog) stop the new process, and waits
+#          until it answers. Does nothing when it is running already; exits 1
+#          (after printing the end of its log and stopping it) when it does
+#          not come up in time.
 # Most callers want scripts/with-stack.sh, which wraps a command in both.
 #
 # Environment:
@@ -41,7 +51,7 @@ die() {
 }
 
 usage() {
-    echo "usage: $0 start DIR | stop DIR" >&2
+    echo "usage: $0 start|stop|start-redis|stop-redis|start-kafka|stop-kafka DIR" >&2
     exit 2
 }
 
@@ -74,11 +84,14 @@ abs_dir() {
     (cd -- "$1" && pwd -P)
 }
 
-stop_stack() {
+# TERM to the named servers of DIR (kafka, redis), up to 20 s (scaled) for
+# them to end, then KILL; their PID files go.
+stop_servers() {
     local dir="$1" name pid pids=() names=() deadline i
+    shift
     [ -d "$dir" ] || return 0
     dir="$(cd -- "$dir" && pwd -P)"
-    for name in kafka redis; do
+    for name in "$@"; do
         [ -f "$dir/$name.pid" ] || continue
         pid="$(tr -dc '0-9' <"$dir/$name.pid" 2>/dev/null || true)"
         if ours_alive "$pid" "$dir"; then
@@ -89,10 +102,7 @@ stop_stack() {
             rm -f "$dir/$name.pid"
         fi
     done
-    if [ "${#pids[@]}" -eq 0 ]; then
-        save_cds_archive "$dir"
-        return 0
-    fi
+    [ "${#pids[@]}" -gt 0 ] || return 0
     deadline=$((SECONDS + $(scaled 20)))
     while [ "$SECONDS" -lt "$deadline" ]; do
         local left=0
@@ -116,7 +126,12 @@ stop_stack() {
         fi
         rm -f "$dir/${names[$i]}.pid"
     done
-    save_cds_archive "$dir"
+}
+
+stop_stack() {
+    [ -d "$1" ] || return 0
+    stop_servers "$1" kafka redis
+    save_cds_archive "$(cd -- "$1" && pwd -P)"
 }
 
 # Moves a class-data archive that the broker dumped at its exit into the cache
@@ -179,8 +194,90 @@ while True:
 '
 }
 
+# Records how server $2 (redis, kafka) of DIR $1 listening on port $3 is
+# started: the rest of the arguments, one per line in DIR/$2.cmd (no argument
+# holds a newline: DIR has no whitespace), and the port in DIR/$2.port. Both
+# `start` and `start-redis`/`start-kafka` run it from there, so a restarted
+# server is the same server: same port, same data dir, same options.
+write_cmd() {
+    local dir="$1" name="$2" port="$3"
+    shift 3
+    printf '%s\n' "$@" >"$dir/$name.cmd"
+    echo "$port" >"$dir/$name.port"
+}
+
+# Starts server $2 of DIR $1 from DIR/$2.cmd in the background, with DIR as
+# its working directory (ours_alive relies on it) and its output appended to
+# DIR/$2.log, and writes its PID file.
+launch() {
+    local dir="$1" name="$2" args
+    mapfile -t args <"$dir/$name.cmd"
+    # The background subshell execs the server: $! is the server itself.
+    (cd "$dir" && exec "${args[@]}" </dev/null >>"$dir/$name.log" 2>&1) &
+    echo "$!" >"$dir/$name.pid"
+}
+
+# True when server $2 of DIR $1 answers on its port.
+answers() {
+    local port
+    port="$(cat "$1/$2.port")"
+    case "$2" in
+    redis) [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] ;;
+    kafka) kcat -b "127.0.0.1:$port" -L -m 2 2>/dev/null | grep -q '1 brokers:' ;;
+    *) return 1 ;;
+    esac
+}
+
+# Polls until server $2 of DIR $1 answers; returns 1, the reason in $why, when
+# it exits or SECONDS reaches the deadline $3 first.
+wait_ready() {
+    local dir="$1" name="$2" deadline="$3" pid label port
+    pid="$(tr -dc '0-9' <"$dir/$name.pid")"
+    port="$(cat "$dir/$name.port")"
+    label="redis-server"
+    [ "$name" != kafka ] || label="the Kafka broker"
+    until answers "$dir" "$name"; do
+        if ! ours_alive "$pid" "$dir"; then
+            why="$label exited during start"
+            return 1
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            why="$label did not answer on 127.0.0.1:$port in time"
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# start-redis / start-kafka: server $1 of the stack in DIR $2, again.
+restart_server() {
+    local name="$1" dir t0 secs=20 pid
+    dir="$(cd -- "$2" 2>/dev/null && pwd -P)" || die "no stack in $2"
+    [ -f "$dir/$name.cmd" ] || die "no $name was started in $dir (run: $0 start $dir first)"
+    if [ -f "$dir/$name.pid" ] && ours_alive "$(tr -dc '0-9' <"$dir/$name.pid")" "$dir"; then
+        return 0
+    fi
+    [ "$name" != kafka ] || secs=120
+    t0=$SECONDS
+    STACK_DIR="$dir" RESTARTING="$name"
+    trap 'echo "stack.sh: interrupted; stopping $RESTARTING" >&2; stop_servers "$STACK_DIR" "$RESTARTING"; exit 130' INT TERM
+    echo "== stack.sh start-$name $(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$dir/$name.log"
+    launch "$dir" "$name"
+    if ! wait_ready "$dir" "$name" $((t0 + $(scaled "$secs"))); then
+        echo "stack.sh: $why" >&2
+        echo "----- last 40 lines of $dir/$name.log -----" >&2
+        tail -n 40 "$dir/$name.log" >&2 || true
+        echo "-----" >&2
+        stop_servers "$dir" "$name"
+        exit 1
+    fi
+    trap - INT TERM
+    pid="$(cat "$dir/$name.pid")"
+    echo "stack.sh: $name again at 127.0.0.1:$(cat "$dir/$name.port") (pid $pid); ready in $((SECONDS - t0)) s" >&2
+}
+
 start_stack() {
-    local dir="$1" libs kport cport rport cid jopts logopt t0 deadline major pid jsa cds fmt_cds
+    local dir="$1" libs kport cport rport cid jopts logopt t0 major jsa cds fmt_cds
     case "$1" in *[[:space:]]*) die "DIR must not contain whitespace: '$1'" ;; esac
     dir="$(abs_dir "$1")"
     for name in kafka redis; do
@@ -214,11 +311,11 @@ start_stack() {
     cd "$dir" # both servers get DIR as working directory; stop relies on it
 
     # ---- Redis ----
-    # shellcheck disable=SC2094  # early errors (before the logfile opens) land there too
-    redis-server --port "$rport" --bind 127.0.0.1 --protected-mode yes \
-        --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" \
-        --daemonize no </dev/null >>"$dir/redis.log" 2>&1 &
-    echo "$!" >"$dir/redis.pid"
+    # Early errors (before the logfile opens) land in the same log (launch).
+    write_cmd "$dir" redis "$rport" redis-server --port "$rport" --bind 127.0.0.1 \
+        --protected-mode yes --save '' --appendonly no --dir "$dir" \
+        --logfile "$dir/redis.log" --daemonize no
+    launch "$dir" redis
 
     # ---- Kafka ----
     mkdir -p "$dir/kafka-data"
@@ -316,26 +413,13 @@ EOF
         fail "formatting the Kafka log dir failed" "$dir/kafka.log"
     fi
     echo "== kafka.Kafka $dir/server.properties" >>"$dir/kafka.log"
-    # A simple command run with & is forked and exec'd: $! is java itself.
-    java "${jopts[@]}" -cp "$libs/*" kafka.Kafka "$dir/server.properties" \
-        </dev/null >>"$dir/kafka.log" 2>&1 &
-    echo "$!" >"$dir/kafka.pid"
+    write_cmd "$dir" kafka "$kport" java "${jopts[@]}" -cp "$libs/*" kafka.Kafka \
+        "$dir/server.properties"
+    launch "$dir" kafka
 
     # ---- wait for both ----
-    deadline=$((t0 + $(scaled 20)))
-    pid="$(cat "$dir/redis.pid")"
-    until [ "$(redis-cli -h 127.0.0.1 -p "$rport" ping 2>/dev/null)" = PONG ]; do
-        ours_alive "$pid" "$dir" || fail "redis-server exited during start" "$dir/redis.log"
-        [ "$SECONDS" -lt "$deadline" ] || fail "redis-server did not answer on 127.0.0.1:$rport in time" "$dir/redis.log"
-        sleep 0.1
-    done
-    deadline=$((t0 + $(scaled 120)))
-    pid="$(cat "$dir/kafka.pid")"
-    until kcat -b "127.0.0.1:$kport" -L -m 2 2>/dev/null | grep -q '1 brokers:'; do
-        ours_alive "$pid" "$dir" || fail "the Kafka broker exited during start" "$dir/kafka.log"
-        [ "$SECONDS" -lt "$deadline" ] || fail "the Kafka broker did not answer on 127.0.0.1:$kport in time" "$dir/kafka.log"
-        sleep 0.25
-    done
+    wait_ready "$dir" redis $((t0 + $(scaled 20))) || fail "$why" "$dir/redis.log"
+    wait_ready "$dir" kafka $((t0 + $(scaled 120))) || fail "$why" "$dir/kafka.log"
 
     cat >"$dir/env" <<EOF
 K2R_TEST_KAFKA_BROKERS=127.0.0.1:$kport
@@ -351,5 +435,9 @@ EOF
 case "$1" in
 start) start_stack "$2" ;;
 stop) stop_stack "$2" ;;
+start-redis) restart_server redis "$2" ;;
+start-kafka) restart_server kafka "$2" ;;
+stop-redis) stop_servers "$2" redis ;;
+stop-kafka) stop_servers "$2" kafka ;;
 *) usage ;;
 esac

@@ -786,31 +786,189 @@ int h_run(const char *cmdline, const char *input, char **output, int merge) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* ---------------------------------------------------- faults, groups */
+
+/*
+ * Runs `scripts/stack.sh VERB $K2R_TEST_STACK_DIR` and waits for it. The
+ * child gets none of our descriptors beyond stdin and stderr (its stdout goes
+ * to our stderr): a server it starts lives on after the test closes its
+ * sockets, and must not keep our connections to Kafka or Redis open.
+ */
+static int stack_run(const char *verb) {
+    const char *dir = getenv("K2R_TEST_STACK_DIR");
+    char script[4096];
+    long maxfd = sysconf(_SC_OPEN_MAX);
+    int status;
+    pid_t pid;
+
+    if (!dir || !*dir) {
+        fprintf(stderr, "K2R_TEST_STACK_DIR is not set: run through scripts/with-stack.sh\n");
+        return -1;
+    }
+    snprintf(script, sizeof(script), "%s/scripts/stack.sh", K2R_SOURCE_DIR);
+    if (maxfd < 0 || maxfd > 65536)
+        maxfd = 65536;
+    pid = fork();
+    if (pid == 0) {
+        dup2(STDERR_FILENO, STDOUT_FILENO);
+        for (long fd = 3; fd < maxfd; fd++)
+            close((int)fd);
+        execl(script, script, verb, dir, (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0)
+        return -1;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "stack.sh %s failed\n", verb);
+        return -1;
+    }
+    return 0;
+}
+
+int h_redis_stop(void) {
+    return stack_run("stop-redis");
+}
+
+int h_redis_start(void) {
+    return stack_run("start-redis");
+}
+
+int h_kafka_stop(void) {
+    return stack_run("stop-kafka");
+}
+
+int h_kafka_start(void) {
+    return stack_run("start-kafka");
+}
+
+int h_group_members(const char *group, h_member_t *out, size_t max, int *stable) {
+    rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, rd_kafka_conf_new());
+    const char *groups[] = {group};
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+    int n = -1;
+
+    if (stable)
+        *stable = 0;
+    if (!rk)
+        return -1;
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_DescribeConsumerGroups(rk, groups, 1, NULL, q);
+    ev = rd_kafka_queue_poll(q, 10000);
+    if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_DESCRIBECONSUMERGROUPS_RESULT &&
+        !rd_kafka_event_error(ev)) {
+        size_t ngroups;
+        const rd_kafka_ConsumerGroupDescription_t **desc =
+            rd_kafka_DescribeConsumerGroups_result_groups(
+                rd_kafka_event_DescribeConsumerGroups_result(ev), &ngroups);
+        const rd_kafka_error_t *gerr =
+            ngroups == 1 ? rd_kafka_ConsumerGroupDescription_error(desc[0]) : NULL;
+
+        if (ngroups != 1 || gerr) {
+            fprintf(stderr, "describe group %s: %s\n", group,
+                    gerr ? rd_kafka_error_string(gerr) : "no description");
+        } else {
+            size_t members = rd_kafka_ConsumerGroupDescription_member_count(desc[0]);
+            if (stable)
+                *stable = rd_kafka_ConsumerGroupDescription_state(desc[0]) ==
+                          RD_KAFKA_CONSUMER_GROUP_STATE_STABLE;
+            for (size_t i = 0; i < members && i < max; i++) {
+                const rd_kafka_MemberDescription_t *m =
+                    rd_kafka_ConsumerGroupDescription_member(desc[0], i);
+                const rd_kafka_topic_partition_list_t *parts =
+                    rd_kafka_MemberAssignment_partitions(rd_kafka_MemberDescription_assignment(m));
+                snprintf(out[i].client_id, sizeof(out[i].client_id), "%s",
+                         rd_kafka_MemberDescription_client_id(m));
+                out[i].partitions = parts ? parts->cnt : 0;
+            }
+            n = (int)members;
+        }
+    } else {
+        fprintf(stderr, "describe group %s: %s\n", group,
+                ev ? rd_kafka_event_error_string(ev) : "no answer");
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+int h_committed(const char *group, const char *topic, int partitions, int64_t *offsets) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *parts;
+    rd_kafka_resp_err_t err;
+    char errstr[256];
+    rd_kafka_t *rk;
+
+    /* A consumer handle that never subscribes does not join the group: it
+     * only asks the coordinator for the group's offsets. */
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rk = new_client(RD_KAFKA_CONSUMER, conf);
+    if (!rk)
+        return -1;
+    parts = rd_kafka_topic_partition_list_new(partitions);
+    for (int i = 0; i < partitions; i++)
+        rd_kafka_topic_partition_list_add(parts, topic, i);
+    err = rd_kafka_committed(rk, parts, 10000);
+    for (int i = 0; !err && i < partitions; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        if (tp->err) {
+            err = tp->err;
+            break;
+        }
+        offsets[tp->partition] = tp->offset >= 0 ? tp->offset : -1;
+    }
+    if (err)
+        fprintf(stderr, "committed offsets of %s: %s\n", group, rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_destroy(rk);
+    return err ? -1 : 0;
+}
+
 /* ------------------------------------------------------------ config */
 
-void h_config(char *out, size_t size, const char *group, const char *topic, int redis_port,
-              const char *dlq, const char *redis_extra, const char *rules) {
+void h_config_opts(char *out, size_t size, const char *group, const char *topic, int redis_port,
+                   const h_config_opts_t *opts, const char *rules) {
+    static const h_config_opts_t none = {NULL, NULL, NULL, NULL, NULL};
     char dlq_line[160] = "";
 
-    if (dlq)
-        snprintf(dlq_line, sizeof(dlq_line), "  dead_letter_topic: %s\n", dlq);
+    if (!opts)
+        opts = &none;
+    if (opts->dlq)
+        snprintf(dlq_line, sizeof(dlq_line), "  dead_letter_topic: %s\n", opts->dlq);
     snprintf(out, size,
              "kafka:\n"
              "  brokers: %s\n"
              "  group_id: %s\n"
              "  topics: [%s]\n"
-             "%s"
+             "%s%s"
              "  properties:\n"
              "    auto.offset.reset: earliest\n"
              "    auto.commit.interval.ms: 500\n"
              "    session.timeout.ms: 6000\n"
              "    heartbeat.interval.ms: 500\n"
+             "%s"
              "redis:\n"
              "  url: redis://127.0.0.1:%d\n"
              "  reconnect_backoff_ms: 50\n"
              "  reconnect_backoff_max_ms: 500\n"
              "%s"
-             "rules:\n%s",
-             h_brokers(), group, topic, dlq_line, redis_port,
-             redis_extra ? redis_extra : "  command_timeout_ms: 2000\n", rules);
+             "rules:\n%s%s",
+             h_brokers(), group, topic, dlq_line, opts->kafka_extra ? opts->kafka_extra : "",
+             opts->properties ? opts->properties : "", redis_port,
+             opts->redis_extra ? opts->redis_extra : "  command_timeout_ms: 2000\n", rules,
+             opts->sections ? opts->sections : "");
+}
+
+void h_config(char *out, size_t size, const char *group, const char *topic, int redis_port,
+              const char *dlq, const char *redis_extra, const char *rules) {
+    h_config_opts_t opts = {dlq, NULL, NULL, redis_extra, NULL};
+
+    h_config_opts(out, size, group, topic, redis_port, &opts, rules);
 }

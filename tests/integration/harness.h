@@ -149,9 +149,60 @@ const char *h_binary(void);
 void h_config(char *out, size_t size, const char *group, const char *topic, int redis_port,
               const char *dlq, const char *redis_extra, const char *rules);
 
+/* ------------------------------------------------ faults and inspection */
+
+/*
+ * The stack's own servers, stopped and started again through
+ * scripts/stack.sh in K2R_TEST_STACK_DIR: a real shutdown (TERM, then waiting
+ * for the process to exit), and the same server again on the same port with
+ * the same data dir. A start does nothing when the server runs, so it also
+ * serves to make sure it does (after a failed test). Each returns 0, or -1
+ * (the script says why on stderr).
+ */
+int h_redis_stop(void);
+int h_redis_start(void);
+int h_kafka_stop(void);
+int h_kafka_start(void);
+
+/* A consumer group's member as the group coordinator describes it. */
+typedef struct h_member_s {
+    char client_id[64];
+    int partitions; /* assigned to it */
+} h_member_t;
+
+/*
+ * Describes consumer group `group`: fills up to `max` members and returns
+ * how many the group has (0 for an empty or unknown group), or -1 when the
+ * coordinator gave no answer (message on stderr). *stable (may be NULL) is
+ * set to 1 when the group is in the Stable state.
+ */
+int h_group_members(const char *group, h_member_t *out, size_t max, int *stable);
+
+/*
+ * The offsets group `group` has committed for partitions 0..partitions-1 of
+ * `topic`, read without joining the group: offsets[i] is the next offset to
+ * read, or -1 when nothing is committed. Returns 0 or -1 (message on stderr).
+ */
+int h_committed(const char *group, const char *topic, int partitions, int64_t *offsets);
+
+/* What h_config_opts adds to the config h_config writes; NULL: nothing. */
+typedef struct h_config_opts_s {
+    const char *dlq;         /* kafka.dead_letter_topic */
+    const char *kafka_extra; /* lines under kafka: (e.g. "  batch_size: 200\n") */
+    const char *properties;  /* lines under kafka.properties: (e.g. "    client.id: a\n") */
+    const char *redis_extra; /* lines under redis: (NULL: a 2 s command timeout) */
+    const char *sections;    /* top-level sections after the rules (e.g. "limits:\n...") */
+} h_config_opts_t;
+
+/* h_config with more settings; `opts` may be NULL. */
+void h_config_opts(char *out, size_t size, const char *group, const char *topic, int redis_port,
+                   const h_config_opts_t *opts, const char *rules);
+
 /* The suites (test_*.c); each adds one CUnit suite and returns 0 or CU_get_error(). */
 int test_bridge_register(void);
 int test_cli_register(void);
 int test_rules_register(void);
+int test_delivery_register(void);
+int test_faults_register(void);
 
 #endif
