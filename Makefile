@@ -7,6 +7,7 @@
 #   make lint       clang-format check, clang-tidy, cppcheck
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (fuzz-smoke: 10 s)
 #   make demo       the whole pipeline, live, on a local stack
+#   make bench      benchmarks on a local stack (bench/): memory through a Redis outage
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -48,7 +49,7 @@ ITEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
 BIN     := $(BUILD)/kafka-redis-bridge
 LIBK2R  := $(BUILD)/libk2r.a
 
-.PHONY: all test unit integration check lint demo install clean deps fuzz fuzz-smoke fuzz-build
+.PHONY: all test unit integration check lint demo bench install clean deps fuzz fuzz-smoke fuzz-build
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -168,6 +169,11 @@ lint:
 demo: deps
 	$(MAKE) --no-print-directory all
 	scripts/demo.sh $(BIN)
+
+# Benchmarks against a real broker and redis-server (scripts/with-stack.sh).
+bench: deps
+	$(MAKE) --no-print-directory all
+	scripts/with-stack.sh bench/outage-memory.sh $(BUILD)
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge

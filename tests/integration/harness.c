@@ -959,11 +959,13 @@ void h_config_opts(char *out, size_t size, const char *group, const char *topic,
              "  reconnect_backoff_ms: 50\n"
              "  reconnect_backoff_max_ms: 500\n"
              "%s"
-             "rules:\n%s%s",
+             "rules:\n%s%s%s",
              h_brokers(), group, topic, dlq_line, opts->kafka_extra ? opts->kafka_extra : "",
              opts->properties ? opts->properties : "", redis_port,
              opts->redis_extra ? opts->redis_extra : "  command_timeout_ms: 2000\n", rules,
-             opts->sections ? opts->sections : "");
+             opts->sections ? opts->sections : "",
+             /* Many bridges run at once here: no HTTP port unless a test asks. */
+             opts->sections && strstr(opts->sections, "http:") ? "" : "http:\n  enabled: false\n");
 }
 
 void h_config(char *out, size_t size, const char *group, const char *topic, int redis_port,

@@ -1,12 +1,14 @@
 /*
  * test_cli.c - the command as users run it before deploying: `check` (exit
  * codes and exact messages), `map` (exact output lines), `version`, usage
- * errors. No server is needed, but the built binary is.
+ * errors; and `run` refusing hostile configs and environments with one line
+ * and a non-zero status (the last two of those against the stack's servers).
  */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -42,6 +44,77 @@ static void test_check_invalid(void) {
     CU_ASSERT_EQUAL(rc, 1);
     CU_ASSERT_STRING_EQUAL(out, "/nonexistent.yaml: cannot open: No such file or directory\n"
                                 "/nonexistent.yaml: 1 error(s)\n");
+    free(out);
+}
+
+/* Writes `yaml` to a temp file; the path goes into out. */
+static void write_temp(char *out, size_t size, const char *yaml) {
+    int fd;
+
+    snprintf(out, size, "/tmp/k2r-cli-XXXXXX");
+    fd = mkstemp(out);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(write(fd, yaml, strlen(yaml)) == (ssize_t)strlen(yaml));
+    close(fd);
+}
+
+/* The one error line of a `run` that cannot start (JSON log lines are
+ * matched by their message text). */
+static void expect_run(const char *config, int want_rc, const char *want) {
+    char args[512], *out = NULL;
+    int rc;
+
+    snprintf(args, sizeof(args), "run -c %s", config);
+    rc = run(args, NULL, &out);
+    if (rc != want_rc || !strstr(out, want))
+        fprintf(stderr, "\nrun -c %s: status %d, output:\n%s\n", config, rc, out);
+    CU_ASSERT_EQUAL(rc, want_rc);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+    free(out);
+}
+
+static void test_run_hostile_config(void) {
+    char path[64], yaml[1024], user[64], cmd[512], *out = NULL;
+
+    expect_run("/nonexistent.yaml", 1, "/nonexistent.yaml: cannot open: No such file or directory");
+    expect_run("/", 1, "/: cannot read: Is a directory");
+
+    write_temp(path, sizeof(path),
+               "kafka: {brokers: 127.0.0.1:9, group_id: g, topics: [t]}\n"
+               "redis: {url: \"redis://127.0.0.1:70000\", pipeline_depth: deep}\n"
+               "rules: [{name: r, topic: t, type: a, id: b}]\n");
+    expect_run(path, 1, ":2:14: redis.url: port must be 1-65535");
+    expect_run(path, 1, "redis.pipeline_depth: expected an integer, found \"deep\"");
+    unlink(path);
+
+    /* No broker at all: one line naming librdkafka's reason, status 3. */
+    write_temp(path, sizeof(path),
+               "kafka: {brokers: 127.0.0.1:9, group_id: g, topics: [t], startup_timeout: 1s}\n"
+               "http: {enabled: false}\n"
+               "rules: [{name: r, topic: t, type: a, id: b}]\n");
+    expect_run(path, 3,
+               "kafka: cannot start: no broker answered within 1000 ms: Local: Broker transport "
+               "failure");
+    expect_run(path, 3, "Connection refused");
+    unlink(path);
+
+    /* The real broker, but Redis refuses the password: status 3. */
+    h_unique(user, sizeof(user), "cli");
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d ACL SETUSER %s on '>right' '&*' +publish +ping",
+             h_redis_port(), user);
+    CU_ASSERT_EQUAL(h_run(cmd, NULL, &out, 1), 0);
+    free(out);
+    snprintf(yaml, sizeof(yaml),
+             "kafka: {brokers: \"%s\", group_id: %s, topics: [t]}\n"
+             "redis: {url: \"redis://%s:wrong@127.0.0.1:%d\"}\n"
+             "http: {enabled: false}\n"
+             "rules: [{name: r, topic: t, type: a, id: b}]\n",
+             h_brokers(), user, user, h_redis_port());
+    write_temp(path, sizeof(path), yaml);
+    expect_run(path, 3, "refused the credentials: AUTH: WRONGPASS");
+    unlink(path);
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d ACL DELUSER %s", h_redis_port(), user);
+    CU_ASSERT_EQUAL(h_run(cmd, NULL, &out, 1), 0);
     free(out);
 }
 
@@ -183,7 +256,9 @@ int test_cli_register(void) {
         !CU_add_test(s, "check: environment overrides are checked", test_check_env_override) ||
         !CU_add_test(s, "map: exact lines", test_map) ||
         !CU_add_test(s, "map --envelope: exact lines", test_map_envelope) ||
-        !CU_add_test(s, "usage and version", test_usage))
+        !CU_add_test(s, "usage and version", test_usage) ||
+        !CU_add_test(s, "run: hostile configs and environments: one line, non-zero status",
+                     test_run_hostile_config))
         return CU_get_error();
     return 0;
 }
