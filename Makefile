@@ -17,7 +17,7 @@ BUILD   ?= build
 
 CC      ?= cc
 CXX     ?= c++
-PKGS    := rdkafka hiredis simdjson jansson yaml-0.1
+PKGS    := rdkafka hiredis simdjson jansson yaml-0.1 libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CUNIT_CFLAGS := $(shell pkg-config --cflags cunit 2>/dev/null)

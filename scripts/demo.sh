@@ -55,7 +55,13 @@ for _ in $(seq 1 50); do
     sleep 0.1 # waiting for the subscription to be confirmed
 done
 say "5. Starting the bridge (its log: $dir/bridge.log)"
-"$bin" run -c config/bridge.example.yaml 2>"$dir/bridge.log" &
+# /healthz, /readyz and /metrics on a free loopback port (8080 may be taken).
+http_port=""
+for p in $(shuf -i 20000-32000 -n 100); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then http_port="$p"; break; fi
+done
+K2R_HTTP_LISTEN="127.0.0.1:$http_port" K2R_LOG_FORMAT=text \
+    "$bin" run -c config/bridge.example.yaml 2>"$dir/bridge.log" &
 bridge_pid=$!
 
 say "6. Producing $events events to Kafka; notifications as they arrive on Redis:"
@@ -94,7 +100,12 @@ while [ "$shown" -lt "$events" ] && [ "$SECONDS" -lt "$deadline" ]; do
 done
 wait "$producer_pid" || true
 
-say "7. Stopping the bridge (SIGTERM: finish the batch, commit, leave the group)"
+say "7. What the bridge says about itself on http://127.0.0.1:$http_port/metrics (excerpt):"
+{ exec 3<>"/dev/tcp/127.0.0.1/$http_port" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3; } 2>/dev/null |
+    grep -E '^k2r_(records_consumed_total|notifications_published_total|record_age_seconds_count|ready) ' |
+    sed 's/^/  /' || true
+
+say "8. Stopping the bridge (SIGTERM: finish the batch, commit, leave the group)"
 kill -TERM "$bridge_pid"
 wait "$bridge_pid" && rc=0 || rc=$?
 bridge_pid=""

@@ -22,7 +22,7 @@
 set -euo pipefail
 
 pkgs_build=(gcc g++ make pkg-config librdkafka-dev libhiredis-dev libsimdjson-dev
-    libjansson-dev libyaml-dev libcunit1-dev)
+    libjansson-dev libyaml-dev libcunit1-dev libmicrohttpd-dev)
 pkgs_test=(kcat redis-server redis-tools socat maven openjdk-17-jre-headless nodejs npm
     curl ca-certificates procps iproute2 python3)
 pkgs_lint=(clang clang-tidy clang-format cppcheck)

@@ -67,14 +67,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "k2r/kafka.h"
 #include "k2r/log.h"
+#include "k2r/metrics.h"
 #include "k2r/record.h"
 #include "k2r/redis.h"
 
 /* How often a summary line is logged while something happens. */
 #define STATS_INTERVAL_MS 30000
+/* The shortest time between two commits started after a batch. */
+#define COMMIT_INTERVAL_MS 200
+/* How often the counters are copied for /metrics, /healthz and /readyz. */
+#define METRICS_INTERVAL_MS 250
 /* How long a batch waits for its dead letters before Kafka is paused. */
 #define DEAD_LETTER_HOLD_MS 5000
 /* Backoff between attempts to send failed dead letters again. */
@@ -106,6 +112,7 @@ typedef struct item_ref_s {
     size_t channel_off;
     size_t message_off;
     const char *rule; /* borrowed from the rules, which are only swapped between batches */
+    size_t rstat;     /* index into rstats */
     k2r_on_error_t on_error;
     int64_t expires_ms; /* wall clock after which it is stale; INT64_MAX: never */
     int handled;        /* a refusal of it was carried out */
@@ -168,6 +175,18 @@ struct k2r_bridge_s {
 
     k2r_bridge_stats_t stats;
     k2r_bridge_stats_t stats_logged;
+    uint64_t reload_failures;
+
+    /* For /metrics: per-rule counters (by rule name, kept across reloads),
+     * the two histograms, and the registry they are copied to. */
+    k2r_metrics_t *metrics;
+    k2r_rule_stats_t *rstats;
+    const char **rstat_ptr; /* per rstats entry: the running rules' copy of its name */
+    size_t nrstats;
+    k2r_hist_t pub_hist, age_hist;
+    int64_t metrics_next_ms;
+    int64_t commit_next_ms;
+    int stopping;
     int64_t stats_next_ms;
     k2r_ratelimit_t skip_rl, dead_rl, perr_rl, conn_rl, dlq_rl, drop_rl, stale_rl, unavail_rl;
 };
@@ -250,6 +269,47 @@ static size_t pending(const k2r_bridge_t *b) {
     for (size_t i = 0; i < b->nitems; i++)
         n += b->items[i].status == K2R_PUBLISH_PENDING;
     return n;
+}
+
+/* The per-rule counters of rule `name` (NULL: no rule took the record);
+ * SIZE_MAX when out of memory. The names are few: a pointer comparison
+ * usually finds them. */
+static size_t rule_stat(k2r_bridge_t *b, const char *name) {
+    const char *label = name ? name : "(none)";
+    size_t i;
+
+    for (i = 0; i < b->nrstats; i++)
+        if (b->rstat_ptr[i] == name && name)
+            return i;
+    for (i = 0; i < b->nrstats; i++) {
+        if (strcmp(b->rstats[i].name, label) == 0) {
+            b->rstat_ptr[i] = name;
+            return i;
+        }
+    }
+    {
+        k2r_rule_stats_t *rs = realloc(b->rstats, (b->nrstats + 1) * sizeof(*rs));
+        const char **ptr;
+        if (!rs)
+            return SIZE_MAX;
+        b->rstats = rs;
+        ptr = realloc(b->rstat_ptr, (b->nrstats + 1) * sizeof(*ptr));
+        if (!ptr)
+            return SIZE_MAX;
+        b->rstat_ptr = ptr;
+    }
+    memset(&b->rstats[i], 0, sizeof(b->rstats[i]));
+    snprintf(b->rstats[i].name, sizeof(b->rstats[i].name), "%s", label);
+    b->rstat_ptr[i] = name;
+    return b->nrstats++;
+}
+
+/* Counts a record rule `name` failed on, by reason and action. */
+static void count_failed(k2r_bridge_t *b, const char *name, k2r_skip_t skip, k2r_action_t action) {
+    size_t i = rule_stat(b, name);
+
+    if (i != SIZE_MAX && (unsigned)skip < K2R_SKIP__COUNT && (unsigned)action < 4)
+        b->rstats[i].failed[skip][action]++;
 }
 
 /* A rate-limited line about one record that a rule failed on (`what` is
@@ -533,6 +593,8 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
     if (k2r_rules_map(b->rules, b->rec, &msg, &b->bytes, &m) != 0)
         return -1;
     b->stats.consumed++;
+    if (m.action != K2R_ACTION_NONE)
+        count_failed(b, m.rule, m.skip, m.action);
     if (m.action == K2R_ACTION_STOP)
         /* The mapper published nothing of it; records before it complete. */
         return stop_partition(b, part, msg.offset, m.rule, m.skip, m.detail);
@@ -544,9 +606,12 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
                           m.publish[i].channel_off,
                           m.publish[i].message_off,
                           m.publish[i].rule,
+                          rule_stat(b, m.publish[i].rule),
                           m.publish[i].on_error,
                           INT64_MAX,
                           0};
+        if (ref.rstat == SIZE_MAX)
+            return -1;
         if (m.publish[i].max_age_ms > 0 && msg.timestamp >= 0)
             ref.expires_ms = msg.timestamp + m.publish[i].max_age_ms;
         rc = add_item(b, &ref, m.publish[i].channel_len, m.publish[i].message_len);
@@ -663,6 +728,10 @@ static int handle_refusals(k2r_bridge_t *b) {
         if (r->failed)
             continue; /* another of its notifications was refused already */
         r->failed = 1;
+        count_failed(b, ref->rule, K2R_SKIP_REDIS_ERROR,
+                     ref->on_error == K2R_ON_ERROR_SKIP          ? K2R_ACTION_SKIP
+                     : ref->on_error == K2R_ON_ERROR_DEAD_LETTER ? K2R_ACTION_DEAD_LETTER
+                                                                 : K2R_ACTION_STOP);
         switch (ref->on_error) {
         case K2R_ON_ERROR_SKIP:
             b->stats.skipped[K2R_SKIP_REDIS_ERROR]++;
@@ -711,6 +780,7 @@ static void drop_stale(k2r_bridge_t *b) {
         if (b->items[i].status != K2R_PUBLISH_PENDING || b->refs[i].expires_ms >= now)
             continue;
         b->items[i].status = K2R_PUBLISH_DROPPED;
+        b->rstats[b->refs[i].rstat].stale++;
         n++;
     }
     b->stats.stale += n;
@@ -736,25 +806,45 @@ static void clear_batch(k2r_bridge_t *b) {
     b->dlq_waiting_ms = 0;
 }
 
-/* Counts the outcome of one finished item. */
-static void account_item(k2r_bridge_t *b, const k2r_publish_t *it) {
-    if (it->status == K2R_PUBLISH_OK) {
-        b->stats.published++;
-        b->stats.no_subscribers += it->receivers == 0;
-    }
+/* Counts the outcome of one finished item; `now` is the wall clock (ms). */
+static void account_item(k2r_bridge_t *b, size_t i, int64_t now) {
+    const k2r_publish_t *it = &b->items[i];
+    k2r_rule_stats_t *rs = &b->rstats[b->refs[i].rstat];
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts;
+
+    if (it->status != K2R_PUBLISH_OK)
+        return;
+    b->stats.published++;
+    b->stats.no_subscribers += it->receivers == 0;
+    rs->published++;
+    rs->no_subscribers += it->receivers == 0;
+    ts = rd_kafka_message_timestamp(b->recs[b->refs[i].rec].rkm, &tstype);
+    if (ts >= 0)
+        k2r_hist_observe(&b->age_hist, (double)(now > ts ? now - ts : 0) / 1000.0);
 }
 
 /* Every item has its reply and every dead letter its acknowledgement: count
  * the outcomes, store offsets, start afresh. */
 static void complete_batch(k2r_bridge_t *b) {
+    int64_t now = k2r_wall_ms(), now_ms = k2r_now_ms();
+
     for (size_t i = 0; i < b->nitems; i++)
-        account_item(b, &b->items[i]);
+        account_item(b, i, now);
     b->stats.dead_lettered += b->ndlq;
     for (size_t i = 0; i < b->nparts; i++)
         if (b->parts[i].next_offset >= 0)
             k2r_kafka_store(b->kafka, b->parts[i].topic, b->parts[i].partition,
                             b->parts[i].next_offset);
     clear_batch(b);
+    /* Commit soon after publishing, not only every auto.commit.interval.ms:
+     * what a crash repeats is what was published but not committed, so this
+     * keeps it to about the batch in flight. At most every COMMIT_INTERVAL_MS,
+     * so that a trickle of records does not become a stream of commits. */
+    if (now_ms >= b->commit_next_ms) {
+        k2r_kafka_commit(b->kafka);
+        b->commit_next_ms = now_ms + COMMIT_INTERVAL_MS;
+    }
 }
 
 /* ------------------------------------------------------------ rebalance */
@@ -848,6 +938,9 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revok
             remap_part[i] = keep++;
         }
     }
+    for (size_t i = 0; i < b->nitems; i++)
+        if (remap_part[b->recs[b->refs[i].rec].part] == SIZE_MAX)
+            account_item(b, i, k2r_wall_ms()); /* before their records go */
     b->inflight_bytes = 0;
     for (size_t i = 0; i < b->nrecs; i++) {
         size_t p = remap_part[b->recs[i].part];
@@ -865,7 +958,6 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revok
         size_t r = remap_rec[b->refs[i].rec];
         if (r == SIZE_MAX) {
             unpublished += b->items[i].status == K2R_PUBLISH_PENDING;
-            account_item(b, &b->items[i]);
             continue;
         }
         b->items[kept_items] = b->items[i];
@@ -962,11 +1054,19 @@ static int try_connect(k2r_bridge_t *b) {
     return 0;
 }
 
+/* Monotonic microseconds, for the publish round-trip histogram. */
+static int64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Publishes what is pending (stale items are dropped first) and carries out
  * refusals. Returns 0 when every item has a reply; -1 when Redis failed (the
  * rest stays pending); -2 when out of memory. */
 static int publish(k2r_bridge_t *b) {
     char errstr[512];
+    int64_t start;
     int rc;
 
     drop_stale(b);
@@ -974,10 +1074,12 @@ static int publish(k2r_bridge_t *b) {
         b->items[i].channel = b->bytes.data + b->refs[i].channel_off;
         b->items[i].message = b->bytes.data + b->refs[i].message_off;
     }
+    start = now_us();
     if (k2r_redis_publish(b->redis, b->items, b->nitems, errstr, sizeof(errstr)) != 0) {
         redis_failed(b, "publish", errstr);
         return -1;
     }
+    k2r_hist_observe(&b->pub_hist, (double)(now_us() - start) / 1e6);
     rc = handle_refusals(b);
     return rc < 0 ? -2 : rc > 0 ? -1 : 0;
 }
@@ -1046,7 +1148,8 @@ static int restart_settings(const k2r_config_t *run, const k2r_config_t *next, c
 }
 
 /* The last line of a refused reload (its reasons are logged before it). */
-static void reload_refused(void) {
+static void reload_refused(k2r_bridge_t *b) {
+    b->reload_failures++;
     k2r_log_error("reload failed; keeping the previous rules");
 }
 
@@ -1075,7 +1178,7 @@ static void reload_rules(k2r_bridge_t *b) {
         for (size_t i = 0; i < errs.count; i++)
             k2r_log_error("%s", errs.lines[i]);
         k2r_errors_clear(&errs);
-        reload_refused();
+        reload_refused(b);
         return;
     }
     k2r_errors_clear(&errs);
@@ -1089,7 +1192,7 @@ static void reload_rules(k2r_bridge_t *b) {
                           "a restart applies it",
                           path, b->cfg->kafka.dead_letter_topic ? " (it started with " : "",
                           b->cfg->kafka.dead_letter_topic ? "another one)" : "");
-            reload_refused();
+            reload_refused(b);
             goto discard;
         }
         if (k2r_kafka_dead_letter_open(b->kafka, b->cfg, on_delivery, errstr, sizeof(errstr)) !=
@@ -1097,7 +1200,7 @@ static void reload_rules(k2r_bridge_t *b) {
             k2r_log_error("%s: the new rules use on_error: dead-letter: cannot create the "
                           "dead-letter producer: %s",
                           path, errstr);
-            reload_refused();
+            reload_refused(b);
             goto discard;
         }
     }
@@ -1126,6 +1229,9 @@ static void reload_rules(k2r_bridge_t *b) {
     path = next->path; /* the old one went with the old config */
     k2r_rules_destroy(b->rules);
     b->rules = rules;
+    /* The old names are gone: per-rule counters are found by text again. */
+    for (size_t i = 0; i < b->nrstats; i++)
+        b->rstat_ptr[i] = NULL;
 
     k2r_log_level = next->log_level;
     if (lvl && *lvl && k2r_log_level_parse(lvl) >= 0)
@@ -1143,6 +1249,46 @@ discard:
 }
 
 /* ----------------------------------------------------------------- loop */
+
+/* librdkafka's statistics: the lag per partition, for /metrics. */
+static void on_stats(void *opaque, const char *json, size_t len) {
+    k2r_bridge_t *b = opaque;
+
+    if (b->metrics)
+        k2r_metrics_update_lag(b->metrics, json, len);
+}
+
+/* Copies the counters for /metrics, /healthz and /readyz (at most every
+ * METRICS_INTERVAL_MS unless `force`). */
+static void update_metrics(k2r_bridge_t *b, int force) {
+    k2r_snapshot_t s;
+    int64_t now = k2r_now_ms();
+    int assigned;
+
+    if (!b->metrics || (!force && now < b->metrics_next_ms))
+        return;
+    b->metrics_next_ms = now + METRICS_INTERVAL_MS;
+    memset(&s, 0, sizeof(s));
+    k2r_bridge_stats(b, &s.stats);
+    s.rules = b->rstats;
+    s.nrules = b->nrstats;
+    s.publish_seconds = b->pub_hist;
+    s.age_seconds = b->age_hist;
+    s.redis_reconnects = b->stats.redis_connects > 1 ? b->stats.redis_connects - 1 : 0;
+    s.redis_command_errors = b->stats.publish_errors;
+    s.reloads_ok = b->stats.reloads;
+    s.reloads_failed = b->reload_failures;
+    s.rebalances = k2r_kafka_rebalances(b->kafka);
+    assigned = k2r_kafka_assigned(b->kafka);
+    s.partitions_assigned = assigned;
+    s.partitions_paused = k2r_kafka_paused(b->kafka) ? assigned : (int)k2r_kafka_nstopped(b->kafka);
+    s.loop_ms = now;
+    s.config_loaded = 1;
+    s.group_joined = k2r_kafka_joined(b->kafka);
+    s.redis_writable = k2r_redis_connected(b->redis) && !b->redis_down;
+    s.stopping = b->stopping;
+    k2r_metrics_update(b->metrics, &s);
+}
 
 static void log_stats(k2r_bridge_t *b, int force) {
     k2r_bridge_stats_t *s = &b->stats;
@@ -1203,7 +1349,12 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr
     b->redis = k2r_redis_new(&rconf, errstr, errstr_size);
     if (!b->redis)
         goto fail;
-    b->kafka = k2r_kafka_new(cfg, on_revoke, b, errstr, errstr_size);
+    b->metrics = k2r_metrics_new(K2R_VERSION);
+    if (!b->metrics) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    b->kafka = k2r_kafka_new(cfg, on_revoke, on_stats, b, errstr, errstr_size);
     if (!b->kafka)
         goto fail;
     if (k2r_rules_need_dead_letter(rules) &&
@@ -1266,6 +1417,7 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
     char errstr[1024];
     int rc, failed = 0;
 
+    update_metrics(b, 1); /* /readyz: not in the group yet */
     if (k2r_kafka_wait_brokers(b->kafka, b->cfg->kafka.startup_timeout_ms, stop, errstr,
                                sizeof(errstr)) != 0) {
         if (*stop)
@@ -1297,6 +1449,7 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
             k2r_kafka_pause(b->kafka, 0);
         k2r_kafka_dead_letter_poll(b->kafka, 0);
         log_stats(b, 0);
+        update_metrics(b, 0);
 
         if (!b->nparts) {
             if (reload && *reload) {
@@ -1339,9 +1492,12 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
     }
 
     k2r_log_info("bridge: stopping: finishing %zu held notification(s)", pending(b));
+    b->stopping = 1;
+    update_metrics(b, 1);
     rc = drain(b);
     k2r_kafka_close(b->kafka);
     log_stats(b, 1);
+    update_metrics(b, 1);
     return failed ? K2R_RUN_FAILED : rc ? K2R_RUN_LEFT_WORK : K2R_RUN_OK;
 
 oom:
@@ -1356,11 +1512,18 @@ void k2r_bridge_stats(const k2r_bridge_t *bridge, k2r_bridge_stats_t *out) {
     out->inflight_bytes = bridge->inflight_bytes;
 }
 
+k2r_metrics_t *k2r_bridge_metrics(k2r_bridge_t *bridge) {
+    return bridge->metrics;
+}
+
 void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     if (!bridge)
         return;
     clear_batch(bridge);
     k2r_kafka_destroy(bridge->kafka);
+    k2r_metrics_destroy(bridge->metrics);
+    free(bridge->rstats);
+    free(bridge->rstat_ptr);
     k2r_redis_destroy(bridge->redis);
     k2r_record_destroy(bridge->rec);
     k2r_rules_destroy(bridge->rules);

@@ -1287,6 +1287,19 @@ static void apply_env(loader_t *ld, k2r_getenv_fn env) {
         free(cfg->redis.password);
         cfg->redis.password = strdup(v);
     }
+    if ((v = env("K2R_HTTP_LISTEN")) && *v) {
+        char host[256];
+        int port;
+        if (k2r_split_listen(v, host, sizeof(host), &port) != 0) {
+            k2r_errors_add(ld->errs, NULL, none,
+                           "K2R_HTTP_LISTEN: expected host:port, [ipv6]:port or :port with a port "
+                           "1-65535; found \"%s\"",
+                           v);
+        } else {
+            free(cfg->http.listen);
+            cfg->http.listen = strdup(v);
+        }
+    }
     if ((v = env("K2R_KAFKA_SASL_USERNAME")) && *v)
         set_property(ld, "sasl.username", v);
     if ((v = env("K2R_KAFKA_SASL_PASSWORD_FILE")) && *v) {

@@ -28,6 +28,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +49,13 @@ struct k2r_kafka_s {
     int paused;
     int closed;
     unsigned long rebalances;
+    int assigned; /* partitions assigned now */
+    k2r_kafka_stats_fn stats;
     k2r_ratelimit_t err_rl;
-    char last_error[512]; /* the latest error librdkafka reported, for start-up messages */
+    /* The latest connection failure or error librdkafka reported, for the
+     * start-up message; written from librdkafka's threads too. */
+    pthread_mutex_t last_lock;
+    char last_error[512];
 
     stopped_t *stopped;
     size_t nstopped, cap_stopped;
@@ -79,9 +85,20 @@ static k2r_log_level_t level_of(int syslog_level) {
 }
 
 /* librdkafka log lines (syslog levels) into the bridge's logger. */
+static void set_last_error(k2r_kafka_t *kafka, const char *what) {
+    pthread_mutex_lock(&kafka->last_lock);
+    snprintf(kafka->last_error, sizeof(kafka->last_error), "%s", what);
+    pthread_mutex_unlock(&kafka->last_lock);
+}
+
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    const k2r_kafka_t *kafka = rd_kafka_opaque(rk);
+    k2r_kafka_t *kafka = rd_kafka_opaque(rk);
     k2r_log_level_t l = level_of(level);
+
+    /* "Connect to ipv4#127.0.0.1:9 failed: Connection refused ..." says more
+     * than any error code. */
+    if (kafka && strcmp(fac, "FAIL") == 0)
+        set_last_error(kafka, buf);
 
     /* kafka.properties serve the dead-letter producer too: a producer
      * property there is not ignored, whatever the consumer says. */
@@ -163,12 +180,23 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     k2r_kafka_t *kafka = opaque;
 
     (void)rk;
-    snprintf(kafka->last_error, sizeof(kafka->last_error), "%s", reason);
+    if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) /* the FAIL line before it says why */
+        set_last_error(kafka, reason);
     /* A fatal one is also found by k2r_kafka_fatal(), which stops the bridge. */
     if (err == RD_KAFKA_RESP_ERR__FATAL)
         k2r_log_error("kafka: fatal error: %s", reason);
     else
         k2r_log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+/* librdkafka's statistics (statistics.interval.ms), handed to the bridge. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+    k2r_kafka_t *kafka = opaque;
+
+    (void)rk;
+    if (kafka->stats)
+        kafka->stats(kafka->opaque, json, len);
+    return 0; /* librdkafka frees json */
 }
 
 static void log_parts(const char *what, const rd_kafka_topic_partition_list_t *parts) {
@@ -198,6 +226,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             error = rd_kafka_incremental_assign(rk, parts);
         else
             ret = rd_kafka_assign(rk, parts);
+        if (!error && !ret)
+            kafka->assigned = (cooperative ? kafka->assigned : 0) + parts->cnt;
         /* Partitions that arrive during an outage must not start fetching. */
         if (!error && !ret && kafka->paused)
             rd_kafka_pause_partitions(rk, parts);
@@ -218,9 +248,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             error = rd_kafka_incremental_unassign(rk, parts);
         else
             ret = rd_kafka_assign(rk, NULL);
+        kafka->assigned =
+            cooperative && kafka->assigned > parts->cnt ? kafka->assigned - parts->cnt : 0;
     } else {
         k2r_log_error("kafka: rebalance failed: %s", rd_kafka_err2str(err));
         ret = rd_kafka_assign(rk, NULL);
+        kafka->assigned = 0;
     }
     if (error) {
         k2r_log_error("kafka: assignment failed: %s", rd_kafka_error_string(error));
@@ -268,8 +301,9 @@ fail:
     return NULL;
 }
 
-k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke, void *opaque,
-                           char *errstr, size_t errstr_size) {
+k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
+                           k2r_kafka_stats_fn stats, void *opaque, char *errstr,
+                           size_t errstr_size) {
     const k2r_kafka_conf_t *kc = &cfg->kafka;
     rd_kafka_topic_partition_list_t *topics = NULL;
     rd_kafka_conf_t *conf = NULL;
@@ -280,7 +314,9 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke, 
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
+    pthread_mutex_init(&kafka->last_lock, NULL);
     kafka->revoke = revoke;
+    kafka->stats = stats;
     kafka->opaque = opaque;
     kafka->err_rl = (k2r_ratelimit_t)K2R_RATELIMIT_INIT(10000);
     kafka->dead_letter_configured = kc->dead_letter_topic != NULL;
@@ -302,6 +338,8 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke, 
                                         kbytes,
                                         "queued.min.messages",
                                         records,
+                                        "statistics.interval.ms",
+                                        "15000",
                                         NULL};
         const char *const forced[] = {
             "group.id", kc->group_id, "enable.auto.offset.store", "false", "enable.partition.eof",
@@ -314,6 +352,8 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke, 
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    if (stats)
+        rd_kafka_conf_set_stats_cb(conf, stats_cb);
     rd_kafka_conf_set_opaque(conf, kafka);
 
     kafka->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
@@ -338,6 +378,8 @@ fail:
         rd_kafka_conf_destroy(conf);
     if (kafka && kafka->rk)
         rd_kafka_destroy(kafka->rk);
+    if (kafka)
+        pthread_mutex_destroy(&kafka->last_lock);
     free(kafka);
     return NULL;
 }
@@ -382,8 +424,10 @@ int k2r_kafka_wait_brokers(k2r_kafka_t *kafka, int timeout_ms, volatile sig_atom
         snprintf(errstr, errstr_size, "stopped while waiting for the brokers");
         return -1;
     }
+    pthread_mutex_lock(&kafka->last_lock);
     snprintf(errstr, errstr_size, "no broker answered within %d ms: %s%s%s", timeout_ms,
              rd_kafka_err2str(err), kafka->last_error[0] ? ": " : "", kafka->last_error);
+    pthread_mutex_unlock(&kafka->last_lock);
     return -1;
 }
 
@@ -418,6 +462,15 @@ int k2r_kafka_store(k2r_kafka_t *kafka, const char *topic, int32_t partition, in
     return 0;
 }
 
+void k2r_kafka_commit(k2r_kafka_t *kafka) {
+    rd_kafka_resp_err_t err = rd_kafka_commit(kafka->rk, NULL, 1);
+
+    /* NO_OFFSET: nothing new was stored; anything else is retried by the
+     * next commit (or auto-commit), so it is only worth a debug line. */
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        k2r_log_debug("kafka: commit: %s", rd_kafka_err2str(err));
+}
+
 void k2r_kafka_pause(k2r_kafka_t *kafka, int pause) {
     rd_kafka_topic_partition_list_t *parts = NULL;
 
@@ -446,6 +499,19 @@ int k2r_kafka_paused(const k2r_kafka_t *kafka) {
 
 unsigned long k2r_kafka_rebalances(const k2r_kafka_t *kafka) {
     return kafka->rebalances;
+}
+
+int k2r_kafka_assigned(const k2r_kafka_t *kafka) {
+    return kafka->assigned;
+}
+
+int k2r_kafka_joined(const k2r_kafka_t *kafka) {
+    char *id = rd_kafka_memberid(kafka->rk);
+    int joined = id && *id;
+
+    if (id)
+        rd_kafka_mem_free(kafka->rk, id);
+    return joined;
 }
 
 /* -------------------------------------------------------- dead letters */
@@ -576,8 +642,10 @@ void k2r_kafka_close(k2r_kafka_t *kafka) {
     err = rd_kafka_consumer_close(kafka->rk);
     if (err)
         k2r_log_warn("kafka: close: %s", rd_kafka_err2str(err));
-    else
+    else if (kafka->rebalances)
         k2r_log_info("kafka: committed and left the group");
+    else
+        k2r_log_info("kafka: consumer closed (it never joined the group)");
 }
 
 void k2r_kafka_destroy(k2r_kafka_t *kafka) {
@@ -597,5 +665,6 @@ void k2r_kafka_destroy(k2r_kafka_t *kafka) {
     for (size_t i = 0; i < kafka->nstopped; i++)
         free(kafka->stopped[i].topic);
     free(kafka->stopped);
+    pthread_mutex_destroy(&kafka->last_lock);
     free(kafka);
 }

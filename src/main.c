@@ -25,6 +25,7 @@
 #include "k2r/bridge.h"
 #include "k2r/config.h"
 #include "k2r/envelope.h"
+#include "k2r/http.h"
 #include "k2r/log.h"
 #include "k2r/record.h"
 #include "k2r/rules.h"
@@ -37,11 +38,15 @@ static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
 
 static void on_stop_signal(int sig) {
-    static const char msg[] = "second signal: exiting at once\n";
+    static const char text[] = "second signal: exiting at once\n";
+    /* No clock or formatting is safe in a signal handler, so this one line
+     * goes without its time. */
+    static const char json[] = "{\"level\":\"warn\",\"msg\":\"second signal: exiting at once\"}\n";
 
     if (stop_requested) {
         /* The operator insists: no drain, no commit. */
-        if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+        if (k2r_log_json ? write(STDERR_FILENO, json, sizeof(json) - 1) < 0
+                         : write(STDERR_FILENO, text, sizeof(text) - 1) < 0)
             _exit(128 + sig);
         _exit(128 + sig);
     }
@@ -87,7 +92,8 @@ static void usage(FILE *out) {
                  "  -h, --help          this text\n"
                  "\n"
                  "environment: K2R_KAFKA_BROKERS, K2R_REDIS_URL, K2R_REDIS_PASSWORD,\n"
-                 "K2R_REDIS_PASSWORD_FILE override the file; K2R_LOG_LEVEL sets the log level.\n");
+                 "K2R_REDIS_PASSWORD_FILE override the file; K2R_LOG_LEVEL sets the log level\n"
+                 "and K2R_LOG_FORMAT (json or text) the log format.\n");
 }
 
 static const char *env_lookup(const char *name) {
@@ -376,30 +382,56 @@ done:
     return rc;
 }
 
-static int cmd_run(const char *path) {
-    k2r_config_t *cfg;
-    k2r_rules_t *rules;
-    k2r_bridge_t *bridge;
-    const char *lvl = getenv("K2R_LOG_LEVEL");
-    char errstr[512];
-    int rc;
+/* Applies K2R_LOG_LEVEL and K2R_LOG_FORMAT over the config's log settings;
+ * -1 (with a message) when one holds something else. */
+static int log_env(void) {
+    const char *lvl = getenv("K2R_LOG_LEVEL"), *fmt = getenv("K2R_LOG_FORMAT");
 
-    if (load(path, &cfg, &rules) != 0)
-        return 1;
-    k2r_log_level = cfg->log_level;
     if (lvl && *lvl) {
         int l = k2r_log_level_parse(lvl);
         if (l < 0) {
             fprintf(stderr, "K2R_LOG_LEVEL: expected error, warn, info or debug; found \"%s\"\n",
                     lvl);
-            k2r_rules_destroy(rules);
-            k2r_config_destroy(cfg);
-            return 1;
+            return -1;
         }
         k2r_log_level = l;
     }
+    if (fmt && *fmt) {
+        if (strcmp(fmt, "json") != 0 && strcmp(fmt, "text") != 0) {
+            fprintf(stderr, "K2R_LOG_FORMAT: expected json or text; found \"%s\"\n", fmt);
+            return -1;
+        }
+        k2r_log_set_format(strcmp(fmt, "json") == 0);
+    }
+    return 0;
+}
+
+static int cmd_run(const char *path) {
+    k2r_config_t *cfg;
+    k2r_rules_t *rules;
+    k2r_bridge_t *bridge;
+    k2r_http_t *http = NULL;
+    char errstr[512], listen[300] = "";
+    int rc;
+
+    if (load(path, &cfg, &rules) != 0)
+        return 1;
+    k2r_log_level = cfg->log_level;
+    k2r_log_set_format(cfg->log_format == K2R_LOG_FORMAT_JSON);
+    if (log_env() != 0) {
+        k2r_rules_destroy(rules);
+        k2r_config_destroy(cfg);
+        return 1;
+    }
+    if (cfg->http.enabled)
+        snprintf(listen, sizeof(listen), "%s", cfg->http.listen);
     install_signals();
-    k2r_log_info("kafka-redis-bridge %s starting with %s", K2R_VERSION, path);
+    {
+        const k2r_log_field_t fields[] = {{"version", K2R_VERSION}, {"config", path}};
+
+        k2r_log_fields(K2R_LOG_INFO, fields, 2, "kafka-redis-bridge %s starting with %s",
+                       K2R_VERSION, path);
+    }
     bridge = k2r_bridge_new(cfg, rules, errstr, sizeof(errstr));
     cfg = NULL;   /* now owned by the bridge */
     rules = NULL; /* likewise */
@@ -407,7 +439,23 @@ static int cmd_run(const char *path) {
         k2r_log_error("cannot start: %s", errstr);
         return 1;
     }
+    /* The endpoint is up before Kafka and Redis are contacted, so probes
+     * answer (not ready yet) while the bridge waits for the brokers. */
+    if (listen[0]) {
+        const k2r_log_field_t fields[] = {{"listen", listen}};
+
+        http = k2r_http_start(listen, k2r_bridge_metrics(bridge), errstr, sizeof(errstr));
+        if (!http) {
+            k2r_log_error("cannot start: %s", errstr);
+            k2r_bridge_destroy(bridge);
+            return 1;
+        }
+        k2r_log_fields(K2R_LOG_INFO, fields, 1,
+                       "http: serving /healthz, /readyz and /metrics on %s", listen);
+    }
     rc = k2r_bridge_run(bridge, &stop_requested, &reload_requested);
+    /* The server reads the bridge's registry: it stops first. */
+    k2r_http_stop(http);
     k2r_bridge_destroy(bridge);
     if (rc == K2R_RUN_FAILED) {
         k2r_log_error("kafka-redis-bridge stopped on a failure (exit status 3)");

@@ -93,6 +93,14 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
 /* Copies the counters. */
 void k2r_bridge_stats(const k2r_bridge_t *bridge, k2r_bridge_stats_t *out);
 
+/*
+ * The registry the bridge copies its counters, histograms and health to
+ * (a few times a second, from its own thread), for the HTTP server to render.
+ * Owned by the bridge: valid until k2r_bridge_destroy().
+ */
+typedef struct k2r_metrics_s k2r_metrics_t;
+k2r_metrics_t *k2r_bridge_metrics(k2r_bridge_t *bridge);
+
 /* Releases everything; NULL does nothing. */
 void k2r_bridge_destroy(k2r_bridge_t *bridge);
 

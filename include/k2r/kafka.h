@@ -47,12 +47,20 @@ typedef void (*k2r_kafka_revoke_fn)(void *opaque, const rd_kafka_topic_partition
 typedef void (*k2r_kafka_delivery_fn)(void *opaque, uint64_t id, rd_kafka_resp_err_t err);
 
 /*
+ * Called from inside k2r_kafka_poll() with one librdkafka statistics JSON
+ * document (every statistics.interval.ms, 15 s unless kafka.properties says
+ * otherwise); `json` is valid only during the call.
+ */
+typedef void (*k2r_kafka_stats_fn)(void *opaque, const char *json, size_t len);
+
+/*
  * Creates the consumer and subscribes to cfg->kafka.topics. Returns a new
  * source, or NULL with the reason in errstr. `cfg` is not retained. Nothing
  * blocks here: brokers are contacted in the background.
  */
-k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke, void *opaque,
-                           char *errstr, size_t errstr_size);
+k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
+                           k2r_kafka_stats_fn stats, void *opaque, char *errstr,
+                           size_t errstr_size);
 
 /*
  * Waits until some broker answers a metadata request, for up to timeout_ms
@@ -86,6 +94,10 @@ rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms);
  */
 int k2r_kafka_store(k2r_kafka_t *kafka, const char *topic, int32_t partition, int64_t next_offset);
 
+/* Starts committing the stored offsets now (asynchronously), besides the
+ * periodic auto-commit. */
+void k2r_kafka_commit(k2r_kafka_t *kafka);
+
 /* Pauses (1) or resumes (0) fetching on every assigned partition, also on
  * partitions assigned later while paused. Stopped partitions stay paused. */
 void k2r_kafka_pause(k2r_kafka_t *kafka, int pause);
@@ -109,6 +121,12 @@ int k2r_kafka_paused(const k2r_kafka_t *kafka);
 
 /* Number of rebalances seen (assignments plus revocations). */
 unsigned long k2r_kafka_rebalances(const k2r_kafka_t *kafka);
+
+/* Number of partitions assigned now. */
+int k2r_kafka_assigned(const k2r_kafka_t *kafka);
+
+/* 1 while the consumer is a member of its group (it has a member id). */
+int k2r_kafka_joined(const k2r_kafka_t *kafka);
 
 /*
  * Creates the dead-letter producer for cfg->kafka.dead_letter_topic (which

@@ -898,25 +898,33 @@ int h_group_members(const char *group, h_member_t *out, size_t max, int *stable)
     return n;
 }
 
-int h_committed(const char *group, const char *topic, int partitions, int64_t *offsets) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_topic_partition_list_t *parts;
-    rd_kafka_resp_err_t err;
-    char errstr[256];
+struct h_offsets_s {
     rd_kafka_t *rk;
+};
 
-    /* A consumer handle that never subscribes does not join the group: it
-     * only asks the coordinator for the group's offsets. */
+h_offsets_t *h_offsets_new(const char *group) {
+    h_offsets_t *o = calloc(1, sizeof(*o));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[256];
+
     rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
-    rk = new_client(RD_KAFKA_CONSUMER, conf);
-    if (!rk)
-        return -1;
-    parts = rd_kafka_topic_partition_list_new(partitions);
+    o->rk = new_client(RD_KAFKA_CONSUMER, conf);
+    if (!o->rk) {
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+
+int h_offsets_committed(h_offsets_t *o, const char *topic, int partitions, int64_t *offsets) {
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
+    rd_kafka_resp_err_t err;
+
     for (int i = 0; i < partitions; i++)
         rd_kafka_topic_partition_list_add(parts, topic, i);
-    err = rd_kafka_committed(rk, parts, 10000);
-    for (int i = 0; !err && i < partitions; i++) {
+    err = rd_kafka_committed(o->rk, parts, 10000);
+    for (int i = 0; !err && i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &parts->elems[i];
         if (tp->err) {
             err = tp->err;
@@ -925,10 +933,24 @@ int h_committed(const char *group, const char *topic, int partitions, int64_t *o
         offsets[tp->partition] = tp->offset >= 0 ? tp->offset : -1;
     }
     if (err)
-        fprintf(stderr, "committed offsets of %s: %s\n", group, rd_kafka_err2str(err));
+        fprintf(stderr, "committed offsets of %s: %s\n", topic, rd_kafka_err2str(err));
     rd_kafka_topic_partition_list_destroy(parts);
-    rd_kafka_destroy(rk);
     return err ? -1 : 0;
+}
+
+void h_offsets_destroy(h_offsets_t *o) {
+    if (!o)
+        return;
+    rd_kafka_destroy(o->rk);
+    free(o);
+}
+
+int h_committed(const char *group, const char *topic, int partitions, int64_t *offsets) {
+    h_offsets_t *o = h_offsets_new(group);
+    int rc = o ? h_offsets_committed(o, topic, partitions, offsets) : -1;
+
+    h_offsets_destroy(o);
+    return rc;
 }
 
 /* ------------------------------------------------------------ config */
@@ -959,13 +981,17 @@ void h_config_opts(char *out, size_t size, const char *group, const char *topic,
              "  reconnect_backoff_ms: 50\n"
              "  reconnect_backoff_max_ms: 500\n"
              "%s"
-             "rules:\n%s%s%s",
+             "%s%s"
+             "rules:\n%s%s",
              h_brokers(), group, topic, dlq_line, opts->kafka_extra ? opts->kafka_extra : "",
              opts->properties ? opts->properties : "", redis_port,
-             opts->redis_extra ? opts->redis_extra : "  command_timeout_ms: 2000\n", rules,
-             opts->sections ? opts->sections : "",
-             /* Many bridges run at once here: no HTTP port unless a test asks. */
-             opts->sections && strstr(opts->sections, "http:") ? "" : "http:\n  enabled: false\n");
+             opts->redis_extra ? opts->redis_extra : "  command_timeout_ms: 2000\n",
+             /* Many bridges run at once here: no HTTP port unless a test asks.
+              * Before the rules, so that tests can append rules to the file. */
+             opts->sections && strstr(opts->sections, "http:") ? "" : "http:\n  enabled: false\n",
+             /* Text logs, so that tests can look for the very lines `check` prints. */
+             opts->sections && strstr(opts->sections, "log:") ? "" : "log:\n  format: text\n",
+             rules, opts->sections ? opts->sections : "");
 }
 
 void h_config(char *out, size_t size, const char *group, const char *topic, int redis_port,

@@ -179,10 +179,19 @@ typedef struct h_member_s {
 int h_group_members(const char *group, h_member_t *out, size_t max, int *stable);
 
 /*
- * The offsets group `group` has committed for partitions 0..partitions-1 of
- * `topic`, read without joining the group: offsets[i] is the next offset to
- * read, or -1 when nothing is committed. Returns 0 or -1 (message on stderr).
+ * A reader of consumer group `group`'s committed offsets. Its consumer handle
+ * never subscribes, so it does not join the group; it only asks the group
+ * coordinator, over a connection it keeps (a few ms per question). Returns
+ * NULL on failure (message on stderr).
  */
+typedef struct h_offsets_s h_offsets_t;
+h_offsets_t *h_offsets_new(const char *group);
+/* Fills offsets[i] for partitions 0..partitions-1 of `topic`: the next offset
+ * to read, or -1 when nothing is committed. Returns 0 or -1 (message on stderr). */
+int h_offsets_committed(h_offsets_t *o, const char *topic, int partitions, int64_t *offsets);
+void h_offsets_destroy(h_offsets_t *o);
+
+/* The same once: h_offsets_new, h_offsets_committed, h_offsets_destroy. */
 int h_committed(const char *group, const char *topic, int partitions, int64_t *offsets);
 
 /* What h_config_opts adds to the config h_config writes; NULL: nothing. */
@@ -204,5 +213,6 @@ int test_cli_register(void);
 int test_rules_register(void);
 int test_delivery_register(void);
 int test_faults_register(void);
+int test_ops_register(void);
 
 #endif

@@ -484,8 +484,8 @@ static void test_drain_timeout(void) {
     for (int i = 0; i < N; i++)
         produce_kind(&sc, "drain", i, 0);
     CU_ASSERT_EQUAL(h_flush(sc.p), 0);
-    CU_ASSERT(h_bridge_wait_log(&sc.b, "unpublished notification(s), Kafka paused",
-                                h_deadline(60000)));
+    CU_ASSERT(
+        h_bridge_wait_log(&sc.b, "unpublished notification(s), Kafka paused", h_deadline(60000)));
 
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     CU_ASSERT(h_bridge_log_has(&sc.b, "unacknowledged after 1000 ms"));

@@ -184,6 +184,8 @@ static void test_env_overrides(void) {
                                       "redis://:urlpw@redis.example:7000",
                                       "K2R_REDIS_PASSWORD",
                                       "envpw",
+                                      "K2R_HTTP_LISTEN",
+                                      "127.0.0.1:9191",
                                       NULL};
     k2r_errors_t errs = {NULL, 0, 0};
     k2r_redis_conf_t rc;
@@ -197,6 +199,7 @@ static void test_env_overrides(void) {
     CU_ASSERT_EQUAL(cfg->redis.parsed.port, 7000);
     k2r_config_redis_conf(cfg, &rc);
     CU_ASSERT_STRING_EQUAL(rc.password, "envpw"); /* the separate secret wins over the URL's */
+    CU_ASSERT_STRING_EQUAL(cfg->http.listen, "127.0.0.1:9191");
     k2r_config_destroy(cfg);
     test_env = NULL;
 }

@@ -1,0 +1,521 @@
+/*
+ * test_ops.c - the operators' side of the daemon against the real broker and
+ * Redis: /metrics scraped during a run and checked against what was produced
+ * and published, /readyz turning 503 when the bridge loses Redis and 200 when
+ * Redis is back, the JSON log read back line by line with jansson, and a
+ * taken http.listen port refused at start.
+ *
+ * The test speaks HTTP/1.1 by hand over a socket (a request line, two
+ * headers, then everything until the server closes): the daemon serves with
+ * libmicrohttpd, and a client library would only hide what goes over the
+ * wire. Every wait polls against a deadline.
+ *
+ * Not here: the exact text of every family (tests/unit/test_metrics.c) and
+ * the delivery guarantees themselves (test_bridge.c, test_faults.c).
+ */
+#include <CUnit/CUnit.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* ------------------------------------------------------------- HTTP */
+
+typedef struct reply_s {
+    int status;    /* 0: no answer (nothing listens, or the connection broke) */
+    char *headers; /* the status line and headers, NUL-terminated */
+    char *body;    /* NUL-terminated */
+} reply_t;
+
+static void reply_free(reply_t *r) {
+    free(r->headers);
+    free(r->body);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Reads until the server closes the connection or the deadline passes;
+ * returns the bytes (NUL-terminated) or NULL. */
+static char *read_all(int fd, int64_t deadline, size_t *len) {
+    size_t cap = 16384;
+    char *buf = malloc(cap);
+
+    *len = 0;
+    while (buf) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int64_t left = deadline - h_now_ms();
+        ssize_t n;
+
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            break;
+        if (cap - *len < 4096) {
+            char *grown = realloc(buf, cap * 2);
+            if (!grown)
+                break;
+            buf = grown;
+            cap *= 2;
+        }
+        n = read(fd, buf + *len, cap - *len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            buf[*len] = '\0';
+            return n == 0 ? buf : (free(buf), NULL);
+        }
+        *len += (size_t)n;
+    }
+    free(buf);
+    return NULL;
+}
+
+/* One request to 127.0.0.1:port; r->status 0 when no answer came. */
+static void http_request(int port, const char *method, const char *path, reply_t *r) {
+    struct sockaddr_in a;
+    char req[512], *raw, *split;
+    size_t len;
+    int fd, n;
+
+    memset(r, 0, sizeof(*r));
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                 method, path);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        write(fd, req, (size_t)n) != (ssize_t)n) {
+        close(fd);
+        return;
+    }
+    raw = read_all(fd, h_deadline(10000), &len);
+    close(fd);
+    if (!raw)
+        return;
+    split = strstr(raw, "\r\n\r\n");
+    if (split && sscanf(raw, "HTTP/1.1 %d ", &r->status) == 1) {
+        *split = '\0';
+        r->headers = strdup(raw);
+        r->body = strdup(split + 4);
+    } else {
+        r->status = 0;
+    }
+    free(raw);
+}
+
+/* Polls `path` until it answers `status` with `body`, or the deadline
+ * passes; 1 when it did. The last answer stays in *last (free it). */
+static int wait_answer(int port, const char *path, int status, const char *body, int64_t deadline,
+                       reply_t *last) {
+    for (;;) {
+        http_request(port, "GET", path, last);
+        if (last->status == status && last->body && strcmp(last->body, body) == 0)
+            return 1;
+        if (h_now_ms() >= deadline)
+            return 0;
+        reply_free(last);
+        poll(NULL, 0, 50); /* the next probe: nothing to wait on but time */
+    }
+}
+
+/* The value of the series named exactly `series` (name and labels), or -1
+ * when /metrics has no such line. */
+static int64_t metric(const char *text, const char *series) {
+    size_t n = strlen(series);
+
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtoll(p + n + 1, NULL, 10);
+    }
+    return -1;
+}
+
+/* Scrapes /metrics until every `series[i]` has `want[i]`, or the deadline
+ * passes; returns the last text (free it), or NULL when none came. */
+static char *wait_metrics(int port, const char *const *series, const int64_t *want, size_t n,
+                          int64_t deadline) {
+    for (;;) {
+        reply_t r;
+        size_t i = 0;
+
+        http_request(port, "GET", "/metrics", &r);
+        if (r.status == 200) {
+            while (i < n && metric(r.body, series[i]) == want[i])
+                i++;
+        }
+        if ((r.status == 200 && i == n) || h_now_ms() >= deadline) {
+            char *body = r.body;
+
+            r.body = NULL;
+            reply_free(&r);
+            if (i < n && body)
+                fprintf(stderr, "\n%s: %" PRId64 " (want %" PRId64 ")\n", series[i],
+                        metric(body, series[i]), want[i]);
+            return body;
+        }
+        reply_free(&r);
+        poll(NULL, 0, 100); /* the bridge copies its counters 4 times a second */
+    }
+}
+
+/*
+ * A loopback port nothing listens on, below the ephemeral range (see the
+ * harness's free_port: a port the kernel may hand out as a source port can
+ * end up connected to itself). Another process may still take it before the
+ * bridge binds it; the bridge then fails with "Address already in use", which
+ * the test reports.
+ */
+static int free_port(void) {
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        struct sockaddr_in a;
+        int port = 20000 + (int)((unsigned)random() % 12000), fd, ok;
+
+        memset(&a, 0, sizeof(a));
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return port;
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------ scene */
+
+typedef struct scene_s {
+    char topic[96], group[96];
+    int http_port;
+    h_proxy_t proxy;
+    h_producer_t *p;
+    h_sub_t *sub;
+    h_bridge_t b;
+    unsigned int failures;
+} scene_t;
+
+#define RULE "ops-rule"
+
+/* A topic of one partition, a subscriber on ops:*, the bridge reaching Redis
+ * through a proxy, its HTTP endpoint on a free loopback port. Statistics
+ * every second (instead of the bridge's 15 s), so lag shows up quickly. */
+static int scene_start(scene_t *sc, const char *name) {
+    char rules[512], sections[256], yaml[4096];
+    h_config_opts_t opts = {NULL, NULL, "    statistics.interval.ms: 1000\n", NULL, sections};
+
+    memset(sc, 0, sizeof(*sc));
+    sc->failures = CU_get_number_of_failures();
+    srandom((unsigned)getpid() ^ (unsigned)h_now_ms());
+    h_unique(sc->topic, sizeof(sc->topic), name);
+    h_unique(sc->group, sizeof(sc->group), "g-ops");
+    sc->http_port = free_port();
+    if (sc->http_port < 0 || h_create_topic(sc->topic, 1) != 0 ||
+        h_proxy_start(&sc->proxy, h_redis_port()) != 0)
+        return -1;
+    sc->sub = h_sub_new(h_redis_port(), "ops:*");
+    sc->p = h_producer_new();
+    if (!sc->sub || !sc->p)
+        return -1;
+    snprintf(rules, sizeof(rules),
+             "  - name: " RULE "\n"
+             "    topic: %s\n"
+             "    type: type\n"
+             "    id: id\n"
+             "    channel: \"ops:{type}:{id}\"\n",
+             sc->topic);
+    snprintf(sections, sizeof(sections),
+             "log:\n  format: json\nhttp:\n  enabled: true\n  listen: 127.0.0.1:%d\n",
+             sc->http_port);
+    h_config_opts(yaml, sizeof(yaml), sc->group, sc->topic, sc->proxy.port, &opts, rules);
+    return h_bridge_start(&sc->b, yaml);
+}
+
+static void scene_close(scene_t *sc) {
+    if (CU_get_number_of_failures() > sc->failures && sc->b.log[0])
+        h_bridge_dump_log(&sc->b);
+    h_bridge_cleanup(&sc->b);
+    h_proxy_stop(&sc->proxy);
+    h_producer_destroy(sc->p);
+    h_sub_destroy(sc->sub);
+}
+
+static void produce(scene_t *sc, int from, int to) {
+    for (int i = from; i < to; i++) {
+        char value[128];
+
+        snprintf(value, sizeof(value), "{\"id\":\"e%d\",\"type\":\"push\"}", i);
+        CU_ASSERT_EQUAL(h_produce(sc->p, sc->topic, 0, NULL, value, strlen(value)), 0);
+    }
+    CU_ASSERT_EQUAL(h_flush(sc->p), 0);
+}
+
+/* ------------------------------------------------------------- tests */
+
+/* /metrics counts exactly what was produced and published; the other paths
+ * answer as documented. */
+static void test_metrics_scrape(void) {
+    enum { N = 40 };
+    char published[160], lag[200], *text;
+    const char *series[] = {"k2r_records_consumed_total", published, "k2r_record_age_seconds_count",
+                            "k2r_ready", "k2r_redis_up"};
+    const int64_t want[] = {N, N, N, 1, 1};
+    reply_t r;
+    scene_t sc;
+
+    CU_ASSERT_EQUAL_FATAL(scene_start(&sc, "ops-metrics"), 0);
+    CU_ASSERT(wait_answer(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
+    reply_free(&r);
+    CU_ASSERT(wait_answer(sc.http_port, "/healthz", 200, "ok\n", h_deadline(5000), &r));
+    reply_free(&r);
+
+    produce(&sc, 0, N);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N, h_deadline(60000)), N);
+    snprintf(published, sizeof(published), "k2r_notifications_published_total{rule=\"%s\"}", RULE);
+    text = wait_metrics(sc.http_port, series, want, 5, h_deadline(10000));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_EQUAL(metric(text, "k2r_records_consumed_total"), N);
+    CU_ASSERT_EQUAL(metric(text, published), N);
+    /* The subscriber on ops:* heard every one of them. */
+    CU_ASSERT_EQUAL(metric(text, "k2r_notifications_no_subscribers_total{rule=\"" RULE "\"}"), 0);
+    CU_ASSERT_EQUAL(metric(text, "k2r_records_stale_total{rule=\"" RULE "\"}"), 0);
+    CU_ASSERT(strstr(text, "\nk2r_records_failed_total{") == NULL);
+    CU_ASSERT_EQUAL(metric(text, "k2r_record_age_seconds_count"), N);
+    CU_ASSERT_EQUAL(metric(text, "k2r_record_age_seconds_bucket{le=\"+Inf\"}"), N);
+    CU_ASSERT(metric(text, "k2r_publish_duration_seconds_count") >= 1);
+    CU_ASSERT_EQUAL(metric(text, "k2r_publish_duration_seconds_bucket{le=\"+Inf\"}"),
+                    metric(text, "k2r_publish_duration_seconds_count"));
+    CU_ASSERT_EQUAL(metric(text, "k2r_partitions_assigned"), 1);
+    CU_ASSERT_EQUAL(metric(text, "k2r_inflight_records"), 0);
+    CU_ASSERT_EQUAL(metric(text, "k2r_up"), 1);
+    CU_ASSERT(strstr(text, "\n# TYPE k2r_publish_duration_seconds histogram\n") != NULL);
+    free(text);
+
+    /* Lag from librdkafka's statistics: everything published was stored. */
+    {
+        const char *lag_series[] = {lag};
+        const int64_t zero[] = {0};
+
+        snprintf(lag, sizeof(lag), "k2r_consumer_lag{topic=\"%s\",partition=\"0\"}", sc.topic);
+        text = wait_metrics(sc.http_port, lag_series, zero, 1, h_deadline(30000));
+        CU_ASSERT_PTR_NOT_NULL(text);
+        CU_ASSERT_EQUAL(text ? metric(text, lag) : -2, 0);
+        free(text);
+    }
+
+    /* The content type Prometheus expects; HEAD without a body; only GET and
+     * HEAD; nothing else served. */
+    http_request(sc.http_port, "GET", "/metrics", &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(r.headers &&
+              strstr(r.headers, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8") !=
+                  NULL);
+    reply_free(&r);
+    http_request(sc.http_port, "HEAD", "/metrics", &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.body ? r.body : "-", "");
+    reply_free(&r);
+    http_request(sc.http_port, "POST", "/metrics", &r);
+    CU_ASSERT_EQUAL(r.status, 405);
+    CU_ASSERT(r.headers && strstr(r.headers, "\r\nAllow: GET, HEAD") != NULL);
+    reply_free(&r);
+    http_request(sc.http_port, "GET", "/metrics/extra", &r);
+    CU_ASSERT_EQUAL(r.status, 404);
+    reply_free(&r);
+
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    /* Stopped: the port is closed. */
+    http_request(sc.http_port, "GET", "/healthz", &r);
+    CU_ASSERT_EQUAL(r.status, 0);
+    reply_free(&r);
+    scene_close(&sc);
+}
+
+/* /readyz follows Redis: 503 with the reason while the bridge cannot reach
+ * it (liveness stays 200: the loop still turns), 200 once it can again, and
+ * the record produced meanwhile is then published and counted. */
+static void test_readyz_follows_redis(void) {
+    enum { N = 5 };
+    char published[160], *text;
+    const char *series[] = {"k2r_records_consumed_total", published, "k2r_ready"};
+    const int64_t want[] = {N + 1, N + 1, 1};
+    reply_t r;
+    scene_t sc;
+
+    CU_ASSERT_EQUAL_FATAL(scene_start(&sc, "ops-ready"), 0);
+    CU_ASSERT(wait_answer(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
+    reply_free(&r);
+    produce(&sc, 0, N);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N, h_deadline(60000)), N);
+
+    /* The bridge learns of the loss when a PUBLISH finds the connection
+     * gone: one more record makes sure it tries. */
+    h_proxy_stop(&sc.proxy);
+    produce(&sc, N, N + 1);
+    CU_ASSERT(wait_answer(sc.http_port, "/readyz", 503, "Redis is not writable\n",
+                          h_deadline(30000), &r));
+    reply_free(&r);
+    CU_ASSERT(wait_answer(sc.http_port, "/healthz", 200, "ok\n", h_deadline(5000), &r));
+    reply_free(&r);
+    http_request(sc.http_port, "GET", "/metrics", &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_EQUAL(r.body ? metric(r.body, "k2r_ready") : -2, 0);
+    CU_ASSERT_EQUAL(r.body ? metric(r.body, "k2r_redis_up") : -2, 0);
+    reply_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(h_proxy_start(&sc.proxy, h_redis_port()), 0);
+    CU_ASSERT(wait_answer(sc.http_port, "/readyz", 200, "ready\n", h_deadline(30000), &r));
+    reply_free(&r);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N + 1, h_deadline(30000)), N + 1);
+    snprintf(published, sizeof(published), "k2r_notifications_published_total{rule=\"%s\"}", RULE);
+    text = wait_metrics(sc.http_port, series, want, 3, h_deadline(10000));
+    CU_ASSERT_PTR_NOT_NULL(text);
+    CU_ASSERT(text && metric(text, "k2r_redis_reconnects_total") >= 1);
+    free(text);
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    scene_close(&sc);
+}
+
+/* Reads the bridge's log file (NUL-terminated, free() it). */
+static char *read_log(const h_bridge_t *b) {
+    char cmd[400], *out = NULL;
+
+    snprintf(cmd, sizeof(cmd), "cat '%s'", b->log);
+    if (h_run(cmd, NULL, &out, 0) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Every line the bridge wrote is one JSON object with time, level and msg;
+ * the first names the version and config as context fields. */
+static void test_json_log(void) {
+    char *log, *line, *save = NULL;
+    size_t lines = 0, bad = 0, starting = 0;
+    reply_t r;
+    scene_t sc;
+
+    CU_ASSERT_EQUAL_FATAL(scene_start(&sc, "ops-log"), 0);
+    CU_ASSERT(wait_answer(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
+    reply_free(&r);
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    log = read_log(&sc.b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_error_t err;
+        json_t *o = json_loads(line, JSON_REJECT_DUPLICATES, &err);
+        const char *t = json_string_value(json_object_get(o, "time"));
+        const char *level = json_string_value(json_object_get(o, "level"));
+        const char *msg = json_string_value(json_object_get(o, "msg"));
+
+        lines++;
+        /* "2026-11-23T08:31:05.123Z" */
+        if (!t || strlen(t) != 24 || t[10] != 'T' || t[19] != '.' || t[23] != 'Z' || !level ||
+            !msg) {
+            if (bad++ < 3)
+                fprintf(stderr, "\nnot a JSON log line: %s\n", line);
+        } else if (strncmp(msg, "kafka-redis-bridge ", 19) == 0 && strstr(msg, " starting with ")) {
+            const char *config = json_string_value(json_object_get(o, "config"));
+
+            starting++;
+            CU_ASSERT_STRING_EQUAL(level, "info");
+            CU_ASSERT_STRING_EQUAL(config ? config : "-", sc.b.config);
+            CU_ASSERT(json_is_string(json_object_get(o, "version")));
+        }
+        json_decref(o);
+    }
+    CU_ASSERT(lines >= 3);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(starting, 1);
+    CU_ASSERT(h_bridge_log_has(&sc.b, "\"msg\":\"http: serving /healthz, /readyz and /metrics on "
+                                      "127.0.0.1:"));
+    free(log);
+    scene_close(&sc);
+}
+
+/* A port already taken is a start-up error: one line, exit status 1,
+ * before anything is consumed; K2R_LOG_FORMAT chooses that line's format. */
+static void test_port_taken(void) {
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    char rules[512], sections[128], yaml[4096], want[200], topic[96], group[96];
+    h_config_opts_t opts = {NULL, NULL, NULL, NULL, sections};
+    unsigned int failures = CU_get_number_of_failures();
+    h_bridge_t b;
+    int fd, port;
+
+    memset(&b, 0, sizeof(b));
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(fd, 1) == 0);
+    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    port = ntohs(a.sin_port);
+
+    h_unique(topic, sizeof(topic), "ops-taken");
+    h_unique(group, sizeof(group), "g-ops-taken");
+    snprintf(rules, sizeof(rules), "  - name: r\n    topic: %s\n    type: type\n    id: id\n",
+             topic);
+    snprintf(sections, sizeof(sections), "http:\n  listen: 127.0.0.1:%d\n", port);
+    h_config_opts(yaml, sizeof(yaml), group, topic, h_redis_port(), &opts, rules);
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&b, yaml), 0);
+    /* Signal 0 sends nothing: this only waits for the exit. */
+    CU_ASSERT_EQUAL(h_bridge_stop(&b, 0), 1);
+    snprintf(want, sizeof(want), "cannot start: http.listen 127.0.0.1:%d: Address already in use",
+             port);
+    CU_ASSERT_EQUAL(h_bridge_log_count(&b, want), 1);
+
+    /* K2R_LOG_FORMAT overrides log.format: the same line as text. A value
+     * that is neither is a start-up error of its own. (`timeout`: should
+     * the bridge start after all, the test fails instead of hanging.) */
+    {
+        char cmd[600], *out = NULL;
+        const char *line;
+
+        snprintf(cmd, sizeof(cmd), "K2R_LOG_FORMAT=text timeout 60 %s run -c %s", h_binary(),
+                 b.config);
+        CU_ASSERT_EQUAL(h_run(cmd, NULL, &out, 1), 1);
+        line = out ? strstr(out, " error cannot start: http.listen 127.0.0.1:") : NULL;
+        CU_ASSERT_PTR_NOT_NULL(line);
+        /* "2026-11-23T08:31:05.123Z error cannot start: ..." */
+        CU_ASSERT(line && line - out >= 24 && line[-24] == '2' && line[-1] == 'Z' &&
+                  (line - out == 24 || line[-25] == '\n'));
+        free(out);
+        snprintf(cmd, sizeof(cmd), "K2R_LOG_FORMAT=yaml timeout 60 %s run -c %s", h_binary(),
+                 b.config);
+        CU_ASSERT_EQUAL(h_run(cmd, NULL, &out, 1), 1);
+        CU_ASSERT_STRING_EQUAL(out ? out : "-",
+                               "K2R_LOG_FORMAT: expected json or text; found \"yaml\"\n");
+        free(out);
+    }
+    if (CU_get_number_of_failures() > failures)
+        h_bridge_dump_log(&b);
+    h_bridge_cleanup(&b);
+    close(fd);
+}
+
+int test_ops_register(void) {
+    CU_pSuite suite = CU_add_suite("ops", NULL, NULL);
+
+    if (!suite || !CU_add_test(suite, "/metrics counts what was published", test_metrics_scrape) ||
+        !CU_add_test(suite, "/readyz follows Redis", test_readyz_follows_redis) ||
+        !CU_add_test(suite, "every log line is JSON", test_json_log) ||
+        !CU_add_test(suite, "a taken http.listen port; K2R_LOG_FORMAT", test_port_taken))
+        return CU_get_error();
+    return 0;
+}
