@@ -129,6 +129,7 @@ typedef struct dlq_s {
     size_t rec;  /* index into recs: the original, kept to be sent again on failure */
     uint64_t id; /* for the delivery report; increasing along the array */
     dlq_state_t state;
+    int stub; /* too large as it was: sent without key, value and headers */
     k2r_skip_t skip;
     const char *rule; /* borrowed, as above */
     char detail[sizeof(((k2r_mapping_t *)0)->detail)];
@@ -409,11 +410,30 @@ static void dlq_hold(k2r_bridge_t *b, const char *why) {
     k2r_kafka_pause(b->kafka, 1);
 }
 
-/* Hands one dead letter to the producer. Returns 0, or -1 (left UNSENT, the
- * reason in errstr). */
+/* A dead letter too large for its topic can never be delivered as it is:
+ * retrying would hold every partition for good. It goes as a stub instead
+ * (coordinates, reason, size), and the loud line says so. */
+static void shrink_dead_letter(dlq_t *d) {
+    d->stub = 1;
+    k2r_log_error("dead-letter: record (rule %s) is too large for the dead-letter topic; sending "
+                  "it without its key, value and headers: k2r.source.topic, .partition and "
+                  ".offset say where to read it",
+                  d->rule ? d->rule : "-");
+}
+
+/* Hands one dead letter to the producer; one refused as too large goes again
+ * as a stub. Returns 0, or -1 (left UNSENT, the reason in errstr). */
 static int dlq_send(k2r_bridge_t *b, dlq_t *d, char *errstr, size_t errstr_size) {
-    if (k2r_kafka_dead_letter(b->kafka, b->recs[d->rec].rkm, k2r_skip_name(d->skip), d->detail,
-                              d->rule, d->id, errstr, errstr_size) != 0) {
+    rd_kafka_resp_err_t err =
+        k2r_kafka_dead_letter(b->kafka, b->recs[d->rec].rkm, k2r_skip_name(d->skip), d->detail,
+                              d->rule, d->stub, d->id, errstr, errstr_size);
+
+    if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !d->stub) {
+        shrink_dead_letter(d);
+        err = k2r_kafka_dead_letter(b->kafka, b->recs[d->rec].rkm, k2r_skip_name(d->skip),
+                                    d->detail, d->rule, 1, d->id, errstr, errstr_size);
+    }
+    if (err) {
         d->state = DLQ_UNSENT;
         b->stats.dead_letter_failures++;
         return -1;
@@ -439,6 +459,7 @@ static int dead_letter(k2r_bridge_t *b, size_t rec, k2r_skip_t skip, const char 
     }
     d = &b->dlq[b->ndlq++];
     d->rec = rec;
+    d->stub = 0;
     d->id = ++b->dlq_next_id;
     d->skip = skip;
     d->rule = rule;
@@ -469,6 +490,13 @@ static void on_delivery(void *opaque, uint64_t id, rd_kafka_resp_err_t err) {
     }
     b->dlq[lo].state = DLQ_UNSENT;
     b->stats.dead_letter_failures++;
+    if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !b->dlq[lo].stub) {
+        /* The broker's limit, not the producer's: send the stub at once. */
+        char errstr[256];
+        shrink_dead_letter(&b->dlq[lo]);
+        if (dlq_send(b, &b->dlq[lo], errstr, sizeof(errstr)) == 0)
+            return;
+    }
     dlq_hold(b, rd_kafka_err2str(err));
 }
 

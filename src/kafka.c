@@ -583,18 +583,18 @@ static rd_kafka_resp_err_t header_set(rd_kafka_headers_t *hdrs, const char *name
     return rd_kafka_header_add(hdrs, name, -1, value, -1);
 }
 
-int k2r_kafka_dead_letter(k2r_kafka_t *kafka, const rd_kafka_message_t *rkm, const char *reason,
-                          const char *detail, const char *rule, uint64_t id, char *errstr,
-                          size_t errstr_size) {
+rd_kafka_resp_err_t k2r_kafka_dead_letter(k2r_kafka_t *kafka, const rd_kafka_message_t *rkm,
+                                          const char *reason, const char *detail, const char *rule,
+                                          int stub, uint64_t id, char *errstr, size_t errstr_size) {
     rd_kafka_headers_t *orig = NULL, *hdrs;
     rd_kafka_resp_err_t err;
-    char partition[16], offset[24];
+    char partition[16], offset[24], size[24];
 
     assert(kafka->dlq);
-    if (rd_kafka_message_headers(rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
+    if (!stub && rd_kafka_message_headers(rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
         hdrs = rd_kafka_headers_copy(orig);
     else
-        hdrs = rd_kafka_headers_new(6);
+        hdrs = rd_kafka_headers_new(7);
     snprintf(partition, sizeof(partition), "%" PRId32, rkm->partition);
     snprintf(offset, sizeof(offset), "%" PRId64, rkm->offset);
     err = header_set(hdrs, "k2r.error.reason", reason);
@@ -608,22 +608,28 @@ int k2r_kafka_dead_letter(k2r_kafka_t *kafka, const rd_kafka_message_t *rkm, con
         err = header_set(hdrs, "k2r.source.partition", partition);
     if (!err)
         err = header_set(hdrs, "k2r.source.offset", offset);
+    if (!err && stub) {
+        /* Too large for the dead-letter topic as it was: the coordinates
+         * above say where to read it. */
+        snprintf(size, sizeof(size), "%zu", rkm->len);
+        err = header_set(hdrs, "k2r.error.truncated", size);
+    }
     /* The id travels in the message's opaque pointer, librdkafka's only
      * per-message field; it is never dereferenced. */
     if (!err)
         err = rd_kafka_producev(kafka->dlq, RD_KAFKA_V_TOPIC(kafka->dlq_topic),
-                                RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
-                                RD_KAFKA_V_VALUE(rkm->payload, rkm->len), RD_KAFKA_V_HEADERS(hdrs),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_KEY(stub ? NULL : rkm->key, stub ? 0 : rkm->key_len),
+                                RD_KAFKA_V_VALUE(stub ? NULL : rkm->payload, stub ? 0 : rkm->len),
+                                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                 // NOLINTNEXTLINE(performance-no-int-to-ptr)
                                 RD_KAFKA_V_OPAQUE((void *)(uintptr_t)id), RD_KAFKA_V_END);
     if (err) {
         rd_kafka_headers_destroy(hdrs); /* still ours: producev failed */
         snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(err));
-        return -1;
+        return err;
     }
     /* hdrs now owned by the queued message */
-    return 0;
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 void k2r_kafka_dead_letter_poll(k2r_kafka_t *kafka, int timeout_ms) {

@@ -148,12 +148,15 @@ int k2r_kafka_dead_letter_ready(const k2r_kafka_t *kafka);
  * replaced): k2r.error.reason, k2r.error.detail, k2r.rule, k2r.source.topic,
  * k2r.source.partition, k2r.source.offset. `rule` may be NULL (the header is
  * then "-"). The outcome is reported later to the delivery callback with
- * `id`. Returns 0 when queued, or -1 with the reason in errstr when
- * librdkafka refused it at once (nothing will be reported for it then).
+ * `id`. With `stub`, the key, value and original headers are left out and
+ * k2r.error.truncated gives the value's size: for a record too large for the
+ * dead-letter topic, whose k2r.source.* headers still say where it is.
+ * Returns 0 when queued, or librdkafka's error with the reason in errstr
+ * when it refused it at once (nothing will be reported for it then).
  */
-int k2r_kafka_dead_letter(k2r_kafka_t *kafka, const rd_kafka_message_t *rkm, const char *reason,
-                          const char *detail, const char *rule, uint64_t id, char *errstr,
-                          size_t errstr_size);
+rd_kafka_resp_err_t k2r_kafka_dead_letter(k2r_kafka_t *kafka, const rd_kafka_message_t *rkm,
+                                          const char *reason, const char *detail, const char *rule,
+                                          int stub, uint64_t id, char *errstr, size_t errstr_size);
 
 /* Serves delivery reports, waiting up to timeout_ms for the first one. */
 void k2r_kafka_dead_letter_poll(k2r_kafka_t *kafka, int timeout_ms);
