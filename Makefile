@@ -91,6 +91,7 @@ test: deps
 	$(MAKE) --no-print-directory all $(BUILD)/test-unit $(BUILD)/test-integration
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory fuzz-smoke
+	scripts/chart-check.sh
 	scripts/run-tests.sh $(BUILD)
 
 # Unit tests under ASan + UBSan, in their own build directory.

@@ -1,0 +1,71 @@
+# kafka-redis-bridge container image.
+#
+# Two stages on Debian 12 (bookworm-slim), the system the project is built and
+# tested on:
+#   build    installs the Debian packages of scripts/deps.sh's `build` group
+#            (the same ones a developer and CI install) and builds with the
+#            same make targets as CI: `make all` (with CI=true, so -Werror),
+#            then `make install` into /out.
+#   runtime  only the shared libraries the binary links, and CA certificates
+#            for TLS to the brokers; runs as the numeric non-root user 65532.
+#            scripts/chart-check.sh checks that the package list below is
+#            exactly the set of packages owning the libraries the built binary
+#            links (readelf NEEDED, less what the base image has).
+#
+#   docker build --build-arg VERSION=$(git describe --tags --always) -t kafka-redis-bridge .
+#   docker run --rm -p 8080:8080 -v "$PWD/my-config:/etc/kafka-redis-bridge:ro" \
+#       -e K2R_REDIS_PASSWORD_FILE=/run/secrets/redis kafka-redis-bridge
+#
+# The configuration is read from /etc/kafka-redis-bridge/bridge.yaml (the
+# example config until something is mounted there; the Helm chart mounts its
+# ConfigMap as that directory). Credentials come from K2R_* environment
+# variables or K2R_*_FILE files, never from the image.
+
+ARG DEBIAN_IMAGE=debian:bookworm-slim
+
+FROM ${DEBIAN_IMAGE} AS build
+WORKDIR /src
+# deps.sh on its own first: the package layer is reused until it changes.
+COPY scripts/deps.sh scripts/deps.sh
+RUN scripts/deps.sh build && rm -rf /var/lib/apt/lists/*
+COPY . .
+# The build context has no .git, so `git describe` cannot name the version:
+# it is passed in, and shows in `kafka-redis-bridge version` and k2r_build_info.
+ARG VERSION=0.1.0
+ENV CI=true
+RUN make -j"$(nproc)" VERSION="${VERSION}" all \
+ && make VERSION="${VERSION}" install DESTDIR=/out PREFIX=/usr/local
+
+FROM ${DEBIAN_IMAGE} AS runtime
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="kafka-redis-bridge" \
+      org.opencontainers.image.description="Kafka consumer group that publishes thin notifications on Redis Pub/Sub" \
+      org.opencontainers.image.version="${VERSION}"
+# The runtime halves of the build group's -dev packages (their sonames on
+# Debian 12), and CA certificates for ssl.ca.location's default. Versions are
+# not pinned: bookworm's security updates replace them, and a pinned version
+# that has left the archive would break the build.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        ca-certificates \
+        libhiredis0.14 \
+        libjansson4 \
+        libmicrohttpd12 \
+        librdkafka1 \
+        libsimdjson14 \
+        libyaml-0-2 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 65532 k2r \
+ && useradd --no-log-init --uid 65532 --gid 65532 --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin k2r
+COPY --from=build /out/usr/local/ /usr/local/
+COPY --from=build /src/config/bridge.example.yaml /etc/kafka-redis-bridge/bridge.yaml
+# Fails the build when a shared library is missing from the list above.
+RUN /usr/local/bin/kafka-redis-bridge version
+
+USER 65532:65532
+EXPOSE 8080
+# SIGTERM (the default stop signal) drains, commits and leaves the group.
+ENTRYPOINT ["/usr/local/bin/kafka-redis-bridge"]
+CMD ["run", "-c", "/etc/kafka-redis-bridge/bridge.yaml"]

@@ -1,0 +1,231 @@
+{{/*
+Helpers shared by the templates: names and labels, the rendered bridge
+configuration, the Secret wiring, KEDA's derived trigger settings, and
+"validate", which fails rendering with a message that says what to change
+when values contradict each other in ways values.schema.json cannot see.
+*/}}
+
+{{- define "kafka-redis-bridge.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-qualified name, at most 63 characters (a DNS label). */}}
+{{- define "kafka-redis-bridge.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "kafka-redis-bridge.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The labels that pick the bridge's pods: the Service, PDB, monitors and spread constraints use them. */}}
+{{- define "kafka-redis-bridge.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kafka-redis-bridge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "kafka-redis-bridge.labels" -}}
+helm.sh/chart: {{ include "kafka-redis-bridge.chart" . }}
+{{ include "kafka-redis-bridge.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "kafka-redis-bridge.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "kafka-redis-bridge.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "kafka-redis-bridge.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "kafka-redis-bridge.configMapName" -}}
+{{- default (include "kafka-redis-bridge.fullname" .) .Values.existingConfigMap }}
+{{- end }}
+
+{{/* "true" when some autoscaler owns spec.replicas, else "". */}}
+{{- define "kafka-redis-bridge.autoscaled" -}}
+{{- if or .Values.autoscaling.hpa.enabled .Values.autoscaling.keda.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+The bridge configuration as YAML: config from values, plus the chart's own
+http section (the probes and the Service need it on containerPort). Empty
+optional maps are left out rather than written as {}.
+*/}}
+{{- define "kafka-redis-bridge.config" -}}
+{{- $cfg := deepCopy .Values.config }}
+{{- $host := .Values.listenHost }}
+{{- if contains ":" $host }}
+{{- $host = printf "[%s]" $host }}
+{{- end }}
+{{- $_ := set $cfg "http" (dict "enabled" true "listen" (printf "%s:%d" $host (int .Values.containerPort))) }}
+{{- if and (hasKey $cfg "limits") (empty $cfg.limits) }}
+{{- $_ := unset $cfg "limits" }}
+{{- end }}
+{{- if and (hasKey $cfg.kafka "properties") (empty $cfg.kafka.properties) }}
+{{- $_ := unset $cfg.kafka "properties" }}
+{{- end }}
+{{- toYaml $cfg }}
+{{- end }}
+
+{{/* A bridge duration ("500ms", "10s", "5m", "1h", 0) in whole seconds, rounded up. */}}
+{{- define "kafka-redis-bridge.durationSeconds" -}}
+{{- $d := toString . }}
+{{- $digits := regexFind "^[0-9]+" $d }}
+{{- $n := atoi (default "0" $digits) }}
+{{- $unit := trimPrefix $digits $d }}
+{{- if eq $unit "ms" }}{{ div (add $n 999) 1000 }}
+{{- else if eq $unit "m" }}{{ mul $n 60 }}
+{{- else if eq $unit "h" }}{{ mul $n 3600 }}
+{{- else }}{{ $n }}
+{{- end }}
+{{- end }}
+
+{{/* Secrets: a Secret name when the credential is configured (existing, or created from values), else "". */}}
+{{- define "kafka-redis-bridge.redisSecretName" -}}
+{{- if .Values.secrets.redis.existingSecret }}
+{{- .Values.secrets.redis.existingSecret }}
+{{- else if .Values.secrets.redis.password }}
+{{- printf "%s-redis" (include "kafka-redis-bridge.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "kafka-redis-bridge.kafkaSaslSecretName" -}}
+{{- if .Values.secrets.kafkaSasl.existingSecret }}
+{{- .Values.secrets.kafkaSasl.existingSecret }}
+{{- else if or .Values.secrets.kafkaSasl.username .Values.secrets.kafkaSasl.password }}
+{{- printf "%s-kafka-sasl" (include "kafka-redis-bridge.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* Where file-mode secrets are mounted in the container. */}}
+{{- define "kafka-redis-bridge.secretsDir" -}}
+/var/run/secrets/kafka-redis-bridge
+{{- end }}
+
+{{/* librdkafka properties from values ({} with an existing ConfigMap). */}}
+{{- define "kafka-redis-bridge.kafkaProperties" -}}
+{{- if .Values.existingConfigMap }}{{ dict | toJson }}
+{{- else }}{{ default dict .Values.config.kafka.properties | toJson }}
+{{- end }}
+{{- end }}
+
+{{/* KEDA's sasl mode: the value, or derived from sasl.mechanism / security.protocol. */}}
+{{- define "kafka-redis-bridge.kedaSasl" -}}
+{{- $props := include "kafka-redis-bridge.kafkaProperties" . | fromJson }}
+{{- $modes := dict "PLAIN" "plaintext" "SCRAM-SHA-256" "scram_sha256" "SCRAM-SHA-512" "scram_sha512" "OAUTHBEARER" "oauthbearer" "GSSAPI" "gssapi" }}
+{{- $mechanism := upper (toString (default "" (index $props "sasl.mechanism"))) }}
+{{- $protocol := upper (toString (default "" (index $props "security.protocol"))) }}
+{{- if .Values.autoscaling.keda.sasl }}
+{{- .Values.autoscaling.keda.sasl }}
+{{- else if $mechanism }}
+{{- index $modes $mechanism | default "" }}
+{{- else if hasPrefix "SASL_" $protocol }}
+{{- /* librdkafka's default mechanism */ -}}
+gssapi
+{{- end }}
+{{- end }}
+
+{{/* KEDA's tls setting: the value, or "enable" when security.protocol is SSL or SASL_SSL. */}}
+{{- define "kafka-redis-bridge.kedaTls" -}}
+{{- $props := include "kafka-redis-bridge.kafkaProperties" . | fromJson }}
+{{- $protocol := upper (toString (default "" (index $props "security.protocol"))) }}
+{{- if .Values.autoscaling.keda.tls }}
+{{- .Values.autoscaling.keda.tls }}
+{{- else if or (eq $protocol "SSL") (eq $protocol "SASL_SSL") }}
+{{- "enable" }}
+{{- end }}
+{{- end }}
+
+{{/* KEDA's offsetResetPolicy: the value, or derived from auto.offset.reset. */}}
+{{- define "kafka-redis-bridge.kedaOffsetReset" -}}
+{{- $props := include "kafka-redis-bridge.kafkaProperties" . | fromJson }}
+{{- $reset := lower (toString (default "" (index $props "auto.offset.reset"))) }}
+{{- if .Values.autoscaling.keda.offsetResetPolicy }}
+{{- .Values.autoscaling.keda.offsetResetPolicy }}
+{{- else if has $reset (list "earliest" "smallest" "beginning") }}
+{{- "earliest" }}
+{{- else }}
+{{- "latest" }}
+{{- end }}
+{{- end }}
+
+{{/* PromQL label matchers for this release's series. */}}
+{{- define "kafka-redis-bridge.promSelector" -}}
+{{- default (printf "namespace=%q, job=%q" .Release.Namespace .Release.Name) .Values.metrics.prometheusRule.selector }}
+{{- end }}
+
+{{/*
+Checks across values; each failure says what to change. Included once, by
+the Deployment, so every rendering runs it.
+*/}}
+{{- define "kafka-redis-bridge.validate" -}}
+{{- $v := .Values }}
+{{- if and $v.autoscaling.hpa.enabled $v.autoscaling.keda.enabled }}
+{{- fail "\n\nautoscaling.hpa.enabled and autoscaling.keda.enabled are both true: enable one of them. KEDA drives its own HorizontalPodAutoscaler from the ScaledObject, and two autoscalers would fight over the Deployment's replicas." }}
+{{- end }}
+{{- if and $v.metrics.serviceMonitor.enabled $v.metrics.podMonitor.enabled }}
+{{- fail "\n\nmetrics.serviceMonitor.enabled and metrics.podMonitor.enabled are both true: enable one of them, or Prometheus scrapes every pod twice and every counter is doubled in sums." }}
+{{- end }}
+{{- if and $v.secrets.redis.existingSecret $v.secrets.redis.password }}
+{{- fail "\n\nsecrets.redis: give existingSecret or password, not both (password creates a Secret for development)." }}
+{{- end }}
+{{- if and $v.secrets.kafkaSasl.existingSecret (or $v.secrets.kafkaSasl.username $v.secrets.kafkaSasl.password) }}
+{{- fail "\n\nsecrets.kafkaSasl: give existingSecret or username/password, not both (username/password create a Secret for development)." }}
+{{- end }}
+{{- if and (not $v.secrets.kafkaSasl.existingSecret) (or $v.secrets.kafkaSasl.username $v.secrets.kafkaSasl.password) (not (and $v.secrets.kafkaSasl.username $v.secrets.kafkaSasl.password)) }}
+{{- fail "\n\nsecrets.kafkaSasl: give both username and password." }}
+{{- end }}
+{{- if and (or $v.probes.liveness.enabled $v.probes.readiness.enabled $v.probes.startup.enabled $v.service.enabled) (eq (int $v.containerPort) 0) }}
+{{- fail "\n\ncontainerPort must be set: the probes and the Service use it." }}
+{{- end }}
+{{- if not $v.existingConfigMap }}
+{{- /* Credentials must never reach the ConfigMap. */ -}}
+{{- range $key, $_ := (default dict $v.config.kafka.properties) }}
+{{- if regexMatch "(?i)(password|secret|^sasl\\.username$|^sasl\\.jaas\\.config$|^ssl\\.key\\.pem$|^ssl_key$)" $key }}
+{{- fail (printf "\n\nconfig.kafka.properties.%s: credentials never go in the ConfigMap, where anyone allowed to read ConfigMaps sees them. Use secrets.kafkaSasl for sasl.username and sasl.password; for keys and keystores mount a Secret with extraVolumes and point the *.location property at the file." $key) }}
+{{- end }}
+{{- end }}
+{{- if regexMatch "^rediss?://[^/]*@" (toString $v.config.redis.url) }}
+{{- fail "\n\nconfig.redis.url holds credentials: write redis://host:port and give the password through secrets.redis, so it never reaches the ConfigMap." }}
+{{- end }}
+{{- /* The grace period must cover the drain plus committing and leaving the group. */ -}}
+{{- $drain := 10 }}
+{{- if and $v.config.shutdown (hasKey $v.config.shutdown "drain_timeout") }}
+{{- $drain = include "kafka-redis-bridge.durationSeconds" $v.config.shutdown.drain_timeout | atoi }}
+{{- end }}
+{{- if lt (int $v.terminationGracePeriodSeconds) (add $drain 10) }}
+{{- fail (printf "\n\nterminationGracePeriodSeconds is %d but config.shutdown.drain_timeout is %ds: the grace period must be at least the drain timeout plus 10s (%ds) so the bridge can commit its offsets and leave the group before it is killed." (int $v.terminationGracePeriodSeconds) $drain (add $drain 10)) }}
+{{- end }}
+{{- end }}
+{{- if $v.autoscaling.keda.enabled }}
+{{- if and $v.existingConfigMap (not (and $v.autoscaling.keda.bootstrapServers $v.autoscaling.keda.consumerGroup)) }}
+{{- fail "\n\nautoscaling.keda with existingConfigMap: set autoscaling.keda.bootstrapServers and autoscaling.keda.consumerGroup (the chart cannot read them from a ConfigMap it does not render)." }}
+{{- end }}
+{{- $sasl := include "kafka-redis-bridge.kedaSasl" . }}
+{{- if and $sasl (ne $sasl "none") (not (include "kafka-redis-bridge.kafkaSaslSecretName" .)) (not $v.autoscaling.keda.extraSecretTargetRefs) }}
+{{- fail (printf "\n\nautoscaling.keda: the brokers use SASL (%s) but secrets.kafkaSasl names no Secret; KEDA's Kafka scaler needs the same credentials as the bridge. Set secrets.kafkaSasl.existingSecret, or autoscaling.keda.extraSecretTargetRefs." $sasl) }}
+{{- end }}
+{{- end }}
+{{- end }}
