@@ -8,8 +8,10 @@
  * PUBLISH commands, all published pipelined on one connection, then, and only
  * then, the next offset of every partition in the batch is stored for commit.
  * That gives at-least-once delivery into Redis: a crash or a lost connection
- * can repeat notifications whose replies were not read, never skip one. The
- * batch is everything in flight: while it is full nothing more is taken, and
+ * can repeat notifications whose replies were not read, never skip one.
+ * Stored offsets are committed by librdkafka's auto-commit and, to keep what
+ * a crash repeats small, by an asynchronous commit started after a batch at
+ * most every COMMIT_INTERVAL_MS. The batch is everything in flight: while it is full nothing more is taken, and
  * librdkafka's prefetch queue is bounded by the same limits (kafka.c), so
  * memory stays flat whatever Redis does.
  *
