@@ -3,8 +3,18 @@
  *
  * The shape follows kcat's consumer and librdkafka's examples/consumer.c:
  * consumer_poll in the caller's loop, a rebalance callback that assigns and
- * unassigns incrementally under the cooperative protocol (and eagerly under
- * the others, should a user choose one), consumer_close to commit and leave.
+ * unassigns eagerly under librdkafka's default assignors (range, roundrobin)
+ * and incrementally under cooperative-sticky, should a user choose it,
+ * consumer_close to commit and leave.
+ *
+ * Why not cooperative-sticky by default: librdkafka before 2.10 (Debian 12
+ * has 2.0.2) marks the whole assignment lost when an offset commit meets the
+ * generation a cooperative rebalance has just bumped (ILLEGAL_GENERATION,
+ * confluentinc/librdkafka#4059, fixed by #4908). Every partition is then
+ * given up uncommitted and read again: duplicates on each scale event. The
+ * integration test of a member joining caught it. Eager rebalances pause
+ * every partition briefly but commit on revocation with a valid generation,
+ * so a member joining repeats nothing.
  *
  * Offsets: enable.auto.offset.store is false, so nothing is committed for a
  * record until the bridge stored its offset, which it does only after Redis
@@ -330,8 +340,6 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
         snprintf(records, sizeof(records), "%d", cfg->limits.max_inflight_records);
         const char *const defaults[] = {"client.id",
                                         "kafka-redis-bridge",
-                                        "partition.assignment.strategy",
-                                        "cooperative-sticky",
                                         "log.connection.close",
                                         "false",
                                         "queued.max.messages.kbytes",

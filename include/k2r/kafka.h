@@ -4,7 +4,7 @@
  *
  * A thin layer over librdkafka's KafkaConsumer that fixes the settings the
  * bridge's guarantees rest on (offsets are stored only when the bridge says so,
- * cooperative-sticky assignment), routes librdkafka's log lines into the
+ * eager assignment by default), routes librdkafka's log lines into the
  * bridge's logger, handles rebalances, and pauses or resumes every assigned
  * partition at once. A partition can also be stopped on its own: it stays
  * paused whatever the global pause does, until it is revoked.
