@@ -869,8 +869,10 @@ static void complete_batch(k2r_bridge_t *b) {
     clear_batch(b);
     /* Commit soon after publishing, not only every auto.commit.interval.ms:
      * what a crash repeats is what was published but not committed, so this
-     * keeps it to about the batch in flight. At most every COMMIT_INTERVAL_MS,
-     * so that a trickle of records does not become a stream of commits. */
+     * keeps it to the batch in flight plus what is published in about one
+     * COMMIT_INTERVAL_MS and a commit round trip (thousands of records while
+     * draining a backlog). At most every COMMIT_INTERVAL_MS, so that a
+     * trickle of records does not become a stream of commits. */
     if (now_ms >= b->commit_next_ms) {
         k2r_kafka_commit(b->kafka);
         b->commit_next_ms = now_ms + COMMIT_INTERVAL_MS;
