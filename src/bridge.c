@@ -11,9 +11,9 @@
  * can repeat notifications whose replies were not read, never skip one.
  * Stored offsets are committed by librdkafka's auto-commit and, to keep what
  * a crash repeats small, by an asynchronous commit started after a batch at
- * most every COMMIT_INTERVAL_MS. The batch is everything in flight: while it is full nothing more is taken, and
- * librdkafka's prefetch queue is bounded by the same limits (kafka.c), so
- * memory stays flat whatever Redis does.
+ * most every COMMIT_INTERVAL_MS. The batch is everything in flight: while it is full nothing more
+ * is taken, and librdkafka's prefetch queue is bounded by the same limits (kafka.c), so memory
+ * stays flat whatever Redis does.
  *
  * While Redis is unreachable, redis.on_unavailable decides:
  *
@@ -103,7 +103,7 @@ typedef struct brec_s {
     rd_kafka_message_t *rkm;
     size_t part;  /* index into parts */
     size_t bytes; /* key, value and headers: what counts against the limit */
-    int failed;   /* handed to its rule's policy after a refused PUBLISH */
+    int failed;   /* after a refused PUBLISH: 1 + the strictest on_error carried out */
 } brec_t;
 
 typedef enum drop_e { DROP_NONE = 0, DROP_STALE, DROP_UNAVAILABLE } drop_t;
@@ -190,6 +190,7 @@ struct k2r_bridge_s {
     int64_t metrics_next_ms;
     int64_t commit_next_ms;
     int stopping;
+    int oom; /* out of memory inside a callback: stop, storing nothing more */
     int64_t stats_next_ms;
     k2r_ratelimit_t skip_rl, dead_rl, perr_rl, conn_rl, dlq_rl, drop_rl, stale_rl, unavail_rl;
 };
@@ -502,6 +503,17 @@ static void on_delivery(void *opaque, uint64_t id, rd_kafka_resp_err_t err) {
     dlq_hold(b, rd_kafka_err2str(err));
 }
 
+/* Every dead letter is settled (or none is left, after a rebalance): whatever
+ * held the batch for them is over, and Kafka may resume. */
+static void dlq_release(k2r_bridge_t *b) {
+    b->dlq_waiting_ms = 0;
+    if (b->dlq_down)
+        k2r_log_info("dead-letter: no dead letter is held any more");
+    b->dlq_down = 0;
+    b->dlq_backoff_ms = DEAD_LETTER_BACKOFF_MS;
+    b->dlq_retry_ms = 0;
+}
+
 /* 1 when every dead letter of the batch was acknowledged. */
 static int dlq_settled(const k2r_bridge_t *b) {
     for (size_t i = 0; i < b->ndlq; i++)
@@ -546,8 +558,9 @@ static int dlq_wait(k2r_bridge_t *b, int draining) {
     }
     if (b->dlq_down && serve(b, 0, draining) != 0)
         return -1;
+    /* Up to 100 ms (a report ends the wait early), or until a resend is due. */
     wait = b->dlq_retry_ms - now;
-    k2r_kafka_dead_letter_poll(b->kafka, wait <= 0 ? 0 : wait > 100 ? 100 : (int)wait);
+    k2r_kafka_dead_letter_poll(b->kafka, wait > 0 && wait < 100 ? (int)wait : 100);
     if (dlq_settled(b) && b->dlq_down) {
         k2r_log_info("dead-letter: %s acknowledged again; %zu held dead letter(s) delivered",
                      b->cfg->kafka.dead_letter_topic ? b->cfg->kafka.dead_letter_topic : "-",
@@ -643,7 +656,9 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
         if (ref.rstat == SIZE_MAX)
             return -1;
         if (m.publish[i].max_age_ms > 0 && msg.timestamp >= 0)
-            ref.expires_ms = msg.timestamp + m.publish[i].max_age_ms;
+            ref.expires_ms = msg.timestamp > INT64_MAX - m.publish[i].max_age_ms
+                                 ? INT64_MAX /* a timestamp from the far future */
+                                 : msg.timestamp + m.publish[i].max_age_ms;
         rc = add_item(b, &ref, m.publish[i].channel_len, m.publish[i].message_len);
     }
     if (rc != 0)
@@ -670,7 +685,7 @@ static int batch_open(const k2r_bridge_t *b) {
 static int fill(k2r_bridge_t *b, int timeout_ms) {
     rd_kafka_message_t *rkm;
 
-    while (batch_open(b) && (rkm = k2r_kafka_poll(b->kafka, timeout_ms)) != NULL) {
+    while (batch_open(b) && !b->oom && (rkm = k2r_kafka_poll(b->kafka, timeout_ms)) != NULL) {
         if (take_record(b, rkm) != 0)
             return -1;
         timeout_ms = 0;
@@ -730,7 +745,7 @@ static int handle_refusals(k2r_bridge_t *b) {
         if (it->status != K2R_PUBLISH_ERROR || ref->handled)
             continue;
         if (server_state_error(it->error)) {
-            if (!outage) {
+            if (!outage && k2r_redis_connected(b->redis)) {
                 char why[160];
                 snprintf(why, sizeof(why), "the server answered %s", it->error);
                 k2r_redis_disconnect(b->redis);
@@ -755,9 +770,11 @@ static int handle_refusals(k2r_bridge_t *b) {
                          : ref->on_error == K2R_ON_ERROR_DEAD_LETTER ? "dead-letter"
                                                                      : "stop",
                          detail, (unsigned long long)suppressed);
-        if (r->failed)
-            continue; /* another of its notifications was refused already */
-        r->failed = 1;
+        /* Once per record, unless a later refusal's rule is stricter (stop >
+         * dead-letter > skip): then that one is carried out too. */
+        if (r->failed > (int)ref->on_error)
+            continue;
+        r->failed = (int)ref->on_error + 1;
         count_failed(b, ref->rule, K2R_SKIP_REDIS_ERROR,
                      ref->on_error == K2R_ON_ERROR_SKIP          ? K2R_ACTION_SKIP
                      : ref->on_error == K2R_ON_ERROR_DEAD_LETTER ? K2R_ACTION_DEAD_LETTER
@@ -833,7 +850,7 @@ static void clear_batch(k2r_bridge_t *b) {
     b->inflight_bytes = 0;
     b->ndlq = 0;
     b->bytes.len = 0;
-    b->dlq_waiting_ms = 0;
+    dlq_release(b);
 }
 
 /* Counts the outcome of one finished item; `now` is the wall clock (ms). */
@@ -944,9 +961,12 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revok
     remap_part = malloc(b->nparts * sizeof(*remap_part));
     remap_rec = malloc((b->nrecs ? b->nrecs : 1) * sizeof(*remap_rec));
     if (!gone || !remap_part || !remap_rec) {
-        /* Cannot compact: dropping the whole batch only means re-reading it. */
+        /* Cannot compact. Dropping the whole batch would let the kept
+         * partitions store offsets past the dropped records later, so the
+         * bridge stops instead, committing nothing more (the oom path). */
         b->stats.dropped_on_revoke += pending(b);
         clear_batch(b);
+        b->oom = 1;
         goto out;
     }
     for (size_t i = 0; i < b->nparts; i++) {
@@ -1019,6 +1039,8 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revok
     b->nparts = keep;
     if (!keep)
         clear_batch(b);
+    else if (b->dlq_down && dlq_settled(b))
+        dlq_release(b);
 out:
     free(gone);
     free(remap_part);
@@ -1109,7 +1131,9 @@ static int publish(k2r_bridge_t *b) {
     start = now_us();
     if (k2r_redis_publish(b->redis, b->items, b->nitems, errstr, sizeof(errstr)) != 0) {
         redis_failed(b, "publish", errstr);
-        return -1;
+        /* Replies read before the connection failed may be refusals: their
+         * records' policies must run before anything can complete. */
+        return handle_refusals(b) < 0 ? -2 : -1;
     }
     k2r_hist_observe(&b->pub_hist, (double)(now_us() - start) / 1e6);
     rc = handle_refusals(b);
@@ -1466,6 +1490,8 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
     while (!*stop) {
         int drop = b->cfg->redis.on_unavailable == K2R_UNAVAILABLE_DROP;
 
+        if (b->oom)
+            goto oom;
         if (k2r_kafka_fatal(b->kafka, errstr, sizeof(errstr))) {
             k2r_log_error("kafka: fatal error: %s; stopping so that the bridge is restarted",
                           errstr);
@@ -1488,7 +1514,7 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
                 *reload = 0;
                 reload_rules(b);
             }
-            if (fill(b, 100) != 0)
+            if (fill(b, 100) != 0 || b->oom)
                 goto oom;
             if (!b->nparts)
                 continue;
@@ -1534,6 +1560,9 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
 
 oom:
     k2r_log_error("bridge: out of memory; stopping without committing the batch in flight");
+    /* Emptied first, so that the revocation inside close finds nothing to
+     * finish: a half-taken record must not have its offset stored. */
+    clear_batch(b);
     k2r_kafka_close(b->kafka);
     return K2R_RUN_FAILED;
 }

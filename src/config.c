@@ -1124,6 +1124,8 @@ static void rules_section(loader_t *ld, yaml_node_t *value, const char *path) {
             lerr(ld, node, "%s: give channel or channels, not both", rpath);
         if (w.has_fields && rc->message)
             lerr(ld, node, "%s: give notification or message, not both", rpath);
+        if (rc->name && strlen(rc->name) > K2R_RULE_NAME_MAX)
+            lerr(ld, node, "%s.name: longer than %d bytes", rpath, K2R_RULE_NAME_MAX);
         if (rc->name) {
             for (size_t j = 0; j + 1 < cfg->nrules; j++) {
                 if (cfg->rules[j].name && strcmp(cfg->rules[j].name, rc->name) == 0)

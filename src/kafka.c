@@ -249,8 +249,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             kafka->revoke(kafka->opaque, parts, lost);
         stopped_forget(kafka, parts);
         if (!lost) {
-            /* Commit what was stored so the next owner does not repeat it. */
-            rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, parts, 0);
+            /* Commit what was stored so the next owner does not repeat it.
+             * NULL: the assignment's stored offsets (the revoked partitions
+             * are still assigned here); the list given to this callback
+             * carries no offsets, so committing it would commit nothing. */
+            rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
             if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
                 k2r_log_warn("kafka: commit on revoke failed: %s", rd_kafka_err2str(cerr));
         }

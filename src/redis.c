@@ -720,10 +720,18 @@ static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size
         if (roundtrip(redis, argc, argv, argvlen, deadline_ms, errstr, errstr_size) != 0)
             return -1;
         if (reply->type == REDIS_REPLY_ERROR) {
-            /* WRONGPASS, or "AUTH ... called without any password configured":
-             * either way the settings are wrong, not the network. */
+            /* WRONGPASS, NOPERM, "invalid password", "AUTH ... called without
+             * any password configured": the settings are wrong, not the
+             * network. Anything else ("ERR max number of clients reached",
+             * written as soon as a connection is accepted) may pass. */
             snprintf(errstr, errstr_size, "AUTH: %s", reply->str);
-            return -2;
+            return strncmp(reply->str, "WRONGPASS", 9) == 0 ||
+                           strncmp(reply->str, "NOPERM", 6) == 0 ||
+                           strstr(reply->str, "invalid password") ||
+                           strstr(reply->str, "invalid username-password") ||
+                           strstr(reply->str, "without any password configured")
+                       ? -2
+                       : -1;
         }
         if (reply->type != REDIS_REPLY_STATUS) {
             snprintf(errstr, errstr_size, "AUTH: unexpected reply type");

@@ -125,6 +125,9 @@ typedef enum k2r_on_error_e {
     K2R_ON_ERROR_STOP
 } k2r_on_error_t;
 
+/* The longest rule name: it travels in headers, log lines and metric labels. */
+#define K2R_RULE_NAME_MAX 100
+
 /* One entry of `rules:`, as written; rules.c compiles it. */
 typedef struct k2r_rule_conf_s {
     char *name;
