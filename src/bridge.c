@@ -190,7 +190,8 @@ struct k2r_bridge_s {
     int64_t metrics_next_ms;
     int64_t commit_next_ms;
     int stopping;
-    int oom; /* out of memory inside a callback: stop, storing nothing more */
+    int oom;     /* out of memory inside a callback: stop, storing nothing more */
+    int drained; /* the stop's drain is over: revocations finish nothing more */
     int64_t stats_next_ms;
     k2r_ratelimit_t skip_rl, dead_rl, perr_rl, conn_rl, dlq_rl, drop_rl, stale_rl, unavail_rl;
 };
@@ -977,7 +978,9 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revok
     }
     if (!ngone)
         goto out;
-    if (!lost)
+    /* After a drain (SIGTERM), the close that follows revokes everything:
+     * the drain already had its time, and what it left stays unstored. */
+    if (!lost && !b->drained)
         finish_revoked(b, gone);
 
     /* Compact parts, records, items and dead letters. */
@@ -1553,6 +1556,7 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
     b->stopping = 1;
     update_metrics(b, 1);
     rc = drain(b);
+    b->drained = 1;
     k2r_kafka_close(b->kafka);
     log_stats(b, 1);
     update_metrics(b, 1);

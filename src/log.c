@@ -194,6 +194,11 @@ vwrite_line(k2r_log_level_t level, const k2r_log_field_t *fields, size_t nfields
             add(&l, "=", 1, 1);
             add(&l, v, strlen(v), 1);
         }
+        /* Message and values may carry bytes from records (keys, details):
+         * a newline there must not start a forged line of its own. */
+        for (size_t i = 0; i < l.len; i++)
+            if ((unsigned char)l.buf[i] < 0x20 || l.buf[i] == 0x7f)
+                l.buf[i] = '?';
         l.buf[l.len++] = '\n';
     }
 

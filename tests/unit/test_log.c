@@ -283,6 +283,22 @@ static void test_text_format(void) {
     free(out);
 }
 
+/* A newline (or any control byte) from a record cannot forge a text line. */
+static void test_text_control_bytes(void) {
+    const k2r_log_field_t fields[] = {{"key", "a\rb"}};
+    capture_t c;
+    char *out;
+
+    capture_start(&c, 0);
+    k2r_log_fields(K2R_LOG_WARN, fields, 1, "skipped record: %s",
+                   "id\n2026-11-23T00:00:00.000Z error  forged\t\x1b[31m");
+    out = capture_end(&c);
+    CU_ASSERT_EQUAL(count_lines(out), 1);
+    CU_ASSERT_STRING_EQUAL(out + 24, " warn  skipped record: id?2026-11-23T00:00:00.000Z error  "
+                                     "forged??[31m key=a?b\n");
+    free(out);
+}
+
 int test_log_register(void) {
     CU_pSuite suite = CU_add_suite("log", NULL, NULL);
 
@@ -291,7 +307,9 @@ int test_log_register(void) {
         !CU_add_test(suite, "quotes, control bytes, invalid UTF-8", test_json_escaping) ||
         !CU_add_test(suite, "context fields", test_json_fields) ||
         !CU_add_test(suite, "a message too long for a line", test_json_long) ||
-        !CU_add_test(suite, "the text format", test_text_format))
+        !CU_add_test(suite, "the text format", test_text_format) ||
+        !CU_add_test(suite, "the text format: control bytes cannot forge lines",
+                     test_text_control_bytes))
         return CU_get_error();
     return 0;
 }
