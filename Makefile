@@ -7,7 +7,8 @@
 #   make lint       clang-format check, clang-tidy, cppcheck
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (fuzz-smoke: 10 s)
 #   make demo       the whole pipeline, live, on a local stack
-#   make bench      benchmarks on a local stack (bench/): memory through a Redis outage
+#   make bench      benchmarks on a local stack (bench/): backlog throughput, memory
+#                   through a Redis outage
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -174,6 +175,7 @@ demo: deps
 # Benchmarks against a real broker and redis-server (scripts/with-stack.sh).
 bench: deps
 	$(MAKE) --no-print-directory all
+	scripts/with-stack.sh bench/throughput.sh $(BUILD)
 	scripts/with-stack.sh bench/outage-memory.sh $(BUILD)
 
 install: $(BIN)

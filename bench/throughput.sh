@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# throughput.sh - how fast does the bridge drain a backlog, end to end?
+#
+# Runs inside scripts/with-stack.sh (a real broker and redis-server). Produces
+# COUNT seed-shaped events (about 150 bytes, 3 partitions) first, then starts
+# the bridge and times it from start until /metrics says every record was
+# published (the wall clock includes joining the group). Reports records per
+# second and the bridge's CPU time per record, from /proc, next to the same
+# figures for the simplest possible pipeline on the same stack: kcat reading
+# the topic into `redis-cli --pipe` with PUBLISH commands formed by awk (no
+# consumer group, no offsets, no mapping rules: a floor, not a peer).
+#
+# usage: scripts/with-stack.sh bench/throughput.sh BUILD_DIR
+# env:   COUNT (200000)
+set -euo pipefail
+build="${1:-build}"
+bin="$build/kafka-redis-bridge"
+count="${COUNT:-200000}"
+: "${K2R_TEST_KAFKA_BROKERS:?run me under scripts/with-stack.sh}"
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+    local p
+    for p in $(shuf -i 20000-32000 -n 100); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+    return 1
+}
+http_port="$(free_port)"
+metric() {
+    local out
+    out="$(exec 3<>"/dev/tcp/127.0.0.1/$http_port" &&
+        printf 'GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n' >&3 && cat <&3)" || { echo 0; return; }
+    awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%d\n", s }' <<<"$out"
+}
+now_ms() { date +%s%3N; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+topic="bench-tput-$$"
+echo "throughput: producing $count events to $topic"
+awk -v n="$count" 'BEGIN {
+    for (i = 0; i < n; i++)
+        printf "{\"id\":\"e%d\",\"type\":\"push\",\"source_type\":\"user\",\"source_id\":\"u%d\",\"payload\":{\"ref\":\"refs/heads/main\",\"size\":%d}}\n", i, i % 1000, i % 7
+}' >"$work/events"
+kcat -P -b "$K2R_TEST_KAFKA_BROKERS" -t "$topic" -p 0 -l "$work/events"
+
+cat >"$work/bridge.yaml" <<EOF
+kafka:
+  brokers: $K2R_TEST_KAFKA_BROKERS
+  group_id: bench-tput-$$
+  topics: [$topic]
+  properties: {auto.offset.reset: earliest${PROPS:+, $PROPS}}
+redis:
+  url: redis://127.0.0.1:$K2R_TEST_REDIS_PORT
+${LIMITS:+limits: {$LIMITS}}
+http: {listen: "127.0.0.1:$http_port"}
+log: {format: text}
+rules:
+  - {name: bench, topic: $topic, type: source_type, id: source_id}
+EOF
+
+start="$(now_ms)"
+K2R_LOG_FORMAT=text "$bin" run -c "$work/bridge.yaml" 2>"$work/bridge.log" &
+bridge=$!
+pids+=("$bridge")
+published=0
+deadline=$((SECONDS + 600))
+while [ "$published" -lt "$count" ] && [ "$SECONDS" -lt "$deadline" ]; do
+    sleep 0.1 # polling pace; the loop ends on the count
+    published="$(metric k2r_notifications_published_total)"
+done
+elapsed=$(($(now_ms) - start))
+ticks="$(cpu_ticks "$bridge")"
+kill -TERM "$bridge"
+wait "$bridge" || true
+hz="$(getconf CLK_TCK)"
+# From the assignment on (the group join is not the bridge's speed).
+assigned="$(grep -m1 'kafka: assigned' "$work/bridge.log" | cut -c1-24)"
+assigned_ms="$(date -d "$assigned" +%s%3N)"
+awk -v n="$published" -v ms="$elapsed" -v t="$ticks" -v hz="$hz" -v join="$((assigned_ms - start))" 'BEGIN {
+    printf "bridge:   %d published in %.2f s from start (%.0f records/s), %.2f s from the assignment (%.0f records/s); CPU %.2f s, %.1f us/record\n",
+        n, ms / 1000, n / (ms / 1000), (ms - join) / 1000, n / ((ms - join) / 1000), t / hz, t / hz * 1e6 / n }'
+
+# The floor: kcat | awk | redis-cli --pipe, same records, same Redis.
+start="$(now_ms)"
+kcat -C -b "$K2R_TEST_KAFKA_BROKERS" -t "$topic" -o beginning -c "$count" -e -q -f '%s\n' |
+    awk '{ ch = "events:user:x"; printf "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(ch), ch, length($0), $0 }' |
+    redis-cli -p "$K2R_TEST_REDIS_PORT" --pipe >"$work/pipe.out" 2>&1
+elapsed=$(($(now_ms) - start))
+awk -v n="$count" -v ms="$elapsed" 'BEGIN {
+    printf "kcat | redis-cli --pipe (no group, no offsets, no rules): %.2f s: %.0f records/s\n",
+        ms / 1000, n / (ms / 1000) }'
+tail -1 "$work/pipe.out"
+[ "$published" -ge "$count" ]
