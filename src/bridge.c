@@ -69,7 +69,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "k2r/kafka.h"
 #include "k2r/log.h"
@@ -149,7 +148,7 @@ struct k2r_bridge_s {
     k2r_buf_t bytes;
     k2r_publish_t *items;
     item_ref_t *refs; /* per item */
-    size_t nitems, cap_items;
+    size_t nitems, cap_items, cap_refs;
     bpart_t *parts;
     size_t nparts, cap_parts;
     brec_t *recs;
@@ -185,7 +184,7 @@ struct k2r_bridge_s {
     k2r_metrics_t *metrics;
     k2r_rule_stats_t *rstats;
     const char **rstat_ptr; /* per rstats entry: the running rules' copy of its name */
-    size_t nrstats;
+    size_t nrstats, cap_rstats, cap_rstat_ptr;
     k2r_hist_t pub_hist, age_hist;
     int64_t metrics_next_ms;
     int64_t commit_next_ms;
@@ -202,6 +201,28 @@ static void redis_failed(k2r_bridge_t *b, const char *what, const char *errstr);
 
 /* ---------------------------------------------------------------- batch */
 
+/*
+ * Makes room for `need` elements of `size` bytes in the array *arrp whose
+ * capacity is *cap, doubling from `first`. Returns 0, or -1 when out of
+ * memory (the array is left as it was). Every array of the batch grows so.
+ */
+static int reserve(void *arrp, size_t *cap, size_t need, size_t size, size_t first) {
+    void **arr = arrp;
+    size_t c = *cap ? *cap : first;
+    void *p;
+
+    if (need <= *cap)
+        return 0;
+    while (c < need)
+        c *= 2;
+    p = realloc(*arr, c * size);
+    if (!p)
+        return -1;
+    *arr = p;
+    *cap = c;
+    return 0;
+}
+
 static int part_index(k2r_bridge_t *b, const char *topic, int32_t partition, size_t *out) {
     for (size_t i = 0; i < b->nparts; i++) {
         if (b->parts[i].partition == partition && strcmp(b->parts[i].topic, topic) == 0) {
@@ -209,14 +230,8 @@ static int part_index(k2r_bridge_t *b, const char *topic, int32_t partition, siz
             return 0;
         }
     }
-    if (b->nparts == b->cap_parts) {
-        size_t cap = b->cap_parts ? b->cap_parts * 2 : 16;
-        bpart_t *parts = realloc(b->parts, cap * sizeof(*parts));
-        if (!parts)
-            return -1;
-        b->parts = parts;
-        b->cap_parts = cap;
-    }
+    if (reserve(&b->parts, &b->cap_parts, b->nparts + 1, sizeof(*b->parts), 16) != 0)
+        return -1;
     b->parts[b->nparts].topic = strdup(topic);
     if (!b->parts[b->nparts].topic)
         return -1;
@@ -230,15 +245,9 @@ static int part_index(k2r_bridge_t *b, const char *topic, int32_t partition, siz
 /* Takes `rkm` into the batch; on failure (out of memory) it is released. */
 static int add_rec(k2r_bridge_t *b, rd_kafka_message_t *rkm, size_t part, size_t bytes,
                    size_t *out) {
-    if (b->nrecs == b->cap_recs) {
-        size_t cap = b->cap_recs ? b->cap_recs * 2 : 256;
-        brec_t *recs = realloc(b->recs, cap * sizeof(*recs));
-        if (!recs) {
-            rd_kafka_message_destroy(rkm);
-            return -1;
-        }
-        b->recs = recs;
-        b->cap_recs = cap;
+    if (reserve(&b->recs, &b->cap_recs, b->nrecs + 1, sizeof(*b->recs), 256) != 0) {
+        rd_kafka_message_destroy(rkm);
+        return -1;
     }
     b->recs[b->nrecs] = (brec_t){rkm, part, bytes, 0};
     b->inflight_bytes += bytes;
@@ -247,19 +256,9 @@ static int add_rec(k2r_bridge_t *b, rd_kafka_message_t *rkm, size_t part, size_t
 }
 
 static int add_item(k2r_bridge_t *b, const item_ref_t *ref, size_t ch_len, size_t msg_len) {
-    if (b->nitems == b->cap_items) {
-        size_t cap = b->cap_items ? b->cap_items * 2 : 1024;
-        k2r_publish_t *items = realloc(b->items, cap * sizeof(*items));
-        item_ref_t *refs;
-        if (!items)
-            return -1;
-        b->items = items;
-        refs = realloc(b->refs, cap * sizeof(*refs));
-        if (!refs)
-            return -1;
-        b->refs = refs;
-        b->cap_items = cap;
-    }
+    if (reserve(&b->items, &b->cap_items, b->nitems + 1, sizeof(*b->items), 1024) != 0 ||
+        reserve(&b->refs, &b->cap_refs, b->nitems + 1, sizeof(*b->refs), 1024) != 0)
+        return -1;
     memset(&b->items[b->nitems], 0, offsetof(k2r_publish_t, error));
     b->items[b->nitems].error[0] = '\0';
     b->items[b->nitems].channel_len = ch_len;
@@ -292,17 +291,9 @@ static size_t rule_stat(k2r_bridge_t *b, const char *name) {
             return i;
         }
     }
-    {
-        k2r_rule_stats_t *rs = realloc(b->rstats, (b->nrstats + 1) * sizeof(*rs));
-        const char **ptr;
-        if (!rs)
-            return SIZE_MAX;
-        b->rstats = rs;
-        ptr = realloc(b->rstat_ptr, (b->nrstats + 1) * sizeof(*ptr));
-        if (!ptr)
-            return SIZE_MAX;
-        b->rstat_ptr = ptr;
-    }
+    if (reserve(&b->rstats, &b->cap_rstats, i + 1, sizeof(*b->rstats), 8) != 0 ||
+        reserve(&b->rstat_ptr, &b->cap_rstat_ptr, i + 1, sizeof(*b->rstat_ptr), 8) != 0)
+        return SIZE_MAX;
     memset(&b->rstats[i], 0, sizeof(b->rstats[i]));
     snprintf(b->rstats[i].name, sizeof(b->rstats[i].name), "%s", label);
     b->rstat_ptr[i] = name;
@@ -349,17 +340,8 @@ static int read_headers(k2r_bridge_t *b, const rd_kafka_message_t *rkm, k2r_msg_
     if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs)
         return 0; /* NOENT: the record has none */
     n = rd_kafka_header_cnt(hdrs);
-    if (n > b->cap_hdrs) {
-        size_t cap = b->cap_hdrs ? b->cap_hdrs : 8;
-        k2r_header_t *h;
-        while (cap < n)
-            cap *= 2;
-        h = realloc(b->hdrs, cap * sizeof(*h));
-        if (!h)
-            return -1;
-        b->hdrs = h;
-        b->cap_hdrs = cap;
-    }
+    if (reserve(&b->hdrs, &b->cap_hdrs, n, sizeof(*b->hdrs), 8) != 0)
+        return -1;
     for (size_t i = 0; i < n; i++) {
         const char *name;
         const void *value;
@@ -453,14 +435,8 @@ static int dead_letter(k2r_bridge_t *b, size_t rec, k2r_skip_t skip, const char 
     char errstr[256];
     dlq_t *d;
 
-    if (b->ndlq == b->cap_dlq) {
-        size_t cap = b->cap_dlq ? b->cap_dlq * 2 : 64;
-        dlq_t *dlq = realloc(b->dlq, cap * sizeof(*dlq));
-        if (!dlq)
-            return -1;
-        b->dlq = dlq;
-        b->cap_dlq = cap;
-    }
+    if (reserve(&b->dlq, &b->cap_dlq, b->ndlq + 1, sizeof(*b->dlq), 64) != 0)
+        return -1;
     d = &b->dlq[b->ndlq++];
     d->rec = rec;
     d->stub = 0;
@@ -1111,13 +1087,6 @@ static int try_connect(k2r_bridge_t *b) {
     return 0;
 }
 
-/* Monotonic microseconds, for the publish round-trip histogram. */
-static int64_t now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Publishes what is pending (stale items are dropped first) and carries out
  * refusals. Returns 0 when every item has a reply; -1 when Redis failed (the
  * rest stays pending); -2 when out of memory. */
@@ -1131,14 +1100,14 @@ static int publish(k2r_bridge_t *b) {
         b->items[i].channel = b->bytes.data + b->refs[i].channel_off;
         b->items[i].message = b->bytes.data + b->refs[i].message_off;
     }
-    start = now_us();
+    start = k2r_now_us();
     if (k2r_redis_publish(b->redis, b->items, b->nitems, errstr, sizeof(errstr)) != 0) {
         redis_failed(b, "publish", errstr);
         /* Replies read before the connection failed may be refusals: their
          * records' policies must run before anything can complete. */
         return handle_refusals(b) < 0 ? -2 : -1;
     }
-    k2r_hist_observe(&b->pub_hist, (double)(now_us() - start) / 1e6);
+    k2r_hist_observe(&b->pub_hist, (double)(k2r_now_us() - start) / 1e6);
     rc = handle_refusals(b);
     return rc < 0 ? -2 : rc > 0 ? -1 : 0;
 }

@@ -1011,24 +1011,17 @@ static void rule_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
         rc->message = get_string(ld, value, sub);
         rc->message_mark = mark_of(value);
     } else if (strcmp(key, "on_error") == 0) {
-        char *v = get_string(ld, value, sub);
+        /* In k2r_on_error_t's order. */
+        static const char *const policies[] = {"skip", "dead-letter", "stop"};
+        int i = get_choice(ld, value, sub, policies, 3);
         rc->on_error_mark = mark_of(value);
-        if (v && strcmp(v, "skip") == 0)
-            rc->on_error = K2R_ON_ERROR_SKIP;
-        else if (v && strcmp(v, "dead-letter") == 0)
-            rc->on_error = K2R_ON_ERROR_DEAD_LETTER;
-        else if (v && strcmp(v, "stop") == 0)
-            rc->on_error = K2R_ON_ERROR_STOP;
-        else if (v)
-            lerr(ld, value, "%s: expected skip, dead-letter or stop; found \"%s\"", sub, v);
-        free(v);
+        if (i >= 0)
+            rc->on_error = (k2r_on_error_t)i;
     } else if (strcmp(key, "unsafe") == 0) {
-        char *v = get_string(ld, value, sub);
-        if (v && (strcmp(v, "reject") == 0 || strcmp(v, "escape") == 0))
-            rc->escape = v[0] == 'e';
-        else if (v)
-            lerr(ld, value, "%s: expected reject or escape; found \"%s\"", sub, v);
-        free(v);
+        static const char *const modes[] = {"reject", "escape"};
+        int i = get_choice(ld, value, sub, modes, 2);
+        if (i >= 0)
+            rc->escape = i;
     } else if (strcmp(key, "continue") == 0) {
         get_bool(ld, value, sub, &rc->cont);
     } else if (strcmp(key, "max_age") == 0) {
