@@ -14,6 +14,7 @@
 # usage: scripts/with-stack.sh bench/outage-memory.sh BUILD_DIR
 # env:   RATE (2000/s), SIZE (1024 bytes), WARM (10 s), OUTAGE (45 s)
 set -euo pipefail
+. "$(dirname "$0")/../scripts/loopback.sh"
 build="${1:-build}"
 bin="$build/kafka-redis-bridge"
 rate="${RATE:-2000}" size="${SIZE:-1024}" warm="${WARM:-10}" outage="${OUTAGE:-45}"
@@ -27,26 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A loopback port nothing listens on (a refused connection says so).
-free_port() {
-    local p
-    for p in $(shuf -i 20000-32000 -n 100); do
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    return 1
-}
 proxy_port="$(free_port)"
 http_port="$(free_port)"
-# The sum of one counter family on the bridge's /metrics (bash's /dev/tcp).
-metric() {
-    local out
-    out="$(exec 3<>"/dev/tcp/127.0.0.1/$http_port" &&
-        printf 'GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n' >&3 && cat <&3)" || { echo 0; return; }
-    awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%d\n", s }' <<<"$out"
-}
 start_proxy() {
     socat "TCP-LISTEN:$proxy_port,bind=127.0.0.1,reuseaddr,fork" "TCP:127.0.0.1:$K2R_TEST_REDIS_PORT" &
     proxy=$!
@@ -118,7 +101,7 @@ start_proxy
 deadline=$((SECONDS + 300))
 published=0
 while [ "$published" -lt "$produced" ] && [ "$SECONDS" -lt "$deadline" ]; do
-    published="$(metric k2r_notifications_published_total)"
+    published="$(metric "$http_port" k2r_notifications_published_total)"
     sleep 0.5 # polling pace, not synchronisation: the loop ends on the count
 done
 after="$(rss_kb "$bridge")"

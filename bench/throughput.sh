@@ -11,8 +11,10 @@
 # consumer group, no offsets, no mapping rules: a floor, not a peer).
 #
 # usage: scripts/with-stack.sh bench/throughput.sh BUILD_DIR
-# env:   COUNT (200000)
+# env:   COUNT (200000); PROPS (extra librdkafka properties, "a: b, c: d") and
+#        LIMITS (a limits: body, "max_inflight_records: 5000") to try settings
 set -euo pipefail
+. "$(dirname "$0")/../scripts/loopback.sh"
 build="${1:-build}"
 bin="$build/kafka-redis-bridge"
 count="${COUNT:-200000}"
@@ -26,23 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    local p
-    for p in $(shuf -i 20000-32000 -n 100); do
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    return 1
-}
 http_port="$(free_port)"
-metric() {
-    local out
-    out="$(exec 3<>"/dev/tcp/127.0.0.1/$http_port" &&
-        printf 'GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n' >&3 && cat <&3)" || { echo 0; return; }
-    awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%d\n", s }' <<<"$out"
-}
 now_ms() { date +%s%3N; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
@@ -77,7 +63,7 @@ published=0
 deadline=$((SECONDS + 600))
 while [ "$published" -lt "$count" ] && [ "$SECONDS" -lt "$deadline" ]; do
     sleep 0.1 # polling pace; the loop ends on the count
-    published="$(metric k2r_notifications_published_total)"
+    published="$(metric "$http_port" k2r_notifications_published_total)"
 done
 elapsed=$(($(now_ms) - start))
 ticks="$(cpu_ticks "$bridge")"

@@ -9,6 +9,7 @@
 # usage: scripts/demo.sh BIN   (make demo)
 #   DEMO_EVENTS=N   how many events to produce (default 30)
 set -euo pipefail
+. "$(dirname "$0")/loopback.sh"
 cd "$(dirname "$0")/.."
 bin="$(realpath "${1:-build/kafka-redis-bridge}")"
 
@@ -56,10 +57,7 @@ for _ in $(seq 1 50); do
 done
 say "5. Starting the bridge (its log: $dir/bridge.log)"
 # /healthz, /readyz and /metrics on a free loopback port (8080 may be taken).
-http_port=""
-for p in $(shuf -i 20000-32000 -n 100); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then http_port="$p"; break; fi
-done
+http_port="$(free_port)"
 K2R_HTTP_LISTEN="127.0.0.1:$http_port" K2R_LOG_FORMAT=text \
     "$bin" run -c config/bridge.example.yaml 2>"$dir/bridge.log" &
 bridge_pid=$!
@@ -100,8 +98,13 @@ while [ "$shown" -lt "$events" ] && [ "$SECONDS" -lt "$deadline" ]; do
 done
 wait "$producer_pid" || true
 
+# The counters are copied for /metrics four times a second: wait for the last ones.
+for _ in $(seq 1 50); do
+    [ "$(metric "$http_port" k2r_records_consumed_total)" -ge "$events" ] && break
+    sleep 0.1 # polling /metrics for display; the loop ends on the count
+done
 say "7. What the bridge says about itself on http://127.0.0.1:$http_port/metrics (excerpt):"
-{ exec 3<>"/dev/tcp/127.0.0.1/$http_port" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3; } 2>/dev/null |
+metrics_text "$http_port" |
     grep -E '^k2r_(records_consumed_total|notifications_published_total|record_age_seconds_count|ready) ' |
     sed 's/^/  /' || true
 

@@ -673,7 +673,7 @@ void h_bridge_cleanup(h_bridge_t *b) {
  * reconnects to a stopped proxy's ephemeral port can be given that very port
  * as its source and connect to itself.
  */
-static int free_port(void) {
+int h_free_port(void) {
     FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
     int low = 32768;
 
@@ -712,6 +712,20 @@ static int port_open(int port) {
     return ok;
 }
 
+int h_redis_cli(const char *args, const char *want) {
+    char cmd[1024], *out = NULL;
+    int rc;
+
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d %s", h_redis_port(), args);
+    rc = h_run(cmd, NULL, &out, 1);
+    if (rc != 0 || !out || (want && !strstr(out, want))) {
+        fprintf(stderr, "%s: %s\n", cmd, out ? out : "(no output)");
+        rc = -1;
+    }
+    free(out);
+    return rc;
+}
+
 int h_proxy_start(h_proxy_t *p, int target_port) {
     char listen[128], target[64];
     const char *argv[] = {"socat", listen, target, NULL};
@@ -719,7 +733,7 @@ int h_proxy_start(h_proxy_t *p, int target_port) {
 
     if (!p->port) {
         srandom((unsigned)getpid() ^ (unsigned)h_now_ms());
-        p->port = free_port();
+        p->port = h_free_port();
     }
     p->target_port = target_port;
     snprintf(listen, sizeof(listen), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork", p->port);

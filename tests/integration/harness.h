@@ -130,7 +130,15 @@ typedef struct h_proxy_s {
     int target_port;
 } h_proxy_t;
 int h_proxy_start(h_proxy_t *p, int target_port); /* picks a free port the first time */
-void h_proxy_stop(h_proxy_t *p);                  /* kills it and every connection it carries */
+
+/* A free loopback port below the kernel's ephemeral range (another process
+ * may still take it before it is used), or -1. */
+int h_free_port(void);
+
+/* Runs redis-cli ARGS against the stack's Redis; 0 when it exits 0 and, if
+ * `want` is not NULL, prints it (else the output goes to stderr). */
+int h_redis_cli(const char *args, const char *want);
+void h_proxy_stop(h_proxy_t *p); /* kills it and every connection it carries */
 
 /* Runs a command line with /bin/sh, feeding `input` on stdin, capturing stdout
  * (and stderr when merge is set) into a new NUL-terminated buffer. Returns

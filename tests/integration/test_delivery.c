@@ -81,6 +81,15 @@ static void kind_rule(char *out, size_t size, const char *name, const char *topi
              name, topic, extra ? extra : "");
 }
 
+/* The config of a scene whose one rule is kind_rule(`rule`). */
+static void kind_config(const scene_t *sc, const char *rule, int redis_port,
+                        const h_config_opts_t *opts, char *yaml, size_t size) {
+    char rules[512];
+
+    kind_rule(rules, sizeof(rules), rule, sc->topic, NULL);
+    h_config_opts(yaml, size, sc->group, sc->topic, redis_port, opts, rules);
+}
+
 /* How many notifications arrived for ids 0..n-1 on events:KIND:ID, and how
  * many more than once; unexpected ones (other ids or kinds) are counted too. */
 typedef struct count_s {
@@ -173,21 +182,6 @@ static long long stat_of(const h_bridge_t *b, const char *name) {
     return v;
 }
 
-/* Runs redis-cli against the stack's Redis; 0 when it printed `want`. */
-static int redis_cli(const char *args, const char *want) {
-    char cmd[1024], *out = NULL;
-    int rc;
-
-    snprintf(cmd, sizeof(cmd), "redis-cli -p %d %s", h_redis_port(), args);
-    rc = h_run(cmd, NULL, &out, 1);
-    if (rc != 0 || !out || (want && !strstr(out, want))) {
-        fprintf(stderr, "%s: %s\n", cmd, out ? out : "(no output)");
-        rc = -1;
-    }
-    free(out);
-    return rc;
-}
-
 /* ------------------------------------------------------------- tests */
 
 /*
@@ -209,7 +203,7 @@ static void test_acl_refusals(void) {
     snprintf(acl, sizeof(acl),
              "ACL SETUSER %s on '>pw-%s' resetchannels '&events:user:*' -@all +publish +ping", user,
              user);
-    CU_ASSERT_EQUAL_FATAL(redis_cli(acl, "OK"), 0);
+    CU_ASSERT_EQUAL_FATAL(h_redis_cli(acl, "OK"), 0);
 
     kind_rule(r1, sizeof(r1), "users", sc.topic, "    when: {type: user}\n");
     kind_rule(r2, sizeof(r2), "repos", sc.topic,
@@ -277,7 +271,7 @@ static void test_acl_refusals(void) {
     CU_ASSERT(h_bridge_log_has(&sc.b, "NOPERM"));
 
     snprintf(acl, sizeof(acl), "ACL DELUSER %s", user);
-    CU_ASSERT_EQUAL(redis_cli(acl, "1"), 0);
+    CU_ASSERT_EQUAL(h_redis_cli(acl, "1"), 0);
     scene_close(&sc);
 }
 
@@ -363,7 +357,7 @@ static void test_max_age(void) {
  */
 static void test_unavailable_drop(void) {
     enum { BEFORE = 20, DURING = 30, AFTER = 20, N = BEFORE + DURING + AFTER };
-    char rules[512], yaml[4096];
+    char yaml[4096];
     h_config_opts_t opts = {NULL, NULL, NULL,
                             "  command_timeout_ms: 2000\n  on_unavailable: drop\n", NULL};
     h_proxy_t proxy = {0, 0, 0};
@@ -372,8 +366,7 @@ static void test_unavailable_drop(void) {
 
     CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "drop", 2, "events:*"), 0);
     CU_ASSERT_EQUAL_FATAL(h_proxy_start(&proxy, h_redis_port()), 0);
-    kind_rule(rules, sizeof(rules), "drops", sc.topic, NULL);
-    h_config_opts(yaml, sizeof(yaml), sc.group, sc.topic, proxy.port, &opts, rules);
+    kind_config(&sc, "drops", proxy.port, &opts, yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
 
     for (int i = 0; i < BEFORE; i++)
@@ -424,7 +417,7 @@ static void test_unavailable_drop(void) {
  */
 static void test_sigterm_under_load(void) {
     enum { N = 4000 };
-    char rules[512], yaml[4096];
+    char yaml[4096];
     h_config_opts_t opts = {NULL, NULL, NULL, NULL, "limits:\n  max_inflight_records: 200\n"};
     count_t c;
     int64_t committed;
@@ -434,8 +427,7 @@ static void test_sigterm_under_load(void) {
     for (int i = 0; i < N; i++)
         produce_kind(&sc, "load", i, 0);
     CU_ASSERT_EQUAL(h_flush(sc.p), 0);
-    kind_rule(rules, sizeof(rules), "load", sc.topic, NULL);
-    h_config_opts(yaml, sizeof(yaml), sc.group, sc.topic, h_redis_port(), &opts, rules);
+    kind_config(&sc, "load", h_redis_port(), &opts, yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
 
     c = wait_ids(sc.sub, "load", N, 300, h_deadline(60000));
@@ -465,7 +457,7 @@ static void test_sigterm_under_load(void) {
  */
 static void test_drain_timeout(void) {
     enum { N = 50 };
-    char rules[512], yaml[4096];
+    char yaml[4096];
     h_config_opts_t opts = {NULL, NULL, NULL, NULL, "shutdown:\n  drain_timeout: 1s\n"};
     h_proxy_t proxy = {0, 0, 0};
     count_t c;
@@ -473,8 +465,7 @@ static void test_drain_timeout(void) {
 
     CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "drain", 1, "events:*"), 0);
     CU_ASSERT_EQUAL_FATAL(h_proxy_start(&proxy, h_redis_port()), 0);
-    kind_rule(rules, sizeof(rules), "drain", sc.topic, NULL);
-    h_config_opts(yaml, sizeof(yaml), sc.group, sc.topic, proxy.port, &opts, rules);
+    kind_config(&sc, "drain", proxy.port, &opts, yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
     /* Connected and assigned, then cut off: the records that come are taken
      * into a batch that cannot be published. */
@@ -508,7 +499,7 @@ static void test_drain_timeout(void) {
  */
 static void test_graceful_rebalance(void) {
     enum { N = 6000 };
-    char rules[512], yaml[4096];
+    char yaml[4096];
     h_config_opts_t opts = {NULL, NULL, NULL, NULL, "limits:\n  max_inflight_records: 100\n"};
     count_t c;
     scene_t sc;
@@ -517,8 +508,7 @@ static void test_graceful_rebalance(void) {
     for (int i = 0; i < N; i++)
         produce_kind(&sc, "moved", i, 0);
     CU_ASSERT_EQUAL(h_flush(sc.p), 0);
-    kind_rule(rules, sizeof(rules), "moved", sc.topic, NULL);
-    h_config_opts(yaml, sizeof(yaml), sc.group, sc.topic, h_redis_port(), &opts, rules);
+    kind_config(&sc, "moved", h_redis_port(), &opts, yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
     c = wait_ids(sc.sub, "moved", N, 200, h_deadline(60000));
     CU_ASSERT(c.unique >= 200);
@@ -542,7 +532,7 @@ static void test_graceful_rebalance(void) {
  * says why and exits 3 so that its orchestrator restarts it.
  */
 static void test_fatal_fenced(void) {
-    char rules[512], yaml[4096], props[128];
+    char yaml[4096], props[128];
     h_config_opts_t opts = {NULL, NULL, NULL, NULL, NULL};
     scene_t sc;
     int status;
@@ -550,8 +540,7 @@ static void test_fatal_fenced(void) {
     CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "fenced", 1, "events:*"), 0);
     snprintf(props, sizeof(props), "    group.instance.id: %s-member\n", sc.group);
     opts.properties = props;
-    kind_rule(rules, sizeof(rules), "fenced", sc.topic, NULL);
-    h_config_opts(yaml, sizeof(yaml), sc.group, sc.topic, h_redis_port(), &opts, rules);
+    kind_config(&sc, "fenced", h_redis_port(), &opts, yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
     CU_ASSERT(h_bridge_wait_log(&sc.b, "assigned", h_deadline(60000)));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b2, yaml), 0);

@@ -169,32 +169,6 @@ static char *wait_metrics(int port, const char *const *series, const int64_t *wa
     }
 }
 
-/*
- * A loopback port nothing listens on, below the ephemeral range (see the
- * harness's free_port: a port the kernel may hand out as a source port can
- * end up connected to itself). Another process may still take it before the
- * bridge binds it; the bridge then fails with "Address already in use", which
- * the test reports.
- */
-static int free_port(void) {
-    for (int attempt = 0; attempt < 1000; attempt++) {
-        struct sockaddr_in a;
-        int port = 20000 + (int)((unsigned)random() % 12000), fd, ok;
-
-        memset(&a, 0, sizeof(a));
-        a.sin_family = AF_INET;
-        a.sin_port = htons((uint16_t)port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        fd = socket(AF_INET, SOCK_STREAM, 0);
-        ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (ok)
-            return port;
-    }
-    return -1;
-}
-
 /* ------------------------------------------------------------ scene */
 
 typedef struct scene_s {
@@ -221,7 +195,7 @@ static int scene_start(scene_t *sc, const char *name) {
     srandom((unsigned)getpid() ^ (unsigned)h_now_ms());
     h_unique(sc->topic, sizeof(sc->topic), name);
     h_unique(sc->group, sizeof(sc->group), "g-ops");
-    sc->http_port = free_port();
+    sc->http_port = h_free_port();
     if (sc->http_port < 0 || h_create_topic(sc->topic, 1) != 0 ||
         h_proxy_start(&sc->proxy, h_redis_port()) != 0)
         return -1;
