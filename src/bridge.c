@@ -1377,7 +1377,7 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr
     b->redis = k2r_redis_new(&rconf, errstr, errstr_size);
     if (!b->redis)
         goto fail;
-    b->metrics = k2r_metrics_new(K2R_VERSION);
+    b->metrics = k2r_metrics_new(K2R_VERSION, rd_kafka_version_str());
     if (!b->metrics) {
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;

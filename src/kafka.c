@@ -7,12 +7,13 @@
  * and incrementally under cooperative-sticky, should a user choose it,
  * consumer_close to commit and leave.
  *
- * Why not cooperative-sticky by default: librdkafka before 2.10 (Debian 12
- * has 2.0.2) marks the whole assignment lost when an offset commit meets the
- * generation a cooperative rebalance has just bumped (ILLEGAL_GENERATION,
- * confluentinc/librdkafka#4059, fixed by #4908). Every partition is then
- * given up uncommitted and read again: duplicates on each scale event. The
- * integration test of a member joining caught it. Eager rebalances pause
+ * Why not cooperative-sticky by default: librdkafka before 2.10 (the 2.8.0
+ * the bridge builds with included) marks the whole assignment lost when an
+ * offset commit meets the generation a cooperative rebalance has just bumped
+ * (ILLEGAL_GENERATION, confluentinc/librdkafka#4059, fixed by #4908). Every
+ * partition is then given up uncommitted and read again: duplicates on each
+ * scale event. The integration test of a member joining caught it, with
+ * 2.0.2 and again with 2.8.0 (README, partition.assignment.strategy). Eager rebalances pause
  * every partition briefly but commit on revocation with a valid generation,
  * so a member joining repeats nothing.
  *
@@ -35,6 +36,12 @@
  * ones and says so, and that one warning is logged at debug level instead.
  */
 #include "k2r/kafka.h"
+
+/* The oldest librdkafka the bridge is built for; README "Dependencies" says
+ * why (SCRAM with Kafka 4, the fetch back-off, the cooperative rebalance). */
+#if RD_KAFKA_VERSION < 0x020601ff
+#error "librdkafka 2.6.1 or newer is needed: `make deps` builds Debian 13's where the system's is older"
+#endif
 
 #include <assert.h>
 #include <inttypes.h>
@@ -338,14 +345,23 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
         /* librdkafka's prefetch queue is bounded by the bridge's byte limit,
          * so that what is held in memory while Redis is down stays within
          * twice limits.max_inflight_bytes. Not by its record limit: with
-         * queued.min.messages as low as a batch, librdkafka 2.0.2 backs the
-         * fetcher off after every fetch ("queue full") and a backlog drains
-         * at a few thousand records per second (make bench: 7.6k/s against
-         * 57k/s with librdkafka's default of 100000). */
+         * queued.min.messages as low as a batch, the fetcher is held back
+         * after every fetch ("queue full") and a backlog drains at a few
+         * thousand records per second (make bench: 7.6k/s against 57k/s with
+         * librdkafka's default of 100000).
+         *
+         * When the queue is full, librdkafka postpones the partition's next
+         * fetch by fetch.queue.backoff.ms, 1000 by default: the bridge drains
+         * 16 MiB of small records in a fraction of that and then waits out
+         * the rest. 10 ms keeps the fetcher close behind the bridge at the
+         * cost of a few more wake-ups of librdkafka's broker thread while it
+         * is full (make bench, README "Figures"). */
         char kbytes[24];
         snprintf(kbytes, sizeof(kbytes), "%d", cfg->limits.max_inflight_bytes / 1024);
         const char *const defaults[] = {"client.id",
                                         "kafka-redis-bridge",
+                                        "fetch.queue.backoff.ms",
+                                        "10",
                                         "log.connection.close",
                                         "false",
                                         "queued.max.messages.kbytes",

@@ -44,6 +44,7 @@ const double k2r_hist_bounds[K2R_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 
 struct k2r_metrics_s {
     pthread_mutex_t lock;
     char *version;
+    char *librdkafka;
     k2r_snapshot_t snap; /* snap.rules is owned, with room for rules_cap entries */
     size_t rules_cap;
     k2r_lag_t *lags; /* sorted by topic, then partition */
@@ -66,14 +67,16 @@ void k2r_hist_observe(k2r_hist_t *h, double seconds) {
     h->sum += seconds;
 }
 
-k2r_metrics_t *k2r_metrics_new(const char *version) {
+k2r_metrics_t *k2r_metrics_new(const char *version, const char *librdkafka) {
     k2r_metrics_t *m = calloc(1, sizeof(*m));
 
     if (!m)
         return NULL;
     m->version = strdup(version ? version : "");
-    if (!m->version || pthread_mutex_init(&m->lock, NULL) != 0) {
+    m->librdkafka = strdup(librdkafka ? librdkafka : "");
+    if (!m->version || !m->librdkafka || pthread_mutex_init(&m->lock, NULL) != 0) {
         free(m->version);
+        free(m->librdkafka);
         free(m);
         return NULL;
     }
@@ -90,6 +93,7 @@ void k2r_metrics_destroy(k2r_metrics_t *m) {
     free(m->snap.rules);
     free(m->lags);
     free(m->version);
+    free(m->librdkafka);
     free(m);
 }
 
@@ -331,14 +335,17 @@ static void failed_series(out_t *o, const char *rule, int reason, int action, ui
 static int ready_of(const k2r_snapshot_t *s, char *why, size_t why_size);
 
 static void render(out_t *o, const k2r_snapshot_t *s, const k2r_lag_t *lags, size_t nlags,
-                   const char *version) {
+                   const char *version, const char *librdkafka) {
     const k2r_bridge_stats_t *st = &s->stats;
     char why[8];
 
     single(o, "k2r_up", "gauge", "1 while the bridge process runs.", 1);
-    family(o, "k2r_build_info", "gauge", "The running version; always 1.");
+    family(o, "k2r_build_info", "gauge",
+           "The running version and the librdkafka it runs on; always 1.");
     puts_(o, "k2r_build_info{version=\"");
     put_label_value(o, version);
+    puts_(o, "\",librdkafka=\"");
+    put_label_value(o, librdkafka);
     puts_(o, "\"} 1\n");
     single(o, "k2r_ready", "gauge",
            "1 when the config is loaded, the consumer is in its group and Redis is writable.",
@@ -446,7 +453,7 @@ int k2r_metrics_render(k2r_metrics_t *m, char **out, size_t *len) {
     s.rules = rules;
 
     if (!o.failed)
-        render(&o, &s, lags, nlags, m->version); /* version never changes after _new */
+        render(&o, &s, lags, nlags, m->version, m->librdkafka); /* both fixed at _new */
     free(rules);
     free(lags);
     if (o.failed || !o.buf.data) {

@@ -349,7 +349,14 @@ static void *reply_string(const redisReadTask *task, char *str, size_t len) {
     return reply;
 }
 
-static void *reply_array(const redisReadTask *task, int elements) {
+/* hiredis 1.0 made createArray's element count a size_t (0.14: int). */
+#if HIREDIS_MAJOR >= 1
+typedef size_t reply_elements_t;
+#else
+typedef int reply_elements_t;
+#endif
+
+static void *reply_array(const redisReadTask *task, reply_elements_t elements) {
     (void)elements;
     return reply_record(task, REDIS_REPLY_ARRAY);
 }

@@ -78,8 +78,10 @@ typedef struct k2r_snapshot_s {
 
 typedef struct k2r_metrics_s k2r_metrics_t;
 
-/* A new registry (version goes into k2r_build_info); NULL when out of memory. */
-k2r_metrics_t *k2r_metrics_new(const char *version);
+/* A new registry; version and librdkafka (the library's version as it runs,
+ * rd_kafka_version_str()) go into k2r_build_info. Both are copied. NULL when
+ * out of memory. */
+k2r_metrics_t *k2r_metrics_new(const char *version, const char *librdkafka);
 void k2r_metrics_destroy(k2r_metrics_t *m);
 
 /* Replaces the snapshot with a copy of *s (rules included). Thread-safe. */

@@ -5,6 +5,7 @@
  * and a non-zero status (the last two of those against the stack's servers).
  */
 #include <CUnit/CUnit.h>
+#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,7 +242,18 @@ static void test_usage(void) {
     free(out);
     CU_ASSERT_EQUAL(run("version", NULL, &out), 0);
     CU_ASSERT_EQUAL(strncmp(out, "kafka-redis-bridge ", 19), 0);
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "librdkafka 2."));
+    {
+        /* It names the librdkafka it runs on, 2.6.1 or newer. */
+        const char *at = strstr(out, "(librdkafka ");
+        unsigned major = 0, minor = 0, patch = 0;
+        char want[64];
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+        CU_ASSERT_EQUAL(sscanf(at, "(librdkafka %u.%u.%u", &major, &minor, &patch), 3);
+        CU_ASSERT(major > 2 || (major == 2 && (minor > 6 || (minor == 6 && patch >= 1))));
+        snprintf(want, sizeof(want), "(librdkafka %s,", rd_kafka_version_str());
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+    }
     free(out);
 }
 

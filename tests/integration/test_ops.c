@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -274,6 +275,13 @@ static void test_metrics_scrape(void) {
     CU_ASSERT_EQUAL(metric(text, "k2r_partitions_assigned"), 1);
     CU_ASSERT_EQUAL(metric(text, "k2r_inflight_records"), 0);
     CU_ASSERT_EQUAL(metric(text, "k2r_up"), 1);
+    {
+        /* The librdkafka that runs: the one this test links, as the bridge does. */
+        char info[160];
+        snprintf(info, sizeof(info), "\nk2r_build_info{version=\"%s\",librdkafka=\"%s\"} 1\n",
+                 K2R_VERSION, rd_kafka_version_str());
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, info));
+    }
     CU_ASSERT(strstr(text, "\n# TYPE k2r_publish_duration_seconds histogram\n") != NULL);
     free(text);
 

@@ -155,7 +155,7 @@ static void known_snapshot(k2r_snapshot_t *s, k2r_rule_stats_t rules[2]) {
 
 /* Every family, byte for byte: tests/fixtures/metrics/known.prom. */
 static void test_render_exact(void) {
-    k2r_metrics_t *m = k2r_metrics_new("1.2.3-test");
+    k2r_metrics_t *m = k2r_metrics_new("1.2.3-test", "2.8.0");
     k2r_rule_stats_t rules[2];
     k2r_snapshot_t s;
     char *stats, *want, *got;
@@ -184,7 +184,7 @@ static void test_render_exact(void) {
 /* Before the bridge's first update: no rules, nothing counted, not ready;
  * every unlabelled family still has its one series. */
 static void test_render_empty(void) {
-    k2r_metrics_t *m = k2r_metrics_new("v");
+    k2r_metrics_t *m = k2r_metrics_new("v", "2.8.0");
     char *got;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
@@ -211,7 +211,7 @@ static void test_render_empty(void) {
 /* A snapshot with more rules, then fewer: each render shows exactly the
  * last one. */
 static void test_update_replaces(void) {
-    k2r_metrics_t *m = k2r_metrics_new("v");
+    k2r_metrics_t *m = k2r_metrics_new("v", "2.8.0");
     k2r_rule_stats_t rules[3];
     k2r_snapshot_t s;
     char *got;
@@ -257,7 +257,7 @@ static void test_lag(void) {
         "k2r_consumer_lag{topic=\"audit\",partition=\"2\"} 0\n"
         "k2r_consumer_lag{topic=\"github.events\",partition=\"0\"} 42\n"
         "k2r_consumer_lag{topic=\"github.events\",partition=\"1\"} 17\n";
-    k2r_metrics_t *m = k2r_metrics_new("v");
+    k2r_metrics_t *m = k2r_metrics_new("v", "2.8.0");
     char *stats, *got;
     size_t len;
 
@@ -310,7 +310,7 @@ static void test_lag(void) {
 /* ------------------------------------------------ health, readiness */
 
 static void test_health(void) {
-    k2r_metrics_t *m = k2r_metrics_new("v");
+    k2r_metrics_t *m = k2r_metrics_new("v", "2.8.0");
     k2r_snapshot_t s;
     char why[128];
 
@@ -335,7 +335,7 @@ static void test_health(void) {
 }
 
 static void test_ready(void) {
-    k2r_metrics_t *m = k2r_metrics_new("v");
+    k2r_metrics_t *m = k2r_metrics_new("v", "2.8.0");
     k2r_snapshot_t s;
     char why[128], *got;
 
