@@ -6,6 +6,7 @@
  */
 #include "harness.h"
 
+#include <CUnit/CUnit.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1013,4 +1014,65 @@ void h_config(char *out, size_t size, const char *group, const char *topic, int 
     h_config_opts_t opts = {dlq, NULL, NULL, redis_extra, NULL};
 
     h_config_opts(out, size, group, topic, redis_port, &opts, rules);
+}
+
+/* ------------------------------------------------------------ scenes */
+
+int h_scene_open(h_scene_t *sc, const char *name, int partitions, const char *pattern,
+                 unsigned flags) {
+    char prefix[96], dflt[112];
+
+    memset(sc, 0, sizeof(*sc));
+    sc->failures = CU_get_number_of_failures();
+    sc->partitions = partitions;
+    sc->redis_port = h_redis_port();
+    h_unique(sc->topic, sizeof(sc->topic), name);
+    snprintf(prefix, sizeof(prefix), "g-%s", name);
+    h_unique(sc->group, sizeof(sc->group), prefix);
+    snprintf(prefix, sizeof(prefix), "ch-%s", name);
+    h_unique(sc->prefix, sizeof(sc->prefix), prefix);
+    if (h_create_topic(sc->topic, partitions) != 0)
+        return -1;
+    if (flags & H_SCENE_DLQ) {
+        snprintf(prefix, sizeof(prefix), "dlq-%s", name);
+        h_unique(sc->dlq, sizeof(sc->dlq), prefix);
+        if (h_create_topic(sc->dlq, 1) != 0)
+            return -1;
+    }
+    if (flags & H_SCENE_PROXY) {
+        if (h_proxy_start(&sc->proxy, h_redis_port()) != 0)
+            return -1;
+        sc->redis_port = sc->proxy.port;
+    }
+    if (flags & H_SCENE_HTTP) {
+        sc->http_port = h_free_port();
+        if (sc->http_port < 0)
+            return -1;
+    }
+    if (!pattern) {
+        snprintf(dflt, sizeof(dflt), "%s:*", sc->prefix);
+        pattern = dflt;
+    }
+    sc->sub = h_sub_new(h_redis_port(), pattern);
+    sc->p = h_producer_new();
+    return sc->sub && sc->p ? 0 : -1;
+}
+
+void h_scene_close(h_scene_t *sc) {
+    if (CU_get_number_of_failures() > sc->failures) {
+        if (sc->b.log[0])
+            h_bridge_dump_log(&sc->b);
+        if (sc->b2.log[0])
+            h_bridge_dump_log(&sc->b2);
+    }
+    h_bridge_cleanup(&sc->b);
+    h_bridge_cleanup(&sc->b2);
+    h_proxy_stop(&sc->proxy);
+    h_producer_destroy(sc->p);
+    h_sub_destroy(sc->sub);
+}
+
+void h_assert_quiet(h_sub_t *sub) {
+    size_t have = h_sub_count(sub);
+    CU_ASSERT_EQUAL(h_sub_wait(sub, have + 1, h_deadline(1000)), have);
 }

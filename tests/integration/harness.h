@@ -215,6 +215,46 @@ typedef struct h_config_opts_s {
 void h_config_opts(char *out, size_t size, const char *group, const char *topic, int redis_port,
                    const h_config_opts_t *opts, const char *rules);
 
+/* ------------------------------------------------------------ scenes */
+
+/*
+ * One test's world: its own topic (and dead-letter topic), consumer group and
+ * channel prefix, all unique to the run; a subscriber and a producer; up to
+ * two bridges; optionally a proxy to Redis and a free HTTP port. Every suite
+ * builds its tests on it, so that opening and closing (and showing the
+ * bridges' logs when the test failed) happen in one place.
+ */
+typedef struct h_scene_s {
+    char topic[96], group[96], dlq[96], prefix[96];
+    int partitions;
+    int redis_port; /* where the bridge reaches Redis: the proxy's port with H_SCENE_PROXY */
+    int http_port;  /* with H_SCENE_HTTP, else 0 */
+    h_producer_t *p;
+    h_sub_t *sub;
+    h_bridge_t b, b2;
+    h_proxy_t proxy;
+    unsigned failures; /* CUnit's count when the test began */
+} h_scene_t;
+
+enum {
+    H_SCENE_DLQ = 1,   /* also create the dead-letter topic sc->dlq (1 partition) */
+    H_SCENE_PROXY = 2, /* the bridge reaches Redis through sc->proxy */
+    H_SCENE_HTTP = 4,  /* pick a free loopback port for the bridge's HTTP endpoint */
+};
+
+/* Opens a scene named after `name` with a topic of `partitions` partitions
+ * and a subscriber on `pattern` (NULL: "<prefix>:*"). Returns 0, or -1 (the
+ * test should stop; h_scene_close still cleans up). */
+int h_scene_open(h_scene_t *sc, const char *name, int partitions, const char *pattern,
+                 unsigned flags);
+
+/* Stops the bridges (showing their logs when the test failed), the proxy,
+ * the producer and the subscriber. */
+void h_scene_close(h_scene_t *sc);
+
+/* No further notification reaches `sub` within a grace period (1 s, scaled). */
+void h_assert_quiet(h_sub_t *sub);
+
 /* The suites (test_*.c); each adds one CUnit suite and returns 0 or CU_get_error(). */
 int test_bridge_register(void);
 int test_cli_register(void);

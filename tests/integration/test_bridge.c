@@ -142,40 +142,8 @@ static size_t wait_all(h_sub_t *sub, expect_t *exp, size_t n, int64_t deadline) 
     }
 }
 
-/* No further notification arrives within a short grace period. */
-static void assert_quiet(h_sub_t *sub) {
-    size_t have = h_sub_count(sub);
-    CU_ASSERT_EQUAL(h_sub_wait(sub, have + 1, h_deadline(500)), have);
-}
-
-/* One test's world: its own topic, group, subscriber, producer and bridge. */
-typedef struct scene_s {
-    char topic[64];
-    char group[64];
-    h_sub_t *sub;
-    h_producer_t *p;
-    h_bridge_t b;
-    unsigned int failures; /* CUnit's count when the test began */
-} scene_t;
-
-/* Creates the topic and connects a subscriber (to Redis itself) and a producer. */
-static int scene_open(scene_t *sc, const char *name, int partitions, const char *pattern) {
-    char group[64];
-
-    memset(sc, 0, sizeof(*sc));
-    sc->failures = CU_get_number_of_failures();
-    h_unique(sc->topic, sizeof(sc->topic), name);
-    snprintf(group, sizeof(group), "g-%s", name);
-    h_unique(sc->group, sizeof(sc->group), group);
-    if (h_create_topic(sc->topic, partitions) != 0)
-        return -1;
-    sc->sub = h_sub_new(h_redis_port(), pattern);
-    sc->p = h_producer_new();
-    return sc->sub && sc->p ? 0 : -1;
-}
-
 /* Starts the bridge with `rules` (NULL: the seeds' rule), Redis at `redis_port`. */
-static int scene_start(scene_t *sc, int redis_port, const char *rules) {
+static int scene_start(h_scene_t *sc, int redis_port, const char *rules) {
     char seed[512], yaml[4096];
 
     if (!rules) {
@@ -186,37 +154,28 @@ static int scene_start(scene_t *sc, int redis_port, const char *rules) {
     return h_bridge_start(&sc->b, yaml);
 }
 
-/* Stops everything; shows the bridge's log when this test failed. */
-static void scene_close(scene_t *sc) {
-    if (CU_get_number_of_failures() > sc->failures && sc->b.log[0])
-        h_bridge_dump_log(&sc->b);
-    h_bridge_cleanup(&sc->b);
-    h_producer_destroy(sc->p);
-    h_sub_destroy(sc->sub);
-}
-
 /* ------------------------------------------------------------- tests */
 
 static void test_end_to_end(void) {
     enum { USERS = 5, PER_USER = 40, N = USERS * PER_USER };
     expect_t exp[N];
-    scene_t sc;
+    h_scene_t sc;
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "e2e", 3, "events:*"), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "e2e", 3, "events:*", 0), 0);
     CU_ASSERT_EQUAL_FATAL(scene_start(&sc, h_redis_port(), NULL), 0);
     for (int i = 0; i < N; i++)
         produce_event(sc.p, sc.topic, i % USERS, i, &exp[i]);
     CU_ASSERT_EQUAL(h_flush(sc.p), 0);
 
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N, h_deadline(60000)), N);
-    assert_quiet(sc.sub);
+    h_assert_quiet(sc.sub);
     CU_ASSERT_EQUAL(match(sc.sub, exp, N), 0);
     CU_ASSERT_EQUAL(h_sub_count(sc.sub), N);
 
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     CU_ASSERT(h_bridge_log_has(&sc.b, "consumed=200 published=200 no_subscribers=0 "
                                       "publish_errors=0 skipped=0"));
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 static void test_garbage_between_good(void) {
@@ -230,9 +189,9 @@ static void test_garbage_between_good(void) {
         NULL /* a tombstone */};
     enum { NG = sizeof(garbage) / sizeof(garbage[0]), N = NG + 1 };
     expect_t exp[N];
-    scene_t sc;
+    h_scene_t sc;
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "garbage", 1, "events:*"), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "garbage", 1, "events:*", 0), 0);
     for (int i = 0; i < N; i++) {
         produce_event(sc.p, sc.topic, i, i, &exp[i]);
         if (i < NG) {
@@ -245,7 +204,7 @@ static void test_garbage_between_good(void) {
     CU_ASSERT_EQUAL_FATAL(scene_start(&sc, h_redis_port(), NULL), 0);
 
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N, h_deadline(60000)), N);
-    assert_quiet(sc.sub);
+    h_assert_quiet(sc.sub);
     CU_ASSERT_EQUAL(match(sc.sub, exp, N), 0);
     /* One subscriber, one partition: the exact global order too. */
     for (size_t i = 0; i < h_sub_count(sc.sub) && i < N; i++)
@@ -256,16 +215,16 @@ static void test_garbage_between_good(void) {
     CU_ASSERT(h_bridge_log_has(&sc.b, "consumed=15 published=8 no_subscribers=0 "
                                       "publish_errors=0 skipped=7"));
     CU_ASSERT(h_bridge_log_has(&sc.b, "skipped record"));
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 static void test_restart_mid_stream(void) {
     enum { FIRST = 300, SECOND = 300, N = FIRST + SECOND, USERS = 7 };
     expect_t exp[N];
-    scene_t sc;
+    h_scene_t sc;
     size_t dups;
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "restart", 2, "events:*"), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "restart", 2, "events:*", 0), 0);
     for (int i = 0; i < FIRST; i++)
         produce_event(sc.p, sc.topic, i % USERS, i, &exp[i]);
     CU_ASSERT_EQUAL(h_flush(sc.p), 0);
@@ -280,25 +239,25 @@ static void test_restart_mid_stream(void) {
 
     CU_ASSERT_EQUAL_FATAL(h_bridge_restart(&sc.b), 0);
     CU_ASSERT_EQUAL(wait_all(sc.sub, exp, N, h_deadline(60000)), 0);
-    assert_quiet(sc.sub);
+    h_assert_quiet(sc.sub);
     dups = match(sc.sub, exp, N);
     fprintf(stderr, "[restart: %zu notifications for %d records, %zu duplicates] ",
             h_sub_count(sc.sub), N, dups);
     /* A clean stop commits what was published: nothing is repeated. */
     CU_ASSERT_EQUAL(dups, 0);
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 static void test_redis_outage(void) {
     enum { BEFORE = 50, DURING = 150, N = BEFORE + DURING, USERS = 4 };
     expect_t exp[N];
     h_proxy_t proxy = {0};
-    scene_t sc;
+    h_scene_t sc;
     size_t dups;
 
     /* The subscriber talks to Redis directly; only the bridge goes through the proxy. */
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "outage", 2, "events:*"), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "outage", 2, "events:*", 0), 0);
     CU_ASSERT_EQUAL_FATAL(h_proxy_start(&proxy, h_redis_port()), 0);
     CU_ASSERT_EQUAL_FATAL(scene_start(&sc, proxy.port, NULL), 0);
 
@@ -314,7 +273,7 @@ static void test_redis_outage(void) {
     CU_ASSERT_EQUAL(h_flush(sc.p), 0);
     CU_ASSERT(h_bridge_wait_log(&sc.b, "Kafka paused", h_deadline(30000)));
     /* While cut off, nothing can arrive; the bridge stays up. */
-    assert_quiet(sc.sub);
+    h_assert_quiet(sc.sub);
     CU_ASSERT(h_bridge_alive(&sc.b));
 
     /* Redis reachable again: everything held is published, in order. At
@@ -322,7 +281,7 @@ static void test_redis_outage(void) {
      * reply never came back, is sent again. Nothing may be missing. */
     CU_ASSERT_EQUAL_FATAL(h_proxy_start(&proxy, h_redis_port()), 0);
     CU_ASSERT_EQUAL(wait_all(sc.sub, exp, N, h_deadline(60000)), 0);
-    assert_quiet(sc.sub);
+    h_assert_quiet(sc.sub);
     dups = match(sc.sub, exp, N);
     fprintf(stderr, "[outage: %zu notifications for %d records, %zu duplicates] ",
             h_sub_count(sc.sub), N, dups);
@@ -330,7 +289,7 @@ static void test_redis_outage(void) {
 
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     h_proxy_stop(&proxy);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 /* The notification the webhook rule must build, computed independently with
@@ -366,7 +325,7 @@ static void test_webhooks(void) {
     json_t *root, *kind, *example;
     size_t ki, ei, n = 0, nexp = 0;
     expect_t *exp;
-    scene_t sc;
+    h_scene_t sc;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(path); /* set by scripts/run-tests.sh; never skipped */
     root = json_load_file(path, 0, &jerr);
@@ -375,7 +334,7 @@ static void test_webhooks(void) {
     CU_ASSERT_FATAL(n > 100);
     exp = calloc(n, sizeof(*exp));
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "webhooks", 1, "events:repo:*"), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "webhooks", 1, "events:repo:*", 0), 0);
     json_array_foreach(root, ki, kind) {
         json_array_foreach(json_object_get(kind, "examples"), ei, example) {
             char *value = json_dumps(example, JSON_COMPACT);
@@ -398,7 +357,7 @@ static void test_webhooks(void) {
     CU_ASSERT_EQUAL_FATAL(scene_start(&sc, h_redis_port(), rules), 0);
 
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, nexp, h_deadline(60000)), nexp);
-    assert_quiet(sc.sub);
+    h_assert_quiet(sc.sub);
     CU_ASSERT_EQUAL(match(sc.sub, exp, nexp), 0);
     /* One partition: the exact order of production. */
     for (size_t i = 0; i < h_sub_count(sc.sub) && i < nexp; i++) {
@@ -410,7 +369,7 @@ static void test_webhooks(void) {
     CU_ASSERT(h_bridge_log_has(&sc.b, stats));
     snprintf(stats, sizeof(stats), "skipped=%zu ", n - nexp);
     CU_ASSERT(h_bridge_log_has(&sc.b, stats));
-    scene_close(&sc);
+    h_scene_close(&sc);
     json_decref(root);
     free(exp);
 }

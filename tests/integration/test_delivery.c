@@ -16,49 +16,8 @@
 
 #include "harness.h"
 
-/* A test's own topic, group, producer and subscriber. */
-typedef struct scene_s {
-    char topic[96], group[96], dlq[96];
-    int partitions;
-    h_producer_t *p;
-    h_sub_t *sub;
-    h_bridge_t b, b2;
-    unsigned failures;
-} scene_t;
-
-static int scene_open(scene_t *sc, const char *name, int partitions, const char *pattern) {
-    char prefix[64];
-
-    memset(sc, 0, sizeof(*sc));
-    sc->failures = CU_get_number_of_failures();
-    sc->partitions = partitions;
-    h_unique(sc->topic, sizeof(sc->topic), name);
-    snprintf(prefix, sizeof(prefix), "g-%s", name);
-    h_unique(sc->group, sizeof(sc->group), prefix);
-    snprintf(prefix, sizeof(prefix), "dlq-%s", name);
-    h_unique(sc->dlq, sizeof(sc->dlq), prefix);
-    if (h_create_topic(sc->topic, partitions) != 0 || h_create_topic(sc->dlq, 1) != 0)
-        return -1;
-    sc->sub = h_sub_new(h_redis_port(), pattern);
-    sc->p = h_producer_new();
-    return sc->sub && sc->p ? 0 : -1;
-}
-
-static void scene_close(scene_t *sc) {
-    if (CU_get_number_of_failures() > sc->failures) {
-        if (sc->b.log[0])
-            h_bridge_dump_log(&sc->b);
-        if (sc->b2.log[0])
-            h_bridge_dump_log(&sc->b2);
-    }
-    h_bridge_cleanup(&sc->b);
-    h_bridge_cleanup(&sc->b2);
-    h_producer_destroy(sc->p);
-    h_sub_destroy(sc->sub);
-}
-
 /* Produces {"kind":kind,"n":n} with key n to partition n % partitions (-1: by key). */
-static void produce_kind(scene_t *sc, const char *kind, int n, int by_key) {
+static void produce_kind(h_scene_t *sc, const char *kind, int n, int by_key) {
     char value[128], key[32];
 
     snprintf(key, sizeof(key), "k%d", n);
@@ -82,7 +41,7 @@ static void kind_rule(char *out, size_t size, const char *name, const char *topi
 }
 
 /* The config of a scene whose one rule is kind_rule(`rule`). */
-static void kind_config(const scene_t *sc, const char *rule, int redis_port,
+static void kind_config(const h_scene_t *sc, const char *rule, int redis_port,
                         const h_config_opts_t *opts, char *yaml, size_t size) {
     char rules[512];
 
@@ -139,7 +98,7 @@ static count_t wait_ids(h_sub_t *sub, const char *kind, int n, size_t count, int
 }
 
 /* Sum of the group's committed offsets over the topic's partitions (-1: error). */
-static int64_t committed_sum(const scene_t *sc) {
+static int64_t committed_sum(const h_scene_t *sc) {
     int64_t offs[16], sum = 0;
 
     if (h_committed(sc->group, sc->topic, sc->partitions, offs) != 0)
@@ -150,7 +109,7 @@ static int64_t committed_sum(const scene_t *sc) {
 }
 
 /* Polls until the group committed `want` records in all, or the deadline. */
-static int64_t wait_committed(const scene_t *sc, int64_t want, int64_t deadline) {
+static int64_t wait_committed(const h_scene_t *sc, int64_t want, int64_t deadline) {
     int64_t sum;
 
     while ((sum = committed_sum(sc)) != want && h_now_ms() < deadline) {
@@ -196,9 +155,9 @@ static void test_acl_refusals(void) {
     h_config_opts_t opts = {NULL, NULL, NULL, NULL, NULL};
     h_consumer_t *dl;
     count_t users;
-    scene_t sc;
+    h_scene_t sc;
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "acl", 1, "events:*"), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "acl", 1, "events:*", H_SCENE_DLQ), 0);
     h_unique(user, sizeof(user), "bridge");
     snprintf(acl, sizeof(acl),
              "ACL SETUSER %s on '>pw-%s' resetchannels '&events:user:*' -@all +publish +ping", user,
@@ -272,7 +231,7 @@ static void test_acl_refusals(void) {
 
     snprintf(acl, sizeof(acl), "ACL DELUSER %s", user);
     CU_ASSERT_EQUAL(h_redis_cli(acl, "1"), 0);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 /* Produces {"kind":"age","n":n} with the given CreateTime (ms). */
@@ -309,9 +268,9 @@ static void test_max_age(void) {
     h_config_opts_t opts = {NULL, NULL, NULL, NULL, "limits:\n  max_age: 10m\n"};
     struct timeval tv;
     int64_t now;
-    scene_t sc;
+    h_scene_t sc;
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "age", 1, "age:*"), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "age", 1, "age:*", H_SCENE_DLQ), 0);
     snprintf(rules, sizeof(rules),
              "  - name: hourly\n"
              "    topic: %s\n"
@@ -346,7 +305,7 @@ static void test_max_age(void) {
     CU_ASSERT_STRING_EQUAL(h_sub_note(sc.sub, 2)->channel, "age:global:2");
     CU_ASSERT_EQUAL(stat_of(&sc.b, "stale"), 5);
     CU_ASSERT_EQUAL(stat_of(&sc.b, "published"), 3);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 /*
@@ -362,9 +321,9 @@ static void test_unavailable_drop(void) {
                             "  command_timeout_ms: 2000\n  on_unavailable: drop\n", NULL};
     h_proxy_t proxy = {0, 0, 0};
     count_t c;
-    scene_t sc;
+    h_scene_t sc;
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "drop", 2, "events:*"), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "drop", 2, "events:*", H_SCENE_DLQ), 0);
     CU_ASSERT_EQUAL_FATAL(h_proxy_start(&proxy, h_redis_port()), 0);
     kind_config(&sc, "drops", proxy.port, &opts, yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
@@ -407,7 +366,7 @@ static void test_unavailable_drop(void) {
     }
     CU_ASSERT_EQUAL(stat_of(&sc.b, "dropped_unavailable"), DURING);
     h_proxy_stop(&proxy);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 /*
@@ -421,9 +380,9 @@ static void test_sigterm_under_load(void) {
     h_config_opts_t opts = {NULL, NULL, NULL, NULL, "limits:\n  max_inflight_records: 200\n"};
     count_t c;
     int64_t committed;
-    scene_t sc;
+    h_scene_t sc;
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "sigterm", 3, "events:*"), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "sigterm", 3, "events:*", H_SCENE_DLQ), 0);
     for (int i = 0; i < N; i++)
         produce_kind(&sc, "load", i, 0);
     CU_ASSERT_EQUAL(h_flush(sc.p), 0);
@@ -447,7 +406,7 @@ static void test_sigterm_under_load(void) {
     CU_ASSERT_EQUAL(c.dups, 0);
     CU_ASSERT_EQUAL(c.unexpected, 0);
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 /*
@@ -461,9 +420,9 @@ static void test_drain_timeout(void) {
     h_config_opts_t opts = {NULL, NULL, NULL, NULL, "shutdown:\n  drain_timeout: 1s\n"};
     h_proxy_t proxy = {0, 0, 0};
     count_t c;
-    scene_t sc;
+    h_scene_t sc;
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "drain", 1, "events:*"), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "drain", 1, "events:*", H_SCENE_DLQ), 0);
     CU_ASSERT_EQUAL_FATAL(h_proxy_start(&proxy, h_redis_port()), 0);
     kind_config(&sc, "drain", proxy.port, &opts, yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
@@ -489,7 +448,7 @@ static void test_drain_timeout(void) {
     CU_ASSERT_EQUAL(c.dups, 0);
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     h_proxy_stop(&proxy);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 /*
@@ -507,9 +466,9 @@ static void test_graceful_rebalance(void) {
     char yaml[4096];
     h_config_opts_t opts = {NULL, NULL, NULL, NULL, "limits:\n  max_inflight_records: 100\n"};
     count_t c;
-    scene_t sc;
+    h_scene_t sc;
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "rebalance", 4, "events:*"), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "rebalance", 4, "events:*", H_SCENE_DLQ), 0);
     for (int i = 0; i < N / 2; i++)
         produce_kind(&sc, "moved", i, 0);
     CU_ASSERT_EQUAL(h_flush(sc.p), 0);
@@ -532,7 +491,7 @@ static void test_graceful_rebalance(void) {
     CU_ASSERT_EQUAL(c.dups, 0);
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b2, SIGTERM), 0);
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 /*
@@ -543,10 +502,10 @@ static void test_graceful_rebalance(void) {
 static void test_fatal_fenced(void) {
     char yaml[4096], props[128];
     h_config_opts_t opts = {NULL, NULL, NULL, NULL, NULL};
-    scene_t sc;
+    h_scene_t sc;
     int status;
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "fenced", 1, "events:*"), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "fenced", 1, "events:*", H_SCENE_DLQ), 0);
     snprintf(props, sizeof(props), "    group.instance.id: %s-member\n", sc.group);
     opts.properties = props;
     kind_config(&sc, "fenced", h_redis_port(), &opts, yaml, sizeof(yaml));
@@ -560,7 +519,7 @@ static void test_fatal_fenced(void) {
     CU_ASSERT(h_bridge_log_has(&sc.b, "stopped on a failure (exit status 3)"));
     CU_ASSERT(h_bridge_alive(&sc.b2));
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b2, SIGTERM), 0);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 int test_delivery_register(void) {

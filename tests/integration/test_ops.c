@@ -172,37 +172,17 @@ static char *wait_metrics(int port, const char *const *series, const int64_t *wa
 
 /* ------------------------------------------------------------ scene */
 
-typedef struct scene_s {
-    char topic[96], group[96];
-    int http_port;
-    h_proxy_t proxy;
-    h_producer_t *p;
-    h_sub_t *sub;
-    h_bridge_t b;
-    unsigned int failures;
-} scene_t;
-
 #define RULE "ops-rule"
 
 /* A topic of one partition, a subscriber on ops:*, the bridge reaching Redis
  * through a proxy, its HTTP endpoint on a free loopback port. Statistics
  * every second (instead of the bridge's 15 s), so lag shows up quickly. */
-static int scene_start(scene_t *sc, const char *name) {
+static int scene_start(h_scene_t *sc, const char *name) {
     char rules[512], sections[256], yaml[4096];
     h_config_opts_t opts = {NULL, NULL, "    statistics.interval.ms: 1000\n", NULL, sections};
 
-    memset(sc, 0, sizeof(*sc));
-    sc->failures = CU_get_number_of_failures();
     srandom((unsigned)getpid() ^ (unsigned)h_now_ms());
-    h_unique(sc->topic, sizeof(sc->topic), name);
-    h_unique(sc->group, sizeof(sc->group), "g-ops");
-    sc->http_port = h_free_port();
-    if (sc->http_port < 0 || h_create_topic(sc->topic, 1) != 0 ||
-        h_proxy_start(&sc->proxy, h_redis_port()) != 0)
-        return -1;
-    sc->sub = h_sub_new(h_redis_port(), "ops:*");
-    sc->p = h_producer_new();
-    if (!sc->sub || !sc->p)
+    if (h_scene_open(sc, name, 1, "ops:*", H_SCENE_PROXY | H_SCENE_HTTP) != 0)
         return -1;
     snprintf(rules, sizeof(rules),
              "  - name: " RULE "\n"
@@ -214,20 +194,11 @@ static int scene_start(scene_t *sc, const char *name) {
     snprintf(sections, sizeof(sections),
              "log:\n  format: json\nhttp:\n  enabled: true\n  listen: 127.0.0.1:%d\n",
              sc->http_port);
-    h_config_opts(yaml, sizeof(yaml), sc->group, sc->topic, sc->proxy.port, &opts, rules);
+    h_config_opts(yaml, sizeof(yaml), sc->group, sc->topic, sc->redis_port, &opts, rules);
     return h_bridge_start(&sc->b, yaml);
 }
 
-static void scene_close(scene_t *sc) {
-    if (CU_get_number_of_failures() > sc->failures && sc->b.log[0])
-        h_bridge_dump_log(&sc->b);
-    h_bridge_cleanup(&sc->b);
-    h_proxy_stop(&sc->proxy);
-    h_producer_destroy(sc->p);
-    h_sub_destroy(sc->sub);
-}
-
-static void produce(scene_t *sc, int from, int to) {
+static void produce(h_scene_t *sc, int from, int to) {
     for (int i = from; i < to; i++) {
         char value[128];
 
@@ -248,7 +219,7 @@ static void test_metrics_scrape(void) {
                             "k2r_ready", "k2r_redis_up"};
     const int64_t want[] = {N, N, N, 1, 1};
     reply_t r;
-    scene_t sc;
+    h_scene_t sc;
 
     CU_ASSERT_EQUAL_FATAL(scene_start(&sc, "ops-metrics"), 0);
     CU_ASSERT(wait_answer(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
@@ -276,10 +247,17 @@ static void test_metrics_scrape(void) {
     CU_ASSERT_EQUAL(metric(text, "k2r_inflight_records"), 0);
     CU_ASSERT_EQUAL(metric(text, "k2r_up"), 1);
     {
-        /* The librdkafka that runs: the one this test links, as the bridge does. */
-        char info[160];
+        /* The version `kafka-redis-bridge version` prints, and the librdkafka
+         * that runs: the one this test links, as the bridge does. */
+        char cmd[512], version[64] = "", info[200];
+        char *out = NULL;
+
+        snprintf(cmd, sizeof(cmd), "%s version", h_binary());
+        CU_ASSERT_EQUAL(h_run(cmd, NULL, &out, 0), 0);
+        CU_ASSERT_EQUAL(out ? sscanf(out, "kafka-redis-bridge %63s", version) : 0, 1);
+        free(out);
         snprintf(info, sizeof(info), "\nk2r_build_info{version=\"%s\",librdkafka=\"%s\"} 1\n",
-                 K2R_VERSION, rd_kafka_version_str());
+                 version, rd_kafka_version_str());
         CU_ASSERT_PTR_NOT_NULL(strstr(text, info));
     }
     CU_ASSERT(strstr(text, "\n# TYPE k2r_publish_duration_seconds histogram\n") != NULL);
@@ -322,7 +300,7 @@ static void test_metrics_scrape(void) {
     http_request(sc.http_port, "GET", "/healthz", &r);
     CU_ASSERT_EQUAL(r.status, 0);
     reply_free(&r);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 /* /readyz follows Redis: 503 with the reason while the bridge cannot reach
@@ -334,7 +312,7 @@ static void test_readyz_follows_redis(void) {
     const char *series[] = {"k2r_records_consumed_total", published, "k2r_ready"};
     const int64_t want[] = {N + 1, N + 1, 1};
     reply_t r;
-    scene_t sc;
+    h_scene_t sc;
 
     CU_ASSERT_EQUAL_FATAL(scene_start(&sc, "ops-ready"), 0);
     CU_ASSERT(wait_answer(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
@@ -367,7 +345,7 @@ static void test_readyz_follows_redis(void) {
     CU_ASSERT(text && metric(text, "k2r_redis_reconnects_total") >= 1);
     free(text);
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 /* Reads the bridge's log file (NUL-terminated, free() it). */
@@ -388,7 +366,7 @@ static void test_json_log(void) {
     char *log, *line, *save = NULL;
     size_t lines = 0, bad = 0, starting = 0;
     reply_t r;
-    scene_t sc;
+    h_scene_t sc;
 
     CU_ASSERT_EQUAL_FATAL(scene_start(&sc, "ops-log"), 0);
     CU_ASSERT(wait_answer(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
@@ -425,7 +403,7 @@ static void test_json_log(void) {
     CU_ASSERT(h_bridge_log_has(&sc.b, "\"msg\":\"http: serving /healthz, /readyz and /metrics on "
                                       "127.0.0.1:"));
     free(log);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 /* A port already taken is a start-up error: one line, exit status 1,

@@ -18,51 +18,12 @@
 
 #include "harness.h"
 
-/* One test's world: topics, group, channel prefix, subscriber, producer, bridge. */
-typedef struct scene_s {
-    char topic[64];
-    char group[64];
-    char prefix[64]; /* every channel of the test starts with it */
-    h_sub_t *sub;
-    h_producer_t *p;
-    h_bridge_t b;
-    int redis_port;        /* where the bridge finds Redis (the subscriber uses Redis itself) */
-    unsigned int failures; /* CUnit's count when the test began */
-} scene_t;
-
 /* A config for the scene: its group and topic, Redis at sc->redis_port;
  * `dlq` (may be NULL) is the dead-letter topic, `redis_extra` (NULL: a
  * command timeout) more lines under redis:. */
-static void make_config(char *out, size_t size, const scene_t *sc, const char *dlq,
+static void make_config(char *out, size_t size, const h_scene_t *sc, const char *dlq,
                         const char *redis_extra, const char *rules) {
     h_config(out, size, sc->group, sc->topic, sc->redis_port, dlq, redis_extra, rules);
-}
-
-static int scene_open(scene_t *sc, const char *name, int partitions) {
-    char buf[64], pattern[80];
-
-    memset(sc, 0, sizeof(*sc));
-    sc->failures = CU_get_number_of_failures();
-    sc->redis_port = h_redis_port();
-    h_unique(sc->topic, sizeof(sc->topic), name);
-    snprintf(buf, sizeof(buf), "g-%s", name);
-    h_unique(sc->group, sizeof(sc->group), buf);
-    snprintf(buf, sizeof(buf), "ch-%s", name);
-    h_unique(sc->prefix, sizeof(sc->prefix), buf);
-    if (h_create_topic(sc->topic, partitions) != 0)
-        return -1;
-    snprintf(pattern, sizeof(pattern), "%s:*", sc->prefix);
-    sc->sub = h_sub_new(h_redis_port(), pattern);
-    sc->p = h_producer_new();
-    return sc->sub && sc->p ? 0 : -1;
-}
-
-static void scene_close(scene_t *sc) {
-    if (CU_get_number_of_failures() > sc->failures && sc->b.log[0])
-        h_bridge_dump_log(&sc->b);
-    h_bridge_cleanup(&sc->b);
-    h_producer_destroy(sc->p);
-    h_sub_destroy(sc->sub);
 }
 
 /* A notification that must arrive. */
@@ -129,12 +90,6 @@ static int wait_message(h_sub_t *sub, size_t from, const char *message, int64_t 
     }
 }
 
-/* No further notification arrives within a short grace period. */
-static void assert_quiet(h_sub_t *sub) {
-    size_t have = h_sub_count(sub);
-    CU_ASSERT_EQUAL(h_sub_wait(sub, have + 1, h_deadline(1000)), have);
-}
-
 /* ------------------------------------------------------------ fan-out */
 
 static void test_fan_out(void) {
@@ -143,9 +98,9 @@ static void test_fan_out(void) {
     note_t want[3 * N];
     size_t nwant = 0;
     char rules[1024];
-    scene_t sc;
+    h_scene_t sc;
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "fanout", 1), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "fanout", 1, NULL, 0), 0);
     snprintf(rules, sizeof(rules),
              "  - name: fan\n"
              "    topic: %s\n"
@@ -192,7 +147,7 @@ static void test_fan_out(void) {
     /* One partition, one connection, one subscriber: the exact order of
      * publishing, which is each record's channels in rule order. */
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, nwant, h_deadline(60000)), nwant);
-    assert_quiet(sc.sub);
+    h_assert_quiet(sc.sub);
     CU_ASSERT_EQUAL(h_sub_count(sc.sub), nwant);
     for (size_t i = 0; i < nwant && i < h_sub_count(sc.sub); i++)
         assert_note(sc.sub, i, &want[i]);
@@ -202,7 +157,7 @@ static void test_fan_out(void) {
                                       "publish_errors=0 skipped=1 dead_lettered=0 "
                                       "stopped_partitions=0"));
     CU_ASSERT(h_bridge_log_has(&sc.b, "missing_field: kind (header:x-kind): missing"));
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 /* -------------------------------------------------------- dead letter */
@@ -280,9 +235,9 @@ static void test_dead_letter(void) {
     note_t want[NGOOD + 1];
     size_t nwant = 0, nbad = 0;
     h_consumer_t *c = NULL;
-    scene_t sc;
+    h_scene_t sc;
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "deadletter", 1), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "deadletter", 1, NULL, 0), 0);
     h_unique(dlq, sizeof(dlq), "dlq");
     CU_ASSERT_EQUAL_FATAL(h_create_topic(dlq, 1), 0);
     snprintf(rules, sizeof(rules),
@@ -320,7 +275,7 @@ static void test_dead_letter(void) {
 
     /* The good records: published, in order. */
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, NGOOD, h_deadline(60000)), NGOOD);
-    assert_quiet(sc.sub);
+    h_assert_quiet(sc.sub);
     CU_ASSERT_EQUAL(h_sub_count(sc.sub), NGOOD);
     for (size_t i = 0; i < NGOOD && i < h_sub_count(sc.sub); i++)
         assert_note(sc.sub, i, &want[i]);
@@ -375,7 +330,7 @@ static void test_dead_letter(void) {
     snprintf(want[NGOOD].message, sizeof(want[0].message),
              "{\"id\":\"e8\",\"type\":\"user\",\"source_id\":\"u8\"}");
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, NGOOD + 1, h_deadline(60000)), NGOOD + 1);
-    assert_quiet(sc.sub);
+    h_assert_quiet(sc.sub);
     CU_ASSERT_EQUAL(h_sub_count(sc.sub), NGOOD + 1);
     if (h_sub_count(sc.sub) > NGOOD)
         assert_note(sc.sub, NGOOD, &want[NGOOD]);
@@ -384,7 +339,7 @@ static void test_dead_letter(void) {
     CU_ASSERT(h_bridge_log_has(&sc.b, "consumed=1 published=1 no_subscribers=0 publish_errors=0 "
                                       "skipped=0 dead_lettered=0 stopped_partitions=0"));
     h_consumer_destroy(c);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 /* Produces {"id":"<id>","source_type":"user","source_id":"u"} (or `raw`). */
@@ -409,9 +364,9 @@ static void test_dead_letter_held(void) {
     char rules[1024], yaml[4096], dlq[64], ch[128];
     h_consumer_t *c = NULL;
     size_t before, after;
-    scene_t sc;
+    h_scene_t sc;
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "dlheld", 1), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "dlheld", 1, NULL, 0), 0);
     snprintf(ch, sizeof(ch), "%s:user:u", sc.prefix);
     snprintf(rules, sizeof(rules),
              "  - name: strict\n"
@@ -438,7 +393,7 @@ static void test_dead_letter_held(void) {
     /* Held: a record produced now is not taken. */
     produce_user(sc.p, sc.topic, "e3", NULL);
     CU_ASSERT_EQUAL(h_flush(sc.p), 0);
-    assert_quiet(sc.sub);
+    h_assert_quiet(sc.sub);
     before = h_sub_count(sc.sub);
     CU_ASSERT(before == 1 || before == 2); /* e2 is published when it shared the held batch */
     CU_ASSERT_STRING_EQUAL(h_sub_note(sc.sub, 0)->message, "{\"id\":\"e0\"}");
@@ -467,7 +422,7 @@ static void test_dead_letter_held(void) {
     }
     /* After the restart: e0 again when it shared the held batch, then e2, e3. */
     CU_ASSERT(wait_message(sc.sub, before, "{\"id\":\"e3\"}", h_deadline(60000)));
-    assert_quiet(sc.sub);
+    h_assert_quiet(sc.sub);
     after = h_sub_count(sc.sub) - before;
     CU_ASSERT(after == 2 || after == 3);
     if (after >= 2) {
@@ -481,7 +436,7 @@ static void test_dead_letter_held(void) {
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     CU_ASSERT(h_bridge_log_has(&sc.b, "dead_lettered=1 stopped_partitions=0"));
     h_consumer_destroy(c);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 /* --------------------------------------------------------------- stop */
@@ -500,7 +455,7 @@ static void produce_stop_record(h_producer_t *p, const char *topic, int part, co
     CU_ASSERT_EQUAL(h_produce(p, topic, part, NULL, value, strlen(value)), 0);
 }
 
-static void stop_rules(char *out, size_t size, const scene_t *sc, const char *id_source) {
+static void stop_rules(char *out, size_t size, const h_scene_t *sc, const char *id_source) {
     snprintf(out, size,
              "  - name: strict\n"
              "    topic: %s\n"
@@ -522,10 +477,10 @@ static void test_stop(void) {
     char rules[1024], yaml[4096], ch_a[128], ch_b[128], ch_none[128], line[256];
     size_t first_run, dups;
     h_proxy_t proxy = {0};
-    scene_t sc;
+    h_scene_t sc;
 
     /* The bridge reaches Redis through a proxy, to cut it off midway. */
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "stop", 2), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "stop", 2, NULL, 0), 0);
     CU_ASSERT_EQUAL_FATAL(h_proxy_start(&proxy, h_redis_port()), 0);
     sc.redis_port = proxy.port;
     snprintf(ch_a, sizeof(ch_a), "%s:user:a", sc.prefix);
@@ -573,7 +528,7 @@ static void test_stop(void) {
     produce_stop_record(sc.p, sc.topic, 1, "f5", "b");
     CU_ASSERT_EQUAL(h_flush(sc.p), 0);
     CU_ASSERT(wait_message(sc.sub, 0, "{\"id\":\"f5\"}", h_deadline(60000)));
-    assert_quiet(sc.sub);
+    h_assert_quiet(sc.sub);
     dups = assert_channel(sc.sub, 0, ch_a, a_first, 2, 1);
     dups += assert_channel(sc.sub, 0, ch_b, b_all, 6, 1);
     CU_ASSERT_EQUAL(h_sub_count(sc.sub), 8 + dups);
@@ -593,7 +548,7 @@ static void test_stop(void) {
     CU_ASSERT_EQUAL_FATAL(h_bridge_rewrite(&sc.b, yaml), 0);
     CU_ASSERT_EQUAL_FATAL(h_bridge_restart(&sc.b), 0);
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, first_run + 5, h_deadline(60000)), first_run + 5);
-    assert_quiet(sc.sub);
+    h_assert_quiet(sc.sub);
     CU_ASSERT_EQUAL(h_sub_count(sc.sub), first_run + 5);
     assert_channel(sc.sub, first_run, ch_none, none, 1, 0);
     assert_channel(sc.sub, first_run, ch_a, a_after, 4, 0);
@@ -605,12 +560,12 @@ static void test_stop(void) {
     CU_ASSERT(h_bridge_log_has(&sc.b, "consumed=5 published=5 no_subscribers=0 publish_errors=0 "
                                       "skipped=0 dead_lettered=0 stopped_partitions=0"));
     h_proxy_stop(&proxy);
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 /* ------------------------------------------------------------- reload */
 
-static void reload_rules(char *out, size_t size, const scene_t *sc, const char *variant) {
+static void reload_rules(char *out, size_t size, const h_scene_t *sc, const char *variant) {
     snprintf(out, size,
              "  - name: by-id\n"
              "    topic: %s\n"
@@ -622,7 +577,7 @@ static void reload_rules(char *out, size_t size, const scene_t *sc, const char *
 
 /* Produces {"id":"<id>","source_id":"<id>"} and waits until notification #n
  * (counting from 1) arrived; it must be on prefix:variant:id. */
-static void produce_and_see(scene_t *sc, const char *id, const char *variant, size_t n) {
+static void produce_and_see(h_scene_t *sc, const char *id, const char *variant, size_t n) {
     char value[128];
     note_t want;
 
@@ -637,7 +592,7 @@ static void produce_and_see(scene_t *sc, const char *id, const char *variant, si
 }
 
 /* Rewrites the config, sends SIGHUP, waits for the `count`-th `needle`. */
-static int hup_and_wait(scene_t *sc, const char *yaml, const char *needle, size_t count) {
+static int hup_and_wait(h_scene_t *sc, const char *yaml, const char *needle, size_t count) {
     if (h_bridge_rewrite(&sc->b, yaml) != 0 || kill(sc->b.pid, SIGHUP) != 0)
         return -1;
     return h_bridge_wait_log_count(&sc->b, needle, count, h_deadline(30000)) ? 0 : -1;
@@ -646,9 +601,9 @@ static int hup_and_wait(scene_t *sc, const char *yaml, const char *needle, size_
 static void test_reload(void) {
     char rules[1024], yaml[4096], bad[4096], reloaded[512], cmd[512], *check_out = NULL;
     size_t assigned, revoked;
-    scene_t sc;
+    h_scene_t sc;
 
-    CU_ASSERT_EQUAL_FATAL(scene_open(&sc, "reload", 1), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "reload", 1, NULL, 0), 0);
     reload_rules(rules, sizeof(rules), &sc, "a");
     make_config(yaml, sizeof(yaml), &sc, NULL, NULL, rules);
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
@@ -710,7 +665,7 @@ static void test_reload(void) {
     make_config(yaml, sizeof(yaml), &sc, NULL, NULL, rules);
     CU_ASSERT_EQUAL(hup_and_wait(&sc, yaml, reloaded, 2), 0);
     produce_and_see(&sc, "x5", "a", 5);
-    assert_quiet(sc.sub);
+    h_assert_quiet(sc.sub);
     CU_ASSERT_EQUAL(h_sub_count(sc.sub), 5);
 
     /* Stayed in the group all along: no new assignment or revocation. */
@@ -722,7 +677,7 @@ static void test_reload(void) {
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     CU_ASSERT(h_bridge_log_has(&sc.b, "consumed=5 published=5 no_subscribers=0 publish_errors=0 "
                                       "skipped=0 dead_lettered=0"));
-    scene_close(&sc);
+    h_scene_close(&sc);
 }
 
 int test_rules_register(void) {
