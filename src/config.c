@@ -674,9 +674,27 @@ static char *get_scalar(loader_t *ld, const yaml_node_t *node, const char *path)
     return strdup((const char *)node->data.scalar.value);
 }
 
-static const char *const source_keys[] = {"path",        "header", "meta",   "const",
-                                          "cloudevents", "var",    "default"};
-static const char *const meta_names[] = {"key", "topic", "partition", "offset", "timestamp"};
+static const char *const meta_names[] = {"key", "topic", "partition", "offset", "timestamp", NULL};
+
+const k2r_source_syntax_t k2r_source_syntax[K2R_SOURCE_COUNT] = {
+    [K2R_SOURCE_PATH] = {"path", 0, 1, NULL, NULL},
+    [K2R_SOURCE_HEADER] = {"header", 0, 1, NULL, NULL},
+    [K2R_SOURCE_META] = {"meta", 0, 1, meta_names, "key, topic, partition, offset or timestamp"},
+    [K2R_SOURCE_CONST] = {"const", 1, 0, NULL, NULL},
+    [K2R_SOURCE_CLOUDEVENTS] = {"cloudevents", 0, 1, NULL, NULL},
+    [K2R_SOURCE_VAR] = {"var", 0, 0, NULL, NULL},
+};
+
+/* ", "-separated keys of the source kinds, var only when allow_var. */
+static void source_kind_list(char *out, size_t size, int allow_var) {
+    size_t n = 0;
+
+    out[0] = '\0';
+    for (int k = 0; k < K2R_SOURCE_COUNT && n < size; k++)
+        if (k != K2R_SOURCE_VAR || allow_var)
+            n += (size_t)snprintf(out + n, size - n, "%s%s", n ? ", " : "",
+                                  k2r_source_syntax[k].key);
+}
 
 /*
  * Reads a source: a scalar (a path) or a mapping with one of path, header,
@@ -715,58 +733,63 @@ static int get_source(loader_t *ld, yaml_node_t *node, const char *path, int all
             bad |= !src->dflt;
             continue;
         }
-        if (strcmp(key, "path") == 0)
-            kind = K2R_SOURCE_PATH;
-        else if (strcmp(key, "header") == 0)
-            kind = K2R_SOURCE_HEADER;
-        else if (strcmp(key, "meta") == 0)
-            kind = K2R_SOURCE_META;
-        else if (strcmp(key, "const") == 0)
-            kind = K2R_SOURCE_CONST;
-        else if (strcmp(key, "cloudevents") == 0)
-            kind = K2R_SOURCE_CLOUDEVENTS;
-        else if (strcmp(key, "var") == 0 && allow_var)
-            kind = K2R_SOURCE_VAR;
+        for (int i = 0; i < K2R_SOURCE_COUNT && kind < 0; i++)
+            if (strcmp(key, k2r_source_syntax[i].key) == 0 && (i != K2R_SOURCE_VAR || allow_var))
+                kind = i;
+        if (kind < 0 && strcmp(key, k2r_source_syntax[K2R_SOURCE_VAR].key) == 0) {
+            lerr(ld, k, "%s: var reads a variable in notification fields only", path);
+            bad = 1;
+            continue;
+        }
         if (kind < 0) {
+            const char *keys[K2R_SOURCE_COUNT + 1];
             char hint[96];
-            suggest(key, source_keys, sizeof(source_keys) / sizeof(source_keys[0]), hint,
-                    sizeof(hint));
+
+            for (int i = 0; i < K2R_SOURCE_COUNT; i++)
+                keys[i] = k2r_source_syntax[i].key;
+            keys[K2R_SOURCE_COUNT] = "default";
+            suggest(key, keys, K2R_SOURCE_COUNT + 1, hint, sizeof(hint));
             lerr(ld, k, "%s: unknown source kind \"%s\"%s", path, key, hint);
             bad = 1;
             continue;
         }
         if (nkinds++) {
-            lerr(ld, k, "%s: a source takes one of path, header, meta, const, cloudevents%s", path,
-                 allow_var ? ", var" : "");
+            char kinds[96];
+
+            source_kind_list(kinds, sizeof(kinds), allow_var);
+            lerr(ld, k, "%s: a source takes one of %s", path, kinds);
             bad = 1;
             continue;
         }
         src->kind = (k2r_source_kind_t)kind;
-        src->arg = kind == K2R_SOURCE_CONST ? get_scalar(ld, v, sub) : get_string(ld, v, sub);
+        src->arg =
+            k2r_source_syntax[kind].scalar_arg ? get_scalar(ld, v, sub) : get_string(ld, v, sub);
         if (!src->arg) {
             bad = 1;
             continue;
         }
-        src->arg_is_int = kind == K2R_SOURCE_CONST && plain_int(v);
-        if (kind == K2R_SOURCE_META) {
+        src->arg_is_int = k2r_source_syntax[kind].scalar_arg && plain_int(v);
+        if (k2r_source_syntax[kind].args) {
             int known = 0;
-            for (size_t i = 0; i < sizeof(meta_names) / sizeof(meta_names[0]); i++)
-                known |= strcmp(src->arg, meta_names[i]) == 0;
+            for (const char *const *a = k2r_source_syntax[kind].args; *a; a++)
+                known |= strcmp(src->arg, *a) == 0;
             if (!known) {
-                lerr(ld, v, "%s: expected key, topic, partition, offset or timestamp, found \"%s\"",
-                     sub, src->arg);
+                lerr(ld, v, "%s: expected %s, found \"%s\"", sub, k2r_source_syntax[kind].args_text,
+                     src->arg);
                 bad = 1;
             }
         }
     }
     if (!nkinds && !bad) {
-        lerr(ld, node, "%s: a source needs one of path, header, meta, const, cloudevents%s", path,
-             allow_var ? ", var" : "");
+        char kinds[96];
+
+        source_kind_list(kinds, sizeof(kinds), allow_var);
+        lerr(ld, node, "%s: a source needs one of %s", path, kinds);
         bad = 1;
     }
-    if (!bad && src->dflt && (src->kind == K2R_SOURCE_CONST || src->kind == K2R_SOURCE_VAR)) {
+    if (!bad && src->dflt && !k2r_source_syntax[src->kind].takes_default) {
         lerr(ld, node, "%s: default makes no sense with %s", path,
-             src->kind == K2R_SOURCE_CONST ? "const" : "var");
+             k2r_source_syntax[src->kind].key);
         bad = 1;
     }
     return bad ? -1 : 0;

@@ -22,6 +22,7 @@
  */
 #include "k2r/rules.h"
 
+#include <assert.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -83,6 +84,9 @@ void k2r_buf_free(k2r_buf_t *buf) {
 
 enum { META_KEY, META_TOPIC, META_PARTITION, META_OFFSET, META_TIMESTAMP };
 enum { TOPIC_EXACT, TOPIC_GLOB, TOPIC_REGEX };
+
+/* Per-record state while mapping (below, with the mapping code). */
+typedef struct ctx_s ctx_t;
 
 /* A compiled source of a value. */
 typedef struct source_s {
@@ -214,82 +218,138 @@ static void var_hint(const rule_t *r, const char *name, size_t len, char *out, s
         snprintf(out + n, size - n, ")");
 }
 
+/*
+ * The source kinds (config.h's k2r_source_syntax says how each is written):
+ * how each is compiled and how it is read from a record. A new kind is one
+ * row here, one in k2r_source_syntax, and these two functions. A compile
+ * function fills s and desc (check's summary of the source), or adds an
+ * error and returns -1; an evaluation function fills *v, or leaves it
+ * absent, and returns K2R_SKIP_NONE or the reason the record is skipped.
+ */
+typedef struct source_ops_s {
+    int (*compile)(compiler_t *c, const k2r_source_conf_t *sc, const rule_t *r, const char *what,
+                   source_t *s, char *desc, size_t desc_size);
+    k2r_skip_t (*eval)(ctx_t *x, const source_t *s, k2r_value_t *v);
+} source_ops_t;
+
+static int compile_path(compiler_t *c, const k2r_source_conf_t *sc, const rule_t *r,
+                        const char *what, source_t *s, char *desc, size_t desc_size) {
+    char errstr[256];
+    char *data_path = malloc(strlen(sc->arg) + 6);
+    int rc;
+
+    (void)r;
+    if (k2r_path_compile(sc->arg, &s->path, errstr, sizeof(errstr)) != 0) {
+        free(data_path);
+        cerr(c, sc->mark, "rules[%zu].%s: %s", c->ri, what, errstr);
+        return -1;
+    }
+    if (!data_path)
+        return -1;
+    snprintf(data_path, strlen(sc->arg) + 6, "data.%s", sc->arg);
+    rc = k2r_path_compile(data_path, &s->ce_path, errstr, sizeof(errstr));
+    free(data_path);
+    if (rc != 0)
+        return -1;
+    snprintf(desc, desc_size, "%s", sc->arg);
+    return 0;
+}
+
+static int compile_header(compiler_t *c, const k2r_source_conf_t *sc, const rule_t *r,
+                          const char *what, source_t *s, char *desc, size_t desc_size) {
+    (void)c, (void)r, (void)what;
+    s->name = strdup(sc->arg);
+    snprintf(desc, desc_size, "header:%s", sc->arg);
+    return 0;
+}
+
+static int compile_meta(compiler_t *c, const k2r_source_conf_t *sc, const rule_t *r,
+                        const char *what, source_t *s, char *desc, size_t desc_size) {
+    (void)c, (void)r, (void)what;
+    s->meta = strcmp(sc->arg, "key") == 0         ? META_KEY
+              : strcmp(sc->arg, "topic") == 0     ? META_TOPIC
+              : strcmp(sc->arg, "partition") == 0 ? META_PARTITION
+              : strcmp(sc->arg, "offset") == 0    ? META_OFFSET
+                                                  : META_TIMESTAMP;
+    snprintf(desc, desc_size, "meta:%s", sc->arg);
+    return 0;
+}
+
+static int compile_const(compiler_t *c, const k2r_source_conf_t *sc, const rule_t *r,
+                         const char *what, source_t *s, char *desc, size_t desc_size) {
+    (void)c, (void)r, (void)what;
+    s->cstr = strdup(sc->arg);
+    if (!s->cstr)
+        return -1;
+    if (sc->arg_is_int)
+        int_value(s->cstr, &s->cval);
+    else
+        string_value(s->cstr, &s->cval);
+    snprintf(desc, desc_size, "const:\"%s\"", sc->arg);
+    return 0;
+}
+
+static int compile_cloudevents(compiler_t *c, const k2r_source_conf_t *sc, const rule_t *r,
+                               const char *what, source_t *s, char *desc, size_t desc_size) {
+    char errstr[256];
+    size_t n = strlen(sc->arg) + 4;
+
+    (void)r;
+    s->name = malloc(n);
+    if (!s->name)
+        return -1;
+    snprintf(s->name, n, "ce_%s", sc->arg);
+    /* Structured mode: the attribute is a top-level member; escape dots. */
+    if (strchr(sc->arg, '.') || strchr(sc->arg, '\\') ||
+        k2r_path_compile(sc->arg, &s->path, errstr, sizeof(errstr)) != 0) {
+        cerr(c, sc->mark, "rules[%zu].%s: \"%s\" is not a CloudEvents attribute name", c->ri, what,
+             sc->arg);
+        return -1;
+    }
+    snprintf(desc, desc_size, "cloudevents:%s", sc->arg);
+    return 0;
+}
+
+static int compile_var(compiler_t *c, const k2r_source_conf_t *sc, const rule_t *r,
+                       const char *what, source_t *s, char *desc, size_t desc_size) {
+    s->var = find_var(r, sc->arg, strlen(sc->arg));
+    if (s->var < 0 && c->broken)
+        return -1;
+    if (s->var < 0) {
+        char hint[256];
+        var_hint(r, sc->arg, strlen(sc->arg), hint, sizeof(hint));
+        cerr(c, sc->mark, "rules[%zu].%s: unknown variable {%s}%s", c->ri, what, sc->arg, hint);
+        return -1;
+    }
+    snprintf(desc, desc_size, "var:%s", sc->arg);
+    return 0;
+}
+
+static k2r_skip_t eval_path(ctx_t *x, const source_t *s, k2r_value_t *v);
+static k2r_skip_t eval_header(ctx_t *x, const source_t *s, k2r_value_t *v);
+static k2r_skip_t eval_meta(ctx_t *x, const source_t *s, k2r_value_t *v);
+static k2r_skip_t eval_const(ctx_t *x, const source_t *s, k2r_value_t *v);
+static k2r_skip_t eval_cloudevents(ctx_t *x, const source_t *s, k2r_value_t *v);
+static k2r_skip_t eval_var(ctx_t *x, const source_t *s, k2r_value_t *v);
+
+static const source_ops_t source_ops[K2R_SOURCE_COUNT] = {
+    [K2R_SOURCE_PATH] = {compile_path, eval_path},
+    [K2R_SOURCE_HEADER] = {compile_header, eval_header},
+    [K2R_SOURCE_META] = {compile_meta, eval_meta},
+    [K2R_SOURCE_CONST] = {compile_const, eval_const},
+    [K2R_SOURCE_CLOUDEVENTS] = {compile_cloudevents, eval_cloudevents},
+    [K2R_SOURCE_VAR] = {compile_var, eval_var},
+};
+
 static int compile_source(compiler_t *c, const k2r_source_conf_t *sc, const rule_t *r,
                           const char *what, source_t *s) {
-    char errstr[256], desc[300];
+    char desc[300];
 
+    assert(sc->kind < K2R_SOURCE_COUNT && source_ops[sc->kind].compile);
     s->kind = sc->kind;
     s->var = -1;
-    switch (sc->kind) {
-    case K2R_SOURCE_PATH: {
-        char *data_path = malloc(strlen(sc->arg) + 6);
-        int rc;
-        if (k2r_path_compile(sc->arg, &s->path, errstr, sizeof(errstr)) != 0) {
-            free(data_path);
-            cerr(c, sc->mark, "rules[%zu].%s: %s", c->ri, what, errstr);
-            return -1;
-        }
-        if (!data_path)
-            return -1;
-        snprintf(data_path, strlen(sc->arg) + 6, "data.%s", sc->arg);
-        rc = k2r_path_compile(data_path, &s->ce_path, errstr, sizeof(errstr));
-        free(data_path);
-        if (rc != 0)
-            return -1;
-        snprintf(desc, sizeof(desc), "%s", sc->arg);
-        break;
-    }
-    case K2R_SOURCE_HEADER:
-        s->name = strdup(sc->arg);
-        snprintf(desc, sizeof(desc), "header:%s", sc->arg);
-        break;
-    case K2R_SOURCE_META:
-        s->meta = strcmp(sc->arg, "key") == 0         ? META_KEY
-                  : strcmp(sc->arg, "topic") == 0     ? META_TOPIC
-                  : strcmp(sc->arg, "partition") == 0 ? META_PARTITION
-                  : strcmp(sc->arg, "offset") == 0    ? META_OFFSET
-                                                      : META_TIMESTAMP;
-        snprintf(desc, sizeof(desc), "meta:%s", sc->arg);
-        break;
-    case K2R_SOURCE_CONST:
-        s->cstr = strdup(sc->arg);
-        if (!s->cstr)
-            return -1;
-        if (sc->arg_is_int)
-            int_value(s->cstr, &s->cval);
-        else
-            string_value(s->cstr, &s->cval);
-        snprintf(desc, sizeof(desc), "const:\"%s\"", sc->arg);
-        break;
-    case K2R_SOURCE_CLOUDEVENTS: {
-        size_t n = strlen(sc->arg) + 4;
-        s->name = malloc(n);
-        if (!s->name)
-            return -1;
-        snprintf(s->name, n, "ce_%s", sc->arg);
-        /* Structured mode: the attribute is a top-level member; escape dots. */
-        if (strchr(sc->arg, '.') || strchr(sc->arg, '\\') ||
-            k2r_path_compile(sc->arg, &s->path, errstr, sizeof(errstr)) != 0) {
-            cerr(c, sc->mark, "rules[%zu].%s: \"%s\" is not a CloudEvents attribute name", c->ri,
-                 what, sc->arg);
-            return -1;
-        }
-        snprintf(desc, sizeof(desc), "cloudevents:%s", sc->arg);
-        break;
-    }
-    case K2R_SOURCE_VAR:
-        s->var = find_var(r, sc->arg, strlen(sc->arg));
-        if (s->var < 0 && c->broken)
-            return -1;
-        if (s->var < 0) {
-            char hint[256];
-            var_hint(r, sc->arg, strlen(sc->arg), hint, sizeof(hint));
-            cerr(c, sc->mark, "rules[%zu].%s: unknown variable {%s}%s", c->ri, what, sc->arg, hint);
-            return -1;
-        }
-        snprintf(desc, sizeof(desc), "var:%s", sc->arg);
-        break;
-    }
+    if (source_ops[sc->kind].compile(c, sc, r, what, s, desc, sizeof(desc)) != 0)
+        return -1;
     if (sc->dflt) {
         s->has_default = 1;
         s->dstr = strdup(sc->dflt);
@@ -709,7 +769,7 @@ void k2r_rules_describe(const k2r_rules_t *rules, size_t i, char *out, size_t ou
 /* --------------------------------------------------------------- mapping */
 
 /* Per-record state shared by the rules tried on it. */
-typedef struct ctx_s {
+struct ctx_s {
     const k2r_rules_t *rules;
     const k2r_msg_t *msg;
     k2r_record_t *rec;
@@ -720,7 +780,7 @@ typedef struct ctx_s {
     k2r_value_t *vals;
     k2r_skip_t *verr; /* an evaluation error (NOT_JSON) per variable */
     char num[24];
-} ctx_t;
+};
 
 static const k2r_header_t *find_header(const k2r_msg_t *msg, const char *name) {
     /* The last header of a name wins, as for HTTP-style overrides. */
@@ -749,72 +809,93 @@ static int parse_value(ctx_t *x) {
     return x->parsed;
 }
 
+static k2r_skip_t eval_path(ctx_t *x, const source_t *s, k2r_value_t *v) {
+    if (parse_value(x) < 0)
+        return K2R_SKIP_NOT_JSON;
+    k2r_record_get(x->rec, is_structured(x) ? &s->ce_path : &s->path, v);
+    return K2R_SKIP_NONE;
+}
+
+/* A header's value, as bytes; a header without a value is absent. */
+static void header_value(const k2r_header_t *h, k2r_value_t *v) {
+    if (h && h->value) {
+        v->type = K2R_VALUE_STRING;
+        v->str = h->value;
+        v->len = h->value_len;
+    }
+}
+
+static k2r_skip_t eval_header(ctx_t *x, const source_t *s, k2r_value_t *v) {
+    header_value(find_header(x->msg, s->name), v);
+    return K2R_SKIP_NONE;
+}
+
+static k2r_skip_t eval_meta(ctx_t *x, const source_t *s, k2r_value_t *v) {
+    const k2r_msg_t *msg = x->msg;
+
+    switch (s->meta) {
+    case META_KEY:
+        if (msg->key) {
+            v->type = K2R_VALUE_STRING;
+            v->str = msg->key;
+            v->len = msg->key_len;
+        }
+        break;
+    case META_TOPIC:
+        string_value(msg->topic, v);
+        break;
+    case META_PARTITION:
+        v->type = K2R_VALUE_INT;
+        v->i = msg->partition;
+        break;
+    case META_OFFSET:
+        v->type = K2R_VALUE_INT;
+        v->i = msg->offset;
+        break;
+    default:
+        if (msg->timestamp >= 0) {
+            v->type = K2R_VALUE_INT;
+            v->i = msg->timestamp;
+        }
+        break;
+    }
+    return K2R_SKIP_NONE;
+}
+
+static k2r_skip_t eval_const(ctx_t *x, const source_t *s, k2r_value_t *v) {
+    (void)x;
+    *v = s->cval;
+    return K2R_SKIP_NONE;
+}
+
+/* Structured mode: a top-level member of the JSON value; binary mode: the
+ * ce_<attribute> header. */
+static k2r_skip_t eval_cloudevents(ctx_t *x, const source_t *s, k2r_value_t *v) {
+    if (is_structured(x)) {
+        if (parse_value(x) < 0)
+            return K2R_SKIP_NOT_JSON;
+        k2r_record_get(x->rec, &s->path, v);
+    } else {
+        header_value(find_header(x->msg, s->name), v);
+    }
+    return K2R_SKIP_NONE;
+}
+
+/* Variables are resolved by get_var(), through the variable's own source. */
+static k2r_skip_t eval_var(ctx_t *x, const source_t *s, k2r_value_t *v) {
+    (void)x, (void)s, (void)v;
+    return K2R_SKIP_NONE;
+}
+
 /* Evaluates a source into *v. Returns K2R_SKIP_NONE, or NOT_JSON when the
  * value had to be read and is not JSON. Absent values get their default. */
 static k2r_skip_t eval_source(ctx_t *x, const source_t *s, k2r_value_t *v) {
-    const k2r_msg_t *msg = x->msg;
-    const k2r_header_t *h;
+    k2r_skip_t skip;
 
     memset(v, 0, sizeof(*v));
-    switch (s->kind) {
-    case K2R_SOURCE_PATH:
-        if (parse_value(x) < 0)
-            return K2R_SKIP_NOT_JSON;
-        k2r_record_get(x->rec, is_structured(x) ? &s->ce_path : &s->path, v);
-        break;
-    case K2R_SOURCE_HEADER:
-        h = find_header(msg, s->name);
-        if (h && h->value) {
-            v->type = K2R_VALUE_STRING;
-            v->str = h->value;
-            v->len = h->value_len;
-        }
-        break;
-    case K2R_SOURCE_META:
-        switch (s->meta) {
-        case META_KEY:
-            if (msg->key) {
-                v->type = K2R_VALUE_STRING;
-                v->str = msg->key;
-                v->len = msg->key_len;
-            }
-            break;
-        case META_TOPIC:
-            string_value(msg->topic, v);
-            break;
-        case META_PARTITION:
-            v->type = K2R_VALUE_INT;
-            v->i = msg->partition;
-            break;
-        case META_OFFSET:
-            v->type = K2R_VALUE_INT;
-            v->i = msg->offset;
-            break;
-        default:
-            if (msg->timestamp >= 0) {
-                v->type = K2R_VALUE_INT;
-                v->i = msg->timestamp;
-            }
-            break;
-        }
-        break;
-    case K2R_SOURCE_CONST:
-        *v = s->cval;
-        break;
-    case K2R_SOURCE_CLOUDEVENTS:
-        if (is_structured(x)) {
-            if (parse_value(x) < 0)
-                return K2R_SKIP_NOT_JSON;
-            k2r_record_get(x->rec, &s->path, v);
-        } else if ((h = find_header(msg, s->name)) != NULL && h->value) {
-            v->type = K2R_VALUE_STRING;
-            v->str = h->value;
-            v->len = h->value_len;
-        }
-        break;
-    case K2R_SOURCE_VAR:
-        break; /* resolved by get_var() */
-    }
+    skip = source_ops[s->kind].eval(x, s, v);
+    if (skip != K2R_SKIP_NONE)
+        return skip;
     if (v->type == K2R_VALUE_ABSENT && s->has_default)
         *v = s->dflt;
     return K2R_SKIP_NONE;

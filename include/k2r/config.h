@@ -74,8 +74,27 @@ typedef enum k2r_source_kind_e {
     K2R_SOURCE_META,        /* arg: key, topic, partition, offset or timestamp */
     K2R_SOURCE_CONST,       /* arg: the constant */
     K2R_SOURCE_CLOUDEVENTS, /* arg: a CloudEvents attribute (type, id, source, ...) */
-    K2R_SOURCE_VAR          /* arg: a variable name (notification fields only) */
+    K2R_SOURCE_VAR,         /* arg: a variable name (notification fields only) */
+    K2R_SOURCE_COUNT
 } k2r_source_kind_t;
+
+/*
+ * How each source kind is written, one row per kind in k2r_source_kind_t
+ * order: its key in a source mapping; whether its argument is any scalar
+ * (const: "" and numbers too) rather than a non-empty string; whether a
+ * `default:` may go with it; the values its argument may take (NULL: any),
+ * and how an error names them. rules.c has the matching row of functions
+ * that compile and evaluate the kind.
+ */
+typedef struct k2r_source_syntax_s {
+    const char *key;
+    int scalar_arg;
+    int takes_default;
+    const char *const *args;
+    const char *args_text;
+} k2r_source_syntax_t;
+
+extern const k2r_source_syntax_t k2r_source_syntax[K2R_SOURCE_COUNT];
 
 /* A source as written. A plain scalar that reads as a decimal integer is
  * kept as an integer for `const:` and `default:` (is_int). */

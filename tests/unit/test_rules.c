@@ -649,6 +649,16 @@ static void test_language_errors(void) {
         {"  - {name: a, topic: t, type: {header: X, const: y}, id: b}\n",
          "e.yaml:6:43: rules[0].type: a source takes one of path, header, meta, const, "
          "cloudevents"},
+        {"  - {name: a, topic: t, type: {default: x}, id: b}\n",
+         "e.yaml:6:31: rules[0].type: a source needs one of path, header, meta, const, "
+         "cloudevents"},
+        {"  - {name: a, topic: t, type: {const: x, default: y}, id: b}\n",
+         "e.yaml:6:31: rules[0].type: default makes no sense with const"},
+        {"  - {name: a, topic: t, type: a, id: b, notification: [{v: {const: 1, var: type}}]}\n",
+         "e.yaml:6:71: rules[0].notification[0]: a source takes one of path, header, meta, const, "
+         "cloudevents, var"},
+        {"  - {name: a, topic: t, type: {var: type}, id: b}\n",
+         "e.yaml:6:32: rules[0].type: var reads a variable in notification fields only"},
         {"  - {name: a, topic: t, type: a, id: b, on_error: retry}\n",
          "e.yaml:6:51: rules[0].on_error: expected skip, dead-letter or stop; found \"retry\""},
         {"  - {name: a, topic: t, type: a, id: b, on_error: dead-letter}\n",
