@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "k2r/rules.h"
+#include "k2r/utf8.h"
 
 int k2r_log_level = K2R_LOG_INFO;
 int k2r_log_json = 1;
