@@ -41,6 +41,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "k2r/clock.h"
 #include "k2r/log.h"
 
 /* Replies are read in chunks of this size: four thousand PUBLISH replies each. */
