@@ -1393,16 +1393,3 @@ void k2r_config_destroy(k2r_config_t *cfg) {
     free(cfg->rules);
     free(cfg);
 }
-
-void k2r_config_redis_conf(const k2r_config_t *cfg, k2r_redis_conf_t *out) {
-    const k2r_redis_section_t *rs = &cfg->redis;
-
-    out->host = rs->parsed.host;
-    out->port = rs->parsed.port;
-    out->user = rs->parsed.user;
-    /* A password given on its own (file, environment) wins over one in the URL. */
-    out->password = rs->password ? rs->password : rs->parsed.password;
-    out->connect_timeout_ms = rs->connect_timeout_ms;
-    out->command_timeout_ms = rs->command_timeout_ms;
-    out->pipeline_depth = rs->pipeline_depth;
-}

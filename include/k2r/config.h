@@ -11,8 +11,10 @@
  * What a rule *means* (compiling templates and paths, matching records) is not
  * here: that is rules.c, which reports its errors through the same list using
  * the marks this module keeps. Nor are the generic pieces the loader uses:
- * the error list (errors.h), durations (clock.h) and listen addresses
- * (addr.h).
+ * the error list (errors.h), durations (clock.h), listen addresses (addr.h)
+ * and the redis:// parser (redis_url.h). This module knows nothing of the
+ * sinks: the Redis sink builds its own settings from a config
+ * (k2r_config_redis_conf in redis.h).
  */
 #ifndef K2R_CONFIG_H
 #define K2R_CONFIG_H
@@ -21,7 +23,7 @@
 #include <stdint.h>
 
 #include "k2r/errors.h"
-#include "k2r/redis.h"
+#include "k2r/redis_url.h"
 
 /* One librdkafka property passed through as-is. */
 typedef struct k2r_property_s {
@@ -200,8 +202,5 @@ k2r_config_t *k2r_config_load_all(const char *path, k2r_getenv_fn env, k2r_error
 
 /* Releases the config; NULL does nothing. */
 void k2r_config_destroy(k2r_config_t *cfg);
-
-/* Fills a sink configuration whose strings are borrowed from `cfg`. */
-void k2r_config_redis_conf(const k2r_config_t *cfg, k2r_redis_conf_t *out);
 
 #endif

@@ -16,6 +16,7 @@
 #include "k2r/clock.h"
 #include "k2r/config.h"
 #include "k2r/log.h"
+#include "k2r/redis.h"
 #include "k2r/rules.h"
 #include "suites.h"
 
