@@ -4,7 +4,8 @@
 #   make test       install what is missing, build, unit tests, integration
 #                   tests against a real Kafka broker and redis-server
 #   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make lint       clang-format check, clang-tidy, cppcheck
+#   make lint       clang-format check, clang-tidy, cppcheck, layers
+#   make layers     no include cycle, no I/O header in the core (see `layers:`)
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (fuzz-smoke: 10 s)
 #   make demo       the whole pipeline, live, on a local stack
 #   make bench      benchmarks on a local stack (bench/): backlog throughput, memory
@@ -64,7 +65,7 @@ ITEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
 BIN     := $(BUILD)/kafka-redis-bridge
 LIBK2R  := $(BUILD)/libk2r.a
 
-.PHONY: print-pkgs all test unit integration check lint demo bench install clean deps fuzz fuzz-smoke fuzz-build
+.PHONY: print-pkgs all test unit integration check lint layers demo bench install clean deps fuzz fuzz-smoke fuzz-build
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -108,6 +109,7 @@ test: deps
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory fuzz-smoke
 	scripts/chart-check.sh
+	scripts/check-layers.sh
 	scripts/run-tests.sh $(BUILD)
 
 # Unit tests under ASan + UBSan, in their own build directory.
@@ -181,6 +183,16 @@ lint:
 	clang-tidy --quiet src/*.c -- $(CPPFLAGS) -std=c11
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --suppressions-list=.cppcheck-suppressions --inline-suppr -Iinclude src
+	scripts/check-layers.sh
+
+# The layers (scripts/check-layers.sh, also part of lint and test): (a) no
+# include cycle, where module M uses N when include/k2r/M.h or src/M.c includes
+# "k2r/N.h"; (b) no core file (its CORE list: config, rules, record, envelope,
+# metrics, utf8, buf, errors, clock, redis_url, addr) includes librdkafka,
+# hiredis, microhttpd, socket/netinet/arpa/netdb/poll or OpenSSL headers, or
+# k2r/kafka.h, k2r/redis.h, k2r/http.h, k2r/bridge.h. Needs only sh and awk.
+layers:
+	scripts/check-layers.sh
 
 # A sub-make builds after deps: the pkg-config flags above were computed
 # before deps.sh could install the libraries on a fresh machine.

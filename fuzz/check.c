@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "k2r/utf8.h"
+
 void k2r_fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ...) {
     va_list ap;
 

@@ -26,6 +26,7 @@
 
 #include "check.h"
 #include "k2r/rules.h"
+#include "k2r/utf8.h"
 
 /* Kept small so that inputs of a few hundred bytes reach the limits. */
 #define FUZZ_MAX_CHANNEL 128

@@ -70,6 +70,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "k2r/clock.h"
 #include "k2r/kafka.h"
 #include "k2r/log.h"
 #include "k2r/metrics.h"

@@ -21,50 +21,14 @@
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
+#include "k2r/addr.h"
+#include "k2r/clock.h"
 #include "k2r/log.h"
-
-/* ---------------------------------------------------------------- errors */
-
-void k2r_errors_add(k2r_errors_t *errs, const char *file, k2r_mark_t mark, const char *fmt, ...) {
-    char msg[1024];
-    char *line;
-    int n = 0;
-    va_list ap;
-
-    if (file && mark.line > 0)
-        n = snprintf(msg, sizeof(msg), "%s:%d:%d: ", file, mark.line, mark.col);
-    else if (file)
-        n = snprintf(msg, sizeof(msg), "%s: ", file);
-    va_start(ap, fmt);
-    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
-    va_end(ap);
-
-    if (errs->count == errs->cap) {
-        size_t cap = errs->cap ? errs->cap * 2 : 8;
-        char **lines = realloc(errs->lines, cap * sizeof(*lines));
-        if (!lines)
-            return; /* out of memory: the errors already collected still fail the load */
-        errs->lines = lines;
-        errs->cap = cap;
-    }
-    line = strdup(msg);
-    if (line)
-        errs->lines[errs->count++] = line;
-}
-
-void k2r_errors_clear(k2r_errors_t *errs) {
-    for (size_t i = 0; i < errs->count; i++)
-        free(errs->lines[i]);
-    free(errs->lines);
-    errs->lines = NULL;
-    errs->count = errs->cap = 0;
-}
 
 /* ------------------------------------------------------------- the walk */
 
@@ -182,32 +146,6 @@ static void get_int(loader_t *ld, const yaml_node_t *node, const char *path,
     *out = (int)n;
 }
 
-int k2r_parse_duration(const char *text, int64_t *ms) {
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
-    const char *p = text;
-    int64_t n = 0;
-
-    if (!(*p >= '0' && *p <= '9'))
-        return -1;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (n > (INT64_MAX / 3600000 - 9) / 10)
-            return -1;
-        n = n * 10 + (*p - '0');
-    }
-    if (!*p)
-        return n == 0 ? (*ms = 0, 0) : -1; /* only 0 goes without a unit */
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(p, units[i].unit) == 0) {
-            *ms = n * units[i].ms;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* A duration setting ("500ms", "30s", "5m", "1h", or 0) within [min_ms, max_ms]. */
 static void get_duration(loader_t *ld, const yaml_node_t *node, const char *path, int64_t min_ms,
                          int64_t max_ms, int64_t *out) {
@@ -267,25 +205,6 @@ static int get_choice(loader_t *ld, const yaml_node_t *node, const char *path,
     lerr(ld, node, "%s: expected %s; found \"%s\"", path, list, v);
     free(v);
     return -1;
-}
-
-size_t k2r_edit_distance(const char *a, size_t la, const char *b) {
-    size_t lb = strlen(b), prev[64], cur[64];
-
-    if (la >= 63 || lb >= 63)
-        return SIZE_MAX;
-    for (size_t j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-        memcpy(prev, cur, (lb + 1) * sizeof(size_t));
-    }
-    return prev[lb];
 }
 
 /* Writes " (did you mean \"x\"?)" for the closest of `names` within 2 edits, or "". */
@@ -582,37 +501,6 @@ static void shutdown_pair(loader_t *ld, const char *key, yaml_node_t *knode, yam
 }
 
 /* -------------------------------------------------------------- http: */
-
-int k2r_split_listen(const char *listen, char *host, size_t host_size, int *port) {
-    const char *colon, *h = listen;
-    size_t hlen;
-    char *end;
-    long n;
-
-    if (listen[0] == '[') {
-        const char *close = strchr(listen, ']');
-        if (!close || close[1] != ':')
-            return -1;
-        h = listen + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(listen, ':');
-        if (!colon || memchr(listen, ':', (size_t)(colon - listen)))
-            return -1; /* none, or an IPv6 address without brackets */
-        hlen = (size_t)(colon - listen);
-    }
-    if (hlen >= host_size)
-        return -1;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    errno = 0;
-    n = strtol(colon + 1, &end, 10);
-    if (errno || end == colon + 1 || *end || n < 1 || n > 65535)
-        return -1;
-    *port = (int)n;
-    return 0;
-}
 
 static void http_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
                       const char *path, void *ctx) {
@@ -1527,17 +1415,4 @@ void k2r_config_destroy(k2r_config_t *cfg) {
     }
     free(cfg->rules);
     free(cfg);
-}
-
-void k2r_config_redis_conf(const k2r_config_t *cfg, k2r_redis_conf_t *out) {
-    const k2r_redis_section_t *rs = &cfg->redis;
-
-    out->host = rs->parsed.host;
-    out->port = rs->parsed.port;
-    out->user = rs->parsed.user;
-    /* A password given on its own (file, environment) wins over one in the URL. */
-    out->password = rs->password ? rs->password : rs->parsed.password;
-    out->connect_timeout_ms = rs->connect_timeout_ms;
-    out->command_timeout_ms = rs->command_timeout_ms;
-    out->pipeline_depth = rs->pipeline_depth;
 }

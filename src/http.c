@@ -25,6 +25,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "k2r/addr.h"
+#include "k2r/clock.h"
 #include "k2r/config.h"
 #include "k2r/log.h"
 

@@ -51,6 +51,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "k2r/clock.h"
 #include "k2r/log.h"
 
 /* A partition stopped by the bridge. */

@@ -10,7 +10,8 @@
  * boundary in JSON, which stays valid).
  *
  * Not here: deciding what is worth a line (the callers), the level and
- * format settings (config.c, main.c).
+ * format settings (config.c, main.c), the clocks the limiter reads (clock.c)
+ * and the UTF-8 validator it checks messages with (utf8.c).
  */
 #include "k2r/log.h"
 
@@ -20,7 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "k2r/rules.h"
+#include "k2r/clock.h"
+#include "k2r/utf8.h"
 
 int k2r_log_level = K2R_LOG_INFO;
 int k2r_log_json = 1;
@@ -222,24 +224,6 @@ void k2r_log_write_fields(k2r_log_level_t level, const k2r_log_field_t *fields, 
     va_start(ap, fmt);
     vwrite_line(level, fields, nfields, fmt, ap);
     va_end(ap);
-}
-
-int64_t k2r_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t k2r_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t k2r_wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int k2r_log_ratelimit(k2r_ratelimit_t *rl, uint64_t *suppressed) {

@@ -29,6 +29,7 @@
 #include "k2r/log.h"
 #include "k2r/record.h"
 #include "k2r/rules.h"
+#include "k2r/utf8.h"
 
 #ifndef K2R_VERSION
 #define K2R_VERSION "0.1.0"

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "k2r/clock.h"
 #include "k2r/log.h"
 
 /*

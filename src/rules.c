@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "k2r/utf8.h"
+
 /* ------------------------------------------------------------- names */
 
 static const char *const skip_names[K2R_SKIP__COUNT] = {
@@ -45,39 +47,6 @@ const char *k2r_skip_name(k2r_skip_t reason) {
 const char *k2r_action_name(k2r_action_t action) {
     static const char *const names[] = {"none", "skip", "dead-letter", "stop"};
     return (unsigned)action < 4 ? names[action] : "unknown";
-}
-
-/* ---------------------------------------------------------------- buffer */
-
-int k2r_buf_reserve(k2r_buf_t *buf, size_t n) {
-    if (buf->len + n > buf->cap) {
-        size_t cap = buf->cap ? buf->cap : 4096;
-        char *data;
-        while (cap < buf->len + n)
-            cap *= 2;
-        data = realloc(buf->data, cap);
-        if (!data)
-            return -1;
-        buf->data = data;
-        buf->cap = cap;
-    }
-    return 0;
-}
-
-int k2r_buf_append(k2r_buf_t *buf, const void *bytes, size_t n) {
-    if (n == 0)
-        return 0;
-    if (k2r_buf_reserve(buf, n) != 0)
-        return -1;
-    memcpy(buf->data + buf->len, bytes, n);
-    buf->len += n;
-    return 0;
-}
-
-void k2r_buf_free(k2r_buf_t *buf) {
-    free(buf->data);
-    buf->data = NULL;
-    buf->len = buf->cap = 0;
 }
 
 /* ------------------------------------------------------ compiled rules */
@@ -1021,34 +990,6 @@ static int conditions_hold(ctx_t *x, const rule_t *r, fail_t *f) {
         }
     }
     return 1;
-}
-
-size_t k2r_utf8_char(const unsigned char *p, size_t n) {
-    unsigned c = p[0];
-    size_t len;
-    unsigned cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
 }
 
 /* Bytes that may not appear in a channel as part of a value. */

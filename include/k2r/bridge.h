@@ -22,34 +22,9 @@
 
 #include "k2r/config.h"
 #include "k2r/rules.h"
+#include "k2r/stats.h"
 
 typedef struct k2r_bridge_s k2r_bridge_t;
-
-/* Counters since start; read with k2r_bridge_stats(). */
-typedef struct k2r_bridge_stats_s {
-    uint64_t consumed;                 /* records taken from Kafka */
-    uint64_t published;                /* PUBLISH commands Redis acknowledged */
-    uint64_t no_subscribers;           /* ... of which reached zero subscribers */
-    uint64_t publish_errors;           /* PUBLISH commands Redis refused (each record went to its
-                                          rule's on_error; skipped[K2R_SKIP_REDIS_ERROR] counts
-                                          the skipped ones) */
-    uint64_t stale;                    /* notifications not sent: record older than max_age */
-    uint64_t dropped_unavailable;      /* notifications given up while Redis was unavailable
-                                          (redis.on_unavailable: drop) */
-    uint64_t skipped[K2R_SKIP__COUNT]; /* records a rule failed on with on_error: skip, by
-                                          reason (with continue: true, other rules may still
-                                          have published for them) */
-    uint64_t dead_lettered;            /* records the dead-letter topic acknowledged */
-    uint64_t dead_letter_failures;     /* dead-letter deliveries that failed (retried) */
-    uint64_t stopped_partitions;       /* partitions stopped by on_error: stop */
-    uint64_t dropped_stopped;          /* records of stopped partitions dropped unprocessed */
-    uint64_t reloads;                  /* successful rule reloads */
-    uint64_t redis_connects;           /* successful (re)connections */
-    uint64_t redis_failures;           /* lost connections and failed attempts */
-    uint64_t dropped_on_revoke;        /* unfinished publishes given up with their partition */
-    uint64_t inflight_records;         /* now: records in the batch */
-    uint64_t inflight_bytes;           /* now: their keys, values and headers */
-} k2r_bridge_stats_t;
 
 /* What k2r_bridge_run() returns. */
 enum {

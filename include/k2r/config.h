@@ -10,7 +10,11 @@
  *
  * What a rule *means* (compiling templates and paths, matching records) is not
  * here: that is rules.c, which reports its errors through the same list using
- * the marks this module keeps.
+ * the marks this module keeps. Nor are the generic pieces the loader uses:
+ * the error list (errors.h), durations (clock.h), listen addresses (addr.h)
+ * and the redis:// parser (redis_url.h). This module knows nothing of the
+ * sinks: the Redis sink builds its own settings from a config
+ * (k2r_config_redis_conf in redis.h).
  */
 #ifndef K2R_CONFIG_H
 #define K2R_CONFIG_H
@@ -18,47 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "k2r/redis.h"
-
-/* A position in the config file, 1-based; line 0 means "not from the file". */
-typedef struct k2r_mark_s {
-    int line;
-    int col;
-} k2r_mark_t;
-
-/* A list of error lines, each already formatted "file:line:col: path: what". */
-typedef struct k2r_errors_s {
-    char **lines;
-    size_t count;
-    size_t cap;
-} k2r_errors_t;
-
-/* Appends one error. `file` may be NULL (errors from the environment). */
-void k2r_errors_add(k2r_errors_t *errs, const char *file, k2r_mark_t mark, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Releases the lines and resets the list to empty. */
-void k2r_errors_clear(k2r_errors_t *errs);
-
-/*
- * Levenshtein distance between the first `la` bytes of `a` and the string `b`,
- * for "did you mean" suggestions in config errors; SIZE_MAX for words of 63
- * bytes or more.
- */
-size_t k2r_edit_distance(const char *a, size_t la, const char *b);
-
-/*
- * Parses a duration: digits and one unit of ms, s, m or h ("500ms", "30s",
- * "5m", "1h"); "0" alone is zero. Returns 0 with *ms set, or -1.
- */
-int k2r_parse_duration(const char *text, int64_t *ms);
-
-/*
- * Splits an HTTP listen address, "host:port", "[v6]:port" or ":port" (all
- * interfaces), into `host` ("" for none) and `port` (1-65535). Returns 0, or
- * -1 when it is none of those or the host does not fit.
- */
-int k2r_split_listen(const char *listen, char *host, size_t host_size, int *port);
+#include "k2r/errors.h"
+#include "k2r/redis_url.h"
 
 /* One librdkafka property passed through as-is. */
 typedef struct k2r_property_s {
@@ -256,8 +221,5 @@ k2r_config_t *k2r_config_load_all(const char *path, k2r_getenv_fn env, k2r_error
 
 /* Releases the config; NULL does nothing. */
 void k2r_config_destroy(k2r_config_t *cfg);
-
-/* Fills a sink configuration whose strings are borrowed from `cfg`. */
-void k2r_config_redis_conf(const k2r_config_t *cfg, k2r_redis_conf_t *out);
 
 #endif

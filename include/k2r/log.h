@@ -93,11 +93,4 @@ typedef struct k2r_ratelimit_s {
  */
 int k2r_log_ratelimit(k2r_ratelimit_t *rl, uint64_t *suppressed);
 
-/* Monotonic clock in milliseconds, and in microseconds (for short spans). */
-int64_t k2r_now_ms(void);
-int64_t k2r_now_us(void);
-
-/* Wall-clock time in milliseconds since the epoch (what Kafka timestamps are). */
-int64_t k2r_wall_ms(void);
-
 #endif

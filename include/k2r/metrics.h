@@ -10,7 +10,8 @@
  * update.
  *
  * Rendering is pure (k2r_metrics_render into a buffer), so the exact text is
- * unit-tested without sockets.
+ * unit-tested without sockets. The counters' struct is stats.h, shared with
+ * the loop, so this module does not depend on the loop (bridge.h).
  */
 #ifndef K2R_METRICS_H
 #define K2R_METRICS_H
@@ -18,8 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "k2r/bridge.h"
 #include "k2r/rules.h"
+#include "k2r/stats.h"
 
 /* Histogram buckets (upper bounds in seconds), fixed for every histogram. */
 #define K2R_HIST_BUCKETS 14

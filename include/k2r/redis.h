@@ -17,25 +17,7 @@
 
 #include <stddef.h>
 
-/* A parsed redis:// URL: redis://[[user]:password@]host[:port][/db]. */
-typedef struct k2r_redis_url_s {
-    char *host;     /* hostname, IPv4 or IPv6 literal (without brackets) */
-    int port;       /* 6379 when absent */
-    char *user;     /* NULL when absent */
-    char *password; /* NULL when absent */
-    int db;         /* 0 when absent; Pub/Sub ignores it */
-} k2r_redis_url_t;
-
-/*
- * Parses `url` into *out (percent-escapes in user and password are decoded).
- * Returns 0, or -1 with the reason in errstr (e.g. "port must be 1-65535").
- * On success the caller releases *out with k2r_redis_url_free().
- */
-int k2r_redis_url_parse(const char *url, k2r_redis_url_t *out, char *errstr, size_t errstr_size);
-
-/* Releases the strings of *url; a zeroed url is fine. */
-void k2r_redis_url_free(k2r_redis_url_t *url);
-
+/* The sink's settings. The strings are borrowed: k2r_redis_new() copies them. */
 typedef struct k2r_redis_conf_s {
     const char *host;
     int port;
@@ -45,6 +27,16 @@ typedef struct k2r_redis_conf_s {
     int command_timeout_ms; /* no reply progress for this long = connection lost */
     int pipeline_depth;     /* most commands sent whose replies are not read yet */
 } k2r_redis_conf_t;
+
+/* The loaded configuration (config.h); only k2r_config_redis_conf reads it. */
+typedef struct k2r_config_s k2r_config_t;
+
+/*
+ * Fills *out from the config's redis: section (the URL as parsed, timeouts,
+ * pipeline depth). The strings are borrowed from `cfg`: valid until
+ * k2r_config_destroy(cfg). A password given on its own wins over one in the URL.
+ */
+void k2r_config_redis_conf(const k2r_config_t *cfg, k2r_redis_conf_t *out);
 
 typedef enum k2r_publish_status_e {
     K2R_PUBLISH_PENDING = 0, /* not sent, or sent without a reply yet */

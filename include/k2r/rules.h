@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "k2r/buf.h"
 #include "k2r/config.h"
 #include "k2r/record.h"
 
@@ -58,26 +59,6 @@ typedef enum k2r_action_e {
 
 /* "none", "skip", "dead-letter", "stop" (static storage). */
 const char *k2r_action_name(k2r_action_t action);
-
-/*
- * Length of the valid UTF-8 sequence at p (n > 0 bytes available), or 0 when
- * the bytes there are not one: overlong forms, surrogates and code points
- * above U+10FFFF are refused. The one validator of the project.
- */
-size_t k2r_utf8_char(const unsigned char *p, size_t n);
-
-/* A growable byte buffer; the mapper appends channels and messages to it. */
-typedef struct k2r_buf_s {
-    char *data;
-    size_t len;
-    size_t cap;
-} k2r_buf_t;
-
-/* Appends n bytes; returns 0 or -1 when out of memory. */
-int k2r_buf_append(k2r_buf_t *buf, const void *bytes, size_t n);
-/* Makes room for n more bytes after len; returns 0 or -1 when out of memory. */
-int k2r_buf_reserve(k2r_buf_t *buf, size_t n);
-void k2r_buf_free(k2r_buf_t *buf);
 
 /*
  * What one record maps to. Offsets point into the caller's k2r_buf_t, which

@@ -12,8 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "k2r/addr.h"
+#include "k2r/clock.h"
 #include "k2r/config.h"
 #include "k2r/log.h"
+#include "k2r/redis.h"
 #include "k2r/rules.h"
 #include "suites.h"
 

@@ -22,6 +22,7 @@
 #include "k2r/config.h"
 #include "k2r/record.h"
 #include "k2r/rules.h"
+#include "k2r/utf8.h"
 #include "suites.h"
 
 #include "../hostile/corpus.h"

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "k2r/clock.h"
 #include "k2r/log.h"
 #include "k2r/metrics.h"
 #include "suites.h"

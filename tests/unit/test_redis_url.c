@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "k2r/redis.h"
+#include "k2r/redis_url.h"
 #include "suites.h"
 
 typedef struct good_case_s {

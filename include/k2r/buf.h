@@ -1,0 +1,30 @@
+/*
+ * buf.h - a growable byte buffer.
+ *
+ * A leaf: realloc and memcpy, no other k2r module. The mapper appends
+ * channels and messages to one, and callers keep a buffer across records so
+ * that, once grown, it stops allocating.
+ *
+ * Not here: strings (the bytes are not NUL-terminated), formatting, or
+ * shrinking: a buffer keeps its capacity until k2r_buf_free().
+ */
+#ifndef K2R_BUF_H
+#define K2R_BUF_H
+
+#include <stddef.h>
+
+/* A growable byte buffer; zero-initialise it. It owns `data`. */
+typedef struct k2r_buf_s {
+    char *data;
+    size_t len;
+    size_t cap;
+} k2r_buf_t;
+
+/* Appends n bytes; returns 0 or -1 when out of memory (the buffer is unchanged). */
+int k2r_buf_append(k2r_buf_t *buf, const void *bytes, size_t n);
+/* Makes room for n more bytes after len; returns 0 or -1 when out of memory. */
+int k2r_buf_reserve(k2r_buf_t *buf, size_t n);
+/* Releases the bytes and resets the buffer to empty. */
+void k2r_buf_free(k2r_buf_t *buf);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * errors.h - a list of error lines, each at a file position, and the edit
+ * distance that suggests a fix.
+ *
+ * The config loader, the rules compiler and the environment overrides all
+ * report through one k2r_errors_t, so a user sees every mistake of a file in
+ * one pass, each as "file:line:col: path: what". A leaf: it knows no config
+ * keys and no other k2r module.
+ *
+ * Not here: what a mistake is (config.c, rules.c), or printing the list (the
+ * caller, main.c).
+ */
+#ifndef K2R_ERRORS_H
+#define K2R_ERRORS_H
+
+#include <stddef.h>
+
+/* A position in the config file, 1-based; line 0 means "not from the file". */
+typedef struct k2r_mark_s {
+    int line;
+    int col;
+} k2r_mark_t;
+
+/* A list of error lines, each already formatted "file:line:col: path: what".
+ * Zero-initialise it; the list owns its lines until k2r_errors_clear(). */
+typedef struct k2r_errors_s {
+    char **lines;
+    size_t count;
+    size_t cap;
+} k2r_errors_t;
+
+/* Appends one error (formatted into a copy the list owns). `file` may be NULL
+ * (errors from the environment). Out of memory drops the line, never the
+ * lines already collected. */
+void k2r_errors_add(k2r_errors_t *errs, const char *file, k2r_mark_t mark, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Releases the lines and resets the list to empty. */
+void k2r_errors_clear(k2r_errors_t *errs);
+
+/*
+ * Levenshtein distance between the first `la` bytes of `a` and the string `b`,
+ * for "did you mean" suggestions in config errors; SIZE_MAX for words of 63
+ * bytes or more.
+ */
+size_t k2r_edit_distance(const char *a, size_t la, const char *b);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * redis_url.h - parsing a redis:// URL into host, port, credentials and db.
+ *
+ * A leaf: string handling only, no sockets and no other k2r module. The config
+ * parses redis.url (and K2R_REDIS_URL) with it, so a bad URL is a config error
+ * at the line that set it, long before anything connects.
+ *
+ * Not here: connecting (the sink, redis.c), TLS (rediss:// is refused with a
+ * message saying so), or Unix sockets.
+ */
+#ifndef K2R_REDIS_URL_H
+#define K2R_REDIS_URL_H
+
+#include <stddef.h>
+
+/* A parsed redis:// URL: redis://[[user]:password@]host[:port][/db]. */
+typedef struct k2r_redis_url_s {
+    char *host;     /* hostname, IPv4 or IPv6 literal (without brackets) */
+    int port;       /* 6379 when absent */
+    char *user;     /* NULL when absent */
+    char *password; /* NULL when absent */
+    int db;         /* 0 when absent; Pub/Sub ignores it */
+} k2r_redis_url_t;
+
+/*
+ * Parses `url` into *out (percent-escapes in user and password are decoded).
+ * Returns 0, or -1 with the reason in errstr (e.g. "port must be 1-65535").
+ * On success the caller owns the strings of *out and releases them with
+ * k2r_redis_url_free(); on failure *out is left zeroed.
+ */
+int k2r_redis_url_parse(const char *url, k2r_redis_url_t *out, char *errstr, size_t errstr_size);
+
+/* Releases the strings of *url (the password is wiped first) and zeroes it;
+ * a zeroed url, or NULL, is fine. */
+void k2r_redis_url_free(k2r_redis_url_t *url);
+
+#endif

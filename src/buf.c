@@ -1,0 +1,44 @@
+/*
+ * buf.c - the growable byte buffer.
+ *
+ * Capacity starts at 4 KiB and doubles, so appending n bytes one record at a
+ * time costs amortised O(n) copies and a handful of reallocs per buffer's
+ * life. A failed realloc leaves the buffer as it was.
+ *
+ * Not here: anything that knows what the bytes mean (rules.c).
+ */
+#include "k2r/buf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int k2r_buf_reserve(k2r_buf_t *buf, size_t n) {
+    if (buf->len + n > buf->cap) {
+        size_t cap = buf->cap ? buf->cap : 4096;
+        char *data;
+        while (cap < buf->len + n)
+            cap *= 2;
+        data = realloc(buf->data, cap);
+        if (!data)
+            return -1;
+        buf->data = data;
+        buf->cap = cap;
+    }
+    return 0;
+}
+
+int k2r_buf_append(k2r_buf_t *buf, const void *bytes, size_t n) {
+    if (n == 0)
+        return 0;
+    if (k2r_buf_reserve(buf, n) != 0)
+        return -1;
+    memcpy(buf->data + buf->len, bytes, n);
+    buf->len += n;
+    return 0;
+}
+
+void k2r_buf_free(k2r_buf_t *buf) {
+    free(buf->data);
+    buf->data = NULL;
+    buf->len = buf->cap = 0;
+}
