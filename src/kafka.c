@@ -40,7 +40,7 @@
 /* The oldest librdkafka the bridge is built for; README "Dependencies" says
  * why (SCRAM with Kafka 4, the fetch back-off, the cooperative rebalance). */
 #if RD_KAFKA_VERSION < 0x020601ff
-#error "librdkafka 2.6.1 or newer is needed: `make deps` builds Debian 13's where the system's is older"
+#error "librdkafka 2.6.1 or newer is needed (make deps builds one)"
 #endif
 
 #include <assert.h>

@@ -49,9 +49,7 @@ constexpr size_t padding = simdjson::SIMDJSON_PADDING;
 
 /* simdjson releases after 3.0 have BIGINT_ERROR for integers beyond 64 bits (3.0 says
  * NUMBER_ERROR) and number the codes after it differently; it is found by name where it exists. */
-template <typename E, typename = void> struct bigint_error {
-    static constexpr int value = -1;
-};
+template <typename E, typename = void> struct bigint_error { static constexpr int value = -1; };
 template <typename E> struct bigint_error<E, std::void_t<decltype(E::BIGINT_ERROR)>> {
     static constexpr int value = E::BIGINT_ERROR;
 };
