@@ -61,15 +61,24 @@
  * Rules are reloaded on request (SIGHUP in main.c) between batches: the new
  * rules replace the old ones at once, and the consumer stays in the group.
  *
+ * This file decides what happens to the batch; the batch's bookkeeping
+ * (records, their notifications and states, holds, stops, which offset a
+ * partition may store, removing a partition's part) is batch.c, and records
+ * arrive as the Kafka source's record view (msgview.h), whose librdkafka
+ * message the batch carries as an opaque handle.
+ *
  * Not here: what a record means (rules.c), how Redis is spoken to (redis.c),
- * how Kafka is consumed and produced to (kafka.c).
+ * how Kafka is consumed and produced to (kafka.c), the batch's bookkeeping
+ * (batch.c).
  */
 #include "k2r/bridge.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "k2r/batch.h"
 #include "k2r/clock.h"
 #include "k2r/kafka.h"
 #include "k2r/log.h"
@@ -89,36 +98,7 @@
 #define DEAD_LETTER_BACKOFF_MS     200
 #define DEAD_LETTER_BACKOFF_MAX_MS 10000
 
-/* A partition touched by the current batch, with the offset to store. */
-typedef struct bpart_s {
-    char *topic;
-    int32_t partition;
-    int64_t next_offset;
-    int stopped; /* stopped in this batch: next_offset is the stopping record's */
-} bpart_t;
-
-/* A record of the batch. The batch owns it until the batch completes: a
- * PUBLISH that Redis refuses may still send it to the dead-letter topic. */
-typedef struct brec_s {
-    rd_kafka_message_t *rkm;
-    size_t part;  /* index into parts */
-    size_t bytes; /* key, value and headers: what counts against the limit */
-    int failed;   /* after a refused PUBLISH: 1 + the strictest on_error carried out */
-} brec_t;
-
 typedef enum drop_e { DROP_NONE = 0, DROP_STALE, DROP_UNAVAILABLE } drop_t;
-
-/* What the batch knows of an item besides the PUBLISH itself. */
-typedef struct item_ref_s {
-    size_t rec; /* index into recs */
-    size_t channel_off;
-    size_t message_off;
-    const char *rule; /* borrowed from the rules, which are only swapped between batches */
-    size_t rstat;     /* index into rstats */
-    k2r_on_error_t on_error;
-    int64_t expires_ms; /* wall clock after which it is stale; INT64_MAX: never */
-    int handled;        /* a refusal of it was carried out */
-} item_ref_t;
 
 typedef enum dlq_state_e {
     DLQ_UNSENT = 0, /* to be sent (again) */
@@ -128,8 +108,8 @@ typedef enum dlq_state_e {
 
 /* A dead-lettered record of the current batch. */
 typedef struct dlq_s {
-    size_t rec;  /* index into recs: the original, kept to be sent again on failure */
-    uint64_t id; /* for the delivery report; increasing along the array */
+    uint64_t seq; /* its record's number in the batch: the original, kept to be sent again */
+    uint64_t id;  /* for the delivery report; increasing along the array */
     dlq_state_t state;
     int stub; /* too large as it was: sent without key, value and headers */
     k2r_skip_t skip;
@@ -146,17 +126,16 @@ struct k2r_bridge_s {
 
     /* The batch. Channel and message bytes live in `bytes`; items refer to
      * them by offset until just before publishing, since `bytes` may move. */
+    k2r_batch_t *batch;
     k2r_buf_t bytes;
-    k2r_publish_t *items;
-    item_ref_t *refs; /* per item */
-    size_t nitems, cap_items, cap_refs;
-    bpart_t *parts;
-    size_t nparts, cap_parts;
-    brec_t *recs;
-    size_t nrecs, cap_recs;
-    size_t inflight_bytes; /* sum of recs[].bytes */
-    dlq_t *dlq;            /* the batch's dead letters, in the order they were taken */
+    dlq_t *dlq; /* the batch's dead letters, in the order they were taken */
     size_t ndlq, cap_dlq;
+
+    /* The pending items of one publish, as the Redis sink takes them, and
+     * the batch item each one is. */
+    k2r_publish_t *pub;
+    size_t *pub_item;
+    size_t cap_pub, cap_pub_item;
 
     /* The headers of the record being mapped (reused for every record). */
     k2r_header_t *hdrs;
@@ -224,56 +203,8 @@ static int reserve(void *arrp, size_t *cap, size_t need, size_t size, size_t fir
     return 0;
 }
 
-static int part_index(k2r_bridge_t *b, const char *topic, int32_t partition, size_t *out) {
-    for (size_t i = 0; i < b->nparts; i++) {
-        if (b->parts[i].partition == partition && strcmp(b->parts[i].topic, topic) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    if (reserve(&b->parts, &b->cap_parts, b->nparts + 1, sizeof(*b->parts), 16) != 0)
-        return -1;
-    b->parts[b->nparts].topic = strdup(topic);
-    if (!b->parts[b->nparts].topic)
-        return -1;
-    b->parts[b->nparts].partition = partition;
-    b->parts[b->nparts].next_offset = -1;
-    b->parts[b->nparts].stopped = 0;
-    *out = b->nparts++;
-    return 0;
-}
-
-/* Takes `rkm` into the batch; on failure (out of memory) it is released. */
-static int add_rec(k2r_bridge_t *b, rd_kafka_message_t *rkm, size_t part, size_t bytes,
-                   size_t *out) {
-    if (reserve(&b->recs, &b->cap_recs, b->nrecs + 1, sizeof(*b->recs), 256) != 0) {
-        rd_kafka_message_destroy(rkm);
-        return -1;
-    }
-    b->recs[b->nrecs] = (brec_t){rkm, part, bytes, 0};
-    b->inflight_bytes += bytes;
-    *out = b->nrecs++;
-    return 0;
-}
-
-static int add_item(k2r_bridge_t *b, const item_ref_t *ref, size_t ch_len, size_t msg_len) {
-    if (reserve(&b->items, &b->cap_items, b->nitems + 1, sizeof(*b->items), 1024) != 0 ||
-        reserve(&b->refs, &b->cap_refs, b->nitems + 1, sizeof(*b->refs), 1024) != 0)
-        return -1;
-    memset(&b->items[b->nitems], 0, offsetof(k2r_publish_t, error));
-    b->items[b->nitems].error[0] = '\0';
-    b->items[b->nitems].channel_len = ch_len;
-    b->items[b->nitems].message_len = msg_len;
-    b->refs[b->nitems] = *ref;
-    b->nitems++;
-    return 0;
-}
-
 static size_t pending(const k2r_bridge_t *b) {
-    size_t n = 0;
-    for (size_t i = 0; i < b->nitems; i++)
-        n += b->items[i].status == K2R_PUBLISH_PENDING;
-    return n;
+    return k2r_batch_pending(b->batch);
 }
 
 /* The per-rule counters of rule `name` (NULL: no rule took the record);
@@ -326,37 +257,36 @@ static void log_failed(k2r_ratelimit_t *rl, const char *what, const k2r_msg_t *m
 }
 
 /*
- * Points msg->headers at the record's headers, in b->hdrs (which grows only
- * when a record has more headers than any before), and adds their names' and
- * values' sizes to *bytes. The names and values stay borrowed from `rkm`.
+ * Fills `msg` from the record view for the rules, with its headers in
+ * b->hdrs (which grows only when a record has more headers than any before),
+ * and sets *bytes to what counts against max_inflight_bytes: its key, value,
+ * and headers' names and values. Everything stays borrowed from the view.
  * Returns 0, or -1 when out of memory.
  */
-static int read_headers(k2r_bridge_t *b, const rd_kafka_message_t *rkm, k2r_msg_t *msg,
-                        size_t *bytes) {
-    rd_kafka_headers_t *hdrs = NULL;
-    size_t n;
-
+static int read_view(k2r_bridge_t *b, const k2r_msgview_t *view, k2r_msg_t *msg, size_t *bytes) {
+    msg->topic = view->topic;
+    msg->partition = view->partition;
+    msg->offset = view->offset;
+    msg->timestamp = view->timestamp;
+    msg->key = view->key;
+    msg->key_len = view->key_len;
+    msg->value = view->value;
+    msg->value_len = view->value_len;
     msg->headers = NULL;
     msg->nheaders = 0;
-    if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs)
-        return 0; /* NOENT: the record has none */
-    n = rd_kafka_header_cnt(hdrs);
-    if (reserve(&b->hdrs, &b->cap_hdrs, n, sizeof(*b->hdrs), 8) != 0)
+    *bytes = view->key_len + view->value_len;
+    if (!view->nheaders)
+        return 0;
+    if (reserve(&b->hdrs, &b->cap_hdrs, view->nheaders, sizeof(*b->hdrs), 8) != 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        const char *name;
-        const void *value;
-        size_t size;
-
-        if (rd_kafka_header_get_all(hdrs, i, &name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
-            break;
-        b->hdrs[msg->nheaders].name = name;
-        b->hdrs[msg->nheaders].value = value;
-        b->hdrs[msg->nheaders].value_len = value ? size : 0;
-        *bytes += strlen(name) + (value ? size : 0);
-        msg->nheaders++;
+    for (size_t i = 0; i < view->nheaders; i++) {
+        b->hdrs[i].name = view->headers[i].name;
+        b->hdrs[i].value = view->headers[i].value;
+        b->hdrs[i].value_len = view->headers[i].value_len;
+        *bytes += strlen(view->headers[i].name) + view->headers[i].value_len;
     }
     msg->headers = b->hdrs;
+    msg->nheaders = view->nheaders;
     return 0;
 }
 
@@ -411,14 +341,21 @@ static void shrink_dead_letter(dlq_t *d) {
 /* Hands one dead letter to the producer; one refused as too large goes again
  * as a stub. Returns 0, or -1 (left UNSENT, the reason in errstr). */
 static int dlq_send(k2r_bridge_t *b, dlq_t *d, char *errstr, size_t errstr_size) {
-    rd_kafka_resp_err_t err =
-        k2r_kafka_dead_letter(b->kafka, b->recs[d->rec].rkm, k2r_skip_name(d->skip), d->detail,
-                              d->rule, d->stub, d->id, errstr, errstr_size);
+    const rd_kafka_message_t *rkm;
+    rd_kafka_resp_err_t err;
+    size_t rec = 0;
+    int found = k2r_batch_find(b->batch, d->seq, &rec) == 0;
 
+    /* Dead letters of records that left the batch are removed with them. */
+    assert(found);
+    (void)found;
+    rkm = k2r_batch_rec(b->batch, rec)->handle;
+    err = k2r_kafka_dead_letter(b->kafka, rkm, k2r_skip_name(d->skip), d->detail, d->rule, d->stub,
+                                d->id, errstr, errstr_size);
     if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !d->stub) {
         shrink_dead_letter(d);
-        err = k2r_kafka_dead_letter(b->kafka, b->recs[d->rec].rkm, k2r_skip_name(d->skip),
-                                    d->detail, d->rule, 1, d->id, errstr, errstr_size);
+        err = k2r_kafka_dead_letter(b->kafka, rkm, k2r_skip_name(d->skip), d->detail, d->rule, 1,
+                                    d->id, errstr, errstr_size);
     }
     if (err) {
         d->state = DLQ_UNSENT;
@@ -429,8 +366,9 @@ static int dlq_send(k2r_bridge_t *b, dlq_t *d, char *errstr, size_t errstr_size)
     return 0;
 }
 
-/* Adds record `rec` of the batch to its dead letters and sends it.
- * Returns 0, or -1 when out of memory. */
+/* Adds record `rec` of the batch to its dead letters, holds the record until
+ * the topic acknowledges it, and sends it. Returns 0, or -1 when out of
+ * memory. */
 static int dead_letter(k2r_bridge_t *b, size_t rec, k2r_skip_t skip, const char *detail,
                        const char *rule) {
     char errstr[256];
@@ -439,7 +377,8 @@ static int dead_letter(k2r_bridge_t *b, size_t rec, k2r_skip_t skip, const char 
     if (reserve(&b->dlq, &b->cap_dlq, b->ndlq + 1, sizeof(*b->dlq), 64) != 0)
         return -1;
     d = &b->dlq[b->ndlq++];
-    d->rec = rec;
+    d->seq = k2r_batch_rec(b->batch, rec)->seq;
+    k2r_batch_hold(b->batch, rec);
     d->stub = 0;
     d->id = ++b->dlq_next_id;
     d->skip = skip;
@@ -466,7 +405,10 @@ static void on_delivery(void *opaque, uint64_t id, rd_kafka_resp_err_t err) {
     if (lo == b->ndlq || b->dlq[lo].id != id || b->dlq[lo].state != DLQ_QUEUED)
         return;
     if (!err) {
+        size_t rec;
         b->dlq[lo].state = DLQ_DELIVERED;
+        if (k2r_batch_find(b->batch, b->dlq[lo].seq, &rec) == 0)
+            k2r_batch_unhold(b->batch, rec);
         return;
     }
     b->dlq[lo].state = DLQ_UNSENT;
@@ -552,63 +494,56 @@ static int dlq_wait(k2r_bridge_t *b, int draining) {
 
 /* --------------------------------------------------------------- records */
 
-/* The partition stops at the record at `offset`: log it loudly, pause the
- * partition for good, and store the record's own offset (or an earlier
- * stopping record's). Returns 0, or -1 when out of memory. */
-static int stop_partition(k2r_bridge_t *b, size_t part, int64_t offset, const char *rule,
-                          k2r_skip_t skip, const char *detail) {
-    bpart_t *p = &b->parts[part];
+/* The partition stops at record `rec`: log it loudly, pause the partition
+ * for good, and store the record's own offset (or an earlier stopping
+ * record's). Returns 0, or -1 when out of memory. */
+static int stop_partition(k2r_bridge_t *b, size_t rec, const char *rule, k2r_skip_t skip,
+                          const char *detail) {
+    const k2r_batch_rec_t *r = k2r_batch_rec(b->batch, rec);
+    const char *topic = k2r_batch_part_topic(b->batch, r->part);
+    int32_t partition = k2r_batch_part_partition(b->batch, r->part);
+    int64_t offset = r->offset, stored = k2r_batch_stop(b->batch, rec);
 
-    if (!p->stopped || offset < p->next_offset)
-        p->next_offset = offset;
-    p->stopped = 1;
     b->stats.stopped_partitions++;
     k2r_log_error("STOPPED partition %s[%d] at offset %lld: rule %s: %s: %s (on_error: stop). "
                   "Nothing more of this partition is processed; its committed offset stays at "
                   "%lld, so a restart (after fixing the rules or the data) resumes from this "
                   "record",
-                  p->topic, (int)p->partition, (long long)offset, rule ? rule : "-",
-                  k2r_skip_name(skip), detail, (long long)p->next_offset);
-    return k2r_kafka_stop_partition(b->kafka, p->topic, p->partition);
+                  topic, (int)partition, (long long)offset, rule ? rule : "-", k2r_skip_name(skip),
+                  detail, (long long)stored);
+    return k2r_kafka_stop_partition(b->kafka, topic, partition);
 }
 
 /* Maps one Kafka record into the batch; takes `rkm`. Returns 0, or -1 when
  * out of memory. */
 static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
-    rd_kafka_timestamp_type_t tstype;
+    k2r_msgview_t view;
     k2r_mapping_t m;
     k2r_msg_t msg;
-    size_t part, rec, bytes;
-    int rc = 0;
+    size_t rec, bytes;
 
-    msg.topic = rd_kafka_topic_name(rkm->rkt);
-    msg.partition = rkm->partition;
-    msg.offset = rkm->offset;
-    if (k2r_kafka_stopped(b->kafka, msg.topic, msg.partition)) {
+    if (k2r_kafka_view(b->kafka, rkm, &view) != 0) {
+        k2r_kafka_release(rkm);
+        return -1;
+    }
+    if (k2r_kafka_stopped(b->kafka, view.topic, view.partition)) {
         /* Fetched before the partition stopped: not processed, not stored. */
         uint64_t suppressed;
         b->stats.dropped_stopped++;
         if (k2r_log_ratelimit(&b->drop_rl, &suppressed))
             k2r_log_info("dropped record %s[%d]@%lld of a stopped partition (%llu more since "
                          "the last line)",
-                         msg.topic, (int)msg.partition, (long long)msg.offset,
+                         view.topic, (int)view.partition, (long long)view.offset,
                          (unsigned long long)suppressed);
-        rd_kafka_message_destroy(rkm);
+        k2r_kafka_release(rkm);
         return 0;
     }
-    msg.timestamp = rd_kafka_message_timestamp(rkm, &tstype);
-    msg.key = rkm->key;
-    msg.key_len = rkm->key_len;
-    msg.value = rkm->payload;
-    msg.value_len = rkm->len;
-    bytes = rkm->key_len + rkm->len;
-
-    if (read_headers(b, rkm, &msg, &bytes) != 0 ||
-        part_index(b, msg.topic, msg.partition, &part) != 0) {
-        rd_kafka_message_destroy(rkm);
+    if (read_view(b, &view, &msg, &bytes) != 0) {
+        k2r_kafka_release(rkm);
         return -1;
     }
-    if (add_rec(b, rkm, part, bytes, &rec) != 0)
+    if (k2r_batch_add(b->batch, msg.topic, msg.partition, msg.offset, msg.timestamp, bytes, rkm,
+                      &rec) != 0)
         return -1;
     /* From here on the batch owns rkm. */
     if (k2r_rules_map(b->rules, b->rec, &msg, &b->bytes, &m) != 0)
@@ -618,29 +553,29 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
         count_failed(b, m.rule, m.skip, m.action);
     if (m.action == K2R_ACTION_STOP)
         /* The mapper published nothing of it; records before it complete. */
-        return stop_partition(b, part, msg.offset, m.rule, m.skip, m.detail);
-    b->parts[part].next_offset = msg.offset + 1;
+        return stop_partition(b, rec, m.rule, m.skip, m.detail);
     /* With continue: true a record can publish and fail at once: what did
      * map is published whatever the policy. */
-    for (size_t i = 0; i < m.npublish && rc == 0; i++) {
-        item_ref_t ref = {rec,
-                          m.publish[i].channel_off,
-                          m.publish[i].message_off,
-                          m.publish[i].rule,
-                          rule_stat(b, m.publish[i].rule),
-                          m.publish[i].on_error,
-                          INT64_MAX,
-                          0};
-        if (ref.rstat == SIZE_MAX)
+    for (size_t i = 0; i < m.npublish; i++) {
+        k2r_batch_item_t *item = k2r_batch_add_item(b->batch, rec);
+
+        if (!item)
+            return -1;
+        item->channel_off = m.publish[i].channel_off;
+        item->channel_len = m.publish[i].channel_len;
+        item->message_off = m.publish[i].message_off;
+        item->message_len = m.publish[i].message_len;
+        item->rule = m.publish[i].rule;
+        item->rstat = rule_stat(b, m.publish[i].rule);
+        item->on_error = (int)m.publish[i].on_error;
+        item->expires_ms = INT64_MAX;
+        if (item->rstat == SIZE_MAX)
             return -1;
         if (m.publish[i].max_age_ms > 0 && msg.timestamp >= 0)
-            ref.expires_ms = msg.timestamp > INT64_MAX - m.publish[i].max_age_ms
-                                 ? INT64_MAX /* a timestamp from the far future */
-                                 : msg.timestamp + m.publish[i].max_age_ms;
-        rc = add_item(b, &ref, m.publish[i].channel_len, m.publish[i].message_len);
+            item->expires_ms = msg.timestamp > INT64_MAX - m.publish[i].max_age_ms
+                                   ? INT64_MAX /* a timestamp from the far future */
+                                   : msg.timestamp + m.publish[i].max_age_ms;
     }
-    if (rc != 0)
-        return -1;
     if (m.action == K2R_ACTION_DEAD_LETTER) {
         log_failed(&b->dead_rl, "dead-lettered", &msg, &m);
         return dead_letter(b, rec, m.skip, m.detail, m.rule);
@@ -654,8 +589,8 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
 
 /* 1 while the batch may take more records. */
 static int batch_open(const k2r_bridge_t *b) {
-    return b->nrecs < (size_t)b->cfg->limits.max_inflight_records &&
-           b->inflight_bytes < (size_t)b->cfg->limits.max_inflight_bytes;
+    return k2r_batch_has_room(b->batch, (size_t)b->cfg->limits.max_inflight_records,
+                              (size_t)b->cfg->limits.max_inflight_bytes);
 }
 
 /* Takes records until the batch is full or none is ready; the first wait is
@@ -682,7 +617,7 @@ static int serve(k2r_bridge_t *b, int timeout_ms, int draining) {
     if (!rkm)
         return 0;
     if (draining) {
-        rd_kafka_message_destroy(rkm);
+        k2r_kafka_release(rkm);
         return 0;
     }
     return take_record(b, rkm);
@@ -702,26 +637,29 @@ static int server_state_error(const char *error) {
 }
 
 /*
- * Carries out what Redis refused since the last call: every item answered
- * with an error goes, once per record, to its rule's on_error policy (skip:
- * counted; dead-letter: sent to the dead-letter topic with reason
- * redis_error; stop: its partition stops at that record). A server-state
- * error puts its item back to be published again and is reported as an
- * outage. Returns 0; 1 after such an outage; -1 when out of memory.
+ * Carries out what Redis refused in the last publish of the `n` items in
+ * b->pub: every item answered with an error goes, once per record, to its
+ * rule's on_error policy (skip: counted; dead-letter: sent to the
+ * dead-letter topic with reason redis_error; stop: its partition stops at
+ * that record). A server-state error puts its item back to be published
+ * again and is reported as an outage. Returns 0; 1 after such an outage; -1
+ * when out of memory.
  */
-static int handle_refusals(k2r_bridge_t *b) {
+static int handle_refusals(k2r_bridge_t *b, size_t n) {
     int outage = 0;
 
-    for (size_t i = 0; i < b->nitems; i++) {
-        k2r_publish_t *it = &b->items[i];
-        item_ref_t *ref = &b->refs[i];
-        brec_t *r = &b->recs[ref->rec];
-        const rd_kafka_message_t *rkm = r->rkm;
+    for (size_t k = 0; k < n; k++) {
+        k2r_publish_t *it = &b->pub[k];
+        size_t i = b->pub_item[k];
+        k2r_batch_item_t *item;
+        k2r_batch_rec_t *r;
+        k2r_on_error_t on_error;
         char detail[160];
         uint64_t suppressed;
 
-        if (it->status != K2R_PUBLISH_ERROR || ref->handled)
+        if (it->status != K2R_PUBLISH_ERROR)
             continue;
+        item = k2r_batch_item(b->batch, i);
         if (server_state_error(it->error)) {
             if (!outage && k2r_redis_connected(b->redis)) {
                 char why[160];
@@ -729,45 +667,44 @@ static int handle_refusals(k2r_bridge_t *b) {
                 k2r_redis_disconnect(b->redis);
                 redis_failed(b, "publish", why);
             }
-            it->status = K2R_PUBLISH_PENDING;
-            it->error[0] = '\0';
+            item->state = K2R_BATCH_PENDING;
             outage = 1;
             continue;
         }
-        ref->handled = 1;
+        r = k2r_batch_rec(b->batch, item->rec);
+        on_error = (k2r_on_error_t)item->on_error;
         b->stats.publish_errors++;
         snprintf(detail, sizeof(detail), "PUBLISH %.*s: %s",
-                 (int)(it->channel_len > 64 ? 64 : it->channel_len),
-                 b->bytes.data + ref->channel_off, it->error);
+                 (int)(it->channel_len > 64 ? 64 : it->channel_len), it->channel, it->error);
         if (k2r_log_ratelimit(&b->perr_rl, &suppressed))
             k2r_log_warn("redis: refused for record %s[%d]@%lld (rule %s, on_error %s): %s (%llu "
                          "more refusals since the last line)",
-                         rd_kafka_topic_name(rkm->rkt), (int)rkm->partition, (long long)rkm->offset,
-                         ref->rule ? ref->rule : "-",
-                         ref->on_error == K2R_ON_ERROR_SKIP          ? "skip"
-                         : ref->on_error == K2R_ON_ERROR_DEAD_LETTER ? "dead-letter"
-                                                                     : "stop",
+                         k2r_batch_part_topic(b->batch, r->part),
+                         (int)k2r_batch_part_partition(b->batch, r->part), (long long)r->offset,
+                         item->rule ? item->rule : "-",
+                         on_error == K2R_ON_ERROR_SKIP          ? "skip"
+                         : on_error == K2R_ON_ERROR_DEAD_LETTER ? "dead-letter"
+                                                                : "stop",
                          detail, (unsigned long long)suppressed);
         /* Once per record, unless a later refusal's rule is stricter (stop >
          * dead-letter > skip): then that one is carried out too. */
-        if (r->failed > (int)ref->on_error)
+        if (r->failed > (int)on_error)
             continue;
-        r->failed = (int)ref->on_error + 1;
-        count_failed(b, ref->rule, K2R_SKIP_REDIS_ERROR,
-                     ref->on_error == K2R_ON_ERROR_SKIP          ? K2R_ACTION_SKIP
-                     : ref->on_error == K2R_ON_ERROR_DEAD_LETTER ? K2R_ACTION_DEAD_LETTER
-                                                                 : K2R_ACTION_STOP);
-        switch (ref->on_error) {
+        r->failed = (int)on_error + 1;
+        count_failed(b, item->rule, K2R_SKIP_REDIS_ERROR,
+                     on_error == K2R_ON_ERROR_SKIP          ? K2R_ACTION_SKIP
+                     : on_error == K2R_ON_ERROR_DEAD_LETTER ? K2R_ACTION_DEAD_LETTER
+                                                            : K2R_ACTION_STOP);
+        switch (on_error) {
         case K2R_ON_ERROR_SKIP:
             b->stats.skipped[K2R_SKIP_REDIS_ERROR]++;
             break;
         case K2R_ON_ERROR_DEAD_LETTER:
-            if (dead_letter(b, ref->rec, K2R_SKIP_REDIS_ERROR, detail, ref->rule) != 0)
+            if (dead_letter(b, item->rec, K2R_SKIP_REDIS_ERROR, detail, item->rule) != 0)
                 return -1;
             break;
         case K2R_ON_ERROR_STOP:
-            if (stop_partition(b, r->part, rkm->offset, ref->rule, K2R_SKIP_REDIS_ERROR, detail) !=
-                0)
+            if (stop_partition(b, item->rec, item->rule, K2R_SKIP_REDIS_ERROR, detail) != 0)
                 return -1;
             break;
         }
@@ -781,10 +718,11 @@ static void drop_pending(k2r_bridge_t *b) {
     size_t n = 0;
     uint64_t suppressed;
 
-    for (size_t i = 0; i < b->nitems; i++) {
-        if (b->items[i].status != K2R_PUBLISH_PENDING)
+    for (size_t i = 0; i < k2r_batch_nitems(b->batch); i++) {
+        k2r_batch_item_t *item = k2r_batch_item(b->batch, i);
+        if (item->state != K2R_BATCH_PENDING)
             continue;
-        b->items[i].status = K2R_PUBLISH_DROPPED;
+        item->state = K2R_BATCH_DROPPED;
         n++;
     }
     b->stats.dropped_unavailable += n;
@@ -801,11 +739,12 @@ static void drop_stale(k2r_bridge_t *b) {
     size_t n = 0;
     uint64_t suppressed;
 
-    for (size_t i = 0; i < b->nitems; i++) {
-        if (b->items[i].status != K2R_PUBLISH_PENDING || b->refs[i].expires_ms >= now)
+    for (size_t i = 0; i < k2r_batch_nitems(b->batch); i++) {
+        k2r_batch_item_t *item = k2r_batch_item(b->batch, i);
+        if (item->state != K2R_BATCH_PENDING || item->expires_ms >= now)
             continue;
-        b->items[i].status = K2R_PUBLISH_DROPPED;
-        b->rstats[b->refs[i].rstat].stale++;
+        item->state = K2R_BATCH_DROPPED;
+        b->rstats[item->rstat].stale++;
         n++;
     }
     b->stats.stale += n;
@@ -818,14 +757,7 @@ static void drop_stale(k2r_bridge_t *b) {
 /* ------------------------------------------------------ batch completion */
 
 static void clear_batch(k2r_bridge_t *b) {
-    for (size_t i = 0; i < b->nparts; i++)
-        free(b->parts[i].topic);
-    for (size_t i = 0; i < b->nrecs; i++)
-        rd_kafka_message_destroy(b->recs[i].rkm);
-    b->nparts = 0;
-    b->nitems = 0;
-    b->nrecs = 0;
-    b->inflight_bytes = 0;
+    k2r_batch_clear(b->batch);
     b->ndlq = 0;
     b->bytes.len = 0;
     dlq_release(b);
@@ -833,18 +765,17 @@ static void clear_batch(k2r_bridge_t *b) {
 
 /* Counts the outcome of one finished item; `now` is the wall clock (ms). */
 static void account_item(k2r_bridge_t *b, size_t i, int64_t now) {
-    const k2r_publish_t *it = &b->items[i];
-    k2r_rule_stats_t *rs = &b->rstats[b->refs[i].rstat];
-    rd_kafka_timestamp_type_t tstype;
+    const k2r_batch_item_t *item = k2r_batch_item(b->batch, i);
+    k2r_rule_stats_t *rs = &b->rstats[item->rstat];
     int64_t ts;
 
-    if (it->status != K2R_PUBLISH_OK)
+    if (item->state != K2R_BATCH_PUBLISHED)
         return;
     b->stats.published++;
-    b->stats.no_subscribers += it->receivers == 0;
+    b->stats.no_subscribers += item->receivers == 0;
     rs->published++;
-    rs->no_subscribers += it->receivers == 0;
-    ts = rd_kafka_message_timestamp(b->recs[b->refs[i].rec].rkm, &tstype);
+    rs->no_subscribers += item->receivers == 0;
+    ts = k2r_batch_rec(b->batch, item->rec)->timestamp;
     if (ts >= 0)
         k2r_hist_observe(&b->age_hist, (double)(now > ts ? now - ts : 0) / 1000.0);
 }
@@ -854,13 +785,15 @@ static void account_item(k2r_bridge_t *b, size_t i, int64_t now) {
 static void complete_batch(k2r_bridge_t *b) {
     int64_t now = k2r_wall_ms(), now_ms = k2r_now_ms();
 
-    for (size_t i = 0; i < b->nitems; i++)
+    for (size_t i = 0; i < k2r_batch_nitems(b->batch); i++)
         account_item(b, i, now);
     b->stats.dead_lettered += b->ndlq;
-    for (size_t i = 0; i < b->nparts; i++)
-        if (b->parts[i].next_offset >= 0)
-            k2r_kafka_store(b->kafka, b->parts[i].topic, b->parts[i].partition,
-                            b->parts[i].next_offset);
+    for (size_t p = 0; p < k2r_batch_nparts(b->batch); p++) {
+        int64_t next = k2r_batch_storable(b->batch, p);
+        if (next >= 0)
+            k2r_kafka_store(b->kafka, k2r_batch_part_topic(b->batch, p),
+                            k2r_batch_part_partition(b->batch, p), next);
+    }
     clear_batch(b);
     /* Commit soon after publishing, not only every auto.commit.interval.ms:
      * what a crash repeats is what was published but not committed, so this
@@ -876,16 +809,13 @@ static void complete_batch(k2r_bridge_t *b) {
 
 /* ------------------------------------------------------------ rebalance */
 
-/* 1 when partition `p` of the batch has no pending item and no dead letter
- * waiting: its next offset can be stored. */
-static int part_done(const k2r_bridge_t *b, size_t p) {
-    for (size_t i = 0; i < b->nitems; i++)
-        if (b->items[i].status == K2R_PUBLISH_PENDING && b->recs[b->refs[i].rec].part == p)
-            return 0;
-    for (size_t i = 0; i < b->ndlq; i++)
-        if (b->dlq[i].state != DLQ_DELIVERED && b->recs[b->dlq[i].rec].part == p)
-            return 0;
-    return 1;
+/* 1 when dead letter `d` is not acknowledged and its record belongs to a
+ * partition marked in `gone`. */
+static int dlq_waits_gone(k2r_bridge_t *b, const dlq_t *d, const int *gone) {
+    size_t rec;
+
+    return d->state != DLQ_DELIVERED && k2r_batch_find(b->batch, d->seq, &rec) == 0 &&
+           gone[k2r_batch_rec(b->batch, rec)->part];
 }
 
 /*
@@ -904,24 +834,30 @@ static void finish_revoked(k2r_bridge_t *b, const int *gone) {
     }
     do {
         waiting = 0;
-        for (size_t i = 0; i < b->ndlq; i++)
-            waiting |= b->dlq[i].state != DLQ_DELIVERED && gone[b->recs[b->dlq[i].rec].part];
+        for (size_t i = 0; i < b->ndlq && !waiting; i++)
+            waiting = dlq_waits_gone(b, &b->dlq[i], gone);
         if (waiting) {
             dlq_resend(b);
             k2r_kafka_dead_letter_poll(b->kafka, 100);
         }
     } while (waiting && k2r_now_ms() < deadline);
-    for (size_t p = 0; p < b->nparts; p++) {
+    for (size_t p = 0; p < k2r_batch_nparts(b->batch); p++) {
+        const char *topic = k2r_batch_part_topic(b->batch, p);
+        int32_t partition = k2r_batch_part_partition(b->batch, p);
+        int64_t next = k2r_batch_storable(b->batch, p);
+
         if (!gone[p])
             continue;
-        if (part_done(b, p) && b->parts[p].next_offset >= 0)
-            k2r_kafka_store(b->kafka, b->parts[p].topic, b->parts[p].partition,
-                            b->parts[p].next_offset);
+        /* Only a finished partition stores: the offset of its first
+         * unfinished record would do too, but the next owner repeating the
+         * whole unfinished part is what this bridge has always done. */
+        if (k2r_batch_part_done(b->batch, p) && next >= 0)
+            k2r_kafka_store(b->kafka, topic, partition, next);
         else
             k2r_log_warn("bridge: revoked %s[%d] could not be finished in time (Redis or the "
                          "dead-letter topic is unavailable); its offset is not stored, so its "
                          "next owner repeats the unfinished records",
-                         b->parts[p].topic, (int)b->parts[p].partition);
+                         topic, (int)partition);
     }
 }
 
@@ -929,28 +865,27 @@ static void finish_revoked(k2r_bridge_t *b, const int *gone) {
  * their part of the batch, and take it out of the batch. */
 static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revoked, int lost) {
     k2r_bridge_t *b = opaque;
-    size_t *remap_part = NULL, *remap_rec = NULL;
+    size_t nparts = k2r_batch_nparts(b->batch);
+    size_t kept_dlq = 0, unpublished, ngone = 0;
     int *gone = NULL;
-    size_t keep = 0, kept_items = 0, kept_recs = 0, kept_dlq = 0, unpublished = 0, ngone = 0;
 
-    if (!b->nparts)
+    if (!nparts)
         return;
-    gone = calloc(b->nparts, sizeof(*gone));
-    remap_part = malloc(b->nparts * sizeof(*remap_part));
-    remap_rec = malloc((b->nrecs ? b->nrecs : 1) * sizeof(*remap_rec));
-    if (!gone || !remap_part || !remap_rec) {
-        /* Cannot compact. Dropping the whole batch would let the kept
-         * partitions store offsets past the dropped records later, so the
-         * bridge stops instead, committing nothing more (the oom path). */
+    gone = calloc(nparts, sizeof(*gone));
+    if (!gone) {
+        /* Cannot tell the partitions apart. Dropping the whole batch would
+         * let the kept partitions store offsets past the dropped records
+         * later, so the bridge stops instead, committing nothing more (the
+         * oom path). */
         b->stats.dropped_on_revoke += pending(b);
         clear_batch(b);
         b->oom = 1;
-        goto out;
+        return;
     }
-    for (size_t i = 0; i < b->nparts; i++) {
+    for (size_t i = 0; i < nparts; i++) {
         for (int j = 0; j < revoked->cnt && !gone[i]; j++)
-            gone[i] = revoked->elems[j].partition == b->parts[i].partition &&
-                      strcmp(revoked->elems[j].topic, b->parts[i].topic) == 0;
+            gone[i] = revoked->elems[j].partition == k2r_batch_part_partition(b->batch, i) &&
+                      strcmp(revoked->elems[j].topic, k2r_batch_part_topic(b->batch, i)) == 0;
         ngone += (size_t)gone[i];
     }
     if (!ngone)
@@ -960,71 +895,33 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revok
     if (!lost && !b->drained)
         finish_revoked(b, gone);
 
-    /* Compact parts, records, items and dead letters. */
-    for (size_t i = 0; i < b->nparts; i++) {
-        if (gone[i]) {
-            free(b->parts[i].topic);
-            remap_part[i] = SIZE_MAX;
-        } else {
-            b->parts[keep] = b->parts[i];
-            remap_part[i] = keep++;
-        }
-    }
-    for (size_t i = 0; i < b->nitems; i++)
-        if (remap_part[b->recs[b->refs[i].rec].part] == SIZE_MAX)
+    for (size_t i = 0; i < k2r_batch_nitems(b->batch); i++)
+        if (gone[k2r_batch_rec(b->batch, k2r_batch_item(b->batch, i)->rec)->part])
             account_item(b, i, k2r_wall_ms()); /* before their records go */
-    b->inflight_bytes = 0;
-    for (size_t i = 0; i < b->nrecs; i++) {
-        size_t p = remap_part[b->recs[i].part];
-        if (p == SIZE_MAX) {
-            rd_kafka_message_destroy(b->recs[i].rkm);
-            remap_rec[i] = SIZE_MAX;
-            continue;
-        }
-        b->recs[kept_recs] = b->recs[i];
-        b->recs[kept_recs].part = p;
-        b->inflight_bytes += b->recs[i].bytes;
-        remap_rec[i] = kept_recs++;
-    }
-    for (size_t i = 0; i < b->nitems; i++) {
-        size_t r = remap_rec[b->refs[i].rec];
-        if (r == SIZE_MAX) {
-            unpublished += b->items[i].status == K2R_PUBLISH_PENDING;
-            continue;
-        }
-        b->items[kept_items] = b->items[i];
-        b->refs[kept_items] = b->refs[i];
-        b->refs[kept_items++].rec = r;
-    }
+    unpublished = k2r_batch_remove_parts(b->batch, gone);
     /* A revoked partition's dead letter still in flight may arrive anyway;
      * its next owner dead-letters the record again (at least once). */
     for (size_t i = 0; i < b->ndlq; i++) {
-        size_t r = remap_rec[b->dlq[i].rec];
-        if (r == SIZE_MAX) {
+        size_t rec;
+        if (k2r_batch_find(b->batch, b->dlq[i].seq, &rec) != 0) {
             b->stats.dead_lettered += b->dlq[i].state == DLQ_DELIVERED;
             continue;
         }
-        b->dlq[kept_dlq] = b->dlq[i];
-        b->dlq[kept_dlq++].rec = r;
+        b->dlq[kept_dlq++] = b->dlq[i];
     }
+    b->ndlq = kept_dlq;
     b->stats.dropped_on_revoke += unpublished;
     if (lost || unpublished)
         k2r_log_info("bridge: dropped the unfinished batch of %zu %s partition(s) (%zu "
                      "notification(s) not published); their offsets were not stored, so their "
                      "next owner reads those records again",
                      ngone, lost ? "lost" : "revoked", unpublished);
-    b->nitems = kept_items;
-    b->nrecs = kept_recs;
-    b->ndlq = kept_dlq;
-    b->nparts = keep;
-    if (!keep)
+    if (!k2r_batch_nparts(b->batch))
         clear_batch(b);
     else if (b->dlq_down && dlq_settled(b))
         dlq_release(b);
 out:
     free(gone);
-    free(remap_part);
-    free(remap_rec);
 }
 
 /* ---------------------------------------------------------------- redis */
@@ -1094,22 +991,51 @@ static int try_connect(k2r_bridge_t *b) {
 static int publish(k2r_bridge_t *b) {
     char errstr[512];
     int64_t start;
-    int rc;
+    size_t n = 0, nitems;
+    int rc, failed;
 
     drop_stale(b);
-    for (size_t i = 0; i < b->nitems; i++) {
-        b->items[i].channel = b->bytes.data + b->refs[i].channel_off;
-        b->items[i].message = b->bytes.data + b->refs[i].message_off;
+    nitems = k2r_batch_nitems(b->batch);
+    if (reserve(&b->pub, &b->cap_pub, nitems, sizeof(*b->pub), 1024) != 0 ||
+        reserve(&b->pub_item, &b->cap_pub_item, nitems, sizeof(*b->pub_item), 1024) != 0)
+        return -2;
+    /* The sink is given the pending items only, in the batch's order: it
+     * would skip the others anyway. */
+    for (size_t i = 0; i < nitems; i++) {
+        const k2r_batch_item_t *item = k2r_batch_item(b->batch, i);
+        k2r_publish_t *it = &b->pub[n];
+
+        if (item->state != K2R_BATCH_PENDING)
+            continue;
+        it->channel = b->bytes.data + item->channel_off;
+        it->channel_len = item->channel_len;
+        it->message = b->bytes.data + item->message_off;
+        it->message_len = item->message_len;
+        it->status = K2R_PUBLISH_PENDING;
+        it->receivers = 0;
+        it->error[0] = '\0';
+        b->pub_item[n++] = i;
     }
     start = k2r_now_us();
-    if (k2r_redis_publish(b->redis, b->items, b->nitems, errstr, sizeof(errstr)) != 0) {
+    failed = k2r_redis_publish(b->redis, b->pub, n, errstr, sizeof(errstr)) != 0;
+    /* Replies read before a connection failed count too. */
+    for (size_t k = 0; k < n; k++) {
+        k2r_batch_item_t *item = k2r_batch_item(b->batch, b->pub_item[k]);
+        if (b->pub[k].status == K2R_PUBLISH_OK) {
+            item->state = K2R_BATCH_PUBLISHED;
+            item->receivers = b->pub[k].receivers;
+        } else if (b->pub[k].status == K2R_PUBLISH_ERROR) {
+            item->state = K2R_BATCH_REFUSED; /* carried out just below */
+        }
+    }
+    if (failed) {
         redis_failed(b, "publish", errstr);
         /* Replies read before the connection failed may be refusals: their
          * records' policies must run before anything can complete. */
-        return handle_refusals(b) < 0 ? -2 : -1;
+        return handle_refusals(b, n) < 0 ? -2 : -1;
     }
     k2r_hist_observe(&b->pub_hist, (double)(k2r_now_us() - start) / 1e6);
-    rc = handle_refusals(b);
+    rc = handle_refusals(b, n);
     return rc < 0 ? -2 : rc > 0 ? -1 : 0;
 }
 
@@ -1370,7 +1296,8 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr
     b->stats_next_ms = k2r_now_ms() + STATS_INTERVAL_MS;
 
     b->rec = k2r_record_new();
-    if (!b->rec) {
+    b->batch = k2r_batch_new(k2r_kafka_release);
+    if (!b->rec || !b->batch) {
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
@@ -1435,7 +1362,7 @@ static int drain(k2r_bridge_t *b) {
                      pending(b), undelivered, b->cfg->drain_timeout_ms);
         return 1;
     }
-    if (b->nparts)
+    if (k2r_batch_nparts(b->batch))
         complete_batch(b);
     return 0;
 }
@@ -1482,14 +1409,14 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
         log_stats(b, 0);
         update_metrics(b, 0);
 
-        if (!b->nparts) {
+        if (!k2r_batch_nparts(b->batch)) {
             if (reload && *reload) {
                 *reload = 0;
                 reload_rules(b);
             }
             if (fill(b, 100) != 0 || b->oom)
                 goto oom;
-            if (!b->nparts)
+            if (!k2r_batch_nparts(b->batch))
                 continue;
         }
         if (pending(b) > 0) {
@@ -1543,8 +1470,8 @@ oom:
 
 void k2r_bridge_stats(const k2r_bridge_t *bridge, k2r_bridge_stats_t *out) {
     *out = bridge->stats;
-    out->inflight_records = bridge->nrecs;
-    out->inflight_bytes = bridge->inflight_bytes;
+    out->inflight_records = k2r_batch_nrecs(bridge->batch);
+    out->inflight_bytes = k2r_batch_bytes(bridge->batch);
 }
 
 k2r_metrics_t *k2r_bridge_metrics(k2r_bridge_t *bridge) {
@@ -1554,7 +1481,9 @@ k2r_metrics_t *k2r_bridge_metrics(k2r_bridge_t *bridge) {
 void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     if (!bridge)
         return;
-    clear_batch(bridge);
+    /* The batch's records are librdkafka messages: released before the
+     * consumer that made them. */
+    k2r_batch_destroy(bridge->batch);
     k2r_kafka_destroy(bridge->kafka);
     k2r_metrics_destroy(bridge->metrics);
     free(bridge->rstats);
@@ -1564,10 +1493,8 @@ void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     k2r_rules_destroy(bridge->rules);
     k2r_config_destroy(bridge->cfg);
     k2r_buf_free(&bridge->bytes);
-    free(bridge->items);
-    free(bridge->refs);
-    free(bridge->parts);
-    free(bridge->recs);
+    free(bridge->pub);
+    free(bridge->pub_item);
     free(bridge->dlq);
     free(bridge->hdrs);
     free(bridge);

@@ -83,6 +83,10 @@ struct k2r_kafka_s {
     rd_kafka_t *dlq;
     char *dlq_topic;
     k2r_kafka_delivery_fn delivered;
+
+    /* The headers of the latest view (reused for every record). */
+    k2r_msgview_header_t *hdrs;
+    size_t cap_hdrs;
 };
 
 /* librdkafka's warning about a property set for the other kind of client:
@@ -666,6 +670,62 @@ void k2r_kafka_dead_letter_poll(k2r_kafka_t *kafka, int timeout_ms) {
         rd_kafka_poll(kafka->dlq, timeout_ms);
 }
 
+/* ------------------------------------------------------------ records */
+
+int k2r_kafka_view(k2r_kafka_t *kafka, const rd_kafka_message_t *rkm, k2r_msgview_t *view) {
+    rd_kafka_timestamp_type_t tstype;
+    rd_kafka_headers_t *hdrs = NULL;
+    size_t n;
+
+    view->topic = rd_kafka_topic_name(rkm->rkt);
+    view->partition = rkm->partition;
+    view->offset = rkm->offset;
+    view->timestamp = rd_kafka_message_timestamp(rkm, &tstype);
+    view->tstype = tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME       ? K2R_MSGVIEW_TS_CREATE
+                   : tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? K2R_MSGVIEW_TS_LOG_APPEND
+                                                                  : K2R_MSGVIEW_TS_NONE;
+    view->key = rkm->key;
+    view->key_len = rkm->key_len;
+    view->value = rkm->payload;
+    view->value_len = rkm->len;
+    view->headers = NULL;
+    view->nheaders = 0;
+    if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs)
+        return 0; /* NOENT: the record has none */
+    n = rd_kafka_header_cnt(hdrs);
+    if (n > kafka->cap_hdrs) {
+        /* Grows only when a record has more headers than any before. */
+        size_t cap = kafka->cap_hdrs ? kafka->cap_hdrs : 8;
+        k2r_msgview_header_t *p;
+        while (cap < n)
+            cap *= 2;
+        p = realloc(kafka->hdrs, cap * sizeof(*p));
+        if (!p)
+            return -1;
+        kafka->hdrs = p;
+        kafka->cap_hdrs = cap;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *name;
+        const void *value;
+        size_t size;
+
+        if (rd_kafka_header_get_all(hdrs, i, &name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            break;
+        kafka->hdrs[view->nheaders].name = name;
+        kafka->hdrs[view->nheaders].value = value;
+        kafka->hdrs[view->nheaders].value_len = value ? size : 0;
+        view->nheaders++;
+    }
+    view->headers = kafka->hdrs;
+    return 0;
+}
+
+void k2r_kafka_release(void *rkm) {
+    if (rkm)
+        rd_kafka_message_destroy(rkm);
+}
+
 /* ----------------------------------------------------------- shutdown */
 
 void k2r_kafka_close(k2r_kafka_t *kafka) {
@@ -697,6 +757,7 @@ void k2r_kafka_destroy(k2r_kafka_t *kafka) {
         rd_kafka_destroy(kafka->dlq);
     }
     free(kafka->dlq_topic);
+    free(kafka->hdrs);
     for (size_t i = 0; i < kafka->nstopped; i++)
         free(kafka->stopped[i].topic);
     free(kafka->stopped);

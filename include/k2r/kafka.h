@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "k2r/config.h"
+#include "k2r/msgview.h"
 
 typedef struct k2r_kafka_s k2r_kafka_t;
 
@@ -86,6 +87,18 @@ int k2r_kafka_fatal(const k2r_kafka_t *kafka, char *errstr, size_t errstr_size);
  * rebalances and logs consumer errors (which are not returned).
  */
 rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms);
+
+/*
+ * Fills *view from a record k2r_kafka_poll() returned: its fields and
+ * headers, borrowed from `rkm` (valid until it is released), the headers
+ * array from the source (valid until the next call). Returns 0, or -1 when
+ * out of memory.
+ */
+int k2r_kafka_view(k2r_kafka_t *kafka, const rd_kafka_message_t *rkm, k2r_msgview_t *view);
+
+/* Releases a record k2r_kafka_poll() returned (an rd_kafka_message_t *, as
+ * the opaque handle the batch carries); NULL does nothing. */
+void k2r_kafka_release(void *rkm);
 
 /*
  * Stores `next_offset` (the offset of the next record to read) for a partition,
