@@ -65,7 +65,7 @@ ITEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
 BIN     := $(BUILD)/kafka-redis-bridge
 LIBK2R  := $(BUILD)/libk2r.a
 
-.PHONY: print-pkgs all test unit integration check lint layers demo bench install clean deps fuzz fuzz-smoke fuzz-build
+.PHONY: FORCE print-pkgs all test unit integration check lint layers demo bench install clean deps fuzz fuzz-smoke fuzz-build
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -75,6 +75,16 @@ $(BUILD)/%.o: %.c
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
+
+# The version (git describe) is compiled into main.o and bridge.o; this stamp
+# changes with it, so that they are rebuilt after a commit or an edit instead
+# of naming an older version than the rest of the build.
+VERSION_STAMP := $(BUILD)/version.stamp
+$(VERSION_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
+$(BUILD)/src/main.o $(BUILD)/src/bridge.o: $(VERSION_STAMP)
+FORCE:
 
 $(LIBK2R): $(LIB_OBJ)
 	@rm -f $@
