@@ -32,12 +32,14 @@
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
 #include "k2r/addr.h"
+#include "k2r/buf.h"
 #include "k2r/clock.h"
 #include "k2r/log.h"
 
@@ -1704,4 +1706,143 @@ void k2r_config_destroy(k2r_config_t *cfg) {
     }
     free(cfg->rules);
     free(cfg);
+}
+
+/* ------------------------------------------------------ the reference */
+
+/* Milliseconds in the largest unit that divides them: 0, 500ms, 30s, 10m, 720h. */
+static void format_ms(char *out, size_t size, int64_t ms) {
+    if (ms == 0)
+        snprintf(out, size, "0");
+    else if (ms % 3600000 == 0)
+        snprintf(out, size, "%lldh", (long long)(ms / 3600000));
+    else if (ms % 60000 == 0)
+        snprintf(out, size, "%lldm", (long long)(ms / 60000));
+    else if (ms % 1000 == 0)
+        snprintf(out, size, "%llds", (long long)(ms / 1000));
+    else
+        snprintf(out, size, "%lldms", (long long)ms);
+}
+
+/* A row's type, with its range or its words. */
+static void type_text(const k2r_setting_t *s, char *out, size_t size) {
+    char lo[32], hi[32];
+    size_t n;
+
+    switch (s->type) {
+    case K2R_SETTING_STRING:
+        snprintf(out, size, "string");
+        break;
+    case K2R_SETTING_SECRET:
+        snprintf(out, size, "secret string");
+        break;
+    case K2R_SETTING_INT:
+        snprintf(out, size, "integer %lld..%lld", (long long)s->min, (long long)s->max);
+        break;
+    case K2R_SETTING_DURATION:
+        format_ms(lo, sizeof(lo), s->min);
+        format_ms(hi, sizeof(hi), s->max);
+        snprintf(out, size, "duration %s..%s", lo, hi);
+        break;
+    case K2R_SETTING_BOOL:
+        snprintf(out, size, "bool");
+        break;
+    case K2R_SETTING_CHOICE:
+        n = (size_t)snprintf(out, size, "one of");
+        for (size_t i = 0; s->choices[i] && n < size; i++)
+            n += (size_t)snprintf(out + n, size - n, "%s %s", i ? "," : "", s->choices[i]);
+        break;
+    case K2R_SETTING_LIST:
+        snprintf(out, size, "list of strings");
+        break;
+    case K2R_SETTING_MAP:
+        snprintf(out, size, "map of librdkafka properties");
+        break;
+    case K2R_SETTING_RULES:
+        snprintf(out, size, "list of rules");
+        break;
+    }
+}
+
+/* A row's environment variables, `quote` around each name: "A, A_FILE (prop)". */
+static void env_text(const k2r_setting_t *s, const char *quote, char *out, size_t size) {
+    size_t n = 0;
+
+    out[0] = '\0';
+    for (const k2r_setting_env_t *e = s->env; e && e->name && n < size; e++) {
+        n += (size_t)snprintf(out + n, size - n, "%s%s%s%s", n ? ", " : "", quote, e->name, quote);
+        if (e->file && n < size)
+            n += (size_t)snprintf(out + n, size - n, ", %s%s%s", quote, e->file, quote);
+        if (e->property && n < size)
+            n += (size_t)snprintf(out + n, size - n, " (%s)", e->property);
+    }
+}
+
+/* The columns of one row; text output leaves quoting and empties to the caller. */
+typedef struct row_text_s {
+    char name[64], type[96], dflt[64], env[256];
+    const char *reload;
+} row_text_t;
+
+static void row_text(const k2r_setting_t *s, int markdown, row_text_t *r) {
+    const char *q = markdown ? "`" : "";
+
+    snprintf(r->name, sizeof(r->name), "%s%s%s", q, s->name, q);
+    type_text(s, r->type, sizeof(r->type));
+    if (s->dflt)
+        snprintf(r->dflt, sizeof(r->dflt), "%s%s%s", q, s->dflt, q);
+    else
+        snprintf(r->dflt, sizeof(r->dflt), "%s",
+                 s->flags & K2R_SETTING_REQUIRED ? "required"
+                 : markdown                      ? ""
+                                                 : "-");
+    env_text(s, q, r->env, sizeof(r->env));
+    if (!markdown && !r->env[0])
+        snprintf(r->env, sizeof(r->env), "-");
+    r->reload = s->flags & K2R_SETTING_RESTART ? "restart" : "live";
+}
+
+/* Appends printf-formatted text; -1 when out of memory. */
+static int appendf(k2r_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int appendf(k2r_buf_t *b, const char *fmt, ...) {
+    char line[1024];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    return k2r_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+char *k2r_settings_render(int markdown) {
+    k2r_buf_t b = {NULL, 0, 0};
+    int wname = 0, wtype = 0, wdflt = 0, rc = 0;
+    row_text_t r;
+
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        row_text(&settings[i], markdown, &r);
+        wname = (int)strlen(r.name) > wname ? (int)strlen(r.name) : wname;
+        wtype = (int)strlen(r.type) > wtype ? (int)strlen(r.type) : wtype;
+        wdflt = (int)strlen(r.dflt) > wdflt ? (int)strlen(r.dflt) : wdflt;
+    }
+    if (markdown)
+        rc |= appendf(&b, "| setting | type | default | reload | environment | description |\n"
+                          "|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < NSETTINGS && rc == 0; i++) {
+        row_text(&settings[i], markdown, &r);
+        if (markdown)
+            rc |= appendf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.name, r.type, r.dflt, r.reload,
+                          r.env, settings[i].description);
+        else
+            rc |= appendf(&b, "%-*s  %-*s  %-*s  %-7s  %s\n", wname, r.name, wtype, r.type, wdflt,
+                          r.dflt, r.reload, r.env);
+    }
+    if (rc != 0 || k2r_buf_append(&b, "", 1) != 0) {
+        k2r_buf_free(&b);
+        return NULL;
+    }
+    return b.data; /* the caller frees it, as k2r_buf_free would */
 }

@@ -266,6 +266,14 @@ const k2r_setting_t *k2r_setting_find(const char *name);
  * (compared by type: strings, numbers, lists and maps item by item). */
 int k2r_setting_differs(const k2r_setting_t *s, const k2r_config_t *a, const k2r_config_t *b);
 
+/*
+ * Renders the table: one aligned line per setting (name, type with its range
+ * or choices, default, environment variables, `restart` or `live`), or with
+ * `markdown` a Markdown table with descriptions, as in the README. Returns a
+ * new string (release with free), or NULL when out of memory.
+ */
+char *k2r_settings_render(int markdown);
+
 /* Looks an environment variable up; getenv(3) in the daemon, a table in tests. */
 typedef const char *(*k2r_getenv_fn)(const char *name);
 
