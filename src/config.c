@@ -621,10 +621,12 @@ static size_t section_len(const k2r_setting_t *s) {
     return dot ? (size_t)(dot - s->name) : strlen(s->name);
 }
 
-#define AT(cfg, s, type)  ((type *)((char *)(cfg) + (s)->offset))
-#define CAT(cfg, s, type) ((type const *)((const char *)(cfg) + (s)->offset))
-#define COUNT_AT(cfg, s)  ((size_t *)((char *)(cfg) + (s)->count_offset))
-#define CCOUNT_AT(cfg, s) ((const size_t *)((const char *)(cfg) + (s)->count_offset))
+/* A row's value and count within a config (through void *: the offsets come
+ * from offsetof, so the alignment is the member's own). */
+#define AT(cfg, s, type)  ((type *)(void *)((char *)(cfg) + (s)->offset))
+#define CAT(cfg, s, type) ((type const *)(const void *)((const char *)(cfg) + (s)->offset))
+#define COUNT_AT(cfg, s)  ((size_t *)(void *)((char *)(cfg) + (s)->count_offset))
+#define CCOUNT_AT(cfg, s) ((const size_t *)(const void *)((const char *)(cfg) + (s)->count_offset))
 
 /* A number setting's value (int, bool, choice, duration). */
 static int64_t number_of(const k2r_setting_t *s, const k2r_config_t *cfg) {
@@ -707,7 +709,7 @@ static void read_setting(loader_t *ld, const k2r_setting_t *s, yaml_node_t *valu
         char *v, errstr[256];
 
         if (s->mark_offset)
-            *(k2r_mark_t *)((char *)cfg + s->mark_offset) = mark_of(value);
+            *(k2r_mark_t *)(void *)((char *)cfg + s->mark_offset) = mark_of(value);
         v = get_string(ld, value, path);
         if (v && s->check && s->check(cfg, v, errstr, sizeof(errstr)) != 0) {
             lerr(ld, value, "%s: %s", path, errstr);
