@@ -10,6 +10,8 @@
 #   make demo       the whole pipeline, live, on a local stack
 #   make bench      benchmarks on a local stack (bench/): backlog throughput, memory
 #                   through a Redis outage
+#   make readme-settings  rewrite the README's settings table from the binary's
+#                   (`check --list-settings=markdown`; a unit test compares them)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -65,7 +67,7 @@ ITEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
 BIN     := $(BUILD)/kafka-redis-bridge
 LIBK2R  := $(BUILD)/libk2r.a
 
-.PHONY: FORCE print-pkgs all test unit integration check lint layers demo bench install clean deps fuzz fuzz-smoke fuzz-build
+.PHONY: FORCE readme-settings print-pkgs all test unit integration check lint layers demo bench install clean deps fuzz fuzz-smoke fuzz-build
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -100,6 +102,17 @@ $(BUILD)/test-unit: $(UNIT_OBJ) $(LIBK2R)
 $(BUILD)/tests/integration/%.o: CPPFLAGS += $(CUNIT_CFLAGS) -DK2R_SOURCE_DIR='"$(CURDIR)"'
 $(BUILD)/test-integration: $(ITEST_OBJ) $(LIBK2R)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(LDLIBS)
+
+# The README's settings reference is the settings table (src/config.c) as the
+# binary prints it: this replaces what lies between its two markers.
+readme-settings: $(BIN)
+	$(BIN) check --list-settings=markdown >$(BUILD)/settings.md
+	awk -v f=$(BUILD)/settings.md \
+	    '/<!-- settings:end -->/ { skip = 0 } !skip { print } \
+	     /<!-- settings:begin -->/ { while ((getline l < f) > 0) print l; skip = 1 }' \
+	    README.md >$(BUILD)/README.md.new
+	cat $(BUILD)/README.md.new >README.md
+	rm -f $(BUILD)/settings.md $(BUILD)/README.md.new
 
 # Installs the Debian packages the build and the tests need (idempotent).
 deps:

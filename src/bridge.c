@@ -1059,46 +1059,25 @@ static void note_change(char *out, size_t size, const char *name) {
  * and take a restart; returns 1 when kafka.topics is among them. */
 static int restart_settings(const k2r_config_t *run, const k2r_config_t *next, char *out,
                             size_t size) {
-    const k2r_kafka_conf_t *rk = &run->kafka, *nk = &next->kafka;
-    const k2r_redis_section_t *rr = &run->redis, *nr = &next->redis;
-    int topics = rk->ntopics != nk->ntopics, props = rk->nproperties != nk->nproperties;
+    size_t n;
+    const k2r_setting_t *settings = k2r_settings(&n);
+    const char *last = NULL;
+    int topics = 0;
 
+    /* The table's order; settings that share a restart_name ("http") are
+     * named once. */
     out[0] = '\0';
-    for (size_t i = 0; !topics && i < rk->ntopics; i++)
-        topics = strcmp(rk->topics[i], nk->topics[i]) != 0;
-    for (size_t i = 0; !props && i < rk->nproperties; i++)
-        props = strcmp(rk->properties[i].name, nk->properties[i].name) != 0 ||
-                strcmp(rk->properties[i].value, nk->properties[i].value) != 0;
-    if (str_differs(rk->brokers, nk->brokers))
-        note_change(out, size, "kafka.brokers");
-    if (str_differs(rk->group_id, nk->group_id))
-        note_change(out, size, "kafka.group_id");
-    if (topics)
-        note_change(out, size, "kafka.topics");
-    if (props)
-        note_change(out, size, "kafka.properties");
-    if (rk->startup_timeout_ms != nk->startup_timeout_ms)
-        note_change(out, size, "kafka.startup_timeout");
-    if (str_differs(rk->dead_letter_topic, nk->dead_letter_topic))
-        note_change(out, size, "kafka.dead_letter_topic");
-    if (str_differs(rr->url, nr->url))
-        note_change(out, size, "redis.url");
-    if (str_differs(rr->password, nr->password))
-        note_change(out, size, "redis.password");
-    if (rr->connect_timeout_ms != nr->connect_timeout_ms)
-        note_change(out, size, "redis.connect_timeout_ms");
-    if (rr->command_timeout_ms != nr->command_timeout_ms)
-        note_change(out, size, "redis.command_timeout_ms");
-    if (rr->pipeline_depth != nr->pipeline_depth)
-        note_change(out, size, "redis.pipeline_depth");
-    if (rr->backoff_initial_ms != nr->backoff_initial_ms)
-        note_change(out, size, "redis.reconnect_backoff_ms");
-    if (rr->backoff_max_ms != nr->backoff_max_ms)
-        note_change(out, size, "redis.reconnect_backoff_max_ms");
-    if (rr->on_unavailable != nr->on_unavailable)
-        note_change(out, size, "redis.on_unavailable");
-    if (run->http.enabled != next->http.enabled || str_differs(run->http.listen, next->http.listen))
-        note_change(out, size, "http");
+    for (size_t i = 0; i < n; i++) {
+        const k2r_setting_t *s = &settings[i];
+        const char *name = s->restart_name ? s->restart_name : s->name;
+
+        if (!(s->flags & K2R_SETTING_RESTART) || !k2r_setting_differs(s, run, next))
+            continue;
+        topics |= strcmp(s->name, "kafka.topics") == 0;
+        if (!last || strcmp(last, name) != 0)
+            note_change(out, size, name);
+        last = name;
+    }
     return topics;
 }
 

@@ -2,35 +2,51 @@
  * config.c - loading the YAML configuration into a k2r_config_t.
  *
  * The file is loaded with libyaml's document API, which keeps the start mark
- * of every node, then walked section by section against small schema tables:
- * each known key has a handler, an unknown key is an error, and every error
- * carries file:line:col and the key path (`rules[2].channel`). Errors are
- * collected, not returned one at a time, so a user fixes a file in one pass.
+ * of every node, then walked section by section: an unknown key is an error,
+ * and every error carries file:line:col and the key path (`rules[2].channel`).
+ * Errors are collected, not returned one at a time, so a user fixes a file in
+ * one pass.
  *
- * Integer settings are described once, in a table with their bounds and
- * defaults, in the way redis's config.c does. librdkafka properties under
- * `kafka.properties` are handed to rd_kafka_conf_set() here, without creating
- * a client, so a property librdkafka rejects is reported with librdkafka's own
- * message at the line that set it.
+ * Every setting of the scalar sections (kafka, redis, log, limits, shutdown,
+ * http) is described once, in the settings table (`settings[]`, in the way
+ * redis's config.c has static_configs[]): its name, type, range, default,
+ * environment overrides, whether a reload applies it, and a description. One
+ * reader per type reads a key through it, the defaults and the environment
+ * overrides come from it, and so do the known keys that an unknown one is
+ * compared with. What the table cannot say stays a named special case: the
+ * string checks (redis.url is parsed, http.listen must be an address), and
+ * librdkafka properties under `kafka.properties`, which are handed to
+ * rd_kafka_conf_set() here, without creating a client, so a property
+ * librdkafka rejects is reported with librdkafka's own message at the line
+ * that set it. The `rules:` section is a language, not settings: it has its
+ * own reader below the table.
  *
  * Environment overrides (K2R_KAFKA_BROKERS, K2R_REDIS_URL, K2R_REDIS_PASSWORD,
- * K2R_REDIS_PASSWORD_FILE) are applied after the file and win over it.
+ * K2R_REDIS_PASSWORD_FILE, K2R_HTTP_LISTEN, K2R_KAFKA_SASL_*) are applied after
+ * the file and win over it; K2R_LOG_LEVEL and K2R_LOG_FORMAT are applied by
+ * `run` (main.c).
  */
 #include "k2r/config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
 #include "k2r/addr.h"
+#include "k2r/buf.h"
 #include "k2r/clock.h"
 #include "k2r/log.h"
 
 /* ------------------------------------------------------------- the walk */
+
+/* The most top-level sections the settings table may have. */
+#define MAX_SECTIONS 8
 
 /* State shared by the section walkers. */
 typedef struct loader_s {
@@ -39,12 +55,11 @@ typedef struct loader_s {
     k2r_errors_t *errs;
     k2r_config_t *cfg;
     size_t nerrs_at_start;
-    yaml_node_t *kafka_node; /* the sections, for errors about what they lack */
-    yaml_node_t *redis_node;
-    unsigned present; /* PRESENT_* bits: required keys written, valid or not */
+    /* The sections as written, in the table's order (sections()), for
+     * errors about what they lack; NULL when absent. */
+    yaml_node_t *section_node[MAX_SECTIONS];
+    uint64_t present; /* bit i: settings[i] was written, valid or not */
 } loader_t;
-
-enum { PRESENT_BROKERS = 1, PRESENT_GROUP = 2, PRESENT_TOPICS = 4 };
 
 static k2r_mark_t mark_of(const yaml_node_t *node) {
     k2r_mark_t m = {(int)node->start_mark.line + 1, (int)node->start_mark.column + 1};
@@ -112,17 +127,9 @@ static int get_bool(loader_t *ld, const yaml_node_t *node, const char *path, int
     return -1;
 }
 
-/* An integer setting: name, bounds and default, in one place. */
-typedef struct int_setting_s {
-    const char *name;
-    long min;
-    long max;
-    int dflt;
-    size_t offset; /* of the int within the section struct */
-} int_setting_t;
-
-static void get_int(loader_t *ld, const yaml_node_t *node, const char *path,
-                    const int_setting_t *is, int *out) {
+/* An integer within [min, max]. */
+static void get_int(loader_t *ld, const yaml_node_t *node, const char *path, long min, long max,
+                    int *out) {
     const char *v;
     char *end;
     long n;
@@ -139,8 +146,8 @@ static void get_int(loader_t *ld, const yaml_node_t *node, const char *path,
         lerr(ld, node, "%s: expected an integer, found \"%s\"", path, v);
         return;
     }
-    if (n < is->min || n > is->max) {
-        lerr(ld, node, "%s: %ld is out of range (%ld to %ld)", path, n, is->min, is->max);
+    if (n < min || n > max) {
+        lerr(ld, node, "%s: %ld is out of range (%ld to %ld)", path, n, min, max);
         return;
     }
     *out = (int)n;
@@ -171,17 +178,10 @@ static void get_duration(loader_t *ld, const yaml_node_t *node, const char *path
     *out = ms;
 }
 
-/* The same for a setting kept as int milliseconds. */
-static void get_duration_int(loader_t *ld, const yaml_node_t *node, const char *path,
-                             int64_t min_ms, int64_t max_ms, int *out) {
-    int64_t ms = *out;
-    get_duration(ld, node, path, min_ms, max_ms, &ms);
-    *out = (int)ms;
-}
-
-/* One word out of `names` (n of them); returns its index, or -1 after an error. */
+/* One word out of `names` (n of them); returns its index, or -1 after an
+ * error that names them as `text` says (NULL: "a, b or c"). */
 static int get_choice(loader_t *ld, const yaml_node_t *node, const char *path,
-                      const char *const *names, size_t n) {
+                      const char *const *names, size_t n, const char *text) {
     char *v = get_string(ld, node, path), list[256];
     size_t len = 0;
 
@@ -202,7 +202,7 @@ static int get_choice(loader_t *ld, const yaml_node_t *node, const char *path,
                          names[i]);
         len += w < 0 ? 0 : (size_t)w;
     }
-    lerr(ld, node, "%s: expected %s; found \"%s\"", path, list, v);
+    lerr(ld, node, "%s: expected %s; found \"%s\"", path, text ? text : list, v);
     free(v);
     return -1;
 }
@@ -302,10 +302,7 @@ static void unknown_key(loader_t *ld, yaml_node_t *knode, const char *path, cons
     lerr(ld, knode, "%s: unknown key \"%s\"%s", path, key, hint);
 }
 
-/* ------------------------------------------------------------- kafka: */
-
-static const char *const kafka_keys[] = {"brokers",    "group_id",          "topics",
-                                         "properties", "dead_letter_topic", "startup_timeout"};
+/* ---------------------------------------------------- kafka.properties */
 
 /* Properties the bridge sets itself; setting them by hand would break a promise. */
 static const struct {
@@ -320,6 +317,8 @@ static const struct {
     {"enable.partition.eof", "the bridge does not use partition EOF events"},
 };
 
+/* One property: handed to librdkafka's conf API (no client is made) so
+ * that a name or value it refuses is reported with its own words. */
 static void kafka_property(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
                            const char *path, void *ctx) {
     k2r_kafka_conf_t *kc = &ld->cfg->kafka;
@@ -355,10 +354,343 @@ static void kafka_property(loader_t *ld, const char *key, yaml_node_t *knode, ya
     kc->nproperties++;
 }
 
-static void kafka_topic(loader_t *ld, yaml_node_t *item, const char *path, void *ctx) {
-    k2r_kafka_conf_t *kc = ctx;
+/* ------------------------------------------------------ string checks */
+
+/* redis.url: a redis:// URL, kept parsed in redis.parsed. */
+static int check_redis_url(k2r_config_t *cfg, const char *value, char *errstr, size_t errstr_size) {
+    k2r_redis_url_t parsed;
+
+    if (k2r_redis_url_parse(value, &parsed, errstr, errstr_size) != 0)
+        return -1;
+    k2r_redis_url_free(&cfg->redis.parsed);
+    cfg->redis.parsed = parsed;
+    return 0;
+}
+
+/* http.listen: host:port, [v6]:port or :port. */
+static int check_listen(k2r_config_t *cfg, const char *value, char *errstr, size_t errstr_size) {
+    char host[256];
+    int port;
+
+    (void)cfg;
+    if (k2r_split_listen(value, host, sizeof(host), &port) == 0)
+        return 0;
+    snprintf(errstr, errstr_size,
+             "expected host:port, [ipv6]:port or :port with a port 1-65535; found \"%s\"", value);
+    return -1;
+}
+
+/* ----------------------------------------------------------- the table */
+
+#define FIELD(f) .offset = offsetof(k2r_config_t, f), .size = sizeof(((k2r_config_t *)0)->f)
+#define COUNT(f) .count_offset = offsetof(k2r_config_t, f)
+#define DAY_MS   (INT64_C(24) * 3600000)
+
+static const k2r_setting_env_t env_brokers[] = {{"K2R_KAFKA_BROKERS", NULL, NULL},
+                                                {NULL, NULL, NULL}};
+static const k2r_setting_env_t env_sasl[] = {
+    {"K2R_KAFKA_SASL_USERNAME", NULL, "sasl.username"},
+    {"K2R_KAFKA_SASL_PASSWORD", "K2R_KAFKA_SASL_PASSWORD_FILE", "sasl.password"},
+    {NULL, NULL, NULL}};
+static const k2r_setting_env_t env_url[] = {{"K2R_REDIS_URL", NULL, NULL}, {NULL, NULL, NULL}};
+static const k2r_setting_env_t env_password[] = {
+    {"K2R_REDIS_PASSWORD", "K2R_REDIS_PASSWORD_FILE", NULL}, {NULL, NULL, NULL}};
+static const k2r_setting_env_t env_level[] = {{"K2R_LOG_LEVEL", NULL, NULL}, {NULL, NULL, NULL}};
+static const k2r_setting_env_t env_format[] = {{"K2R_LOG_FORMAT", NULL, NULL}, {NULL, NULL, NULL}};
+static const k2r_setting_env_t env_listen[] = {{"K2R_HTTP_LISTEN", NULL, NULL}, {NULL, NULL, NULL}};
+
+/* In the enums' orders: k2r_on_unavailable_t, the K2R_LOG_* levels, k2r_log_format_t. */
+static const char *const unavailable_names[] = {"pause", "drop", NULL};
+static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const format_names[] = {"json", "text", NULL};
+
+/*
+ * Every setting, in the reference's order. The order matters three times:
+ * it is the order of the README's table, of the names in a reload's
+ * "take a restart" warning, and of the candidates for "did you mean".
+ */
+static const k2r_setting_t settings[] = {
+    {.name = "kafka.brokers",
+     .type = K2R_SETTING_STRING,
+     FIELD(kafka.brokers),
+     .env = env_brokers,
+     .flags = K2R_SETTING_RESTART | K2R_SETTING_REQUIRED,
+     .description = "Kafka brokers to start from: host:port, comma-separated"},
+    {.name = "kafka.group_id",
+     .type = K2R_SETTING_STRING,
+     FIELD(kafka.group_id),
+     .flags = K2R_SETTING_RESTART | K2R_SETTING_REQUIRED,
+     .description = "the consumer group"},
+    {.name = "kafka.topics",
+     .type = K2R_SETTING_LIST,
+     FIELD(kafka.topics),
+     COUNT(kafka.ntopics),
+     .items = "topic names",
+     .flags = K2R_SETTING_RESTART | K2R_SETTING_REQUIRED,
+     .description = "names, or ^regex patterns (librdkafka syntax); one name may be a scalar"},
+    {.name = "kafka.properties",
+     .type = K2R_SETTING_MAP,
+     FIELD(kafka.properties),
+     COUNT(kafka.nproperties),
+     .env = env_sasl,
+     .flags = K2R_SETTING_RESTART,
+     .description = "any librdkafka property, as-is (consumer and dead-letter producer)"},
+    {.name = "kafka.startup_timeout",
+     .type = K2R_SETTING_DURATION,
+     FIELD(kafka.startup_timeout_ms),
+     .min = 1000,
+     .max = 3600000,
+     .dflt = "30s",
+     .flags = K2R_SETTING_RESTART,
+     .description = "no broker answering within this at start: exit 3"},
+    {.name = "kafka.dead_letter_topic",
+     .type = K2R_SETTING_STRING,
+     FIELD(kafka.dead_letter_topic),
+     .mark_offset = offsetof(k2r_config_t, dead_letter_mark),
+     .flags = K2R_SETTING_RESTART,
+     .description = "where on_error: dead-letter sends records (optional)"},
+    {.name = "redis.url",
+     .type = K2R_SETTING_STRING,
+     FIELD(redis.url),
+     .dflt = "redis://127.0.0.1:6379",
+     .env = env_url,
+     .check = check_redis_url,
+     .flags = K2R_SETTING_RESTART,
+     .description = "redis://[[user]:password@]host[:port][/db]"},
+    {.name = "redis.password",
+     .type = K2R_SETTING_SECRET,
+     FIELD(redis.password),
+     .env = env_password,
+     .flags = K2R_SETTING_RESTART,
+     .description = "wins over the URL's; prefer the environment (the _FILE variant wins)"},
+    {.name = "redis.connect_timeout_ms",
+     .type = K2R_SETTING_INT,
+     FIELD(redis.connect_timeout_ms),
+     .min = 1,
+     .max = 600000,
+     .dflt = "2000",
+     .flags = K2R_SETTING_RESTART,
+     .description = "how long a connection attempt may take"},
+    {.name = "redis.command_timeout_ms",
+     .type = K2R_SETTING_INT,
+     FIELD(redis.command_timeout_ms),
+     .min = 1,
+     .max = 600000,
+     .dflt = "5000",
+     .flags = K2R_SETTING_RESTART,
+     .description = "no reply progress for this long = connection lost"},
+    {.name = "redis.pipeline_depth",
+     .type = K2R_SETTING_INT,
+     FIELD(redis.pipeline_depth),
+     .min = 1,
+     .max = 65536,
+     .dflt = "512",
+     .flags = K2R_SETTING_RESTART,
+     .description = "most PUBLISH commands awaiting replies"},
+    {.name = "redis.reconnect_backoff_ms",
+     .type = K2R_SETTING_INT,
+     FIELD(redis.backoff_initial_ms),
+     .min = 1,
+     .max = 600000,
+     .dflt = "100",
+     .flags = K2R_SETTING_RESTART,
+     .description = "first reconnect delay"},
+    {.name = "redis.reconnect_backoff_max_ms",
+     .type = K2R_SETTING_INT,
+     FIELD(redis.backoff_max_ms),
+     .min = 1,
+     .max = 3600000,
+     .dflt = "5000",
+     .flags = K2R_SETTING_RESTART,
+     .description = "cap of the doubling delay"},
+    {.name = "redis.on_unavailable",
+     .type = K2R_SETTING_CHOICE,
+     FIELD(redis.on_unavailable),
+     .choices = unavailable_names,
+     .dflt = "pause",
+     .flags = K2R_SETTING_RESTART,
+     .description = "pause: hold, pause Kafka, retry; drop: count, drop, go on"},
+    {.name = "rules",
+     .type = K2R_SETTING_RULES,
+     FIELD(rules),
+     COUNT(nrules),
+     .flags = K2R_SETTING_REQUIRED,
+     .description = "at least one rule; the language is described in docs/rules.md"},
+    {.name = "log.level",
+     .type = K2R_SETTING_CHOICE,
+     FIELD(log_level),
+     .choices = level_names,
+     .choices_text = "one of error, warn, info, debug",
+     .dflt = "info",
+     .env = env_level,
+     .flags = K2R_SETTING_ENV_AT_RUN,
+     .description = "the least severe level logged"},
+    {.name = "log.format",
+     .type = K2R_SETTING_CHOICE,
+     FIELD(log_format),
+     .choices = format_names,
+     .dflt = "json",
+     .env = env_format,
+     .flags = K2R_SETTING_RESTART | K2R_SETTING_ENV_AT_RUN,
+     .description = "json: one object a line; text: for people"},
+    {.name = "limits.max_channel_bytes",
+     .type = K2R_SETTING_INT,
+     FIELD(limits.max_channel_bytes),
+     .min = 16,
+     .max = 65536,
+     .dflt = "1024",
+     .description = "longest channel name; longer is a too_long failure"},
+    {.name = "limits.max_notification_bytes",
+     .type = K2R_SETTING_INT,
+     FIELD(limits.max_notification_bytes),
+     .min = 64,
+     .max = 1048576,
+     .dflt = "8192",
+     .description = "largest notification; larger is a too_large failure"},
+    {.name = "limits.max_inflight_records",
+     .type = K2R_SETTING_INT,
+     FIELD(limits.max_inflight_records),
+     .min = 1,
+     .max = 1000000,
+     .dflt = "1000",
+     .description = "records taken from Kafka and not finished"},
+    {.name = "limits.max_inflight_bytes",
+     .type = K2R_SETTING_INT,
+     FIELD(limits.max_inflight_bytes),
+     .min = 65536,
+     .max = 1073741824,
+     .dflt = "16777216",
+     .description = "their keys, values and headers"},
+    {.name = "limits.max_age",
+     .type = K2R_SETTING_DURATION,
+     FIELD(limits.max_age_ms),
+     .min = 0,
+     .max = 30 * DAY_MS,
+     .dflt = "0",
+     .description = "older at publish time is not sent (0: no cutoff); a rule's max_age wins"},
+    {.name = "shutdown.drain_timeout",
+     .type = K2R_SETTING_DURATION,
+     FIELD(drain_timeout_ms),
+     .min = 0,
+     .max = 600000,
+     .dflt = "10s",
+     .description = "SIGTERM: how long the batch in flight may take"},
+    {.name = "http.enabled",
+     .type = K2R_SETTING_BOOL,
+     FIELD(http.enabled),
+     .dflt = "true",
+     .restart_name = "http",
+     .flags = K2R_SETTING_RESTART,
+     .description = "serve /healthz, /readyz and /metrics"},
+    {.name = "http.listen",
+     .type = K2R_SETTING_STRING,
+     FIELD(http.listen),
+     .dflt = "0.0.0.0:8080",
+     .env = env_listen,
+     .check = check_listen,
+     .restart_name = "http",
+     .flags = K2R_SETTING_RESTART,
+     .description = "host:port, [v6]:port or :port"},
+};
+
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+/* Keys that were settings once, with what replaced them. */
+static const struct {
+    const char *name;
+    const char *why;
+} retired[] = {
+    {"kafka.batch_size", "replaced by limits.max_inflight_records (a batch is what is in flight)"},
+};
+
+const k2r_setting_t *k2r_settings(size_t *n) {
+    *n = NSETTINGS;
+    return settings;
+}
+
+const k2r_setting_t *k2r_setting_find(const char *name) {
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strcmp(settings[i].name, name) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+/* The section a row belongs to, as a length of its name ("kafka" of kafka.brokers). */
+static size_t section_len(const k2r_setting_t *s) {
+    const char *dot = strchr(s->name, '.');
+    return dot ? (size_t)(dot - s->name) : strlen(s->name);
+}
+
+/* A row's value and count within a config (through void *: the offsets come
+ * from offsetof, so the alignment is the member's own). */
+#define AT(cfg, s, type)  ((type *)(void *)((char *)(cfg) + (s)->offset))
+#define CAT(cfg, s, type) ((type const *)(const void *)((const char *)(cfg) + (s)->offset))
+#define COUNT_AT(cfg, s)  ((size_t *)(void *)((char *)(cfg) + (s)->count_offset))
+#define CCOUNT_AT(cfg, s) ((const size_t *)(const void *)((const char *)(cfg) + (s)->count_offset))
+
+/* A number setting's value (int, bool, choice, duration). */
+static int64_t number_of(const k2r_setting_t *s, const k2r_config_t *cfg) {
+    if (s->size == sizeof(int64_t))
+        return *CAT(cfg, s, int64_t);
+    return *CAT(cfg, s, int);
+}
+
+static void set_number(const k2r_setting_t *s, k2r_config_t *cfg, int64_t v) {
+    if (s->size == sizeof(int64_t))
+        *AT(cfg, s, int64_t) = v;
+    else
+        *AT(cfg, s, int) = (int)v;
+}
+
+static int str_differs(const char *a, const char *b) {
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+int k2r_setting_differs(const k2r_setting_t *s, const k2r_config_t *a, const k2r_config_t *b) {
+    switch (s->type) {
+    case K2R_SETTING_STRING:
+    case K2R_SETTING_SECRET:
+        return str_differs(*CAT(a, s, char *), *CAT(b, s, char *));
+    case K2R_SETTING_INT:
+    case K2R_SETTING_DURATION:
+    case K2R_SETTING_BOOL:
+    case K2R_SETTING_CHOICE:
+        return number_of(s, a) != number_of(s, b);
+    case K2R_SETTING_LIST: {
+        char *const *la = *CAT(a, s, char **), *const *lb = *CAT(b, s, char **);
+        size_t n = *CCOUNT_AT(a, s);
+
+        if (n != *CCOUNT_AT(b, s))
+            return 1;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(la[i], lb[i]) != 0)
+                return 1;
+        return 0;
+    }
+    case K2R_SETTING_MAP: {
+        const k2r_property_t *pa = *CAT(a, s, k2r_property_t *), *pb = *CAT(b, s, k2r_property_t *);
+        size_t n = *CCOUNT_AT(a, s);
+
+        if (n != *CCOUNT_AT(b, s))
+            return 1;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(pa[i].name, pb[i].name) != 0 || strcmp(pa[i].value, pb[i].value) != 0)
+                return 1;
+        return 0;
+    }
+    case K2R_SETTING_RULES:
+        return 0; /* a reload exists to change them */
+    }
+    return 0;
+}
+
+/* ----------------------------------------------- reading one setting */
+
+/* Appends one list item (a topic). */
+static void list_item(loader_t *ld, yaml_node_t *item, const char *path, void *ctx) {
+    const k2r_setting_t *s = ctx;
     char *t = get_string(ld, item, path);
-    char **slot = t ? grow(&kc->topics, &kc->ntopics, sizeof(char *)) : NULL;
+    char **slot = t ? grow(AT(ld->cfg, s, char **), COUNT_AT(ld->cfg, s), sizeof(char *)) : NULL;
 
     if (slot)
         *slot = t;
@@ -366,168 +698,99 @@ static void kafka_topic(loader_t *ld, yaml_node_t *item, const char *path, void 
         free(t);
 }
 
-static void kafka_topics(loader_t *ld, yaml_node_t *value, const char *path) {
-    /* A single topic written as a scalar is accepted as a list of one. */
-    if (value->type == YAML_SCALAR_NODE && !is_null(value))
-        kafka_topic(ld, value, path, &ld->cfg->kafka);
-    else
-        walk_list(ld, value, path, "topic names", kafka_topic, &ld->cfg->kafka);
-}
+/* Reads `value` into the setting `s` written as `path`, by the row's type. */
+static void read_setting(loader_t *ld, const k2r_setting_t *s, yaml_node_t *value,
+                         const char *path) {
+    k2r_config_t *cfg = ld->cfg;
 
-static void kafka_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
-                       const char *path, void *ctx) {
-    k2r_kafka_conf_t *kc = &ld->cfg->kafka;
-    char sub[256];
+    switch (s->type) {
+    case K2R_SETTING_STRING:
+    case K2R_SETTING_SECRET: {
+        char *v, errstr[256];
 
-    (void)ctx;
-    snprintf(sub, sizeof(sub), "%s.%s", path, key);
-    if (strcmp(key, "brokers") == 0) {
-        ld->present |= PRESENT_BROKERS;
-        kc->brokers = get_string(ld, value, sub);
-    } else if (strcmp(key, "group_id") == 0) {
-        ld->present |= PRESENT_GROUP;
-        kc->group_id = get_string(ld, value, sub);
-    } else if (strcmp(key, "dead_letter_topic") == 0) {
-        kc->dead_letter_topic = get_string(ld, value, sub);
-        ld->cfg->dead_letter_mark = mark_of(value);
-    } else if (strcmp(key, "topics") == 0) {
-        ld->present |= PRESENT_TOPICS;
-        kafka_topics(ld, value, sub);
-    } else if (strcmp(key, "properties") == 0) {
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        walk_mapping(ld, value, sub, kafka_property, conf);
-        rd_kafka_conf_destroy(conf);
-    } else if (strcmp(key, "startup_timeout") == 0) {
-        get_duration_int(ld, value, sub, 1000, 3600000, &kc->startup_timeout_ms);
-    } else if (strcmp(key, "batch_size") == 0) {
-        lerr(ld, knode,
-             "%s: replaced by limits.max_inflight_records (a batch is what is in flight)", sub);
-    } else {
-        unknown_key(ld, knode, path, key, kafka_keys, sizeof(kafka_keys) / sizeof(kafka_keys[0]));
-    }
-}
-
-/* ------------------------------------------------------------- redis: */
-
-static const int_setting_t redis_ints[] = {
-    {"connect_timeout_ms", 1, 600000, 2000, offsetof(k2r_redis_section_t, connect_timeout_ms)},
-    {"command_timeout_ms", 1, 600000, 5000, offsetof(k2r_redis_section_t, command_timeout_ms)},
-    {"pipeline_depth", 1, 65536, 512, offsetof(k2r_redis_section_t, pipeline_depth)},
-    {"reconnect_backoff_ms", 1, 600000, 100, offsetof(k2r_redis_section_t, backoff_initial_ms)},
-    {"reconnect_backoff_max_ms", 1, 3600000, 5000, offsetof(k2r_redis_section_t, backoff_max_ms)},
-};
-
-static const char *const redis_keys[] = {"url",
-                                         "password",
-                                         "connect_timeout_ms",
-                                         "command_timeout_ms",
-                                         "pipeline_depth",
-                                         "reconnect_backoff_ms",
-                                         "reconnect_backoff_max_ms",
-                                         "on_unavailable"};
-
-static void redis_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
-                       const char *path, void *ctx) {
-    k2r_redis_section_t *rs = &ld->cfg->redis;
-    char sub[256];
-
-    (void)ctx;
-    snprintf(sub, sizeof(sub), "%s.%s", path, key);
-    if (strcmp(key, "url") == 0) {
-        char errstr[256];
-        free(rs->url);
-        rs->url = get_string(ld, value, sub);
-        k2r_redis_url_free(&rs->parsed);
-        if (rs->url && k2r_redis_url_parse(rs->url, &rs->parsed, errstr, sizeof(errstr)) != 0)
-            lerr(ld, value, "%s: %s", sub, errstr);
-    } else if (strcmp(key, "password") == 0) {
-        rs->password = get_string(ld, value, sub);
-    } else if (strcmp(key, "on_unavailable") == 0) {
-        static const char *const policies[] = {"pause", "drop"};
-        int i = get_choice(ld, value, sub, policies, 2);
-        if (i >= 0)
-            rs->on_unavailable = (k2r_on_unavailable_t)i;
-    } else {
-        for (size_t i = 0; i < sizeof(redis_ints) / sizeof(redis_ints[0]); i++) {
-            if (strcmp(key, redis_ints[i].name) == 0) {
-                get_int(ld, value, sub, &redis_ints[i], (int *)((char *)rs + redis_ints[i].offset));
-                return;
-            }
-        }
-        unknown_key(ld, knode, path, key, redis_keys, sizeof(redis_keys) / sizeof(redis_keys[0]));
-    }
-}
-
-/* --------------------------------------------------------------- log: */
-
-static void log_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
-                     const char *path, void *ctx) {
-    static const char *const log_keys[] = {"level", "format"};
-    char sub[256];
-
-    (void)ctx;
-    snprintf(sub, sizeof(sub), "%s.%s", path, key);
-    if (strcmp(key, "level") == 0) {
-        char *v = get_string(ld, value, sub);
-        int level = v ? k2r_log_level_parse(v) : -1;
-        if (v && level < 0)
-            lerr(ld, value, "%s: expected one of error, warn, info, debug; found \"%s\"", sub, v);
-        else if (v)
-            ld->cfg->log_level = level;
-        free(v);
-    } else if (strcmp(key, "format") == 0) {
-        static const char *const formats[] = {"json", "text"};
-        int i = get_choice(ld, value, sub, formats, 2);
-        if (i >= 0)
-            ld->cfg->log_format = (k2r_log_format_t)i;
-    } else {
-        unknown_key(ld, knode, path, key, log_keys, 2);
-    }
-}
-
-/* ---------------------------------------------------------- shutdown: */
-
-static void shutdown_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
-                          const char *path, void *ctx) {
-    static const char *const shutdown_keys[] = {"drain_timeout"};
-    char sub[256];
-
-    (void)ctx;
-    snprintf(sub, sizeof(sub), "%s.%s", path, key);
-    if (strcmp(key, "drain_timeout") == 0)
-        get_duration_int(ld, value, sub, 0, 600000, &ld->cfg->drain_timeout_ms);
-    else
-        unknown_key(ld, knode, path, key, shutdown_keys, 1);
-}
-
-/* -------------------------------------------------------------- http: */
-
-static void http_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
-                      const char *path, void *ctx) {
-    static const char *const http_keys[] = {"enabled", "listen"};
-    char sub[256], host[256];
-    int port;
-
-    (void)ctx;
-    snprintf(sub, sizeof(sub), "%s.%s", path, key);
-    if (strcmp(key, "enabled") == 0) {
-        get_bool(ld, value, sub, &ld->cfg->http.enabled);
-    } else if (strcmp(key, "listen") == 0) {
-        char *v = get_string(ld, value, sub);
-        if (v && k2r_split_listen(v, host, sizeof(host), &port) != 0) {
-            lerr(ld, value,
-                 "%s: expected host:port, [ipv6]:port or :port with a port 1-65535; found \"%s\"",
-                 sub, v);
+        if (s->mark_offset)
+            *(k2r_mark_t *)(void *)((char *)cfg + s->mark_offset) = mark_of(value);
+        v = get_string(ld, value, path);
+        if (v && s->check && s->check(cfg, v, errstr, sizeof(errstr)) != 0) {
+            lerr(ld, value, "%s: %s", path, errstr);
             free(v);
             v = NULL;
         }
-        if (v) {
-            free(ld->cfg->http.listen);
-            ld->cfg->http.listen = v;
-        }
-    } else {
-        unknown_key(ld, knode, path, key, http_keys, 2);
+        free(*AT(cfg, s, char *));
+        *AT(cfg, s, char *) = v;
+        break;
     }
+    case K2R_SETTING_INT: {
+        get_int(ld, value, path, (long)s->min, (long)s->max, AT(cfg, s, int));
+        break;
+    }
+    case K2R_SETTING_DURATION: {
+        int64_t ms = number_of(s, cfg);
+        get_duration(ld, value, path, s->min, s->max, &ms);
+        set_number(s, cfg, ms);
+        break;
+    }
+    case K2R_SETTING_BOOL:
+        get_bool(ld, value, path, AT(cfg, s, int));
+        break;
+    case K2R_SETTING_CHOICE: {
+        size_t n = 0;
+        int i;
+
+        while (s->choices[n])
+            n++;
+        i = get_choice(ld, value, path, s->choices, n, s->choices_text);
+        if (i >= 0)
+            set_number(s, cfg, i);
+        break;
+    }
+    case K2R_SETTING_LIST:
+        /* A single item written as a scalar is accepted as a list of one. */
+        if (value->type == YAML_SCALAR_NODE && !is_null(value))
+            list_item(ld, value, path, (void *)s);
+        else
+            walk_list(ld, value, path, s->items, list_item, (void *)s);
+        break;
+    case K2R_SETTING_MAP: {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        walk_mapping(ld, value, path, kafka_property, conf);
+        rd_kafka_conf_destroy(conf);
+        break;
+    }
+    case K2R_SETTING_RULES:
+        assert(!"the rules are read by rules_section");
+        break;
+    }
+}
+
+/* One key of a settings section (ctx: the section's name). */
+static void section_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
+                         const char *path, void *ctx) {
+    const char *known[NSETTINGS];
+    size_t nknown = 0, plen = strlen(path);
+    char sub[256];
+
+    (void)ctx;
+    snprintf(sub, sizeof(sub), "%s.%s", path, key);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const k2r_setting_t *s = &settings[i];
+
+        if (section_len(s) != plen || strncmp(s->name, path, plen) != 0 || !s->name[plen])
+            continue;
+        if (strcmp(s->name + plen + 1, key) == 0) {
+            ld->present |= UINT64_C(1) << i;
+            read_setting(ld, s, value, sub);
+            return;
+        }
+        known[nknown++] = s->name + plen + 1;
+    }
+    for (size_t i = 0; i < sizeof(retired) / sizeof(retired[0]); i++) {
+        if (strcmp(sub, retired[i].name) == 0) {
+            lerr(ld, knode, "%s: %s", sub, retired[i].why);
+            return;
+        }
+    }
+    unknown_key(ld, knode, path, key, known, nknown);
 }
 
 /* ------------------------------------------------------------- rules: */
@@ -924,13 +1187,13 @@ static void rule_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
     } else if (strcmp(key, "on_error") == 0) {
         /* In k2r_on_error_t's order. */
         static const char *const policies[] = {"skip", "dead-letter", "stop"};
-        int i = get_choice(ld, value, sub, policies, 3);
+        int i = get_choice(ld, value, sub, policies, 3, NULL);
         rc->on_error_mark = mark_of(value);
         if (i >= 0)
             rc->on_error = (k2r_on_error_t)i;
     } else if (strcmp(key, "unsafe") == 0) {
         static const char *const modes[] = {"reject", "escape"};
-        int i = get_choice(ld, value, sub, modes, 2);
+        int i = get_choice(ld, value, sub, modes, 2, NULL);
         if (i >= 0)
             rc->escape = i;
     } else if (strcmp(key, "continue") == 0) {
@@ -1042,81 +1305,97 @@ static void rules_section(loader_t *ld, yaml_node_t *value, const char *path) {
     }
 }
 
-/* ------------------------------------------------------------ limits: */
+/* --------------------------------------------------------------- top */
 
-static const int_setting_t limits_ints[] = {
-    {"max_channel_bytes", 16, 65536, 1024, offsetof(k2r_limits_t, max_channel_bytes)},
-    {"max_notification_bytes", 64, 1048576, 8192, offsetof(k2r_limits_t, max_notification_bytes)},
-    {"max_inflight_records", 1, 1000000, 1000, offsetof(k2r_limits_t, max_inflight_records)},
-    {"max_inflight_bytes", 65536, 1073741824, 16777216, offsetof(k2r_limits_t, max_inflight_bytes)},
-};
+/* The sections, in the table's order: "kafka", "redis", "rules", ... */
+static size_t sections(const char **names, size_t *lens, size_t max) {
+    size_t n = 0;
 
-static void limits_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
-                        const char *path, void *ctx) {
-    static const char *const limits_keys[] = {"max_channel_bytes", "max_notification_bytes",
-                                              "max_inflight_records", "max_inflight_bytes",
-                                              "max_age"};
-    char sub[128];
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        size_t len = section_len(&settings[i]), j;
 
-    (void)ctx;
-    snprintf(sub, sizeof(sub), "%s.%s", path, key);
-    if (strcmp(key, "max_age") == 0) {
-        get_duration(ld, value, sub, 0, INT64_C(30) * 24 * 3600000, &ld->cfg->limits.max_age_ms);
-        return;
-    }
-    for (size_t i = 0; i < sizeof(limits_ints) / sizeof(limits_ints[0]); i++) {
-        if (strcmp(key, limits_ints[i].name) == 0) {
-            get_int(ld, value, sub, &limits_ints[i],
-                    (int *)((char *)&ld->cfg->limits + limits_ints[i].offset));
-            return;
+        for (j = 0; j < n; j++)
+            if (lens[j] == len && strncmp(names[j], settings[i].name, len) == 0)
+                break;
+        if (j == n && n < max) {
+            names[n] = settings[i].name;
+            lens[n++] = len;
         }
     }
-    unknown_key(ld, knode, path, key, limits_keys, sizeof(limits_keys) / sizeof(limits_keys[0]));
+    return n;
 }
-
-/* --------------------------------------------------------------- top */
 
 static void top_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
                      const char *path, void *ctx) {
-    static const char *const top_keys[] = {"kafka",  "redis",    "rules", "log",
-                                           "limits", "shutdown", "http"};
-    int *seen = ctx;
+    const char *names[MAX_SECTIONS], *keys[MAX_SECTIONS];
+    char bufs[MAX_SECTIONS][32], hint[96];
+    size_t lens[MAX_SECTIONS], n = sections(names, lens, MAX_SECTIONS);
 
     (void)path;
-    if (strcmp(key, "kafka") == 0) {
-        seen[0] = 1;
-        ld->kafka_node = value;
-        walk_mapping(ld, value, "kafka", kafka_pair, NULL);
-    } else if (strcmp(key, "redis") == 0) {
-        ld->redis_node = value;
-        walk_mapping(ld, value, "redis", redis_pair, NULL);
-    } else if (strcmp(key, "rules") == 0) {
-        seen[1] = 1;
-        rules_section(ld, value, "rules");
-    } else if (strcmp(key, "log") == 0) {
-        walk_mapping(ld, value, "log", log_pair, NULL);
-    } else if (strcmp(key, "limits") == 0) {
-        walk_mapping(ld, value, "limits", limits_pair, NULL);
-    } else if (strcmp(key, "shutdown") == 0) {
-        walk_mapping(ld, value, "shutdown", shutdown_pair, NULL);
-    } else if (strcmp(key, "http") == 0) {
-        walk_mapping(ld, value, "http", http_pair, NULL);
-    } else {
-        char hint[96];
-        suggest(key, top_keys, sizeof(top_keys) / sizeof(top_keys[0]), hint, sizeof(hint));
-        lerr(ld, knode, "unknown top-level key \"%s\"%s", key, hint);
+    (void)ctx;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(bufs[i], sizeof(bufs[i]), "%.*s", (int)lens[i], names[i]);
+        keys[i] = bufs[i];
+        if (strcmp(key, keys[i]) != 0)
+            continue;
+        ld->section_node[i] = value;
+        if (strcmp(key, "rules") == 0)
+            rules_section(ld, value, "rules");
+        else
+            walk_mapping(ld, value, keys[i], section_pair, NULL);
+        return;
+    }
+    suggest(key, keys, n, hint, sizeof(hint));
+    lerr(ld, knode, "unknown top-level key \"%s\"%s", key, hint);
+}
+
+/* The defaults of every number setting, from the table's text; string
+ * defaults are applied after the file and the environment (string_defaults). */
+static void set_defaults(k2r_config_t *cfg) {
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const k2r_setting_t *s = &settings[i];
+        int64_t v = 0;
+        int ok = 1;
+
+        if (!s->dflt)
+            continue;
+        switch (s->type) {
+        case K2R_SETTING_INT:
+            v = strtoll(s->dflt, NULL, 10);
+            break;
+        case K2R_SETTING_DURATION:
+            ok = k2r_parse_duration(s->dflt, &v) == 0;
+            break;
+        case K2R_SETTING_BOOL:
+            v = strcmp(s->dflt, "true") == 0;
+            break;
+        case K2R_SETTING_CHOICE:
+            for (v = 0; s->choices[v] && strcmp(s->choices[v], s->dflt) != 0; v++)
+                ;
+            ok = s->choices[v] != NULL;
+            break;
+        default:
+            continue;
+        }
+        assert(ok && v >= s->min && (v <= s->max || s->max == 0));
+        (void)ok;
+        set_number(s, cfg, v);
     }
 }
 
-static void set_defaults(k2r_config_t *cfg) {
-    cfg->kafka.startup_timeout_ms = 30000;
-    cfg->drain_timeout_ms = 10000;
-    cfg->http.enabled = 1;
-    for (size_t i = 0; i < sizeof(redis_ints) / sizeof(redis_ints[0]); i++)
-        *(int *)((char *)&cfg->redis + redis_ints[i].offset) = redis_ints[i].dflt;
-    for (size_t i = 0; i < sizeof(limits_ints) / sizeof(limits_ints[0]); i++)
-        *(int *)((char *)&cfg->limits + limits_ints[i].offset) = limits_ints[i].dflt;
-    cfg->log_level = K2R_LOG_INFO;
+/* The defaults of string settings that neither the file nor the environment set. */
+static void string_defaults(k2r_config_t *cfg, k2r_errors_t *errs, const char *name) {
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const k2r_setting_t *s = &settings[i];
+        char errstr[256];
+
+        if (!s->dflt || (s->type != K2R_SETTING_STRING && s->type != K2R_SETTING_SECRET) ||
+            *AT(cfg, s, char *))
+            continue;
+        *AT(cfg, s, char *) = strdup(s->dflt);
+        if (!*AT(cfg, s, char *) || (s->check && s->check(cfg, s->dflt, errstr, sizeof(errstr))))
+            k2r_errors_add(errs, name, (k2r_mark_t){0, 0}, "%s: cannot use the default", s->name);
+    }
 }
 
 /* Reads a secret from a file, without its trailing newline. */
@@ -1162,86 +1441,104 @@ static void set_property(loader_t *ld, const char *name, const char *value) {
     prop->value = v;
 }
 
+/* Applies the environment overrides the loader owns (the table's env rows
+ * without K2R_SETTING_ENV_AT_RUN); a *_FILE variable wins over its plain one. */
 static void apply_env(loader_t *ld, k2r_getenv_fn env) {
     k2r_config_t *cfg = ld->cfg;
     k2r_mark_t none = {0, 0};
-    char errstr[256];
-    const char *v;
 
     if (!env)
         return;
-    if ((v = env("K2R_KAFKA_BROKERS")) && *v) {
-        free(cfg->kafka.brokers);
-        cfg->kafka.brokers = strdup(v);
-    }
-    if ((v = env("K2R_REDIS_URL")) && *v) {
-        free(cfg->redis.url);
-        cfg->redis.url = strdup(v);
-        k2r_redis_url_free(&cfg->redis.parsed);
-        if (k2r_redis_url_parse(v, &cfg->redis.parsed, errstr, sizeof(errstr)) != 0)
-            k2r_errors_add(ld->errs, NULL, none, "K2R_REDIS_URL: %s", errstr);
-    }
-    if ((v = env("K2R_REDIS_PASSWORD_FILE")) && *v) {
-        char *pw = read_secret_file(v, errstr, sizeof(errstr));
-        if (!pw) {
-            k2r_errors_add(ld->errs, NULL, none, "K2R_REDIS_PASSWORD_FILE: %s", errstr);
-        } else {
-            free(cfg->redis.password);
-            cfg->redis.password = pw;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const k2r_setting_t *s = &settings[i];
+
+        if (!s->env || (s->flags & K2R_SETTING_ENV_AT_RUN))
+            continue;
+        for (const k2r_setting_env_t *e = s->env; e->name; e++) {
+            const char *v, *from = e->name;
+            char errstr[256], *value = NULL;
+
+            if (e->file && (v = env(e->file)) && *v) {
+                from = e->file;
+                value = read_secret_file(v, errstr, sizeof(errstr));
+                if (!value) {
+                    k2r_errors_add(ld->errs, NULL, none, "%s: %s", from, errstr);
+                    continue;
+                }
+            } else if ((v = env(e->name)) && *v) {
+                value = strdup(v);
+                if (!value) {
+                    k2r_errors_add(ld->errs, NULL, none, "out of memory");
+                    continue;
+                }
+            } else {
+                continue;
+            }
+            if (s->type == K2R_SETTING_MAP) {
+                set_property(ld, e->property, value);
+                free(value);
+            } else if (s->check && s->check(cfg, value, errstr, sizeof(errstr)) != 0) {
+                k2r_errors_add(ld->errs, NULL, none, "%s: %s", from, errstr);
+                free(value);
+            } else {
+                assert(s->type == K2R_SETTING_STRING || s->type == K2R_SETTING_SECRET);
+                free(*AT(cfg, s, char *));
+                *AT(cfg, s, char *) = value;
+            }
         }
-    } else if ((v = env("K2R_REDIS_PASSWORD")) && *v) {
-        free(cfg->redis.password);
-        cfg->redis.password = strdup(v);
-    }
-    if ((v = env("K2R_HTTP_LISTEN")) && *v) {
-        char host[256];
-        int port;
-        if (k2r_split_listen(v, host, sizeof(host), &port) != 0) {
-            k2r_errors_add(ld->errs, NULL, none,
-                           "K2R_HTTP_LISTEN: expected host:port, [ipv6]:port or :port with a port "
-                           "1-65535; found \"%s\"",
-                           v);
-        } else {
-            free(cfg->http.listen);
-            cfg->http.listen = strdup(v);
-        }
-    }
-    if ((v = env("K2R_KAFKA_SASL_USERNAME")) && *v)
-        set_property(ld, "sasl.username", v);
-    if ((v = env("K2R_KAFKA_SASL_PASSWORD_FILE")) && *v) {
-        char *pw = read_secret_file(v, errstr, sizeof(errstr));
-        if (!pw)
-            k2r_errors_add(ld->errs, NULL, none, "K2R_KAFKA_SASL_PASSWORD_FILE: %s", errstr);
-        else
-            set_property(ld, "sasl.password", pw);
-        free(pw);
-    } else if ((v = env("K2R_KAFKA_SASL_PASSWORD")) && *v) {
-        set_property(ld, "sasl.password", v);
     }
 }
 
-static void check_required(loader_t *ld, yaml_node_t *root, const int *seen) {
-    k2r_config_t *cfg = ld->cfg;
+/* Whether a setting holds no value (a required one that is missing). */
+static int unset(const k2r_setting_t *s, const k2r_config_t *cfg) {
+    if (s->type == K2R_SETTING_STRING || s->type == K2R_SETTING_SECRET)
+        return !*CAT(cfg, s, char *);
+    if (s->type == K2R_SETTING_LIST || s->type == K2R_SETTING_MAP || s->type == K2R_SETTING_RULES)
+        return !*CCOUNT_AT(cfg, s);
+    return 0;
+}
 
-    if (!seen[0]) {
-        lerr(ld, root, "missing required section \"kafka\"");
-    } else {
-        /* A key that was written but invalid already has its error. */
-        if (!cfg->kafka.brokers && !(ld->present & PRESENT_BROKERS))
-            lerr(ld, ld->kafka_node, "kafka.brokers: required (or set K2R_KAFKA_BROKERS)");
-        if (!(ld->present & PRESENT_GROUP))
-            lerr(ld, ld->kafka_node, "kafka.group_id: required");
-        if (!(ld->present & PRESENT_TOPICS))
-            lerr(ld, ld->kafka_node, "kafka.topics: required");
+static void check_required(loader_t *ld, yaml_node_t *root) {
+    const char *names[MAX_SECTIONS];
+    size_t lens[MAX_SECTIONS], n = sections(names, lens, MAX_SECTIONS);
+    k2r_config_t *cfg = ld->cfg;
+    yaml_node_t *redis_node = NULL;
+
+    for (size_t j = 0; j < n; j++) {
+        int required = 0;
+
+        for (size_t i = 0; i < NSETTINGS; i++)
+            if (section_len(&settings[i]) == lens[j] &&
+                strncmp(settings[i].name, names[j], lens[j]) == 0)
+                required |= (settings[i].flags & K2R_SETTING_REQUIRED) != 0;
+        if (strncmp(names[j], "redis", lens[j]) == 0 && lens[j] == 5)
+            redis_node = ld->section_node[j];
+        if (!required)
+            continue;
+        if (!ld->section_node[j]) {
+            lerr(ld, root, "missing required section \"%.*s\"", (int)lens[j], names[j]);
+            continue;
+        }
+        for (size_t i = 0; i < NSETTINGS; i++) {
+            const k2r_setting_t *s = &settings[i];
+
+            /* A key that was written but invalid already has its error. */
+            if (section_len(s) != lens[j] || strncmp(s->name, names[j], lens[j]) != 0 ||
+                !s->name[lens[j]] || !(s->flags & K2R_SETTING_REQUIRED) ||
+                (ld->present & UINT64_C(1) << i) || !unset(s, cfg))
+                continue;
+            if (s->env)
+                lerr(ld, ld->section_node[j], "%s: required (or set %s)", s->name, s->env->name);
+            else
+                lerr(ld, ld->section_node[j], "%s: required", s->name);
+        }
     }
-    if (!seen[1])
-        lerr(ld, root, "missing required section \"rules\"");
     for (size_t i = 0; i < cfg->nrules; i++)
         if (cfg->rules[i].on_error == K2R_ON_ERROR_DEAD_LETTER && !cfg->kafka.dead_letter_topic)
             k2r_errors_add(ld->errs, ld->file, cfg->rules[i].on_error_mark,
                            "rules[%zu].on_error: dead-letter needs kafka.dead_letter_topic", i);
     if (cfg->redis.backoff_initial_ms > cfg->redis.backoff_max_ms)
-        lerr(ld, ld->redis_node ? ld->redis_node : root,
+        lerr(ld, redis_node ? redis_node : root,
              "redis.reconnect_backoff_ms: %d is above redis.reconnect_backoff_max_ms (%d)",
              cfg->redis.backoff_initial_ms, cfg->redis.backoff_max_ms);
 }
@@ -1255,8 +1552,6 @@ static k2r_config_t *parse(const char *name, const char *buf, size_t len, k2r_ge
     yaml_node_t *root;
     k2r_config_t *cfg;
     loader_t ld;
-    int seen[2] = {0, 0};
-    char errstr[256];
 
     cfg = calloc(1, sizeof(*cfg));
     if (!cfg || !(cfg->path = strdup(name))) {
@@ -1265,7 +1560,12 @@ static k2r_config_t *parse(const char *name, const char *buf, size_t len, k2r_ge
         return NULL;
     }
     set_defaults(cfg);
-    ld = (loader_t){name, &doc, errs, cfg, errs->count, NULL, NULL, 0};
+    memset(&ld, 0, sizeof(ld));
+    ld.file = name;
+    ld.doc = &doc;
+    ld.errs = errs;
+    ld.cfg = cfg;
+    ld.nerrs_at_start = errs->count;
 
     if (!yaml_parser_initialize(&parser)) {
         k2r_errors_add(errs, name, (k2r_mark_t){0, 0}, "cannot initialise the YAML parser");
@@ -1291,20 +1591,13 @@ static k2r_config_t *parse(const char *name, const char *buf, size_t len, k2r_ge
              node_kind(root));
     } else {
         readable = 1;
-        walk_mapping(&ld, root, "", top_pair, seen);
+        walk_mapping(&ld, root, "", top_pair, NULL);
         apply_env(&ld, env);
-        check_required(&ld, root, seen);
+        check_required(&ld, root);
     }
     yaml_document_delete(&doc);
 
-    if (!cfg->redis.url) {
-        cfg->redis.url = strdup("redis://127.0.0.1:6379");
-        if (!cfg->redis.url ||
-            k2r_redis_url_parse(cfg->redis.url, &cfg->redis.parsed, errstr, sizeof(errstr)) != 0)
-            k2r_errors_add(errs, name, (k2r_mark_t){0, 0}, "redis.url: cannot use the default");
-    }
-    if (!cfg->http.listen && !(cfg->http.listen = strdup("0.0.0.0:8080")))
-        k2r_errors_add(errs, name, (k2r_mark_t){0, 0}, "out of memory");
+    string_defaults(cfg, errs, name);
     if (errs->count > ld.nerrs_at_start && !(lenient && readable)) {
         k2r_config_destroy(cfg);
         return NULL;
@@ -1415,4 +1708,143 @@ void k2r_config_destroy(k2r_config_t *cfg) {
     }
     free(cfg->rules);
     free(cfg);
+}
+
+/* ------------------------------------------------------ the reference */
+
+/* Milliseconds in the largest unit that divides them: 0, 500ms, 30s, 10m, 720h. */
+static void format_ms(char *out, size_t size, int64_t ms) {
+    if (ms == 0)
+        snprintf(out, size, "0");
+    else if (ms % 3600000 == 0)
+        snprintf(out, size, "%lldh", (long long)(ms / 3600000));
+    else if (ms % 60000 == 0)
+        snprintf(out, size, "%lldm", (long long)(ms / 60000));
+    else if (ms % 1000 == 0)
+        snprintf(out, size, "%llds", (long long)(ms / 1000));
+    else
+        snprintf(out, size, "%lldms", (long long)ms);
+}
+
+/* A row's type, with its range or its words. */
+static void type_text(const k2r_setting_t *s, char *out, size_t size) {
+    char lo[32], hi[32];
+    size_t n;
+
+    switch (s->type) {
+    case K2R_SETTING_STRING:
+        snprintf(out, size, "string");
+        break;
+    case K2R_SETTING_SECRET:
+        snprintf(out, size, "secret string");
+        break;
+    case K2R_SETTING_INT:
+        snprintf(out, size, "integer %lld..%lld", (long long)s->min, (long long)s->max);
+        break;
+    case K2R_SETTING_DURATION:
+        format_ms(lo, sizeof(lo), s->min);
+        format_ms(hi, sizeof(hi), s->max);
+        snprintf(out, size, "duration %s..%s", lo, hi);
+        break;
+    case K2R_SETTING_BOOL:
+        snprintf(out, size, "bool");
+        break;
+    case K2R_SETTING_CHOICE:
+        n = (size_t)snprintf(out, size, "one of");
+        for (size_t i = 0; s->choices[i] && n < size; i++)
+            n += (size_t)snprintf(out + n, size - n, "%s %s", i ? "," : "", s->choices[i]);
+        break;
+    case K2R_SETTING_LIST:
+        snprintf(out, size, "list of strings");
+        break;
+    case K2R_SETTING_MAP:
+        snprintf(out, size, "map of librdkafka properties");
+        break;
+    case K2R_SETTING_RULES:
+        snprintf(out, size, "list of rules");
+        break;
+    }
+}
+
+/* A row's environment variables, `quote` around each name: "A, A_FILE (prop)". */
+static void env_text(const k2r_setting_t *s, const char *quote, char *out, size_t size) {
+    size_t n = 0;
+
+    out[0] = '\0';
+    for (const k2r_setting_env_t *e = s->env; e && e->name && n < size; e++) {
+        n += (size_t)snprintf(out + n, size - n, "%s%s%s%s", n ? ", " : "", quote, e->name, quote);
+        if (e->file && n < size)
+            n += (size_t)snprintf(out + n, size - n, ", %s%s%s", quote, e->file, quote);
+        if (e->property && n < size)
+            n += (size_t)snprintf(out + n, size - n, " (%s)", e->property);
+    }
+}
+
+/* The columns of one row; text output leaves quoting and empties to the caller. */
+typedef struct row_text_s {
+    char name[64], type[96], dflt[64], env[256];
+    const char *reload;
+} row_text_t;
+
+static void row_text(const k2r_setting_t *s, int markdown, row_text_t *r) {
+    const char *q = markdown ? "`" : "";
+
+    snprintf(r->name, sizeof(r->name), "%s%s%s", q, s->name, q);
+    type_text(s, r->type, sizeof(r->type));
+    if (s->dflt)
+        snprintf(r->dflt, sizeof(r->dflt), "%s%s%s", q, s->dflt, q);
+    else
+        snprintf(r->dflt, sizeof(r->dflt), "%s",
+                 s->flags & K2R_SETTING_REQUIRED ? "required"
+                 : markdown                      ? ""
+                                                 : "-");
+    env_text(s, q, r->env, sizeof(r->env));
+    if (!markdown && !r->env[0])
+        snprintf(r->env, sizeof(r->env), "-");
+    r->reload = s->flags & K2R_SETTING_RESTART ? "restart" : "live";
+}
+
+/* Appends printf-formatted text; -1 when out of memory. */
+static int appendf(k2r_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int appendf(k2r_buf_t *b, const char *fmt, ...) {
+    char line[1024];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    return k2r_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+char *k2r_settings_render(int markdown) {
+    k2r_buf_t b = {NULL, 0, 0};
+    int wname = 0, wtype = 0, wdflt = 0, rc = 0;
+    row_text_t r;
+
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        row_text(&settings[i], markdown, &r);
+        wname = (int)strlen(r.name) > wname ? (int)strlen(r.name) : wname;
+        wtype = (int)strlen(r.type) > wtype ? (int)strlen(r.type) : wtype;
+        wdflt = (int)strlen(r.dflt) > wdflt ? (int)strlen(r.dflt) : wdflt;
+    }
+    if (markdown)
+        rc |= appendf(&b, "| setting | type | default | reload | environment | description |\n"
+                          "|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < NSETTINGS && rc == 0; i++) {
+        row_text(&settings[i], markdown, &r);
+        if (markdown)
+            rc |= appendf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.name, r.type, r.dflt, r.reload,
+                          r.env, settings[i].description);
+        else
+            rc |= appendf(&b, "%-*s  %-*s  %-*s  %-7s  %s\n", wname, r.name, wtype, r.type, wdflt,
+                          r.dflt, r.reload, r.env);
+    }
+    if (rc != 0 || k2r_buf_append(&b, "", 1) != 0) {
+        k2r_buf_free(&b);
+        return NULL;
+    }
+    return b.data; /* the caller frees it, as k2r_buf_free would */
 }

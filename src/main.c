@@ -90,6 +90,10 @@ static void usage(FILE *out) {
                  "      --envelope      (map) each line is a JSON object with the record's\n"
                  "                      value and optionally its topic, partition, offset,\n"
                  "                      timestamp, key and headers (see docs/map.md)\n"
+                 "      --list-settings[=markdown]\n"
+                 "                      (check) print every setting: type, range, default,\n"
+                 "                      environment variables, restart or live on reload;\n"
+                 "                      no config file is read\n"
                  "  -h, --help          this text\n"
                  "\n"
                  "environment: K2R_KAFKA_BROKERS, K2R_REDIS_URL, K2R_REDIS_PASSWORD,\n"
@@ -118,6 +122,19 @@ static int load(const char *path, k2r_config_t **cfg_out, k2r_rules_t **rules_ou
     k2r_errors_clear(&errs);
     *cfg_out = cfg;
     *rules_out = rules;
+    return 0;
+}
+
+/* `check --list-settings`: the settings table, as text or Markdown. */
+static int cmd_list_settings(int markdown) {
+    char *text = k2r_settings_render(markdown);
+
+    if (!text) {
+        fprintf(stderr, "out of memory\n");
+        return 3;
+    }
+    fputs(text, stdout);
+    free(text);
     return 0;
 }
 
@@ -468,18 +485,21 @@ static int cmd_run(const char *path) {
 }
 
 /* Long options without a short form. */
-enum { OPT_ENVELOPE = 256 };
+enum { OPT_ENVELOPE = 256, OPT_LIST_SETTINGS };
 
 int main(int argc, char **argv) {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"topic", required_argument, NULL, 't'},
-                                         {"envelope", no_argument, NULL, OPT_ENVELOPE},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"topic", required_argument, NULL, 't'},
+        {"envelope", no_argument, NULL, OPT_ENVELOPE},
+        {"list-settings", optional_argument, NULL, OPT_LIST_SETTINGS},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     const char *config = "/etc/kafka-redis-bridge/bridge.yaml";
     const char *topic = NULL;
     const char *cmd;
     int envelope = 0;
+    int list_settings = -1; /* -1: not asked; 0: text; 1: markdown */
     int c;
 
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -499,6 +519,15 @@ int main(int argc, char **argv) {
         case OPT_ENVELOPE:
             envelope = 1;
             break;
+        case OPT_LIST_SETTINGS:
+            if (optarg && strcmp(optarg, "markdown") != 0 && strcmp(optarg, "text") != 0) {
+                fprintf(stderr,
+                        "kafka-redis-bridge: --list-settings takes text or markdown, not \"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            list_settings = optarg && strcmp(optarg, "markdown") == 0;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -517,8 +546,12 @@ int main(int argc, char **argv) {
                JANSSON_VERSION);
         return 0;
     }
+    if (list_settings >= 0 && strcmp(cmd, "check") != 0) {
+        fprintf(stderr, "kafka-redis-bridge: --list-settings goes with check\n");
+        return 2;
+    }
     if (strcmp(cmd, "check") == 0)
-        return cmd_check(config);
+        return list_settings >= 0 ? cmd_list_settings(list_settings) : cmd_check(config);
     if (strcmp(cmd, "map") == 0)
         return cmd_map(config, topic, envelope);
     if (strcmp(cmd, "run") == 0)

@@ -5,7 +5,9 @@
  * Loading is pure apart from reading the named files (the config and, when
  * K2R_REDIS_PASSWORD_FILE is set, the password file): nothing connects
  * anywhere, so `kafka-redis-bridge check` and the unit tests use the same code
- * as the daemon. Every error names file:line:col and the key path, and all of
+ * as the daemon. The settings of the scalar sections are described once, in
+ * the settings table (k2r_settings), which drives the loader, the reference
+ * and the reload's restart check. Every error names file:line:col and the key path, and all of
  * them are collected before the caller gives up (k2r_errors_t).
  *
  * What a rule *means* (compiling templates and paths, matching records) is not
@@ -192,6 +194,85 @@ typedef struct k2r_config_s {
     k2r_mark_t rules_mark;
     k2r_mark_t dead_letter_mark; /* of kafka.dead_letter_topic, when set */
 } k2r_config_t;
+
+/*
+ * The settings table: one row per setting of the scalar sections (kafka,
+ * redis, log, limits, shutdown, http), plus one row for `rules:` (its own
+ * language: docs/rules.md), in the order the reference lists them. The loader
+ * reads every key of those sections through it (type, range, default,
+ * environment override, unknown keys and their suggestions), `check
+ * --list-settings` prints it, the README's settings reference is generated
+ * from it, and a reload compares running and new values by it to name the
+ * settings that take a restart.
+ */
+typedef enum k2r_setting_type_e {
+    K2R_SETTING_STRING = 0, /* char *: a non-empty string */
+    K2R_SETTING_SECRET,     /* char *: a non-empty string that is never printed */
+    K2R_SETTING_INT,        /* int within [min, max] */
+    K2R_SETTING_DURATION,   /* milliseconds within [min, max]: an int or an int64_t (size) */
+    K2R_SETTING_BOOL,       /* int: 0 or 1 */
+    K2R_SETTING_CHOICE,     /* int: the index of the word in `choices` (an enum) */
+    K2R_SETTING_LIST,       /* char ** with its size_t count at count_offset */
+    K2R_SETTING_MAP,        /* k2r_property_t * with its size_t count at count_offset */
+    K2R_SETTING_RULES       /* the rules: section, read by its own parser */
+} k2r_setting_type_t;
+
+/* One environment override: the variable, optionally a *_FILE variant that
+ * names a file holding the value (and wins over the variable), and for a map
+ * setting the key it sets (kafka.properties: a librdkafka property). */
+typedef struct k2r_setting_env_s {
+    const char *name;
+    const char *file;
+    const char *property;
+} k2r_setting_env_t;
+
+/* k2r_setting_t.flags */
+enum {
+    K2R_SETTING_RESTART = 1,    /* a reload keeps the running value; a restart applies it */
+    K2R_SETTING_REQUIRED = 2,   /* must be written (or set through the environment) */
+    K2R_SETTING_ENV_AT_RUN = 4, /* the override is applied by `run` and reloads (main.c,
+                                 * bridge.c), not by the loader, so `check` ignores it */
+};
+
+typedef struct k2r_setting_s {
+    const char *name; /* dotted: "redis.connect_timeout_ms" */
+    k2r_setting_type_t type;
+    size_t offset;                /* of the value within k2r_config_t */
+    size_t size;                  /* of the value (durations: int or int64_t) */
+    size_t count_offset;          /* list and map: of the size_t count */
+    size_t mark_offset;           /* of a k2r_mark_t that keeps where it was written; 0: none */
+    int64_t min, max;             /* int; duration in milliseconds */
+    const char *const *choices;   /* choice: the words, in enum order, NULL-terminated */
+    const char *choices_text;     /* how an error names them; NULL: "a, b or c" */
+    const char *dflt;             /* the default as it would be written in YAML; NULL: none */
+    const k2r_setting_env_t *env; /* overrides, ended by a {NULL} row; NULL: none */
+    /* String settings: checks a value (from the file, the environment or the
+     * default) and may keep what it parsed in cfg; 0, or -1 with errstr.
+     * NULL: any non-empty string. */
+    int (*check)(k2r_config_t *cfg, const char *value, char *errstr, size_t errstr_size);
+    const char *items;        /* list: what its items are, for errors ("topic names") */
+    const char *restart_name; /* the name a reload warning gives it; NULL: name */
+    unsigned flags;           /* K2R_SETTING_* */
+    const char *description;  /* one line, for the reference */
+} k2r_setting_t;
+
+/* The table (static, read-only); its length goes to *n. */
+const k2r_setting_t *k2r_settings(size_t *n);
+
+/* The row called `name` ("kafka.topics"), or NULL. */
+const k2r_setting_t *k2r_setting_find(const char *name);
+
+/* 1 when the value of setting `s` differs between configs a and b, else 0
+ * (compared by type: strings, numbers, lists and maps item by item). */
+int k2r_setting_differs(const k2r_setting_t *s, const k2r_config_t *a, const k2r_config_t *b);
+
+/*
+ * Renders the table: one aligned line per setting (name, type with its range
+ * or choices, default, environment variables, `restart` or `live`), or with
+ * `markdown` a Markdown table with descriptions, as in the README. Returns a
+ * new string (release with free), or NULL when out of memory.
+ */
+char *k2r_settings_render(int markdown);
 
 /* Looks an environment variable up; getenv(3) in the daemon, a table in tests. */
 typedef const char *(*k2r_getenv_fn)(const char *name);

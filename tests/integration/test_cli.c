@@ -1,6 +1,7 @@
 /*
  * test_cli.c - the command as users run it before deploying: `check` (exit
- * codes and exact messages), `map` (exact output lines), `version`, usage
+ * codes and exact messages), `check --list-settings` (the settings table, no
+ * config file read), `map` (exact output lines), `version`, usage
  * errors; and `run` refusing hostile configs and environments with one line
  * and a non-zero status (the last two of those against the stack's servers).
  */
@@ -45,6 +46,39 @@ static void test_check_invalid(void) {
     CU_ASSERT_EQUAL(rc, 1);
     CU_ASSERT_STRING_EQUAL(out, "/nonexistent.yaml: cannot open: No such file or directory\n"
                                 "/nonexistent.yaml: 1 error(s)\n");
+    free(out);
+}
+
+/* The settings table as the binary prints it, with no config file at all;
+ * the Markdown form is what the README holds (tests/unit checks it line for
+ * line). */
+static void test_check_list_settings(void) {
+    char *out = NULL;
+    int rc = run("check -c /nonexistent.yaml --list-settings", NULL, &out);
+
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(strncmp(out, "kafka.brokers ", 14), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nredis.command_timeout_ms        integer 1..600000"
+                                       "                5000                    restart  -\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nhttp.listen                     string"
+                                       "                           0.0.0.0:8080            "
+                                       "restart  K2R_HTTP_LISTEN\n"));
+    free(out);
+
+    rc = run("check --list-settings=markdown", NULL, &out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(strncmp(out, "| setting | type | default | reload | environment |", 51), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\n| `limits.max_age` | duration 0..720h | `0` | live |"));
+    free(out);
+
+    rc = run("check --list-settings=yaml", NULL, &out);
+    CU_ASSERT_EQUAL(rc, 2);
+    CU_ASSERT_STRING_EQUAL(
+        out, "kafka-redis-bridge: --list-settings takes text or markdown, not \"yaml\"\n");
+    free(out);
+    rc = run("map --list-settings", NULL, &out);
+    CU_ASSERT_EQUAL(rc, 2);
+    CU_ASSERT_STRING_EQUAL(out, "kafka-redis-bridge: --list-settings goes with check\n");
     free(out);
 }
 
@@ -263,6 +297,7 @@ int test_cli_register(void) {
     if (!s || !CU_add_test(s, "check: the example config", test_check_example) ||
         !CU_add_test(s, "check: invalid configs exit 1 with file:line:col", test_check_invalid) ||
         !CU_add_test(s, "check: environment overrides are checked", test_check_env_override) ||
+        !CU_add_test(s, "check --list-settings: the settings table", test_check_list_settings) ||
         !CU_add_test(s, "map: exact lines", test_map) ||
         !CU_add_test(s, "map --envelope: exact lines", test_map_envelope) ||
         !CU_add_test(s, "usage and version", test_usage) ||

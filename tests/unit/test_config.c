@@ -4,7 +4,8 @@
  *
  * An invalid fixture in tests/fixtures/config/ lists the errors it must
  * produce in trailing "# expect: " comment lines, in order, so a new case is
- * one new file and no code.
+ * one new file and no code. The settings table: what a reload compares, and
+ * the README's reference, which must be what the table prints.
  */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
@@ -441,6 +442,77 @@ static void test_example_config_loads(void) {
     k2r_config_destroy(cfg);
 }
 
+/* The README's block between the settings markers is what the table renders
+ * (`make readme-settings` rewrites it). */
+static void test_settings_readme(void) {
+    static const char begin[] = "<!-- settings:begin -->\n", end[] = "<!-- settings:end -->";
+    char path[4096], *readme, *table, *from, *to;
+    size_t len;
+
+    snprintf(path, sizeof(path), "%s/README.md", K2R_SOURCE_DIR);
+    readme = slurp(path, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(readme);
+    table = k2r_settings_render(1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(table);
+    from = strstr(readme, begin);
+    to = from ? strstr(from, end) : NULL;
+    CU_ASSERT_PTR_NOT_NULL(to);
+    if (to) {
+        from += strlen(begin);
+        *to = '\0';
+        if (strcmp(from, table) != 0)
+            fprintf(stderr, "\nREADME.md's settings block differs from the table: run `make "
+                            "readme-settings`\n");
+        CU_ASSERT_STRING_EQUAL(from, table);
+    }
+    free(table);
+    free(readme);
+}
+
+/* The table's rows find their values, and a reload's comparison sees exactly
+ * the settings that changed. */
+static void test_settings_differ(void) {
+    static const char *changed = "kafka:\n"
+                                 "  brokers: b:9092\n"
+                                 "  group_id: g\n"
+                                 "  topics: [t, u]\n"
+                                 "redis: {command_timeout_ms: 7000}\n"
+                                 "http: {listen: \":9000\"}\n"
+                                 "limits: {max_age: 5s}\n"
+                                 "rules:\n"
+                                 "  - {name: r, topic: t, type: a, id: b}\n";
+    static const char *const want[] = {"kafka.topics", "redis.command_timeout_ms", "limits.max_age",
+                                       "http.listen", NULL};
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_config_t *a, *b;
+    const k2r_setting_t *settings;
+    size_t n, w = 0;
+
+    test_env = NULL;
+    a = parse_string(minimal, &errs);
+    b = parse_string(changed, &errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    settings = k2r_settings(&n);
+    for (size_t i = 0; i < n; i++) {
+        int differs = k2r_setting_differs(&settings[i], a, b);
+        int expected = want[w] && strcmp(settings[i].name, want[w]) == 0;
+
+        if (differs != expected)
+            fprintf(stderr, "\n%s: differs %d\n", settings[i].name, differs);
+        CU_ASSERT_EQUAL(differs, expected);
+        w += expected;
+        CU_ASSERT_FALSE(k2r_setting_differs(&settings[i], a, a));
+    }
+    CU_ASSERT_PTR_NULL(want[w]);
+    CU_ASSERT_PTR_NOT_NULL(k2r_setting_find("redis.url"));
+    CU_ASSERT_PTR_NULL(k2r_setting_find("redis.urll"));
+    CU_ASSERT(k2r_setting_find("http.listen")->flags & K2R_SETTING_RESTART);
+    CU_ASSERT_FALSE(k2r_setting_find("log.level")->flags & K2R_SETTING_RESTART);
+    k2r_config_destroy(a);
+    k2r_config_destroy(b);
+}
+
 int test_config_register(void) {
     CU_pSuite s = CU_add_suite("config", NULL, NULL);
 
@@ -457,7 +529,9 @@ int test_config_register(void) {
         !CU_add_test(s, "durations", test_durations) ||
         !CU_add_test(s, "http.listen addresses", test_listen) ||
         !CU_add_test(s, "invalid fixtures, exact messages", test_invalid_fixtures) ||
-        !CU_add_test(s, "config/bridge.example.yaml loads", test_example_config_loads))
+        !CU_add_test(s, "config/bridge.example.yaml loads", test_example_config_loads) ||
+        !CU_add_test(s, "settings: what a reload compares", test_settings_differ) ||
+        !CU_add_test(s, "settings: the README's table is the table", test_settings_readme))
         return CU_get_error();
     return 0;
 }
