@@ -27,6 +27,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -540,6 +541,39 @@ static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size
 }
 
 /*
+ * Makes the connected socket `fd` the sink's connection (taking ownership of
+ * it, closed on failure), with a fresh reader, and runs the handshake within
+ * the deadline. Returns what handshake returns: 0, -1 or -2, the reason in
+ * errstr. `peer` names the far end in the debug line.
+ */
+static int start_session(k2r_redis_t *redis, int fd, const char *peer, int64_t deadline_ms,
+                         char *errstr, size_t errstr_size) {
+    int rc;
+
+    redis->fd = fd;
+    redis->out_len = redis->out_off = 0;
+    /* A fresh reader per connection: nothing half-parsed survives a reconnect. */
+    redis->reader = redisReaderCreateWithFunctions(&reply_functions);
+    if (!redis->reader) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    redisReaderSetPrivdata(redis->reader, redis);
+    rc = handshake(redis, deadline_ms, errstr, errstr_size);
+    if (rc != 0) {
+        close_connection(redis);
+        return rc;
+    }
+    k2r_log_debug("redis: connected to %s (%s)%s", redis->addr, peer,
+                  redis->password ? ", authenticated" : "");
+    return 0;
+
+fail:
+    close_connection(redis);
+    return -1;
+}
+
+/*
  * TCP connect, AUTH and PING share one connect_timeout_ms budget. Name
  * resolution comes first and has no deadline of its own (getaddrinfo cannot
  * be given one; resolv.conf's timeout and attempts bound it). Each resolved
@@ -573,28 +607,28 @@ int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
     freeaddrinfo(res);
     if (fd < 0)
         return -1;
+    return start_session(redis, fd, peer, deadline_ms, errstr, errstr_size);
+}
 
-    redis->fd = fd;
-    redis->out_len = redis->out_off = 0;
-    /* A fresh reader per connection: nothing half-parsed survives a reconnect. */
-    redis->reader = redisReaderCreateWithFunctions(&reply_functions);
-    if (!redis->reader) {
-        snprintf(errstr, errstr_size, "out of memory");
-        goto fail;
-    }
-    redisReaderSetPrivdata(redis->reader, redis);
-    rc = handshake(redis, deadline_ms, errstr, errstr_size);
-    if (rc != 0) {
-        close_connection(redis);
-        return rc;
-    }
-    k2r_log_debug("redis: connected to %s (%s)%s", redis->addr, peer,
-                  redis->password ? ", authenticated" : "");
-    return 0;
+/*
+ * The test seam (redis.h): the same session start as k2r_redis_connect, on a
+ * socket the caller connected. The socket is made non-blocking, as
+ * tcp_connect makes its own; TCP_NODELAY is not set (a socketpair has no
+ * Nagle to turn off).
+ */
+int k2r_redis_adopt_fd(k2r_redis_t *redis, int fd, char *errstr, size_t errstr_size) {
+    int flags;
 
-fail:
-    close_connection(redis);
-    return -1;
+    assert(fd >= 0);
+    k2r_redis_disconnect(redis);
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+        snprintf(errstr, errstr_size, "adopt %s: fcntl: %s", redis->addr, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return start_session(redis, fd, "adopted socket", k2r_now_ms() + redis->connect_timeout_ms,
+                         errstr, errstr_size);
 }
 
 /* ------------------------------------------------------------- publish */

@@ -77,6 +77,18 @@ void k2r_redis_destroy(k2r_redis_t *redis);
  */
 int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size);
 
+/*
+ * A test seam, not used by the daemon: makes `fd`, a stream socket the caller
+ * has already connected (one end of a socketpair(AF_UNIX, SOCK_STREAM) in
+ * tests/unit/test_redis_sink.c), the sink's connection in place of the TCP
+ * connect, then runs the same handshake as k2r_redis_connect (AUTH when a
+ * password is set, PING) within connect_timeout_ms, so the far end must
+ * answer it. Takes ownership of fd in every case (closed on failure, else by
+ * k2r_redis_disconnect) and sets it non-blocking. Returns as
+ * k2r_redis_connect does: 0, -1, or -2 when the credentials were refused.
+ */
+int k2r_redis_adopt_fd(k2r_redis_t *redis, int fd, char *errstr, size_t errstr_size);
+
 /* 1 when a connection is up (as far as the sink knows), else 0. */
 int k2r_redis_connected(const k2r_redis_t *redis);
 
