@@ -1,5 +1,6 @@
 /*
- * main.c - the unit test runner: pure modules only, no sockets, no sleeps.
+ * main.c - the unit test runner: no servers, no network, no sleeps (the Redis
+ * sink's suite uses a socketpair, nothing else opens a socket).
  * Runs every suite with CUnit's basic interface and exits non-zero when any
  * assertion failed, so make stops.
  */
