@@ -63,13 +63,17 @@
  *
  * This file decides what happens to the batch; the batch's bookkeeping
  * (records, their notifications and states, holds, stops, which offset a
- * partition may store, removing a partition's part) is batch.c, and records
- * arrive as the Kafka source's record view (msgview.h), whose librdkafka
- * message the batch carries as an opaque handle.
+ * partition may store, removing a partition's part) is batch.c, the dead
+ * letters' (which record each belongs to, its delivery state, the backoff of
+ * failed ones, when the batch holds for them, which a revoke removes) is
+ * deadletter.c, and records arrive as the Kafka source's record view
+ * (msgview.h), whose librdkafka message the batch carries as an opaque
+ * handle. Here the dead letters are produced, their delivery reports fed
+ * back, and a hold logged and carried out (Kafka paused, the group served).
  *
  * Not here: what a record means (rules.c), how Redis is spoken to (redis.c),
  * how Kafka is consumed and produced to (kafka.c), the batch's bookkeeping
- * (batch.c).
+ * (batch.c), the dead letters' (deadletter.c).
  */
 #include "k2r/bridge.h"
 
@@ -80,6 +84,7 @@
 
 #include "k2r/batch.h"
 #include "k2r/clock.h"
+#include "k2r/deadletter.h"
 #include "k2r/kafka.h"
 #include "k2r/log.h"
 #include "k2r/metrics.h"
@@ -100,22 +105,9 @@
 
 typedef enum drop_e { DROP_NONE = 0, DROP_STALE, DROP_UNAVAILABLE } drop_t;
 
-typedef enum dlq_state_e {
-    DLQ_UNSENT = 0, /* to be sent (again) */
-    DLQ_QUEUED,     /* handed to the producer; no report yet */
-    DLQ_DELIVERED   /* acknowledged by the dead-letter topic */
-} dlq_state_t;
-
-/* A dead-lettered record of the current batch. */
-typedef struct dlq_s {
-    uint64_t seq; /* its record's number in the batch: the original, kept to be sent again */
-    uint64_t id;  /* for the delivery report; increasing along the array */
-    dlq_state_t state;
-    int stub; /* too large as it was: sent without key, value and headers */
-    k2r_skip_t skip;
-    const char *rule; /* borrowed, as above */
-    char detail[sizeof(((k2r_mapping_t *)0)->detail)];
-} dlq_t;
+/* A mapping's detail fits a dead letter's whole. */
+_Static_assert(sizeof(((k2r_mapping_t *)0)->detail) <= K2R_DEADLETTER_DETAIL_SIZE,
+               "a dead letter's detail is shorter than a mapping's");
 
 struct k2r_bridge_s {
     k2r_config_t *cfg;
@@ -128,8 +120,7 @@ struct k2r_bridge_s {
      * them by offset until just before publishing, since `bytes` may move. */
     k2r_batch_t *batch;
     k2r_buf_t bytes;
-    dlq_t *dlq; /* the batch's dead letters, in the order they were taken */
-    size_t ndlq, cap_dlq;
+    k2r_deadletter_t *dlq; /* the batch's dead letters and their delivery */
 
     /* The pending items of one publish, as the Redis sink takes them, and
      * the batch item each one is. */
@@ -147,13 +138,6 @@ struct k2r_bridge_s {
     int redis_down; /* an outage is in progress (for logging once) */
     int refused;    /* Redis refused the credentials: the bridge cannot go on */
     unsigned int rand_state;
-
-    /* Dead-letter delivery. */
-    uint64_t dlq_next_id;
-    int dlq_down;           /* dead letters are holding the batch: Kafka paused */
-    int dlq_backoff_ms;     /* next delay before sending failed ones again */
-    int64_t dlq_retry_ms;   /* when failed ones may be sent again */
-    int64_t dlq_waiting_ms; /* when the batch began to wait for its dead letters only; 0: not */
 
     k2r_bridge_stats_t stats;
     k2r_bridge_stats_t stats_logged;
@@ -292,77 +276,74 @@ static int read_view(k2r_bridge_t *b, const k2r_msgview_t *view, k2r_msg_t *msg,
 
 /* ------------------------------------------------------- dead letters */
 
-/* A delay of about `ms`: half fixed, half random, so that the retries of
- * many bridges spread apart. */
-static int jitter(k2r_bridge_t *b, int ms) {
-    return ms / 2 + (int)(rand_r(&b->rand_state) % (unsigned)(ms / 2 + 1));
-}
+/* The jitter's random numbers, from the bridge's one random state. */
+static unsigned bridge_rand(void *opaque) {
+    k2r_bridge_t *b = opaque;
 
-/* The delay after `ms`: doubled, capped at `max_ms`. */
-static int backoff_next(int ms, int max_ms) {
-    return ms > max_ms / 2 ? max_ms : ms * 2;
+    return (unsigned)rand_r(&b->rand_state);
 }
 
 /* A dead letter failed or is overdue: hold the batch, pause Kafka, and send
- * the failed ones again after a backoff. `why` is logged. */
+ * the failed ones again after a backoff (deadletter.c schedules it). `why`
+ * is logged. */
 static void dlq_hold(k2r_bridge_t *b, const char *why) {
     uint64_t suppressed;
-    int64_t now = k2r_now_ms();
 
-    if (!b->dlq_down) {
-        b->dlq_down = 1;
+    if (k2r_deadletter_hold(b->dlq, k2r_now_ms())) {
         k2r_log_warn("dead-letter: %s: %s; holding the batch (%zu dead letter(s)), Kafka paused, "
                      "retrying with backoff up to %d ms",
                      b->cfg->kafka.dead_letter_topic ? b->cfg->kafka.dead_letter_topic : "-", why,
-                     b->ndlq, DEAD_LETTER_BACKOFF_MAX_MS);
+                     k2r_deadletter_count(b->dlq), DEAD_LETTER_BACKOFF_MAX_MS);
     } else if (k2r_log_ratelimit(&b->dlq_rl, &suppressed)) {
         k2r_log_warn("dead-letter: still failing: %s (%llu failures since the last line)", why,
                      (unsigned long long)suppressed + 1);
     }
-    if (b->dlq_retry_ms <= now) {
-        int ms = b->dlq_backoff_ms;
-        b->dlq_retry_ms = now + jitter(b, ms);
-        b->dlq_backoff_ms = backoff_next(ms, DEAD_LETTER_BACKOFF_MAX_MS);
-    }
     k2r_kafka_pause(b->kafka, 1);
 }
 
-/* A dead letter too large for its topic can never be delivered as it is:
- * retrying would hold every partition for good. It goes as a stub instead
- * (coordinates, reason, size), and the loud line says so. */
-static void shrink_dead_letter(dlq_t *d) {
-    d->stub = 1;
+/* Dead letter `i` was too large for its topic and goes as a stub now
+ * (coordinates, reason, size): the loud line says so. */
+static void log_shrunk(const k2r_bridge_t *b, size_t i) {
+    const char *rule = k2r_deadletter_entry(b->dlq, i)->rule;
+
     k2r_log_error("dead-letter: record (rule %s) is too large for the dead-letter topic; sending "
                   "it without its key, value and headers: k2r.source.topic, .partition and "
                   ".offset say where to read it",
-                  d->rule ? d->rule : "-");
+                  rule ? rule : "-");
 }
 
-/* Hands one dead letter to the producer; one refused as too large goes again
- * as a stub. Returns 0, or -1 (left UNSENT, the reason in errstr). */
-static int dlq_send(k2r_bridge_t *b, dlq_t *d, char *errstr, size_t errstr_size) {
-    const rd_kafka_message_t *rkm;
-    rd_kafka_resp_err_t err;
+/* Produces dead letter `i` as it stands (whole or a stub). */
+static rd_kafka_resp_err_t dlq_produce(k2r_bridge_t *b, size_t i, char *errstr,
+                                       size_t errstr_size) {
+    const k2r_deadletter_entry_t *d = k2r_deadletter_entry(b->dlq, i);
     size_t rec = 0;
     int found = k2r_batch_find(b->batch, d->seq, &rec) == 0;
 
     /* Dead letters of records that left the batch are removed with them. */
     assert(found);
     (void)found;
-    rkm = k2r_batch_rec(b->batch, rec)->handle;
-    err = k2r_kafka_dead_letter(b->kafka, rkm, k2r_skip_name(d->skip), d->detail, d->rule, d->stub,
-                                d->id, errstr, errstr_size);
-    if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !d->stub) {
-        shrink_dead_letter(d);
-        err = k2r_kafka_dead_letter(b->kafka, rkm, k2r_skip_name(d->skip), d->detail, d->rule, 1,
-                                    d->id, errstr, errstr_size);
+    return k2r_kafka_dead_letter(b->kafka, k2r_batch_rec(b->batch, rec)->handle,
+                                 k2r_skip_name((k2r_skip_t)d->reason), d->detail, d->rule, d->stub,
+                                 d->id, errstr, errstr_size);
+}
+
+/* Hands dead letter `i` to the producer; one refused as too large goes again
+ * as a stub. Returns 0, or -1 (FAILED, the reason in errstr). */
+static int dlq_send(k2r_bridge_t *b, size_t i, char *errstr, size_t errstr_size) {
+    rd_kafka_resp_err_t err = dlq_produce(b, i, errstr, errstr_size);
+
+    if (err && k2r_deadletter_refused(b->dlq, i, err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) ==
+                   K2R_DEADLETTER_SEND_STUB) {
+        log_shrunk(b, i);
+        err = dlq_produce(b, i, errstr, errstr_size);
+        if (err)
+            k2r_deadletter_refused(b->dlq, i, err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
     }
     if (err) {
-        d->state = DLQ_UNSENT;
         b->stats.dead_letter_failures++;
         return -1;
     }
-    d->state = DLQ_QUEUED;
+    k2r_deadletter_sent(b->dlq, i);
     return 0;
 }
 
@@ -372,19 +353,11 @@ static int dlq_send(k2r_bridge_t *b, dlq_t *d, char *errstr, size_t errstr_size)
 static int dead_letter(k2r_bridge_t *b, size_t rec, k2r_skip_t skip, const char *detail,
                        const char *rule) {
     char errstr[256];
-    dlq_t *d;
+    size_t i;
 
-    if (reserve(&b->dlq, &b->cap_dlq, b->ndlq + 1, sizeof(*b->dlq), 64) != 0)
+    if (k2r_deadletter_add(b->dlq, rec, (int)skip, rule, detail, &i) != 0)
         return -1;
-    d = &b->dlq[b->ndlq++];
-    d->seq = k2r_batch_rec(b->batch, rec)->seq;
-    k2r_batch_hold(b->batch, rec);
-    d->stub = 0;
-    d->id = ++b->dlq_next_id;
-    d->skip = skip;
-    d->rule = rule;
-    snprintf(d->detail, sizeof(d->detail), "%s", detail);
-    if (dlq_send(b, d, errstr, sizeof(errstr)) != 0)
+    if (dlq_send(b, i, errstr, sizeof(errstr)) != 0)
         dlq_hold(b, errstr);
     return 0;
 }
@@ -392,33 +365,25 @@ static int dead_letter(k2r_bridge_t *b, size_t rec, k2r_skip_t skip, const char 
 /* The outcome of one dead letter (from inside k2r_kafka_dead_letter_poll). */
 static void on_delivery(void *opaque, uint64_t id, rd_kafka_resp_err_t err) {
     k2r_bridge_t *b = opaque;
-    size_t lo = 0, hi = b->ndlq;
+    size_t i = 0;
 
-    /* Ids increase along the array; one that is gone was revoked. */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (b->dlq[mid].id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == b->ndlq || b->dlq[lo].id != id || b->dlq[lo].state != DLQ_QUEUED)
+    switch (
+        k2r_deadletter_report(b->dlq, id, !err, err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, &i)) {
+    case K2R_DEADLETTER_IGNORE: /* its record left the batch: revoked */
+    case K2R_DEADLETTER_DONE:
         return;
-    if (!err) {
-        size_t rec;
-        b->dlq[lo].state = DLQ_DELIVERED;
-        if (k2r_batch_find(b->batch, b->dlq[lo].seq, &rec) == 0)
-            k2r_batch_unhold(b->batch, rec);
-        return;
-    }
-    b->dlq[lo].state = DLQ_UNSENT;
-    b->stats.dead_letter_failures++;
-    if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !b->dlq[lo].stub) {
+    case K2R_DEADLETTER_SEND_STUB: {
         /* The broker's limit, not the producer's: send the stub at once. */
         char errstr[256];
-        shrink_dead_letter(&b->dlq[lo]);
-        if (dlq_send(b, &b->dlq[lo], errstr, sizeof(errstr)) == 0)
+        b->stats.dead_letter_failures++;
+        log_shrunk(b, i);
+        if (dlq_send(b, i, errstr, sizeof(errstr)) == 0)
             return;
+        break;
+    }
+    case K2R_DEADLETTER_RETRY:
+        b->stats.dead_letter_failures++;
+        break;
     }
     dlq_hold(b, rd_kafka_err2str(err));
 }
@@ -426,31 +391,18 @@ static void on_delivery(void *opaque, uint64_t id, rd_kafka_resp_err_t err) {
 /* Every dead letter is settled (or none is left, after a rebalance): whatever
  * held the batch for them is over, and Kafka may resume. */
 static void dlq_release(k2r_bridge_t *b) {
-    b->dlq_waiting_ms = 0;
-    if (b->dlq_down)
+    if (k2r_deadletter_release(b->dlq))
         k2r_log_info("dead-letter: no dead letter is held any more");
-    b->dlq_down = 0;
-    b->dlq_backoff_ms = DEAD_LETTER_BACKOFF_MS;
-    b->dlq_retry_ms = 0;
-}
-
-/* 1 when every dead letter of the batch was acknowledged. */
-static int dlq_settled(const k2r_bridge_t *b) {
-    for (size_t i = 0; i < b->ndlq; i++)
-        if (b->dlq[i].state != DLQ_DELIVERED)
-            return 0;
-    return 1;
 }
 
 /* Sends the failed dead letters again once their backoff is over. */
 static void dlq_resend(k2r_bridge_t *b) {
     char errstr[256];
+    int64_t now = k2r_now_ms();
     int failed = 0;
 
-    if (k2r_now_ms() < b->dlq_retry_ms)
-        return;
-    for (size_t i = 0; i < b->ndlq; i++)
-        if (b->dlq[i].state == DLQ_UNSENT && dlq_send(b, &b->dlq[i], errstr, sizeof(errstr)) != 0)
+    for (size_t i = 0; (i = k2r_deadletter_next_due(b->dlq, i, now)) != SIZE_MAX; i++)
+        if (dlq_send(b, i, errstr, sizeof(errstr)) != 0)
             failed = 1;
     if (failed)
         dlq_hold(b, errstr);
@@ -468,27 +420,21 @@ static int dlq_wait(k2r_bridge_t *b, int draining) {
     int64_t now = k2r_now_ms();
     int64_t wait;
 
-    if (!b->dlq_waiting_ms)
-        b->dlq_waiting_ms = now;
     dlq_resend(b);
-    if (!b->dlq_down && now - b->dlq_waiting_ms >= DEAD_LETTER_HOLD_MS) {
+    if (k2r_deadletter_waiting(b->dlq, now)) {
         char why[64];
         snprintf(why, sizeof(why), "not acknowledged after %d ms", DEAD_LETTER_HOLD_MS);
         dlq_hold(b, why);
     }
-    if (b->dlq_down && serve(b, 0, draining) != 0)
+    if (k2r_deadletter_held(b->dlq) && serve(b, 0, draining) != 0)
         return -1;
     /* Up to 100 ms (a report ends the wait early), or until a resend is due. */
-    wait = b->dlq_retry_ms - now;
+    wait = k2r_deadletter_retry_ms(b->dlq) - now;
     k2r_kafka_dead_letter_poll(b->kafka, wait > 0 && wait < 100 ? (int)wait : 100);
-    if (dlq_settled(b) && b->dlq_down) {
+    if (k2r_deadletter_recover(b->dlq))
         k2r_log_info("dead-letter: %s acknowledged again; %zu held dead letter(s) delivered",
                      b->cfg->kafka.dead_letter_topic ? b->cfg->kafka.dead_letter_topic : "-",
-                     b->ndlq);
-        b->dlq_down = 0;
-        b->dlq_backoff_ms = DEAD_LETTER_BACKOFF_MS;
-        b->dlq_retry_ms = 0;
-    }
+                     k2r_deadletter_count(b->dlq));
     return 0;
 }
 
@@ -758,8 +704,8 @@ static void drop_stale(k2r_bridge_t *b) {
 
 static void clear_batch(k2r_bridge_t *b) {
     k2r_batch_clear(b->batch);
-    b->ndlq = 0;
     b->bytes.len = 0;
+    k2r_deadletter_clear(b->dlq);
     dlq_release(b);
 }
 
@@ -787,7 +733,7 @@ static void complete_batch(k2r_bridge_t *b) {
 
     for (size_t i = 0; i < k2r_batch_nitems(b->batch); i++)
         account_item(b, i, now);
-    b->stats.dead_lettered += b->ndlq;
+    b->stats.dead_lettered += k2r_deadletter_count(b->dlq);
     for (size_t p = 0; p < k2r_batch_nparts(b->batch); p++) {
         int64_t next = k2r_batch_storable(b->batch, p);
         if (next >= 0)
@@ -809,15 +755,6 @@ static void complete_batch(k2r_bridge_t *b) {
 
 /* ------------------------------------------------------------ rebalance */
 
-/* 1 when dead letter `d` is not acknowledged and its record belongs to a
- * partition marked in `gone`. */
-static int dlq_waits_gone(k2r_bridge_t *b, const dlq_t *d, const int *gone) {
-    size_t rec;
-
-    return d->state != DLQ_DELIVERED && k2r_batch_find(b->batch, d->seq, &rec) == 0 &&
-           gone[k2r_batch_rec(b->batch, rec)->part];
-}
-
 /*
  * Revoked (not lost) partitions: finish their part of the batch within the
  * drain timeout (publish what is pending, when Redis is up; wait for their
@@ -833,9 +770,7 @@ static void finish_revoked(k2r_bridge_t *b, const int *gone) {
         publish(b); /* all pending items: the rest of the batch is due anyway */
     }
     do {
-        waiting = 0;
-        for (size_t i = 0; i < b->ndlq && !waiting; i++)
-            waiting = dlq_waits_gone(b, &b->dlq[i], gone);
+        waiting = k2r_deadletter_waits_on(b->dlq, gone);
         if (waiting) {
             dlq_resend(b);
             k2r_kafka_dead_letter_poll(b->kafka, 100);
@@ -866,7 +801,7 @@ static void finish_revoked(k2r_bridge_t *b, const int *gone) {
 static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revoked, int lost) {
     k2r_bridge_t *b = opaque;
     size_t nparts = k2r_batch_nparts(b->batch);
-    size_t kept_dlq = 0, unpublished, ngone = 0;
+    size_t unpublished, ngone = 0;
     int *gone = NULL;
 
     if (!nparts)
@@ -901,15 +836,7 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revok
     unpublished = k2r_batch_remove_parts(b->batch, gone);
     /* A revoked partition's dead letter still in flight may arrive anyway;
      * its next owner dead-letters the record again (at least once). */
-    for (size_t i = 0; i < b->ndlq; i++) {
-        size_t rec;
-        if (k2r_batch_find(b->batch, b->dlq[i].seq, &rec) != 0) {
-            b->stats.dead_lettered += b->dlq[i].state == DLQ_DELIVERED;
-            continue;
-        }
-        b->dlq[kept_dlq++] = b->dlq[i];
-    }
-    b->ndlq = kept_dlq;
+    b->stats.dead_lettered += k2r_deadletter_remove_gone(b->dlq);
     b->stats.dropped_on_revoke += unpublished;
     if (lost || unpublished)
         k2r_log_info("bridge: dropped the unfinished batch of %zu %s partition(s) (%zu "
@@ -918,13 +845,24 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revok
                      ngone, lost ? "lost" : "revoked", unpublished);
     if (!k2r_batch_nparts(b->batch))
         clear_batch(b);
-    else if (b->dlq_down && dlq_settled(b))
+    else if (k2r_deadletter_held(b->dlq) && k2r_deadletter_settled(b->dlq))
         dlq_release(b);
 out:
     free(gone);
 }
 
 /* ---------------------------------------------------------------- redis */
+
+/* A delay of about `ms`: half fixed, half random, so that the retries of
+ * many bridges spread apart. */
+static int jitter(k2r_bridge_t *b, int ms) {
+    return ms / 2 + (int)(rand_r(&b->rand_state) % (unsigned)(ms / 2 + 1));
+}
+
+/* The delay after `ms`: doubled, capped at `max_ms`. */
+static int backoff_next(int ms, int max_ms) {
+    return ms > max_ms / 2 ? max_ms : ms * 2;
+}
 
 static void schedule_reconnect(k2r_bridge_t *b) {
     b->next_connect_ms = k2r_now_ms() + jitter(b, b->backoff_ms);
@@ -1251,6 +1189,7 @@ static void log_stats(k2r_bridge_t *b, int force) {
 k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr,
                              size_t errstr_size) {
     k2r_redis_conf_t rconf;
+    k2r_deadletter_conf_t dlq_conf;
     k2r_bridge_t *b = calloc(1, sizeof(*b));
 
     if (!b) {
@@ -1270,13 +1209,19 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr
     b->stale_rl = (k2r_ratelimit_t)K2R_RATELIMIT_INIT(10000);
     b->unavail_rl = (k2r_ratelimit_t)K2R_RATELIMIT_INIT(10000);
     b->backoff_ms = cfg->redis.backoff_initial_ms;
-    b->dlq_backoff_ms = DEAD_LETTER_BACKOFF_MS;
     b->rand_state = (unsigned int)k2r_now_ms();
+    dlq_conf = (k2r_deadletter_conf_t){.hold_ms = DEAD_LETTER_HOLD_MS,
+                                       .backoff_ms = DEAD_LETTER_BACKOFF_MS,
+                                       .backoff_max_ms = DEAD_LETTER_BACKOFF_MAX_MS,
+                                       .rand = bridge_rand,
+                                       .rand_opaque = b};
     b->stats_next_ms = k2r_now_ms() + STATS_INTERVAL_MS;
 
     b->rec = k2r_record_new();
     b->batch = k2r_batch_new(k2r_kafka_release);
-    if (!b->rec || !b->batch) {
+    if (b->batch)
+        b->dlq = k2r_deadletter_new(b->batch, &dlq_conf);
+    if (!b->rec || !b->batch || !b->dlq) {
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
@@ -1308,7 +1253,8 @@ fail:
 static int drain(k2r_bridge_t *b) {
     int64_t deadline = k2r_now_ms() + b->cfg->drain_timeout_ms;
 
-    while ((pending(b) > 0 || !dlq_settled(b)) && k2r_now_ms() < deadline && !b->refused) {
+    while ((pending(b) > 0 || !k2r_deadletter_settled(b->dlq)) && k2r_now_ms() < deadline &&
+           !b->refused) {
         if (pending(b) == 0) {
             if (dlq_wait(b, 1) != 0)
                 break;
@@ -1331,14 +1277,11 @@ static int drain(k2r_bridge_t *b) {
         if (publish(b) == -2)
             break;
     }
-    if (pending(b) > 0 || !dlq_settled(b)) {
-        size_t undelivered = 0;
-        for (size_t i = 0; i < b->ndlq; i++)
-            undelivered += b->dlq[i].state != DLQ_DELIVERED;
+    if (pending(b) > 0 || !k2r_deadletter_settled(b->dlq)) {
         k2r_log_warn("bridge: drain: %zu notification(s) left unpublished, %zu dead letter(s) "
                      "unacknowledged after %d ms; their offsets are not committed, so the next "
                      "run processes them",
-                     pending(b), undelivered, b->cfg->drain_timeout_ms);
+                     pending(b), k2r_deadletter_unacknowledged(b->dlq), b->cfg->drain_timeout_ms);
         return 1;
     }
     if (k2r_batch_nparts(b->batch))
@@ -1382,7 +1325,8 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
             failed = 1;
             break;
         }
-        if ((k2r_redis_connected(b->redis) || drop) && !b->dlq_down && k2r_kafka_paused(b->kafka))
+        if ((k2r_redis_connected(b->redis) || drop) && !k2r_deadletter_held(b->dlq) &&
+            k2r_kafka_paused(b->kafka))
             k2r_kafka_pause(b->kafka, 0);
         k2r_kafka_dead_letter_poll(b->kafka, 0);
         log_stats(b, 0);
@@ -1420,7 +1364,7 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
             }
         }
         /* Every publish has its reply; the dead letters need theirs too. */
-        if (!dlq_settled(b)) {
+        if (!k2r_deadletter_settled(b->dlq)) {
             if (dlq_wait(b, 0) != 0)
                 goto oom;
             continue;
@@ -1462,6 +1406,7 @@ void k2r_bridge_destroy(k2r_bridge_t *bridge) {
         return;
     /* The batch's records are librdkafka messages: released before the
      * consumer that made them. */
+    k2r_deadletter_destroy(bridge->dlq);
     k2r_batch_destroy(bridge->batch);
     k2r_kafka_destroy(bridge->kafka);
     k2r_metrics_destroy(bridge->metrics);
@@ -1474,7 +1419,6 @@ void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     k2r_buf_free(&bridge->bytes);
     free(bridge->pub);
     free(bridge->pub_item);
-    free(bridge->dlq);
     free(bridge->hdrs);
     free(bridge);
 }
