@@ -13,6 +13,7 @@
  * it is published (see batch.h).
  */
 #include "k2r/batch.h"
+#include "k2r/buf.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -37,25 +38,6 @@ struct k2r_batch_s {
     size_t bytes; /* sum of recs[].bytes */
     uint64_t next_seq;
 };
-
-/* Makes room for `need` elements of `size` bytes in *arrp (capacity *cap),
- * doubling from `first`. Returns 0, or -1 when out of memory (unchanged). */
-static int reserve(void *arrp, size_t *cap, size_t need, size_t size, size_t first) {
-    void **arr = arrp;
-    size_t c = *cap ? *cap : first;
-    void *p;
-
-    if (need <= *cap)
-        return 0;
-    while (c < need)
-        c *= 2;
-    p = realloc(*arr, c * size);
-    if (!p)
-        return -1;
-    *arr = p;
-    *cap = c;
-    return 0;
-}
 
 k2r_batch_t *k2r_batch_new(k2r_batch_release_fn release) {
     k2r_batch_t *batch = calloc(1, sizeof(*batch));
@@ -94,8 +76,8 @@ static size_t part_index(k2r_batch_t *batch, const char *topic, int32_t partitio
     for (size_t i = 0; i < batch->nparts; i++)
         if (batch->parts[i].partition == partition && strcmp(batch->parts[i].topic, topic) == 0)
             return i;
-    if (reserve(&batch->parts, &batch->cap_parts, batch->nparts + 1, sizeof(*batch->parts), 16) !=
-        0)
+    if (k2r_array_reserve(&batch->parts, &batch->cap_parts, batch->nparts + 1,
+                          sizeof(*batch->parts), 16) != 0)
         return SIZE_MAX;
     p = &batch->parts[batch->nparts];
     p->topic = strdup(topic);
@@ -111,8 +93,8 @@ int k2r_batch_add(k2r_batch_t *batch, const char *topic, int32_t partition, int6
                   int64_t timestamp, size_t bytes, void *handle, size_t *rec) {
     size_t part = part_index(batch, topic, partition);
 
-    if (part == SIZE_MAX ||
-        reserve(&batch->recs, &batch->cap_recs, batch->nrecs + 1, sizeof(*batch->recs), 256) != 0) {
+    if (part == SIZE_MAX || k2r_array_reserve(&batch->recs, &batch->cap_recs, batch->nrecs + 1,
+                                              sizeof(*batch->recs), 256) != 0) {
         batch->release(handle);
         return -1;
     }
@@ -128,8 +110,8 @@ k2r_batch_item_t *k2r_batch_add_item(k2r_batch_t *batch, size_t rec) {
 
     assert(rec < batch->nrecs);
     assert(!batch->nitems || batch->items[batch->nitems - 1].rec <= rec);
-    if (reserve(&batch->items, &batch->cap_items, batch->nitems + 1, sizeof(*batch->items), 1024) !=
-        0)
+    if (k2r_array_reserve(&batch->items, &batch->cap_items, batch->nitems + 1,
+                          sizeof(*batch->items), 1024) != 0)
         return NULL;
     item = &batch->items[batch->nitems++];
     memset(item, 0, sizeof(*item));

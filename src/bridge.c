@@ -165,28 +165,6 @@ static void redis_failed(k2r_bridge_t *b, const char *what, const char *errstr);
 
 /* ---------------------------------------------------------------- batch */
 
-/*
- * Makes room for `need` elements of `size` bytes in the array *arrp whose
- * capacity is *cap, doubling from `first`. Returns 0, or -1 when out of
- * memory (the array is left as it was). Every array of the batch grows so.
- */
-static int reserve(void *arrp, size_t *cap, size_t need, size_t size, size_t first) {
-    void **arr = arrp;
-    size_t c = *cap ? *cap : first;
-    void *p;
-
-    if (need <= *cap)
-        return 0;
-    while (c < need)
-        c *= 2;
-    p = realloc(*arr, c * size);
-    if (!p)
-        return -1;
-    *arr = p;
-    *cap = c;
-    return 0;
-}
-
 static size_t pending(const k2r_bridge_t *b) {
     return k2r_batch_pending(b->batch);
 }
@@ -207,8 +185,8 @@ static size_t rule_stat(k2r_bridge_t *b, const char *name) {
             return i;
         }
     }
-    if (reserve(&b->rstats, &b->cap_rstats, i + 1, sizeof(*b->rstats), 8) != 0 ||
-        reserve(&b->rstat_ptr, &b->cap_rstat_ptr, i + 1, sizeof(*b->rstat_ptr), 8) != 0)
+    if (k2r_array_reserve(&b->rstats, &b->cap_rstats, i + 1, sizeof(*b->rstats), 8) != 0 ||
+        k2r_array_reserve(&b->rstat_ptr, &b->cap_rstat_ptr, i + 1, sizeof(*b->rstat_ptr), 8) != 0)
         return SIZE_MAX;
     memset(&b->rstats[i], 0, sizeof(b->rstats[i]));
     snprintf(b->rstats[i].name, sizeof(b->rstats[i].name), "%s", label);
@@ -261,7 +239,7 @@ static int read_view(k2r_bridge_t *b, const k2r_msgview_t *view, k2r_msg_t *msg,
     *bytes = view->key_len + view->value_len;
     if (!view->nheaders)
         return 0;
-    if (reserve(&b->hdrs, &b->cap_hdrs, view->nheaders, sizeof(*b->hdrs), 8) != 0)
+    if (k2r_array_reserve(&b->hdrs, &b->cap_hdrs, view->nheaders, sizeof(*b->hdrs), 8) != 0)
         return -1;
     for (size_t i = 0; i < view->nheaders; i++) {
         b->hdrs[i].name = view->headers[i].name;
@@ -853,20 +831,10 @@ out:
 
 /* ---------------------------------------------------------------- redis */
 
-/* A delay of about `ms`: half fixed, half random, so that the retries of
- * many bridges spread apart. */
-static int jitter(k2r_bridge_t *b, int ms) {
-    return ms / 2 + (int)(rand_r(&b->rand_state) % (unsigned)(ms / 2 + 1));
-}
-
-/* The delay after `ms`: doubled, capped at `max_ms`. */
-static int backoff_next(int ms, int max_ms) {
-    return ms > max_ms / 2 ? max_ms : ms * 2;
-}
-
 static void schedule_reconnect(k2r_bridge_t *b) {
-    b->next_connect_ms = k2r_now_ms() + jitter(b, b->backoff_ms);
-    b->backoff_ms = backoff_next(b->backoff_ms, b->cfg->redis.backoff_max_ms);
+    b->next_connect_ms =
+        k2r_now_ms() + k2r_backoff_jitter(b->backoff_ms, (unsigned)rand_r(&b->rand_state));
+    b->backoff_ms = k2r_backoff_next(b->backoff_ms, b->cfg->redis.backoff_max_ms);
 }
 
 static void redis_failed(k2r_bridge_t *b, const char *what, const char *errstr) {
@@ -934,8 +902,8 @@ static int publish(k2r_bridge_t *b) {
 
     drop_stale(b);
     nitems = k2r_batch_nitems(b->batch);
-    if (reserve(&b->pub, &b->cap_pub, nitems, sizeof(*b->pub), 1024) != 0 ||
-        reserve(&b->pub_item, &b->cap_pub_item, nitems, sizeof(*b->pub_item), 1024) != 0)
+    if (k2r_array_reserve(&b->pub, &b->cap_pub, nitems, sizeof(*b->pub), 1024) != 0 ||
+        k2r_array_reserve(&b->pub_item, &b->cap_pub_item, nitems, sizeof(*b->pub_item), 1024) != 0)
         return -2;
     /* The sink is given the pending items only, in the batch's order: it
      * would skip the others anyway. */

@@ -42,3 +42,20 @@ void k2r_buf_free(k2r_buf_t *buf) {
     buf->data = NULL;
     buf->len = buf->cap = 0;
 }
+
+int k2r_array_reserve(void *arrp, size_t *cap, size_t need, size_t size, size_t first) {
+    void **arr = arrp;
+    size_t c = *cap ? *cap : first;
+    void *p;
+
+    if (need <= *cap)
+        return 0;
+    while (c < need)
+        c *= 2;
+    p = realloc(*arr, c * size);
+    if (!p)
+        return -1;
+    *arr = p;
+    *cap = c;
+    return 0;
+}

@@ -56,3 +56,11 @@ int k2r_parse_duration(const char *text, int64_t *ms) {
     }
     return -1;
 }
+
+int k2r_backoff_jitter(int ms, unsigned random) {
+    return ms / 2 + (int)(random % (unsigned)(ms / 2 + 1));
+}
+
+int k2r_backoff_next(int ms, int max_ms) {
+    return ms > max_ms / 2 ? max_ms : ms * 2;
+}

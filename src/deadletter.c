@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "k2r/clock.h"
+
 struct k2r_deadletter_s {
     k2r_batch_t *batch; /* borrowed */
     k2r_deadletter_conf_t conf;
@@ -133,17 +135,6 @@ k2r_deadletter_next_t k2r_deadletter_report(k2r_deadletter_t *deadletter, uint64
     return K2R_DEADLETTER_DONE;
 }
 
-/* A delay of about `ms`: half fixed, half random, so that the retries of
- * many bridges spread apart. */
-static int jitter(k2r_deadletter_t *dl, int ms) {
-    return ms / 2 + (int)(dl->conf.rand(dl->conf.rand_opaque) % (unsigned)(ms / 2 + 1));
-}
-
-/* The delay after `ms`: doubled, capped at `max_ms`. */
-static int backoff_next(int ms, int max_ms) {
-    return ms > max_ms / 2 ? max_ms : ms * 2;
-}
-
 int k2r_deadletter_hold(k2r_deadletter_t *deadletter, int64_t now_ms) {
     k2r_deadletter_t *dl = deadletter;
     int first = !dl->held;
@@ -151,8 +142,8 @@ int k2r_deadletter_hold(k2r_deadletter_t *deadletter, int64_t now_ms) {
     dl->held = 1;
     if (dl->retry_ms <= now_ms) {
         int ms = dl->backoff_ms;
-        dl->retry_ms = now_ms + jitter(dl, ms);
-        dl->backoff_ms = backoff_next(ms, dl->conf.backoff_max_ms);
+        dl->retry_ms = now_ms + k2r_backoff_jitter(ms, dl->conf.rand(dl->conf.rand_opaque));
+        dl->backoff_ms = k2r_backoff_next(ms, dl->conf.backoff_max_ms);
     }
     return first;
 }

@@ -5,6 +5,8 @@
  * channels and messages to one, and callers keep a buffer across records so
  * that, once grown, it stops allocating.
  *
+ * Also the doubling growth of an array of elements (k2r_array_reserve).
+ *
  * Not here: strings (the bytes are not NUL-terminated), formatting, or
  * shrinking: a buffer keeps its capacity until k2r_buf_free().
  */
@@ -26,5 +28,13 @@ int k2r_buf_append(k2r_buf_t *buf, const void *bytes, size_t n);
 int k2r_buf_reserve(k2r_buf_t *buf, size_t n);
 /* Releases the bytes and resets the buffer to empty. */
 void k2r_buf_free(k2r_buf_t *buf);
+
+/*
+ * Makes room for `need` elements of `size` bytes in the array *arrp (a
+ * pointer to the caller's array pointer) whose capacity is *cap, doubling
+ * from `first`. Returns 0, or -1 when out of memory (the array is left as it
+ * was). The batch and the loop grow their arrays so.
+ */
+int k2r_array_reserve(void *arrp, size_t *cap, size_t need, size_t size, size_t first);
 
 #endif
