@@ -15,7 +15,7 @@
 # not an edge: core files may include both.
 set -eu
 
-CORE="config rules record envelope metrics utf8 buf errors clock redis_url addr batch msgview stats"
+CORE="config rules json envelope metrics utf8 buf errors clock redis_url addr batch msgview stats"
 
 # Includes a core file may have although they are on the list below, as
 # "file:header" words, each with its reason. config.c hands kafka.properties

@@ -83,7 +83,7 @@
 #include "k2r/kafka.h"
 #include "k2r/log.h"
 #include "k2r/metrics.h"
-#include "k2r/record.h"
+#include "k2r/json.h"
 #include "k2r/redis.h"
 
 /* How often a summary line is logged while something happens. */
@@ -120,7 +120,7 @@ typedef struct dlq_s {
 struct k2r_bridge_s {
     k2r_config_t *cfg;
     k2r_rules_t *rules;
-    k2r_record_t *rec;
+    k2r_json_t *rec;
     k2r_kafka_t *kafka;
     k2r_redis_t *redis;
 
@@ -1274,7 +1274,7 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr
     b->rand_state = (unsigned int)k2r_now_ms();
     b->stats_next_ms = k2r_now_ms() + STATS_INTERVAL_MS;
 
-    b->rec = k2r_record_new();
+    b->rec = k2r_json_new();
     b->batch = k2r_batch_new(k2r_kafka_release);
     if (!b->rec || !b->batch) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -1468,7 +1468,7 @@ void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     free(bridge->rstats);
     free(bridge->rstat_ptr);
     k2r_redis_destroy(bridge->redis);
-    k2r_record_destroy(bridge->rec);
+    k2r_json_destroy(bridge->rec);
     k2r_rules_destroy(bridge->rules);
     k2r_config_destroy(bridge->cfg);
     k2r_buf_free(&bridge->bytes);

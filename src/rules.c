@@ -7,7 +7,7 @@
  * `when:` conditions resolved to variable indexes, channel and message
  * templates split into literal and variable parts, notification fields.
  * Mapping a record then costs at most one JSON decode (simdjson, via
- * record.h, and only when some rule reads the value), a few lookups, and one
+ * json.h, and only when some rule reads the value), a few lookups, and one
  * small jansson object serialised into the caller's buffer.
  *
  * Variables are evaluated lazily, at most once per rule and record, so a rule
@@ -741,7 +741,7 @@ void k2r_rules_describe(const k2r_rules_t *rules, size_t i, char *out, size_t ou
 struct ctx_s {
     const k2r_rules_t *rules;
     const k2r_msg_t *msg;
-    k2r_record_t *rec;
+    k2r_json_t *json;
     int parsed;     /* 0 not yet, 1 ok, -1 not JSON */
     int structured; /* -1 not yet known, else whether the value is a structured CloudEvent */
     /* The current rule's variables: 0 not evaluated, 1 evaluated. */
@@ -771,7 +771,7 @@ static int is_structured(ctx_t *x) {
 
 static int parse_value(ctx_t *x) {
     if (!x->parsed) {
-        x->parsed = x->msg->value && k2r_record_parse(x->rec, x->msg->value, x->msg->value_len) == 0
+        x->parsed = x->msg->value && k2r_json_parse(x->json, x->msg->value, x->msg->value_len) == 0
                         ? 1
                         : -1;
     }
@@ -781,7 +781,7 @@ static int parse_value(ctx_t *x) {
 static k2r_skip_t eval_path(ctx_t *x, const source_t *s, k2r_value_t *v) {
     if (parse_value(x) < 0)
         return K2R_SKIP_NOT_JSON;
-    k2r_record_get(x->rec, is_structured(x) ? &s->ce_path : &s->path, v);
+    k2r_json_get(x->json, is_structured(x) ? &s->ce_path : &s->path, v);
     return K2R_SKIP_NONE;
 }
 
@@ -843,7 +843,7 @@ static k2r_skip_t eval_cloudevents(ctx_t *x, const source_t *s, k2r_value_t *v) 
     if (is_structured(x)) {
         if (parse_value(x) < 0)
             return K2R_SKIP_NOT_JSON;
-        k2r_record_get(x->rec, &s->path, v);
+        k2r_json_get(x->json, &s->path, v);
     } else {
         header_value(find_header(x->msg, s->name), v);
     }
@@ -950,7 +950,7 @@ static int fail(fail_t *f, k2r_skip_t skip, const char *fmt, ...) {
 
 static int not_json(ctx_t *x, fail_t *f) {
     return fail(f, K2R_SKIP_NOT_JSON, "value is not JSON: %s",
-                x->msg->value ? k2r_record_error(x->rec) : "the record has no value (tombstone)");
+                x->msg->value ? k2r_json_error(x->json) : "the record has no value (tombstone)");
 }
 
 /* 1 when the rule's conditions hold, 0 when not, -1 on failure (in *f). */
@@ -1212,12 +1212,12 @@ static int apply(ctx_t *x, const rule_t *r, k2r_buf_t *out, k2r_mapping_t *m, fa
     return rc;
 }
 
-int k2r_rules_map(const k2r_rules_t *rules, k2r_record_t *rec, const k2r_msg_t *msg, k2r_buf_t *out,
+int k2r_rules_map(const k2r_rules_t *rules, k2r_json_t *json, const k2r_msg_t *msg, k2r_buf_t *out,
                   k2r_mapping_t *m) {
     unsigned char done_small[32];
     k2r_value_t vals_small[32];
     k2r_skip_t verr_small[32];
-    ctx_t x = {rules, msg, rec, 0, -1, done_small, vals_small, verr_small, {0}};
+    ctx_t x = {rules, msg, json, 0, -1, done_small, vals_small, verr_small, {0}};
     int topic_matched = 0, rc = 0;
     size_t start = out->len;
 
