@@ -7,6 +7,7 @@
  * the channel, and build the thin notification (a compact JSON object of the
  * fields the rule lists). The daemon and `kafka-redis-bridge map` both go
  * through k2r_rules_map(), so what `map` prints is what the daemon publishes.
+ * src/rules.c compiles the rules; src/map.c maps records through them.
  *
  * Pure: no sockets, no Kafka, no Redis. The caller supplies the decoder (so it
  * is reused across records) and the buffer the bytes are written into.
