@@ -178,7 +178,7 @@ $(FUZZ_DIR)/obj/%.o: %.cpp
 	@mkdir -p $(@D)
 	$(FUZZ_CXX) $(FUZZ_CPPFLAGS) $(FUZZ_CXXFLAGS) -c -o $@ $<
 
-# Linked by clang++ so that UBSan's C++ runtime (record.cpp) comes along.
+# Linked by clang++ so that UBSan's C++ runtime (json.cpp) comes along.
 $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/fuzz/fuzz_%.o $(FUZZ_DIR)/obj/fuzz/check.o $(FUZZ_LIB_OBJ)
 	$(FUZZ_CXX) $(FUZZ_SAN) -o $@ $^ $(PKG_LIBS) -lstdc++ -lm -lpthread
 
@@ -210,8 +210,8 @@ lint:
 
 # The layers (scripts/check-layers.sh, also part of lint and test): (a) no
 # include cycle, where module M uses N when include/k2r/M.h or src/M.c includes
-# "k2r/N.h"; (b) no core file (its CORE list: config, rules, record, envelope,
-# metrics, utf8, buf, errors, clock, redis_url, addr) includes librdkafka,
+# "k2r/N.h"; (b) no core file (its CORE list: config, rules, map, json,
+# envelope, metrics, utf8, buf, errors, clock, redis_url, addr, ...) includes librdkafka,
 # hiredis, microhttpd, socket/netinet/arpa/netdb/poll or OpenSSL headers, or
 # k2r/kafka.h, k2r/redis.h, k2r/http.h, k2r/bridge.h. Needs only sh and awk.
 layers:

@@ -49,7 +49,7 @@ typedef struct kept_s {
     size_t max_channel, max_message;
 } kept_t;
 
-static k2r_record_t *rec;
+static k2r_json_t *json;
 static k2r_buf_t out;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -58,8 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    rec = k2r_record_new();
-    if (!rec)
+    json = k2r_json_new();
+    if (!json)
         abort();
     return 0;
 }
@@ -140,7 +140,7 @@ static void map_one(const k2r_rules_t *rules, kept_t *k, const char *topic, cons
     k2r_mapping_t m;
 
     out.len = 0;
-    if (k2r_rules_map(rules, rec, &msg, &out, &m) != 0)
+    if (k2r_rules_map(rules, json, &msg, &out, &m) != 0)
         abort();
     k2r_fuzz_check_mapping(&m, &out, &lim);
 }

@@ -278,7 +278,7 @@ static const char *const header_names[9] = {"X-GitHub-Event", "x-fan",     "ce_t
                                             "ce_specversion", "x-tenant",  "content-type"};
 
 static k2r_rules_t *rules;
-static k2r_record_t *rec;
+static k2r_json_t *json;
 static k2r_buf_t out;
 static int verbose; /* K2R_FUZZ_VERBOSE set: print each mapping (for reading a crash) */
 
@@ -309,8 +309,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     K2R_FUZZ_CHECK(k2r_rules_need_dead_letter(rules) == 1, "dead letter not needed");
     k2r_config_destroy(cfg);
     k2r_errors_clear(&errs);
-    rec = k2r_record_new();
-    if (!rec)
+    json = k2r_json_new();
+    if (!json)
         abort();
     verbose = getenv("K2R_FUZZ_VERBOSE") != NULL;
     return 0;
@@ -480,7 +480,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     out.len = 0;
     memset(&m1, 0xa5, sizeof(m1)); /* garbage in: the mapper must set every field it promises */
-    if (k2r_rules_map(rules, rec, &msg, &out, &m1) != 0)
+    if (k2r_rules_map(rules, json, &msg, &out, &m1) != 0)
         abort(); /* out of memory: not what this target looks for */
     if (verbose)
         print_mapping(&m1, &msg);
@@ -491,7 +491,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     len1 = out.len;
     lim.base = len1;
     memset(&m2, 0x5a, sizeof(m2));
-    if (k2r_rules_map(rules, rec, &msg, &out, &m2) != 0)
+    if (k2r_rules_map(rules, json, &msg, &out, &m2) != 0)
         abort();
     k2r_fuzz_check_mapping(&m2, &out, &lim);
     K2R_FUZZ_CHECK(m1.skip == m2.skip && m1.action == m2.action && m1.npublish == m2.npublish &&

@@ -6,8 +6,8 @@
 #       are checked this way too (M.h -> N.h is an edge M -> N), and so is
 #       the cycle that once ran through a .c file (log.c -> rules.h ->
 #       config.h -> redis.h, while redis.c -> log.h), or
-#   (b) a core file (src/M.c or src/M.cpp, and include/k2r/M.h, for each M in
-#       CORE) includes an I/O header: librdkafka, hiredis, libmicrohttpd,
+#   (b) a core file (src/M.c or src/M.cpp, its private src/M_int.h, and
+#       include/k2r/M.h, for each M in CORE) includes an I/O header: librdkafka, hiredis, libmicrohttpd,
 #       sockets, name resolution, poll, OpenSSL, or an edge module's header.
 # Run from anywhere; `make lint`, `make layers` and `make test` run it.
 #
@@ -15,7 +15,7 @@
 # not an edge: core files may include both.
 set -eu
 
-CORE="config rules record envelope metrics utf8 buf errors clock redis_url addr batch msgview stats deadletter"
+CORE="config rules map json envelope metrics utf8 buf errors clock redis_url addr batch msgview stats deadletter"
 
 # Includes a core file may have although they are on the list below, as
 # "file:header" words, each with its reason. config.c hands kafka.properties
@@ -74,7 +74,7 @@ awk '
 
 # (b) The core's includes.
 for m in $CORE; do
-    for f in "src/$m.c" "src/$m.cpp" "include/k2r/$m.h"; do
+    for f in "src/$m.c" "src/$m.cpp" "src/${m}_int.h" "include/k2r/$m.h"; do
         [ -f "$f" ] || continue
         for inc in $(includes "$f" | grep -E "$IO_HEADERS" || true); do
             case " $ALLOW " in

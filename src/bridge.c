@@ -71,9 +71,9 @@
  * handle. Here the dead letters are produced, their delivery reports fed
  * back, and a hold logged and carried out (Kafka paused, the group served).
  *
- * Not here: what a record means (rules.c), how Redis is spoken to (redis.c),
- * how Kafka is consumed and produced to (kafka.c), the batch's bookkeeping
- * (batch.c), the dead letters' (deadletter.c).
+ * Not here: what a record means (map.c, with the rules rules.c compiles), how Redis is spoken to
+ * (redis.c), how Kafka is consumed and produced to (kafka.c), the batch's bookkeeping (batch.c),
+ * the dead letters' (deadletter.c).
  */
 #include "k2r/bridge.h"
 
@@ -88,7 +88,7 @@
 #include "k2r/kafka.h"
 #include "k2r/log.h"
 #include "k2r/metrics.h"
-#include "k2r/record.h"
+#include "k2r/json.h"
 #include "k2r/redis.h"
 
 /* How often a summary line is logged while something happens. */
@@ -112,7 +112,7 @@ _Static_assert(sizeof(((k2r_mapping_t *)0)->detail) <= K2R_DEADLETTER_DETAIL_SIZ
 struct k2r_bridge_s {
     k2r_config_t *cfg;
     k2r_rules_t *rules;
-    k2r_record_t *rec;
+    k2r_json_t *rec;
     k2r_kafka_t *kafka;
     k2r_redis_t *redis;
 
@@ -1185,7 +1185,7 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr
                                        .rand_opaque = b};
     b->stats_next_ms = k2r_now_ms() + STATS_INTERVAL_MS;
 
-    b->rec = k2r_record_new();
+    b->rec = k2r_json_new();
     b->batch = k2r_batch_new(k2r_kafka_release);
     if (b->batch)
         b->dlq = k2r_deadletter_new(b->batch, &dlq_conf);
@@ -1381,7 +1381,7 @@ void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     free(bridge->rstats);
     free(bridge->rstat_ptr);
     k2r_redis_destroy(bridge->redis);
-    k2r_record_destroy(bridge->rec);
+    k2r_json_destroy(bridge->rec);
     k2r_rules_destroy(bridge->rules);
     k2r_config_destroy(bridge->cfg);
     k2r_buf_free(&bridge->bytes);

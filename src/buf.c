@@ -5,7 +5,7 @@
  * time costs amortised O(n) copies and a handful of reallocs per buffer's
  * life. A failed realloc leaves the buffer as it was.
  *
- * Not here: anything that knows what the bytes mean (rules.c).
+ * Not here: anything that knows what the bytes mean (map.c).
  */
 #include "k2r/buf.h"
 

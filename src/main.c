@@ -26,8 +26,8 @@
 #include "k2r/config.h"
 #include "k2r/envelope.h"
 #include "k2r/http.h"
+#include "k2r/json.h"
 #include "k2r/log.h"
-#include "k2r/record.h"
 #include "k2r/rules.h"
 #include "k2r/utf8.h"
 
@@ -321,7 +321,7 @@ static int envelope_error_line(const char *reason) {
 static int cmd_map(const char *path, const char *topic, int envelope) {
     k2r_config_t *cfg;
     k2r_rules_t *rules;
-    k2r_record_t *rec;
+    k2r_json_t *json;
     k2r_envelope_t env;
     k2r_buf_t out = {NULL, 0, 0};
     char *line = NULL;
@@ -333,8 +333,8 @@ static int cmd_map(const char *path, const char *topic, int envelope) {
     if (load(path, &cfg, &rules) != 0)
         return 1;
     memset(&env, 0, sizeof(env));
-    rec = k2r_record_new();
-    if (!rec) {
+    json = k2r_json_new();
+    if (!json) {
         rc = 3;
         goto done;
     }
@@ -377,7 +377,7 @@ static int cmd_map(const char *path, const char *topic, int envelope) {
             msg.value_len = len;
         }
         out.len = 0;
-        if (k2r_rules_map(rules, rec, &msg, &out, &m) != 0 || map_line(&m, &out) != 0) {
+        if (k2r_rules_map(rules, json, &msg, &out, &m) != 0 || map_line(&m, &out) != 0) {
             rc = 3;
             break;
         }
@@ -394,7 +394,7 @@ done:
         fprintf(stderr, "out of memory\n");
     k2r_envelope_clear(&env);
     k2r_buf_free(&out);
-    k2r_record_destroy(rec);
+    k2r_json_destroy(json);
     k2r_rules_destroy(rules);
     k2r_config_destroy(cfg);
     return rc;

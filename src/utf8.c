@@ -6,7 +6,7 @@
  * caller walks a string by the lengths returned and decides what to do with
  * a 0.
  *
- * Not here: what to do with invalid bytes (log.c, rules.c).
+ * Not here: what to do with invalid bytes (log.c, map.c).
  */
 #include "k2r/utf8.h"
 

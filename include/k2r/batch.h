@@ -20,7 +20,7 @@
  * that the batch never dereferences: it hands it to the `release` function
  * given to k2r_batch_new() when the record leaves the batch.
  *
- * Not here: what a record means (rules.c), publishing (redis.c), the Kafka
+ * Not here: what a record means (map.c), publishing (redis.c), the Kafka
  * message itself (kafka.c), the on_error policies and the dead-letter
  * delivery (bridge.c).
  */

@@ -50,8 +50,9 @@ typedef enum k2r_source_kind_e {
  * order: its key in a source mapping; whether its argument is any scalar
  * (const: "" and numbers too) rather than a non-empty string; whether a
  * `default:` may go with it; the values its argument may take (NULL: any),
- * and how an error names them. rules.c has the matching row of functions
- * that compile and evaluate the kind.
+ * and how an error names them. The matching row of k2r__source_ops
+ * (src/rules_int.h) has the functions that compile the kind (rules.c) and
+ * evaluate it (map.c).
  */
 typedef struct k2r_source_syntax_s {
     const char *key;

@@ -12,7 +12,7 @@
  * callers, tests) reads it without knowing of librdkafka.
  *
  * Not here: the message's lifetime (kafka.c), what the record means
- * (rules.c).
+ * (map.c).
  */
 #ifndef K2R_MSGVIEW_H
 #define K2R_MSGVIEW_H

@@ -7,6 +7,7 @@
  * the channel, and build the thin notification (a compact JSON object of the
  * fields the rule lists). The daemon and `kafka-redis-bridge map` both go
  * through k2r_rules_map(), so what `map` prints is what the daemon publishes.
+ * src/rules.c compiles the rules; src/map.c maps records through them.
  *
  * Pure: no sockets, no Kafka, no Redis. The caller supplies the decoder (so it
  * is reused across records) and the buffer the bytes are written into.
@@ -19,7 +20,7 @@
 
 #include "k2r/buf.h"
 #include "k2r/config.h"
-#include "k2r/record.h"
+#include "k2r/json.h"
 
 /* Default limits (limits.max_channel_bytes, limits.max_notification_bytes). */
 #define K2R_CHANNEL_MAX      1024
@@ -144,7 +145,7 @@ void k2r_rules_describe(const k2r_rules_t *rules, size_t i, char *out, size_t ou
  * cleared first); *m says what to publish or why nothing is. Returns 0, or -1
  * when out of memory (nothing usable in *m).
  */
-int k2r_rules_map(const k2r_rules_t *rules, k2r_record_t *rec, const k2r_msg_t *msg, k2r_buf_t *out,
+int k2r_rules_map(const k2r_rules_t *rules, k2r_json_t *json, const k2r_msg_t *msg, k2r_buf_t *out,
                   k2r_mapping_t *m);
 
 #endif

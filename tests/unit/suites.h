@@ -7,7 +7,7 @@
 #define K2R_TEST_SUITES_H
 
 int test_config_register(void);
-int test_record_register(void);
+int test_json_register(void);
 int test_rules_register(void);
 int test_redis_url_register(void);
 int test_envelope_register(void);

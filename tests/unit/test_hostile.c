@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "k2r/config.h"
-#include "k2r/record.h"
+#include "k2r/json.h"
 #include "k2r/rules.h"
 #include "k2r/utf8.h"
 #include "suites.h"
@@ -32,7 +32,7 @@
 
 static k2r_config_t *cfg;
 static k2r_rules_t *rules;
-static k2r_record_t *rec;
+static k2r_json_t *json;
 static hc_corpus_t corpus;
 
 static const char *hostile_path(const char *name) {
@@ -49,18 +49,18 @@ static int setup(void) {
     for (size_t i = 0; i < errs.count; i++)
         fprintf(stderr, "%s\n", errs.lines[i]);
     k2r_errors_clear(&errs);
-    rec = k2r_record_new();
+    json = k2r_json_new();
     memset(&corpus, 0, sizeof(corpus));
     if (hc_load(hostile_path("cases.txt"), &corpus, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    return rules && rec ? 0 : 1;
+    return rules && json ? 0 : 1;
 }
 
 static int teardown(void) {
     hc_free(&corpus);
-    k2r_record_destroy(rec);
+    k2r_json_destroy(json);
     k2r_rules_destroy(rules);
     k2r_config_destroy(cfg);
     return 0;
@@ -170,7 +170,7 @@ static int map_case(size_t i, k2r_mapping_t *m, k2r_buf_t *out) {
     if (hdrs) {
         k2r_msg_t msg = case_msg(i, topic, sizeof(topic), hdrs);
         out->len = 0;
-        rc = k2r_rules_map(rules, rec, &msg, out, m);
+        rc = k2r_rules_map(rules, json, &msg, out, m);
     }
     free(hdrs);
     return rc;

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "k2r/config.h"
-#include "k2r/record.h"
+#include "k2r/json.h"
 #include "k2r/rules.h"
 #include "suites.h"
 
@@ -44,22 +44,22 @@ static const char *rules_yaml =
 
 static k2r_config_t *cfg;
 static k2r_rules_t *rules;
-static k2r_record_t *rec;
+static k2r_json_t *json;
 
 static int setup(void) {
     k2r_errors_t errs = {NULL, 0, 0};
 
     cfg = k2r_config_parse("rules.yaml", rules_yaml, strlen(rules_yaml), NULL, &errs);
     rules = cfg ? k2r_rules_new(cfg, &errs) : NULL;
-    rec = k2r_record_new();
+    json = k2r_json_new();
     for (size_t i = 0; i < errs.count; i++)
         fprintf(stderr, "%s\n", errs.lines[i]);
     k2r_errors_clear(&errs);
-    return rules && rec ? 0 : 1;
+    return rules && json ? 0 : 1;
 }
 
 static int teardown(void) {
-    k2r_record_destroy(rec);
+    k2r_json_destroy(json);
     k2r_rules_destroy(rules);
     k2r_config_destroy(cfg);
     return 0;
@@ -134,7 +134,7 @@ static void test_map_table(void) {
         k2r_mapping_t m;
 
         out.len = 0;
-        CU_ASSERT_EQUAL_FATAL(k2r_rules_map(rules, rec, &msg, &out, &m), 0);
+        CU_ASSERT_EQUAL_FATAL(k2r_rules_map(rules, json, &msg, &out, &m), 0);
         if (m.skip != c->skip)
             fprintf(stderr, "\ncase %zu: skip %s (%s), want %s\n", i, k2r_skip_name(m.skip),
                     m.detail, k2r_skip_name(c->skip));
@@ -180,7 +180,7 @@ static void test_map_appends(void) {
         k2r_msg_t msg = {"github.events", 0, i, -1, NULL, 0, value, 0, NULL, 0};
         msg.value_len = (size_t)snprintf(value, sizeof(value),
                                          "{\"source_type\":\"user\",\"source_id\":\"u%d\"}", i);
-        CU_ASSERT_EQUAL_FATAL(k2r_rules_map(rules, rec, &msg, &out, &m), 0);
+        CU_ASSERT_EQUAL_FATAL(k2r_rules_map(rules, json, &msg, &out, &m), 0);
         CU_ASSERT_EQUAL_FATAL(m.npublish, 1);
         offs[i] = m.publish[0].channel_off;
     }
@@ -204,7 +204,7 @@ static void test_channel_too_long(void) {
     len += snprintf(value + len, 8, "\"}");
     {
         k2r_msg_t msg = {"github.events", 0, 0, -1, NULL, 0, value, (size_t)len, NULL, 0};
-        CU_ASSERT_EQUAL(k2r_rules_map(rules, rec, &msg, &out, &m), 0);
+        CU_ASSERT_EQUAL(k2r_rules_map(rules, json, &msg, &out, &m), 0);
     }
     CU_ASSERT_EQUAL(m.skip, K2R_SKIP_TOO_LONG);
     CU_ASSERT_STRING_EQUAL(m.detail, "channel would be 1036 bytes (limit 1024)");
@@ -590,7 +590,7 @@ static void test_language_table(void) {
         while (npub < 3 && c->publish[2 * npub])
             npub++;
         out.len = 0;
-        CU_ASSERT_EQUAL_FATAL(k2r_rules_map(lrules, rec, &msg, &out, &m), 0);
+        CU_ASSERT_EQUAL_FATAL(k2r_rules_map(lrules, json, &msg, &out, &m), 0);
         if (m.skip != c->skip || m.action != c->action || m.npublish != npub)
             fprintf(stderr, "\nlang case %zu: %s/%s (%s), %zu publish(es)\n", i,
                     k2r_skip_name(m.skip), k2r_action_name(m.action), m.detail, m.npublish);

@@ -1,5 +1,5 @@
 /*
- * test_record.c - record decoding and path lookups, each case of a table asserted exactly: the
+ * test_json.c - JSON decoding and path lookups, each case of a table asserted exactly: the
  * compiled segments or the exact refusal, the type and bytes found at a path, the exact reason a
  * document is refused, and that the parser's reused buffers give right answers across sizes.
  * It does not test simdjson itself beyond what the bridge relies on.
@@ -16,7 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "k2r/record.h"
+#include "k2r/json.h"
 #include "suites.h"
 
 /* Paths. */
@@ -224,16 +224,16 @@ static const get_case_t get_cases[] = {
     INT("dup", 1),
 };
 
-static k2r_record_t *rec;
+static k2r_json_t *json;
 
 static int setup(void) {
-    rec = k2r_record_new();
-    return rec ? 0 : 1;
+    json = k2r_json_new();
+    return json ? 0 : 1;
 }
 
 static int teardown(void) {
-    k2r_record_destroy(rec);
-    rec = NULL;
+    k2r_json_destroy(json);
+    json = NULL;
     return 0;
 }
 
@@ -245,7 +245,7 @@ static void check_get(const get_case_t *gc) {
 
     CU_ASSERT_EQUAL_FATAL(k2r_path_compile(gc->path, &path, errstr, sizeof(errstr)), 0);
     memset(&v, 0xa5, sizeof(v));
-    k2r_record_get(rec, &path, &v);
+    k2r_json_get(json, &path, &v);
     if (v.type != gc->type)
         fprintf(stderr, "\n%s: type %d, want %d\n", gc->path, (int)v.type, (int)gc->type);
     CU_ASSERT_EQUAL(v.type, gc->type);
@@ -275,7 +275,7 @@ static void check_get(const get_case_t *gc) {
 }
 
 static void test_get(void) {
-    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, doc, sizeof(doc) - 1), 0);
+    CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, doc, sizeof(doc) - 1), 0);
     for (size_t c = 0; c < sizeof(get_cases) / sizeof(get_cases[0]); c++)
         check_get(&get_cases[c]);
 }
@@ -287,12 +287,12 @@ static void test_get_nul_key(void) {
     k2r_path_t path = {&seg, 1, key};
     k2r_value_t v;
 
-    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, doc, sizeof(doc) - 1), 0);
-    k2r_record_get(rec, &path, &v);
+    CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, doc, sizeof(doc) - 1), 0);
+    k2r_json_get(json, &path, &v);
     CU_ASSERT_EQUAL_FATAL(v.type, K2R_VALUE_STRING);
     CU_ASSERT(v.len == 7 && memcmp(v.str, "nul key", 7) == 0);
     seg.key_len = 1; /* "a" alone is not that key */
-    k2r_record_get(rec, &path, &v);
+    k2r_json_get(json, &path, &v);
     CU_ASSERT_EQUAL(v.type, K2R_VALUE_ABSENT);
 }
 
@@ -302,12 +302,12 @@ static void test_get_root_not_object(void) {
     static const get_case_t scalar_cases[] = {ABSENT("a"), ABSENT("0")};
     static const char array_doc[] = "[10,20]";
 
-    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, array_doc, sizeof(array_doc) - 1), 0);
+    CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, array_doc, sizeof(array_doc) - 1), 0);
     for (size_t c = 0; c < 3; c++)
         check_get(&array_cases[c]);
-    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, "{\"2x\":\"no\"}", 11), 0);
+    CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, "{\"2x\":\"no\"}", 11), 0);
     check_get(&array_cases[3]);
-    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, "\"str\"", 5), 0);
+    CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, "\"str\"", 5), 0);
     for (size_t c = 0; c < sizeof(scalar_cases) / sizeof(scalar_cases[0]); c++)
         check_get(&scalar_cases[c]);
 }
@@ -326,7 +326,7 @@ typedef struct bad_case_s {
     const char *what;
     const char *buf;
     size_t len;
-    const char *error; /* exact k2r_record_error() text */
+    const char *error; /* exact k2r_json_error() text */
 } bad_case_t;
 
 #define BAD(what, s, err)                                                                          \
@@ -365,14 +365,14 @@ static void test_parse_failures(void) {
 
     for (size_t c = 0; c < sizeof(bad_cases) / sizeof(bad_cases[0]); c++) {
         const bad_case_t *bc = &bad_cases[c];
-        int rc = k2r_record_parse(rec, bc->buf, bc->len);
+        int rc = k2r_json_parse(json, bc->buf, bc->len);
 
-        if (rc != -1 || strcmp(k2r_record_error(rec), bc->error) != 0)
-            fprintf(stderr, "\n%s: rc %d, error \"%s\"\n", bc->what, rc, k2r_record_error(rec));
+        if (rc != -1 || strcmp(k2r_json_error(json), bc->error) != 0)
+            fprintf(stderr, "\n%s: rc %d, error \"%s\"\n", bc->what, rc, k2r_json_error(json));
         CU_ASSERT_EQUAL(rc, -1);
-        CU_ASSERT_STRING_EQUAL(k2r_record_error(rec), bc->error);
+        CU_ASSERT_STRING_EQUAL(k2r_json_error(json), bc->error);
         /* The parser stays usable after any failure. */
-        CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, "{\"a\":1}", 7), 0);
+        CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, "{\"a\":1}", 7), 0);
         check_get(&after);
     }
 }
@@ -386,14 +386,14 @@ static void test_nesting_depth(void) {
 
     memset(buf, '[', 1024);
     memset(buf + 1024, ']', 1024);
-    CU_ASSERT_EQUAL(k2r_record_parse(rec, buf, 2 * 1024), 0);
+    CU_ASSERT_EQUAL(k2r_json_parse(json, buf, 2 * 1024), 0);
     check_get(&outer);
     memset(buf, '[', 1025);
     memset(buf + 1025, ']', 1025);
-    CU_ASSERT_EQUAL(k2r_record_parse(rec, buf, 2 * 1025), -1);
-    CU_ASSERT_STRING_EQUAL(k2r_record_error(rec),
+    CU_ASSERT_EQUAL(k2r_json_parse(json, buf, 2 * 1025), -1);
+    CU_ASSERT_STRING_EQUAL(k2r_json_error(json),
                            "The JSON document was too deep (too many nested objects and arrays)");
-    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, "{\"a\":1}", 7), 0);
+    CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, "{\"a\":1}", 7), 0);
     check_get(&after);
 }
 
@@ -405,12 +405,12 @@ static void test_not_nul_terminated(void) {
     /* No NUL anywhere after the value: reading past len would be caught by ASan. */
     char *heap = malloc(7);
 
-    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, buf, 7), 0);
+    CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, buf, 7), 0);
     check_get(&a);
-    CU_ASSERT_EQUAL(k2r_record_parse(rec, buf, 6), -1); /* cut inside the value */
+    CU_ASSERT_EQUAL(k2r_json_parse(json, buf, 6), -1); /* cut inside the value */
     CU_ASSERT_PTR_NOT_NULL_FATAL(heap);
     memcpy(heap, buf, 7);
-    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, heap, 7), 0);
+    CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, heap, 7), 0);
     check_get(&a);
     free(heap);
 }
@@ -439,13 +439,13 @@ static void test_guard_page(void) {
         char *at = map + page - len;
 
         memcpy(at, cases[c].json, len);
-        CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, at, len), 0);
+        CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, at, len), 0);
         check_get(&cases[c].want);
     }
     /* A truncated string at the very end is refused, not read beyond. */
     memcpy(map + page - 8, "{\"a\":\"xy", 8);
-    CU_ASSERT_EQUAL(k2r_record_parse(rec, map + page - 8, 8), -1);
-    CU_ASSERT_STRING_EQUAL(k2r_record_error(rec), "A string is opened, but never closed.");
+    CU_ASSERT_EQUAL(k2r_json_parse(json, map + page - 8, 8), -1);
+    CU_ASSERT_STRING_EQUAL(k2r_json_error(json), "A string is opened, but never closed.");
     munmap(map, 2 * (size_t)page);
 }
 
@@ -481,14 +481,14 @@ static void check_big(size_t items, int tag) {
     snprintf(text, sizeof(text), "items.%zu.s", i);
     snprintf(want_s, sizeof(want_s), "%0100zu", i);
     CU_ASSERT_EQUAL_FATAL(k2r_path_compile(text, &path, errstr, sizeof(errstr)), 0);
-    k2r_record_get(rec, &path, &v);
+    k2r_json_get(json, &path, &v);
     CU_ASSERT_EQUAL(v.type, K2R_VALUE_STRING);
     CU_ASSERT(v.len == 100 && memcmp(v.str, want_s, 100) == 0);
     k2r_path_free(&path);
 
     snprintf(text, sizeof(text), "items.%zu.id", items);
     CU_ASSERT_EQUAL_FATAL(k2r_path_compile(text, &path, errstr, sizeof(errstr)), 0);
-    k2r_record_get(rec, &path, &v);
+    k2r_json_get(json, &path, &v);
     CU_ASSERT_EQUAL(v.type, K2R_VALUE_ABSENT);
     k2r_path_free(&path);
 }
@@ -497,14 +497,14 @@ static void check_big(size_t items, int tag) {
  * suite's parser (and its last document) alone. */
 static void test_new_destroy(void) {
     static const get_case_t a = STR("a", "mine");
-    k2r_record_t *other = k2r_record_new();
+    k2r_json_t *other = k2r_json_new();
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(other);
-    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, "{\"a\":\"mine\"}", 12), 0);
-    CU_ASSERT_EQUAL(k2r_record_parse(other, "{\"a\":\"other\"}", 13), 0);
-    k2r_record_destroy(other);
+    CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, "{\"a\":\"mine\"}", 12), 0);
+    CU_ASSERT_EQUAL(k2r_json_parse(other, "{\"a\":\"other\"}", 13), 0);
+    k2r_json_destroy(other);
     check_get(&a);
-    k2r_record_destroy(NULL); /* does nothing */
+    k2r_json_destroy(NULL); /* does nothing */
 }
 
 static void test_buffer_reuse(void) {
@@ -517,25 +517,25 @@ static void test_buffer_reuse(void) {
     CU_ASSERT_PTR_NOT_NULL_FATAL(big2);
     CU_ASSERT(len1 > 200000);
 
-    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, big1, len1), 0);
+    CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, big1, len1), 0);
     check_big(2000, 1);
-    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, "{\"a\":\"small\"}", 13), 0);
+    CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, "{\"a\":\"small\"}", 13), 0);
     check_get(&small);
-    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, big1, len1), 0);
+    CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, big1, len1), 0);
     check_big(2000, 1);
     /* Bigger than anything before: the buffers grow and the answers stay right. */
-    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, big2, len2), 0);
+    CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, big2, len2), 0);
     check_big(3000, 2);
     /* A failed big parse after a good small one, then small again. */
-    CU_ASSERT_EQUAL(k2r_record_parse(rec, big2, len2 - 1), -1);
-    CU_ASSERT_EQUAL_FATAL(k2r_record_parse(rec, "{\"a\":\"small\"}", 13), 0);
+    CU_ASSERT_EQUAL(k2r_json_parse(json, big2, len2 - 1), -1);
+    CU_ASSERT_EQUAL_FATAL(k2r_json_parse(json, "{\"a\":\"small\"}", 13), 0);
     check_get(&small);
     free(big1);
     free(big2);
 }
 
-int test_record_register(void) {
-    CU_pSuite suite = CU_add_suite("record", setup, teardown);
+int test_json_register(void) {
+    CU_pSuite suite = CU_add_suite("json", setup, teardown);
 
     if (!suite || !CU_add_test(suite, "path compile", test_path_compile) ||
         !CU_add_test(suite, "path errstr truncated", test_path_errstr_truncated) ||

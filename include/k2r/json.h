@@ -1,17 +1,19 @@
 /*
- * record.h - decoding a Kafka record value as JSON and reading values at paths.
+ * json.h - decoding a Kafka record's value as JSON and reading values at paths.
  *
- * This is the only place the bridge touches record payloads. It is a small C
- * interface over simdjson (src/record.cpp): a reusable parser that decodes one
- * record at a time and answers "what is at repository.owner.login?". It does no
+ * This is the only place the bridge decodes record payloads. It is a small C
+ * interface over simdjson (src/json.cpp): a reusable parser that decodes one
+ * value at a time and answers "what is at repository.owner.login?". It does no
  * I/O and knows nothing of rules, channels or Kafka.
  *
- * It is not a general JSON library: values are returned as borrowed views into
- * the parser's own storage, valid until the next k2r_record_parse() or
- * k2r_record_destroy() on the same parser.
+ * It is named for what it decodes, not for where the bytes come from: the
+ * Kafka record itself is k2r_msg_t (rules.h). It is not a general JSON
+ * library: values are returned as borrowed views into the parser's own
+ * storage, valid until the next k2r_json_parse() or k2r_json_destroy() on the
+ * same parser.
  */
-#ifndef K2R_RECORD_H
-#define K2R_RECORD_H
+#ifndef K2R_JSON_H
+#define K2R_JSON_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -72,32 +74,32 @@ typedef struct k2r_value_s {
     double d;
 } k2r_value_t;
 
-typedef struct k2r_record_s k2r_record_t;
+typedef struct k2r_json_s k2r_json_t;
 
 /* Returns a new parser, or NULL when out of memory. */
-k2r_record_t *k2r_record_new(void);
+k2r_json_t *k2r_json_new(void);
 
 /* Releases the parser; NULL does nothing. */
-void k2r_record_destroy(k2r_record_t *rec);
+void k2r_json_destroy(k2r_json_t *json);
 
 /*
  * Decodes `len` bytes at `buf` (need not be NUL-terminated or padded; the
  * parser copies into its own padded buffer). The whole document is validated:
  * trailing garbage, invalid UTF-8 or a truncated value make it fail.
- * Returns 0, or -1 when the bytes are not one JSON value; k2r_record_error()
+ * Returns 0, or -1 when the bytes are not one JSON value; k2r_json_error()
  * then says why. Any value from a previous parse becomes invalid.
  */
-int k2r_record_parse(k2r_record_t *rec, const char *buf, size_t len);
+int k2r_json_parse(k2r_json_t *json, const char *buf, size_t len);
 
 /* The reason for the last failed parse (borrowed, static storage). */
-const char *k2r_record_error(const k2r_record_t *rec);
+const char *k2r_json_error(const k2r_json_t *json);
 
 /*
  * Looks `path` up in the last successfully parsed document and fills *out.
  * A path that leads nowhere (missing key, index out of range, stepping into a
  * scalar) gives K2R_VALUE_ABSENT. Must follow a successful parse.
  */
-void k2r_record_get(k2r_record_t *rec, const k2r_path_t *path, k2r_value_t *out);
+void k2r_json_get(k2r_json_t *json, const k2r_path_t *path, k2r_value_t *out);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 /*
- * record.cpp - the C interface of include/k2r/record.h over simdjson's DOM parser: compiling
+ * json.cpp - the C interface of include/k2r/json.h over simdjson's DOM parser: compiling
  * dotted paths, decoding one record value at a time and reading the value at a path.
  *
  * It is the only C++ in the bridge and it stays a thin shim: no exceptions (the build uses
@@ -10,7 +10,7 @@
  * never have reached the bad bytes. After the first records no parse or lookup allocates: the
  * padded input buffer and the parser's own buffers only grow, and lookups compare string views.
  */
-#include "k2r/record.h"
+#include "k2r/json.h"
 
 #include <simdjson.h>
 
@@ -23,7 +23,7 @@
 #include <string_view>
 #include <type_traits>
 
-struct k2r_record_s {
+struct k2r_json_s {
     simdjson::dom::parser parser;
     /* The record copied and followed by SIMDJSON_PADDING zero bytes, because the caller's buffer
      * (a librdkafka message) is neither padded nor ours to read past its end. simdjson says the
@@ -35,10 +35,10 @@ struct k2r_record_s {
     bool valid = false; /* root points into the last parse, which succeeded */
     simdjson::error_code err = simdjson::SUCCESS;
 
-    k2r_record_s() = default;
-    k2r_record_s(const k2r_record_s &) = delete;
-    k2r_record_s &operator=(const k2r_record_s &) = delete;
-    ~k2r_record_s() {
+    k2r_json_s() = default;
+    k2r_json_s(const k2r_json_s &) = delete;
+    k2r_json_s &operator=(const k2r_json_s &) = delete;
+    ~k2r_json_s() {
         delete[] buf;
     }
 };
@@ -150,20 +150,20 @@ long segment_index(const char *key, size_t key_len) {
 }
 
 /* Grows the padded buffer to hold len bytes plus padding; keeps it when it is big enough. */
-bool reserve(k2r_record_t *rec, size_t len) {
+bool reserve(k2r_json_t *json, size_t len) {
     if (len > SIZE_MAX - padding)
         return false;
     size_t need = len + padding;
-    if (need <= rec->cap)
+    if (need <= json->cap)
         return true;
     /* Round up to 4 KiB so a stream of slowly growing records does not reallocate each time. */
     size_t cap = need > SIZE_MAX - 4095 ? need : (need + 4095) & ~static_cast<size_t>(4095);
     char *buf = new (std::nothrow) char[cap];
     if (!buf)
         return false;
-    delete[] rec->buf;
-    rec->buf = buf;
-    rec->cap = cap;
+    delete[] json->buf;
+    json->buf = buf;
+    json->cap = cap;
     return true;
 }
 
@@ -296,36 +296,36 @@ void k2r_path_free(k2r_path_t *path) {
     *path = k2r_path_t{};
 }
 
-k2r_record_t *k2r_record_new(void) {
+k2r_json_t *k2r_json_new(void) {
     /* The parser's constructor does not allocate; its buffers are made by the first parse. */
-    return new (std::nothrow) k2r_record_s();
+    return new (std::nothrow) k2r_json_s();
 }
 
-void k2r_record_destroy(k2r_record_t *rec) {
-    delete rec;
+void k2r_json_destroy(k2r_json_t *json) {
+    delete json;
 }
 
-int k2r_record_parse(k2r_record_t *rec, const char *buf, size_t len) {
-    assert(rec && (buf || len == 0));
-    rec->valid = false;
+int k2r_json_parse(k2r_json_t *json, const char *buf, size_t len) {
+    assert(json && (buf || len == 0));
+    json->valid = false;
 
     /* An empty Kafka value (a tombstone, or a producer sending nothing) is not JSON; say so
      * without touching buf, which may then be NULL. */
     if (len == 0 || !buf) {
-        rec->err = simdjson::EMPTY;
+        json->err = simdjson::EMPTY;
         return -1;
     }
-    if (!reserve(rec, len)) {
-        rec->err = simdjson::MEMALLOC;
+    if (!reserve(json, len)) {
+        json->err = simdjson::MEMALLOC;
         return -1;
     }
-    std::memcpy(rec->buf, buf, len);
-    std::memset(rec->buf + len, 0, padding);
+    std::memcpy(json->buf, buf, len);
+    std::memset(json->buf + len, 0, padding);
 
     /* realloc_if_needed = false: the buffer is already padded, so simdjson must not copy it. */
-    simdjson::error_code err = rec->parser.parse(rec->buf, len, false).get(rec->root);
-    if (err == simdjson::NUMBER_ERROR && neutralize_bad_value_starts(rec->buf, len))
-        err = rec->parser.parse(rec->buf, len, false).get(rec->root);
+    simdjson::error_code err = json->parser.parse(json->buf, len, false).get(json->root);
+    if (err == simdjson::NUMBER_ERROR && neutralize_bad_value_starts(json->buf, len))
+        err = json->parser.parse(json->buf, len, false).get(json->root);
     /* RFC 8259 lets a parser refuse a UTF-8 byte order mark, and the bridge does. simdjson 3.0
      * fails one as an improper structure unless the bytes fail its first pass (UTF-8, strings);
      * later releases skip it. */
@@ -334,31 +334,31 @@ int k2r_record_parse(k2r_record_t *rec, const char *buf, size_t len) {
         err != simdjson::MEMALLOC && err != simdjson::CAPACITY)
         err = simdjson::TAPE_ERROR;
     if (err != simdjson::SUCCESS) {
-        rec->err = err;
+        json->err = err;
         return -1;
     }
-    rec->err = simdjson::SUCCESS;
-    rec->valid = true;
+    json->err = simdjson::SUCCESS;
+    json->valid = true;
     return 0;
 }
 
-const char *k2r_record_error(const k2r_record_t *rec) {
-    assert(rec);
-    return parse_error_text(rec->err);
+const char *k2r_json_error(const k2r_json_t *json) {
+    assert(json);
+    return parse_error_text(json->err);
 }
 
-void k2r_record_get(k2r_record_t *rec, const k2r_path_t *path, k2r_value_t *out) {
-    assert(rec && path && out);
+void k2r_json_get(k2r_json_t *json, const k2r_path_t *path, k2r_value_t *out) {
+    assert(json && path && out);
     *out = k2r_value_t{};
     out->type = K2R_VALUE_ABSENT;
 
     /* Reading after a failed parse is a caller bug; the tape then holds a half-written document,
      * so answer ABSENT rather than read it when asserts are compiled out. */
-    assert(rec->valid);
-    if (!rec->valid)
+    assert(json->valid);
+    if (!json->valid)
         return;
 
-    simdjson::dom::element elem = rec->root;
+    simdjson::dom::element elem = json->root;
     for (size_t s = 0; s < path->nsegs; s++) {
         const k2r_path_seg_t &seg = path->segs[s];
         simdjson::dom::element next;
