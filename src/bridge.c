@@ -71,9 +71,10 @@
  * handle. Here the dead letters are produced, their delivery reports fed
  * back, and a hold logged and carried out (Kafka paused, the group served).
  *
- * Not here: what a record means (map.c, with the rules rules.c compiles), how Redis is spoken to
- * (redis.c), how Kafka is consumed and produced to (kafka.c), the batch's bookkeeping (batch.c),
- * the dead letters' (deadletter.c).
+ * Not here: what a record means (map.c, with the rules rules.c compiles),
+ * how Redis is spoken to (redis.c), how Kafka is consumed and produced to
+ * (kafka.c), the batch's bookkeeping (batch.c), the dead letters'
+ * (deadletter.c).
  */
 #include "k2r/bridge.h"
 

@@ -383,6 +383,8 @@ static int check_listen(k2r_config_t *cfg, const char *value, char *errstr, size
 /* ----------------------------------------------------------- the table */
 
 #define FIELD(f) .offset = offsetof(k2r_config_t, f), .size = sizeof(((k2r_config_t *)0)->f)
+/* An array of structs: only where its pointer is (size is the pointer's). */
+#define ARRAY(f) .offset = offsetof(k2r_config_t, f), .size = sizeof(void *)
 #define COUNT(f) .count_offset = offsetof(k2r_config_t, f)
 #define DAY_MS   (INT64_C(24) * 3600000)
 
@@ -430,7 +432,7 @@ static const k2r_setting_t settings[] = {
      .description = "names, or ^regex patterns (librdkafka syntax); one name may be a scalar"},
     {.name = "kafka.properties",
      .type = K2R_SETTING_MAP,
-     FIELD(kafka.properties),
+     ARRAY(kafka.properties),
      COUNT(kafka.nproperties),
      .env = env_sasl,
      .flags = K2R_SETTING_RESTART,
@@ -512,7 +514,7 @@ static const k2r_setting_t settings[] = {
      .description = "pause: hold, pause Kafka, retry; drop: count, drop, go on"},
     {.name = "rules",
      .type = K2R_SETTING_RULES,
-     FIELD(rules),
+     ARRAY(rules),
      COUNT(nrules),
      .flags = K2R_SETTING_REQUIRED,
      .description = "at least one rule; the language is described in docs/rules.md"},
@@ -1327,9 +1329,9 @@ static size_t sections(const char **names, size_t *lens, size_t max) {
 
 static void top_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
                      const char *path, void *ctx) {
-    const char *names[MAX_SECTIONS], *keys[MAX_SECTIONS];
+    const char *names[MAX_SECTIONS] = {NULL}, *keys[MAX_SECTIONS];
     char bufs[MAX_SECTIONS][32], hint[96];
-    size_t lens[MAX_SECTIONS], n = sections(names, lens, MAX_SECTIONS);
+    size_t lens[MAX_SECTIONS] = {0}, n = sections(names, lens, MAX_SECTIONS);
 
     (void)path;
     (void)ctx;
@@ -1499,8 +1501,8 @@ static int unset(const k2r_setting_t *s, const k2r_config_t *cfg) {
 }
 
 static void check_required(loader_t *ld, yaml_node_t *root) {
-    const char *names[MAX_SECTIONS];
-    size_t lens[MAX_SECTIONS], n = sections(names, lens, MAX_SECTIONS);
+    const char *names[MAX_SECTIONS] = {NULL};
+    size_t lens[MAX_SECTIONS] = {0}, n = sections(names, lens, MAX_SECTIONS);
     k2r_config_t *cfg = ld->cfg;
     yaml_node_t *redis_node = NULL;
 
@@ -1822,7 +1824,7 @@ static int appendf(k2r_buf_t *b, const char *fmt, ...) {
 char *k2r_settings_render(int markdown) {
     k2r_buf_t b = {NULL, 0, 0};
     int wname = 0, wtype = 0, wdflt = 0, rc = 0;
-    row_text_t r;
+    row_text_t r = {0};
 
     for (size_t i = 0; i < NSETTINGS; i++) {
         row_text(&settings[i], markdown, &r);

@@ -236,8 +236,7 @@ enum {
 };
 
 typedef struct k2r_setting_s {
-    const char *name; /* dotted: "redis.connect_timeout_ms" */
-    k2r_setting_type_t type;
+    const char *name;             /* dotted: "redis.connect_timeout_ms" */
     size_t offset;                /* of the value within k2r_config_t */
     size_t size;                  /* of the value (durations: int or int64_t) */
     size_t count_offset;          /* list and map: of the size_t count */
@@ -253,8 +252,9 @@ typedef struct k2r_setting_s {
     int (*check)(k2r_config_t *cfg, const char *value, char *errstr, size_t errstr_size);
     const char *items;        /* list: what its items are, for errors ("topic names") */
     const char *restart_name; /* the name a reload warning gives it; NULL: name */
-    unsigned flags;           /* K2R_SETTING_* */
     const char *description;  /* one line, for the reference */
+    k2r_setting_type_t type;
+    unsigned flags; /* K2R_SETTING_* */
 } k2r_setting_t;
 
 /* The table (static, read-only); its length goes to *n. */
