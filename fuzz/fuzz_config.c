@@ -34,7 +34,7 @@ static const char record_json[] =
     "\"labels\":[{\"name\":\"bug\"}],\"a\":{\"b\":[{\"c\":\"deep\"}]},\"a.b\":\"dotted\","
     "\"meta.id\":\"m1\",\"n\":1.5,\"t\":true,\"z\":null}";
 
-static const k2r_header_t record_headers[] = {
+static const k2r_msgview_header_t record_headers[] = {
     {"X-GitHub-Event", "push", 4}, {"ce_type", "com.example.created", 19},
     {"ce_id", "a-1", 3},           {"ce_source", "/src", 4},
     {"x-empty", NULL, 0},
@@ -125,16 +125,17 @@ static int is_plain(const char *rule, void *ctx) {
 /* Maps one fixed record on `topic` (value NULL: a tombstone) and checks the mapping. */
 static void map_one(const k2r_rules_t *rules, kept_t *k, const char *topic, const char *value,
                     size_t value_len) {
-    k2r_msg_t msg = {topic,
-                     0,
-                     17,
-                     1700000000000,
-                     "key-1",
-                     5,
-                     value,
-                     value_len,
-                     record_headers,
-                     sizeof(record_headers) / sizeof(record_headers[0])};
+    k2r_msgview_t msg = {topic,
+                         0,
+                         17,
+                         1700000000000,
+                         "key-1",
+                         5,
+                         value,
+                         value_len,
+                         record_headers,
+                         sizeof(record_headers) / sizeof(record_headers[0]),
+                         K2R_MSGVIEW_TS_NONE};
     /* A fuzzed template may hold any literal text, so channel bytes are not checked. */
     k2r_fuzz_limits_t lim = {k->max_channel, k->max_message, 0, 0, is_plain, k};
     k2r_mapping_t m;

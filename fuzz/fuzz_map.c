@@ -316,7 +316,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
-static void print_mapping(const k2r_mapping_t *m, const k2r_msg_t *msg) {
+static void print_mapping(const k2r_mapping_t *m, const k2r_msgview_t *msg) {
     fprintf(stderr, "topic %s: skip %s, action %s, rule %s, detail \"%s\", %zu publish\n",
             msg->topic, k2r_skip_name(m->skip), k2r_action_name(m->action), m->rule ? m->rule : "-",
             m->skip ? m->detail : "", m->npublish);
@@ -382,8 +382,8 @@ typedef struct owned_s {
  *               without a value) and the value
  *   rest        the record value
  */
-static void record_from_input(const uint8_t *data, size_t size, k2r_msg_t *msg,
-                              k2r_header_t *headers, owned_t *own) {
+static void record_from_input(const uint8_t *data, size_t size, k2r_msgview_t *msg,
+                              k2r_msgview_header_t *headers, owned_t *own) {
     input_t in = {data, size};
     uint8_t b0 = take_byte(&in);
     size_t n;
@@ -444,7 +444,7 @@ static void owned_free(owned_t *own) {
 }
 
 /* The checks only this config makes possible: rule names, topics and channel prefixes. */
-static void check_rules(const k2r_mapping_t *m, const k2r_msg_t *msg) {
+static void check_rules(const k2r_mapping_t *m, const k2r_msgview_t *msg) {
     if (strcmp(msg->topic, "other") == 0 || strcmp(msg->topic, "app") == 0 ||
         strcmp(msg->topic, "audit.x") == 0)
         K2R_FUZZ_CHECK(m->npublish == 0 && m->skip == K2R_SKIP_NO_RULE,
@@ -469,8 +469,8 @@ static void check_rules(const k2r_mapping_t *m, const k2r_msg_t *msg) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    k2r_header_t headers[3];
-    k2r_msg_t msg;
+    k2r_msgview_header_t headers[3];
+    k2r_msgview_t msg;
     owned_t own;
     k2r_mapping_t m1, m2;
     k2r_fuzz_limits_t lim = {FUZZ_MAX_CHANNEL, FUZZ_MAX_MESSAGE, 0, 1, is_plain, NULL};

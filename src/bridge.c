@@ -130,8 +130,6 @@ struct k2r_bridge_s {
     size_t cap_pub, cap_pub_item;
 
     /* The headers of the record being mapped (reused for every record). */
-    k2r_header_t *hdrs;
-    size_t cap_hdrs;
 
     /* Redis reconnection. */
     int backoff_ms;
@@ -205,7 +203,7 @@ static void count_failed(k2r_bridge_t *b, const char *name, k2r_skip_t skip, k2r
 
 /* A rate-limited line about one record that a rule failed on (`what` is
  * "skipped" or "dead-lettered"); suppressed ones go to debug level. */
-static void log_failed(k2r_ratelimit_t *rl, const char *what, const k2r_msg_t *msg,
+static void log_failed(k2r_ratelimit_t *rl, const char *what, const k2r_msgview_t *msg,
                        const k2r_mapping_t *m) {
     uint64_t suppressed;
 
@@ -219,38 +217,14 @@ static void log_failed(k2r_ratelimit_t *rl, const char *what, const k2r_msg_t *m
                       (long long)msg->offset, k2r_skip_name(m->skip), m->detail);
 }
 
-/*
- * Fills `msg` from the record view for the rules, with its headers in
- * b->hdrs (which grows only when a record has more headers than any before),
- * and sets *bytes to what counts against max_inflight_bytes: its key, value,
- * and headers' names and values. Everything stays borrowed from the view.
- * Returns 0, or -1 when out of memory.
- */
-static int read_view(k2r_bridge_t *b, const k2r_msgview_t *view, k2r_msg_t *msg, size_t *bytes) {
-    msg->topic = view->topic;
-    msg->partition = view->partition;
-    msg->offset = view->offset;
-    msg->timestamp = view->timestamp;
-    msg->key = view->key;
-    msg->key_len = view->key_len;
-    msg->value = view->value;
-    msg->value_len = view->value_len;
-    msg->headers = NULL;
-    msg->nheaders = 0;
-    *bytes = view->key_len + view->value_len;
-    if (!view->nheaders)
-        return 0;
-    if (k2r_array_reserve(&b->hdrs, &b->cap_hdrs, view->nheaders, sizeof(*b->hdrs), 8) != 0)
-        return -1;
-    for (size_t i = 0; i < view->nheaders; i++) {
-        b->hdrs[i].name = view->headers[i].name;
-        b->hdrs[i].value = view->headers[i].value;
-        b->hdrs[i].value_len = view->headers[i].value_len;
-        *bytes += strlen(view->headers[i].name) + view->headers[i].value_len;
-    }
-    msg->headers = b->hdrs;
-    msg->nheaders = view->nheaders;
-    return 0;
+/* What a record counts against limits.max_inflight_bytes: its key, value,
+ * and headers' names and values. */
+static size_t record_bytes(const k2r_msgview_t *view) {
+    size_t bytes = view->key_len + view->value_len;
+
+    for (size_t i = 0; i < view->nheaders; i++)
+        bytes += strlen(view->headers[i].name) + view->headers[i].value_len;
+    return bytes;
 }
 
 /* ------------------------------------------------------- dead letters */
@@ -444,7 +418,6 @@ static int stop_partition(k2r_bridge_t *b, size_t rec, const char *rule, k2r_ski
 static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
     k2r_msgview_t view;
     k2r_mapping_t m;
-    k2r_msg_t msg;
     size_t rec, bytes;
 
     if (k2r_kafka_view(b->kafka, rkm, &view) != 0) {
@@ -463,15 +436,12 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
         k2r_kafka_release(rkm);
         return 0;
     }
-    if (read_view(b, &view, &msg, &bytes) != 0) {
-        k2r_kafka_release(rkm);
-        return -1;
-    }
-    if (k2r_batch_add(b->batch, msg.topic, msg.partition, msg.offset, msg.timestamp, bytes, rkm,
+    bytes = record_bytes(&view);
+    if (k2r_batch_add(b->batch, view.topic, view.partition, view.offset, view.timestamp, bytes, rkm,
                       &rec) != 0)
         return -1;
     /* From here on the batch owns rkm. */
-    if (k2r_rules_map(b->rules, b->rec, &msg, &b->bytes, &m) != 0)
+    if (k2r_rules_map(b->rules, b->rec, &view, &b->bytes, &m) != 0)
         return -1;
     b->stats.consumed++;
     if (m.action != K2R_ACTION_NONE)
@@ -496,18 +466,18 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
         item->expires_ms = INT64_MAX;
         if (item->rstat == SIZE_MAX)
             return -1;
-        if (m.publish[i].max_age_ms > 0 && msg.timestamp >= 0)
-            item->expires_ms = msg.timestamp > INT64_MAX - m.publish[i].max_age_ms
+        if (m.publish[i].max_age_ms > 0 && view.timestamp >= 0)
+            item->expires_ms = view.timestamp > INT64_MAX - m.publish[i].max_age_ms
                                    ? INT64_MAX /* a timestamp from the far future */
-                                   : msg.timestamp + m.publish[i].max_age_ms;
+                                   : view.timestamp + m.publish[i].max_age_ms;
     }
     if (m.action == K2R_ACTION_DEAD_LETTER) {
-        log_failed(&b->dead_rl, "dead-lettered", &msg, &m);
+        log_failed(&b->dead_rl, "dead-lettered", &view, &m);
         return dead_letter(b, rec, m.skip, m.detail, m.rule);
     }
     if (m.action == K2R_ACTION_SKIP) {
         b->stats.skipped[m.skip]++;
-        log_failed(&b->skip_rl, "skipped", &msg, &m);
+        log_failed(&b->skip_rl, "skipped", &view, &m);
     }
     return 0;
 }
@@ -1388,6 +1358,5 @@ void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     k2r_buf_free(&bridge->bytes);
     free(bridge->pub);
     free(bridge->pub_item);
-    free(bridge->hdrs);
     free(bridge);
 }

@@ -1,5 +1,5 @@
 /*
- * envelope.c - a JSON line into a k2r_msg_t, for `kafka-redis-bridge map --envelope`.
+ * envelope.c - a JSON line into a k2r_msgview_t, for `kafka-redis-bridge map --envelope`.
  *
  * The line is decoded with jansson once, every field is checked in the order
  * the line gives them, and only then is anything copied: the sizes are summed
@@ -145,7 +145,7 @@ static const char *put(char **p, const char *s, size_t n) {
 int k2r_envelope_parse(const char *line, size_t len, k2r_envelope_t *env, char *errstr,
                        size_t errstr_size) {
     fields_t f = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    k2r_msg_t *msg = &env->msg;
+    k2r_msgview_t *msg = &env->msg;
     json_error_t jerr;
     json_t *root;
     const char *name, *nul;
@@ -225,7 +225,7 @@ int k2r_envelope_parse(const char *line, size_t len, k2r_envelope_t *env, char *
 
         /* The same walk as the count above, so exactly nheaders entries. */
         for (size_t i = 0; i < nheaders; i++, it = json_object_iter_next(f.headers, it)) {
-            k2r_header_t *h = &env->headers[i];
+            k2r_msgview_header_t *h = &env->headers[i];
             json_t *hval = json_object_iter_value(it);
 
             name = json_object_iter_key(it);

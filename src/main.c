@@ -341,7 +341,7 @@ static int cmd_map(const char *path, const char *topic, int envelope) {
     if (!topic)
         topic = cfg->rules[0].topic;
     for (;;) {
-        k2r_msg_t msg = {topic, 0, 0, -1, NULL, 0, NULL, 0, NULL, 0};
+        k2r_msgview_t msg = {topic, 0, 0, -1, NULL, 0, NULL, 0, NULL, 0, K2R_MSGVIEW_TS_NONE};
         k2r_mapping_t m;
         char errstr[512];
         size_t len;

@@ -1,7 +1,7 @@
 /*
  * map.c - where a record becomes channels and a notification.
  *
- * k2r_rules_map() takes one Kafka record (k2r_msg_t) through the compiled
+ * k2r_rules_map() takes one Kafka record (k2r_msgview_t) through the compiled
  * rules (rules_int.h): for each rule whose topic matches, it evaluates the
  * `when:` conditions, renders every channel template, then builds the
  * notification, either the rule's `message:` template or a compact JSON
@@ -56,7 +56,7 @@ const char *k2r_action_name(k2r_action_t action) {
 /* Per-record state shared by the rules tried on it. */
 struct ctx_s {
     const k2r_rules_t *rules;
-    const k2r_msg_t *msg;
+    const k2r_msgview_t *msg;
     k2r_json_t *json;
     int parsed;     /* 0 not yet, 1 ok, -1 not JSON */
     int structured; /* -1 not yet known, else whether the value is a structured CloudEvent */
@@ -67,7 +67,7 @@ struct ctx_s {
     char num[24];
 };
 
-static const k2r_header_t *find_header(const k2r_msg_t *msg, const char *name) {
+static const k2r_msgview_header_t *find_header(const k2r_msgview_t *msg, const char *name) {
     /* The last header of a name wins, as for HTTP-style overrides. */
     for (size_t i = msg->nheaders; i-- > 0;)
         if (msg->headers[i].name && strcmp(msg->headers[i].name, name) == 0)
@@ -77,7 +77,7 @@ static const k2r_header_t *find_header(const k2r_msg_t *msg, const char *name) {
 
 static int is_structured(ctx_t *x) {
     if (x->structured < 0) {
-        const k2r_header_t *h = find_header(x->msg, "content-type");
+        const k2r_msgview_header_t *h = find_header(x->msg, "content-type");
         static const char ct[] = "application/cloudevents+json";
         x->structured = h && h->value && h->value_len >= sizeof(ct) - 1 &&
                         strncasecmp(h->value, ct, sizeof(ct) - 1) == 0;
@@ -102,7 +102,7 @@ k2r_skip_t k2r__eval_path(ctx_t *x, const source_t *s, k2r_value_t *v) {
 }
 
 /* A header's value, as bytes; a header without a value is absent. */
-static void header_value(const k2r_header_t *h, k2r_value_t *v) {
+static void header_value(const k2r_msgview_header_t *h, k2r_value_t *v) {
     if (h && h->value) {
         v->type = K2R_VALUE_STRING;
         v->str = h->value;
@@ -116,7 +116,7 @@ k2r_skip_t k2r__eval_header(ctx_t *x, const source_t *s, k2r_value_t *v) {
 }
 
 k2r_skip_t k2r__eval_meta(ctx_t *x, const source_t *s, k2r_value_t *v) {
-    const k2r_msg_t *msg = x->msg;
+    const k2r_msgview_t *msg = x->msg;
 
     switch (s->meta) {
     case META_KEY:
@@ -528,8 +528,8 @@ static int apply(ctx_t *x, const rule_t *r, k2r_buf_t *out, k2r_mapping_t *m, fa
     return rc;
 }
 
-int k2r_rules_map(const k2r_rules_t *rules, k2r_json_t *json, const k2r_msg_t *msg, k2r_buf_t *out,
-                  k2r_mapping_t *m) {
+int k2r_rules_map(const k2r_rules_t *rules, k2r_json_t *json, const k2r_msgview_t *msg,
+                  k2r_buf_t *out, k2r_mapping_t *m) {
     unsigned char done_small[32];
     k2r_value_t vals_small[32];
     k2r_skip_t verr_small[32];

@@ -17,7 +17,7 @@
  * is an error rather than a silently missing header.
  *
  * Pure: no I/O. It knows nothing of rules; it only turns a line into the
- * k2r_msg_t that k2r_rules_map() takes.
+ * k2r_msgview_t that k2r_rules_map() takes.
  */
 #ifndef K2R_ENVELOPE_H
 #define K2R_ENVELOPE_H
@@ -34,9 +34,9 @@
  * alive; the envelope never frees what msg points to, only its own storage).
  */
 typedef struct k2r_envelope_s {
-    k2r_msg_t msg;
-    char *storage;         /* topic, key, value, header names and values, each NUL-terminated */
-    k2r_header_t *headers; /* msg.headers; NULL when there are none */
+    k2r_msgview_t msg;
+    char *storage; /* topic, key, value, header names and values, each NUL-terminated */
+    k2r_msgview_header_t *headers; /* msg.headers; NULL when there are none */
 } k2r_envelope_t;
 
 /* k2r_envelope_parse() results. */

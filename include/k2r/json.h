@@ -7,7 +7,7 @@
  * I/O and knows nothing of rules, channels or Kafka.
  *
  * It is named for what it decodes, not for where the bytes come from: the
- * Kafka record itself is k2r_msg_t (rules.h). It is not a general JSON
+ * Kafka record itself is k2r_msgview_t (rules.h). It is not a general JSON
  * library: values are returned as borrowed views into the parser's own
  * storage, valid until the next k2r_json_parse() or k2r_json_destroy() on the
  * same parser.

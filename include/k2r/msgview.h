@@ -3,7 +3,9 @@
  *
  * What the Kafka source (kafka.c, k2r_kafka_view) hands the loop instead of
  * librdkafka's message, so that nothing past the edge reads librdkafka's
- * structs or decodes its headers and timestamps. Every pointer is borrowed:
+ * structs or decodes its headers and timestamps; and what the rules map
+ * (k2r_rules_map), whether the record came from Kafka, from `map` on stdin
+ * or from a test. Every pointer is borrowed:
  * valid until the message it came from is released, and the headers array
  * until the source fills the next view.
  *
@@ -39,13 +41,13 @@ typedef struct k2r_msgview_s {
     int32_t partition;
     int64_t offset;
     int64_t timestamp; /* ms since the epoch, -1 when unknown */
-    k2r_msgview_tstype_t tstype;
-    const char *key; /* NULL when the record has no key */
+    const char *key;   /* NULL when the record has no key */
     size_t key_len;
     const char *value; /* NULL for a tombstone */
     size_t value_len;
     const k2r_msgview_header_t *headers; /* NULL when there are none */
     size_t nheaders;
+    k2r_msgview_tstype_t tstype; /* last: a record written without it has none */
 } k2r_msgview_t;
 
 #endif

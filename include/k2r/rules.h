@@ -21,6 +21,7 @@
 #include "k2r/buf.h"
 #include "k2r/config.h"
 #include "k2r/json.h"
+#include "k2r/msgview.h"
 
 /* Default limits (limits.max_channel_bytes, limits.max_notification_bytes). */
 #define K2R_CHANNEL_MAX      1024
@@ -86,27 +87,6 @@ typedef struct k2r_mapping_s {
     } publish[K2R_FANOUT_MAX];
 } k2r_mapping_t;
 
-/* One Kafka record header. A NULL value is a header without a value. */
-typedef struct k2r_header_s {
-    const char *name;
-    const char *value;
-    size_t value_len;
-} k2r_header_t;
-
-/* The parts of a Kafka record the rules look at (all borrowed). */
-typedef struct k2r_msg_s {
-    const char *topic;
-    int32_t partition;
-    int64_t offset;
-    int64_t timestamp; /* ms since the epoch, -1 when unknown */
-    const char *key;   /* NULL when the record has no key */
-    size_t key_len;
-    const char *value; /* NULL for a tombstone */
-    size_t value_len;
-    const k2r_header_t *headers;
-    size_t nheaders;
-} k2r_msg_t;
-
 typedef struct k2r_rules_s k2r_rules_t;
 
 /*
@@ -145,7 +125,7 @@ void k2r_rules_describe(const k2r_rules_t *rules, size_t i, char *out, size_t ou
  * cleared first); *m says what to publish or why nothing is. Returns 0, or -1
  * when out of memory (nothing usable in *m).
  */
-int k2r_rules_map(const k2r_rules_t *rules, k2r_json_t *json, const k2r_msg_t *msg, k2r_buf_t *out,
-                  k2r_mapping_t *m);
+int k2r_rules_map(const k2r_rules_t *rules, k2r_json_t *json, const k2r_msgview_t *msg,
+                  k2r_buf_t *out, k2r_mapping_t *m);
 
 #endif

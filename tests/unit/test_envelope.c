@@ -1,6 +1,6 @@
 /*
  * test_envelope.c - JSON lines into records through k2r_envelope_parse: every
- * field in every accepted form with the exact k2r_msg_t it yields (defaults,
+ * field in every accepted form with the exact k2r_msgview_t it yields (defaults,
  * key and value bytes, headers in order), and every refused line with the
  * exact reason. Pure: no files, no sockets.
  */
@@ -241,7 +241,7 @@ static const bad_case_t bad[] = {
 };
 
 static int env_is_zero(const k2r_envelope_t *env) {
-    const k2r_msg_t *m = &env->msg;
+    const k2r_msgview_t *m = &env->msg;
 
     return !env->storage && !env->headers && !m->topic && m->partition == 0 && m->offset == 0 &&
            m->timestamp == 0 && !m->key && m->key_len == 0 && !m->value && m->value_len == 0 &&
@@ -262,7 +262,7 @@ static void check_bytes(const char *line, const char *what, const char *got, siz
 }
 
 static void check_good(const good_case_t *c, const k2r_envelope_t *env) {
-    const k2r_msg_t *m = &env->msg;
+    const k2r_msgview_t *m = &env->msg;
 
     check_bytes(c->line, "topic", m->topic, m->topic ? strlen(m->topic) : 0, c->topic,
                 c->topic ? strlen(c->topic) : 0);
@@ -283,7 +283,7 @@ static void check_good(const good_case_t *c, const k2r_envelope_t *env) {
     }
     CU_ASSERT((m->nheaders == 0) == (m->headers == NULL));
     for (size_t i = 0; i < m->nheaders; i++) {
-        const k2r_header_t *h = &m->headers[i];
+        const k2r_msgview_header_t *h = &m->headers[i];
         char what[64];
 
         snprintf(what, sizeof(what), "header %zu name", i);

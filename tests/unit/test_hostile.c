@@ -133,9 +133,10 @@ static void print_outcome(const hc_case_t *c, const k2r_mapping_t *m, const k2r_
 /* The record of case i, as the daemon would see it: topic hostile.<topic>,
  * offset = its place among the earlier cases of its topic and partition
  * (they are produced in file order). `hdrs` must hold c->nheaders. */
-static k2r_msg_t case_msg(size_t i, char *topic, size_t topic_size, k2r_header_t *hdrs) {
+static k2r_msgview_t case_msg(size_t i, char *topic, size_t topic_size,
+                              k2r_msgview_header_t *hdrs) {
     const hc_case_t *c = &corpus.cases[i];
-    k2r_msg_t msg;
+    k2r_msgview_t msg;
     int64_t offset = 0;
 
     for (size_t j = 0; j < i; j++)
@@ -163,12 +164,12 @@ static k2r_msg_t case_msg(size_t i, char *topic, size_t topic_size, k2r_header_t
 /* Maps case i into *m and out (cleared first); 0, or -1 (out of memory). */
 static int map_case(size_t i, k2r_mapping_t *m, k2r_buf_t *out) {
     const hc_case_t *c = &corpus.cases[i];
-    k2r_header_t *hdrs = calloc(c->nheaders ? c->nheaders : 1, sizeof(*hdrs));
+    k2r_msgview_header_t *hdrs = calloc(c->nheaders ? c->nheaders : 1, sizeof(*hdrs));
     char topic[64];
     int rc = -1;
 
     if (hdrs) {
-        k2r_msg_t msg = case_msg(i, topic, sizeof(topic), hdrs);
+        k2r_msgview_t msg = case_msg(i, topic, sizeof(topic), hdrs);
         out->len = 0;
         rc = k2r_rules_map(rules, json, &msg, out, m);
     }

@@ -130,7 +130,9 @@ static void test_map_table(void) {
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const map_case_t *c = &cases[i];
-        k2r_msg_t msg = {c->topic, 0, (int64_t)i, -1, NULL, 0, c->value, strlen(c->value), NULL, 0};
+        k2r_msgview_t msg = {c->topic, 0, (int64_t)i,         -1,
+                             NULL,     0, c->value,           strlen(c->value),
+                             NULL,     0, K2R_MSGVIEW_TS_NONE};
         k2r_mapping_t m;
 
         out.len = 0;
@@ -177,7 +179,8 @@ static void test_map_appends(void) {
     size_t offs[500];
 
     for (int i = 0; i < 500; i++) {
-        k2r_msg_t msg = {"github.events", 0, i, -1, NULL, 0, value, 0, NULL, 0};
+        k2r_msgview_t msg = {"github.events",    0, i, -1, NULL, 0, value, 0, NULL, 0,
+                             K2R_MSGVIEW_TS_NONE};
         msg.value_len = (size_t)snprintf(value, sizeof(value),
                                          "{\"source_type\":\"user\",\"source_id\":\"u%d\"}", i);
         CU_ASSERT_EQUAL_FATAL(k2r_rules_map(rules, json, &msg, &out, &m), 0);
@@ -203,7 +206,8 @@ static void test_channel_too_long(void) {
     len += K2R_CHANNEL_MAX;
     len += snprintf(value + len, 8, "\"}");
     {
-        k2r_msg_t msg = {"github.events", 0, 0, -1, NULL, 0, value, (size_t)len, NULL, 0};
+        k2r_msgview_t msg = {"github.events",    0, 0, -1, NULL, 0, value, (size_t)len, NULL, 0,
+                             K2R_MSGVIEW_TS_NONE};
         CU_ASSERT_EQUAL(k2r_rules_map(rules, json, &msg, &out, &m), 0);
     }
     CU_ASSERT_EQUAL(m.skip, K2R_SKIP_TOO_LONG);
@@ -574,11 +578,19 @@ static void test_language_table(void) {
     CU_ASSERT_PTR_NOT_NULL_FATAL(lrules);
     for (size_t i = 0; i < sizeof(lang_cases) / sizeof(lang_cases[0]); i++) {
         const lang_case_t *c = &lang_cases[i];
-        k2r_header_t hdrs[3];
+        k2r_msgview_header_t hdrs[3];
         size_t nh = 0, npub = 0;
-        k2r_msg_t msg = {
-            c->topic,         3,    5, 1700000000000, c->key, c->key ? strlen(c->key) : 0, c->value,
-            strlen(c->value), hdrs, 0};
+        k2r_msgview_t msg = {c->topic,
+                             3,
+                             5,
+                             1700000000000,
+                             c->key,
+                             c->key ? strlen(c->key) : 0,
+                             c->value,
+                             strlen(c->value),
+                             hdrs,
+                             0,
+                             K2R_MSGVIEW_TS_NONE};
         k2r_mapping_t m;
 
         for (; nh < 3 && c->headers[2 * nh]; nh++) {
