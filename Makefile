@@ -78,14 +78,14 @@ $(BUILD)/%.o: %.cpp
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
 
-# The version (git describe) is compiled into main.o and bridge.o; this stamp
-# changes with it, so that they are rebuilt after a commit or an edit instead
-# of naming an older version than the rest of the build.
+# The version (git describe) is compiled into main.o; this stamp changes
+# with it, so that it is rebuilt after a commit or an edit instead of naming
+# an older version than the rest of the build.
 VERSION_STAMP := $(BUILD)/version.stamp
 $(VERSION_STAMP): FORCE
 	@mkdir -p $(@D)
 	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
-$(BUILD)/src/main.o $(BUILD)/src/bridge.o: $(VERSION_STAMP)
+$(BUILD)/src/main.o: $(VERSION_STAMP)
 FORCE:
 
 $(LIBK2R): $(LIB_OBJ)

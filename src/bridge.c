@@ -576,10 +576,7 @@ static int handle_refusals(k2r_bridge_t *b, size_t n) {
                          "more refusals since the last line)",
                          k2r_batch_part_topic(b->batch, r->part),
                          (int)k2r_batch_part_partition(b->batch, r->part), (long long)r->offset,
-                         item->rule ? item->rule : "-",
-                         on_error == K2R_ON_ERROR_SKIP          ? "skip"
-                         : on_error == K2R_ON_ERROR_DEAD_LETTER ? "dead-letter"
-                                                                : "stop",
+                         item->rule ? item->rule : "-", k2r_on_error_name((k2r_on_error_t)on_error),
                          detail, (unsigned long long)suppressed);
         /* Once per record, unless a later refusal's rule is stricter (stop >
          * dead-letter > skip): then that one is carried out too. */
@@ -832,19 +829,20 @@ static void redis_failed(k2r_bridge_t *b, const char *what, const char *errstr) 
         k2r_kafka_pause(b->kafka, 1);
 }
 
-/* Returns 0 when connected; -1 when not (a later attempt is scheduled); -2
- * when Redis refused the credentials (b->refused is set, the bridge stops). */
+/* Returns 0 when connected; -1 when not (a later attempt is scheduled);
+ * K2R_ERR_AUTH when Redis refused the credentials (b->refused is set, the
+ * bridge stops). */
 static int try_connect(k2r_bridge_t *b) {
     char errstr[512];
     int rc = k2r_redis_connect(b->redis, errstr, sizeof(errstr));
 
-    if (rc == -2) {
+    if (rc == K2R_ERR_AUTH) {
         k2r_log_error("redis: %s:%d refused the credentials: %s; check redis.url, "
                       "K2R_REDIS_PASSWORD or K2R_REDIS_PASSWORD_FILE (stopping: retrying cannot "
                       "help)",
                       b->cfg->redis.parsed.host, b->cfg->redis.parsed.port, errstr);
         b->refused = 1;
-        return -2;
+        return K2R_ERR_AUTH;
     }
     if (rc != 0) {
         redis_failed(b, "connect", errstr);
@@ -864,7 +862,7 @@ static int try_connect(k2r_bridge_t *b) {
 
 /* Publishes what is pending (stale items are dropped first) and carries out
  * refusals. Returns 0 when every item has a reply; -1 when Redis failed (the
- * rest stays pending); -2 when out of memory. */
+ * rest stays pending); K2R_ERR_NOMEM when out of memory. */
 static int publish(k2r_bridge_t *b) {
     char errstr[512];
     int64_t start;
@@ -875,7 +873,7 @@ static int publish(k2r_bridge_t *b) {
     nitems = k2r_batch_nitems(b->batch);
     if (k2r_array_reserve(&b->pub, &b->cap_pub, nitems, sizeof(*b->pub), 1024) != 0 ||
         k2r_array_reserve(&b->pub_item, &b->cap_pub_item, nitems, sizeof(*b->pub_item), 1024) != 0)
-        return -2;
+        return K2R_ERR_NOMEM;
     /* The sink is given the pending items only, in the batch's order: it
      * would skip the others anyway. */
     for (size_t i = 0; i < nitems; i++) {
@@ -909,11 +907,11 @@ static int publish(k2r_bridge_t *b) {
         redis_failed(b, "publish", errstr);
         /* Replies read before the connection failed may be refusals: their
          * records' policies must run before anything can complete. */
-        return handle_refusals(b, n) < 0 ? -2 : -1;
+        return handle_refusals(b, n) < 0 ? K2R_ERR_NOMEM : -1;
     }
     k2r_hist_observe(&b->pub_hist, (double)(k2r_now_us() - start) / 1e6);
     rc = handle_refusals(b, n);
-    return rc < 0 ? -2 : rc > 0 ? -1 : 0;
+    return rc < 0 ? K2R_ERR_NOMEM : rc > 0 ? -1 : 0;
 }
 
 /* --------------------------------------------------------------- reload */
@@ -1125,8 +1123,8 @@ static void log_stats(k2r_bridge_t *b, int force) {
     b->stats_logged = *s;
 }
 
-k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr,
-                             size_t errstr_size) {
+k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, k2r_metrics_t *metrics,
+                             char *errstr, size_t errstr_size) {
     k2r_redis_conf_t rconf;
     k2r_deadletter_conf_t dlq_conf;
     k2r_bridge_t *b = calloc(1, sizeof(*b));
@@ -1168,11 +1166,7 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr
     b->redis = k2r_redis_new(&rconf, errstr, errstr_size);
     if (!b->redis)
         goto fail;
-    b->metrics = k2r_metrics_new(K2R_VERSION, rd_kafka_version_str());
-    if (!b->metrics) {
-        snprintf(errstr, errstr_size, "out of memory");
-        goto fail;
-    }
+    b->metrics = metrics; /* borrowed */
     b->kafka = k2r_kafka_new(cfg, on_revoke, on_stats, b, errstr, errstr_size);
     if (!b->kafka)
         goto fail;
@@ -1213,7 +1207,7 @@ static int drain(k2r_bridge_t *b) {
             if (try_connect(b) != 0)
                 continue;
         }
-        if (publish(b) == -2)
+        if (publish(b) == K2R_ERR_NOMEM)
             break;
     }
     if (pending(b) > 0 || !k2r_deadletter_settled(b->dlq)) {
@@ -1260,7 +1254,7 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
             break;
         }
         if (!k2r_redis_connected(b->redis) && k2r_now_ms() >= b->next_connect_ms &&
-            try_connect(b) == -2) {
+            try_connect(b) == K2R_ERR_AUTH) {
             failed = 1;
             break;
         }
@@ -1296,7 +1290,7 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
                 }
             } else {
                 rc = publish(b);
-                if (rc == -2)
+                if (rc == K2R_ERR_NOMEM)
                     goto oom;
                 if (rc != 0)
                     continue;
@@ -1336,10 +1330,6 @@ void k2r_bridge_stats(const k2r_bridge_t *bridge, k2r_bridge_stats_t *out) {
     out->inflight_bytes = k2r_batch_bytes(bridge->batch);
 }
 
-k2r_metrics_t *k2r_bridge_metrics(k2r_bridge_t *bridge) {
-    return bridge->metrics;
-}
-
 void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     if (!bridge)
         return;
@@ -1348,7 +1338,6 @@ void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     k2r_deadletter_destroy(bridge->dlq);
     k2r_batch_destroy(bridge->batch);
     k2r_kafka_destroy(bridge->kafka);
-    k2r_metrics_destroy(bridge->metrics);
     free(bridge->rstats);
     free(bridge->rstat_ptr);
     k2r_redis_destroy(bridge->redis);

@@ -61,6 +61,13 @@ typedef struct loader_s {
     uint64_t present; /* bit i: settings[i] was written, valid or not */
 } loader_t;
 
+/* In k2r_on_error_t's order. */
+static const char *const on_error_names[K2R_ON_ERROR_COUNT] = {"skip", "dead-letter", "stop"};
+
+const char *k2r_on_error_name(k2r_on_error_t on_error) {
+    return (unsigned)on_error < K2R_ON_ERROR_COUNT ? on_error_names[on_error] : "unknown";
+}
+
 static k2r_mark_t mark_of(const yaml_node_t *node) {
     k2r_mark_t m = {(int)node->start_mark.line + 1, (int)node->start_mark.column + 1};
     return m;
@@ -1187,9 +1194,7 @@ static void rule_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
         rc->message = get_string(ld, value, sub);
         rc->message_mark = mark_of(value);
     } else if (strcmp(key, "on_error") == 0) {
-        /* In k2r_on_error_t's order. */
-        static const char *const policies[] = {"skip", "dead-letter", "stop"};
-        int i = get_choice(ld, value, sub, policies, 3, NULL);
+        int i = get_choice(ld, value, sub, on_error_names, K2R_ON_ERROR_COUNT, NULL);
         rc->on_error_mark = mark_of(value);
         if (i >= 0)
             rc->on_error = (k2r_on_error_t)i;

@@ -28,6 +28,7 @@
 #include "k2r/http.h"
 #include "k2r/json.h"
 #include "k2r/log.h"
+#include "k2r/metrics.h"
 #include "k2r/rules.h"
 #include "k2r/utf8.h"
 
@@ -428,6 +429,7 @@ static int cmd_run(const char *path) {
     k2r_config_t *cfg;
     k2r_rules_t *rules;
     k2r_bridge_t *bridge;
+    k2r_metrics_t *metrics;
     k2r_http_t *http = NULL;
     char errstr[512], listen[300] = "";
     int rc;
@@ -450,11 +452,21 @@ static int cmd_run(const char *path) {
         k2r_log_fields(K2R_LOG_INFO, fields, 2, "kafka-redis-bridge %s starting with %s",
                        K2R_VERSION, path);
     }
-    bridge = k2r_bridge_new(cfg, rules, errstr, sizeof(errstr));
+    /* The registry the bridge reports to and the HTTP server renders; both
+     * borrow it, so it goes last. */
+    metrics = k2r_metrics_new(K2R_VERSION, rd_kafka_version_str());
+    if (!metrics) {
+        k2r_log_error("cannot start: out of memory");
+        k2r_rules_destroy(rules);
+        k2r_config_destroy(cfg);
+        return 1;
+    }
+    bridge = k2r_bridge_new(cfg, rules, metrics, errstr, sizeof(errstr));
     cfg = NULL;   /* now owned by the bridge */
     rules = NULL; /* likewise */
     if (!bridge) {
         k2r_log_error("cannot start: %s", errstr);
+        k2r_metrics_destroy(metrics);
         return 1;
     }
     /* The endpoint is up before Kafka and Redis are contacted, so probes
@@ -462,19 +474,21 @@ static int cmd_run(const char *path) {
     if (listen[0]) {
         const k2r_log_field_t fields[] = {{"listen", listen}};
 
-        http = k2r_http_start(listen, k2r_bridge_metrics(bridge), errstr, sizeof(errstr));
+        http = k2r_http_start(listen, metrics, errstr, sizeof(errstr));
         if (!http) {
             k2r_log_error("cannot start: %s", errstr);
             k2r_bridge_destroy(bridge);
+            k2r_metrics_destroy(metrics);
             return 1;
         }
         k2r_log_fields(K2R_LOG_INFO, fields, 1,
                        "http: serving /healthz, /readyz and /metrics on %s", listen);
     }
     rc = k2r_bridge_run(bridge, &stop_requested, &reload_requested);
-    /* The server reads the bridge's registry: it stops first. */
+    /* The server renders what the bridge reported: both stop before the registry goes. */
     k2r_http_stop(http);
     k2r_bridge_destroy(bridge);
+    k2r_metrics_destroy(metrics);
     if (rc == K2R_RUN_FAILED) {
         k2r_log_error("kafka-redis-bridge stopped on a failure (exit status 3)");
         return 3;

@@ -46,9 +46,13 @@ const char *k2r_skip_name(k2r_skip_t reason) {
     return (unsigned)reason < K2R_SKIP__COUNT ? skip_names[reason] : "unknown";
 }
 
+/* An action other than none is the policy of the same name, one apart. */
+_Static_assert(K2R_ACTION_SKIP - 1 == (int)K2R_ON_ERROR_SKIP &&
+                   K2R_ACTION_DEAD_LETTER - 1 == (int)K2R_ON_ERROR_DEAD_LETTER &&
+                   K2R_ACTION_STOP - 1 == (int)K2R_ON_ERROR_STOP,
+               "k2r_action_t follows k2r_on_error_t");
 const char *k2r_action_name(k2r_action_t action) {
-    static const char *const names[] = {"none", "skip", "dead-letter", "stop"};
-    return (unsigned)action < 4 ? names[action] : "unknown";
+    return action == K2R_ACTION_NONE ? "none" : k2r_on_error_name((k2r_on_error_t)(action - 1));
 }
 
 /* ---------------------------------------------------------- one record */
@@ -329,7 +333,7 @@ static int append_channel_value(const rule_t *r, const char *var, const char *s,
 
         if (!bad && !(r->escape && p[i] == '%')) {
             if (k2r_buf_append(out, p + i, n) != 0)
-                return -2;
+                return K2R_ERR_NOMEM;
             i += n;
             continue;
         }
@@ -345,7 +349,7 @@ static int append_channel_value(const rule_t *r, const char *var, const char *s,
             char esc[4];
             snprintf(esc, sizeof(esc), "%%%02X", p[i]);
             if (k2r_buf_append(out, esc, 3) != 0)
-                return -2;
+                return K2R_ERR_NOMEM;
             i++;
         }
     }
@@ -353,7 +357,7 @@ static int append_channel_value(const rule_t *r, const char *var, const char *s,
 }
 
 /* Renders a template into out. channel: values are checked as channel parts.
- * Returns 0, -1 on failure (in *f), -2 when out of memory. */
+ * Returns 0, -1 on failure (in *f), K2R_ERR_NOMEM when out of memory. */
 static int render(ctx_t *x, const rule_t *r, const tpl_t *t, int channel, k2r_buf_t *out,
                   fail_t *f) {
     for (size_t i = 0; i < t->nparts; i++) {
@@ -365,7 +369,7 @@ static int render(ctx_t *x, const rule_t *r, const tpl_t *t, int channel, k2r_bu
 
         if (p->var < 0) {
             if (k2r_buf_append(out, p->text, p->len) != 0)
-                return -2;
+                return K2R_ERR_NOMEM;
             continue;
         }
         if (get_var(x, r, p->var, &v) != K2R_SKIP_NONE)
@@ -384,14 +388,14 @@ static int render(ctx_t *x, const rule_t *r, const tpl_t *t, int channel, k2r_bu
         if (channel)
             rc = append_channel_value(r, r->vars[p->var].name, s, len, out, f);
         else
-            rc = k2r_buf_append(out, s, len) != 0 ? -2 : 0;
+            rc = k2r_buf_append(out, s, len) != 0 ? K2R_ERR_NOMEM : 0;
         if (rc != 0)
             return rc;
     }
     return 0;
 }
 
-/* Adds one value to the notification object; -1 on failure (in *f), -2 on OOM. */
+/* Adds one value to the notification object; -1 on failure (in *f), K2R_ERR_NOMEM on OOM. */
 static int add_field(ctx_t *x, const rule_t *r, const field_t *fd, json_t *obj, fail_t *f) {
     k2r_value_t val;
     const k2r_value_t *v = &val;
@@ -435,11 +439,11 @@ static int add_field(ctx_t *x, const rule_t *r, const field_t *fd, json_t *obj, 
                     fd->src.desc, value_kind(v->type));
     }
     if (!j || json_object_setn_new_nocheck(obj, fd->name, fd->name_len, j) != 0)
-        return -2;
+        return K2R_ERR_NOMEM;
     return 0;
 }
 
-/* Appends the notification of rule r. Returns 0, -1 on failure, -2 on OOM. */
+/* Appends the notification of rule r. Returns 0, -1 on failure, K2R_ERR_NOMEM on OOM. */
 static int notification(ctx_t *x, const rule_t *r, k2r_buf_t *out, fail_t *f) {
     size_t start = out->len, need;
     json_t *obj;
@@ -450,14 +454,14 @@ static int notification(ctx_t *x, const rule_t *r, k2r_buf_t *out, fail_t *f) {
     } else {
         obj = json_object();
         if (!obj)
-            return -2;
+            return K2R_ERR_NOMEM;
         rc = 0;
         for (size_t i = 0; i < r->nfields && rc == 0; i++)
             rc = add_field(x, r, &r->fields[i], obj, f);
         if (rc == 0) {
             need = json_dumpb(obj, NULL, 0, JSON_COMPACT);
             if (need == 0 || k2r_buf_reserve(out, need) != 0)
-                rc = -2;
+                rc = K2R_ERR_NOMEM;
             else
                 out->len += json_dumpb(obj, out->data + out->len, need, JSON_COMPACT);
         }
@@ -488,7 +492,7 @@ static k2r_action_t action_of(k2r_on_error_t on_error) {
 
 /*
  * Applies one rule whose topic and conditions matched: channels, then the
- * notification. Appends publishes to *m. Returns 0, -1 on failure, -2 on OOM;
+ * notification. Appends publishes to *m. Returns 0, -1 on failure, K2R_ERR_NOMEM on OOM;
  * on failure nothing of this rule stays in `out` or *m.
  */
 static int apply(ctx_t *x, const rule_t *r, k2r_buf_t *out, k2r_mapping_t *m, fail_t *f) {
@@ -564,7 +568,7 @@ int k2r_rules_map(const k2r_rules_t *rules, k2r_json_t *json, const k2r_msgview_
         held = conditions_hold(&x, r, &f);
         if (held == 1) {
             int arc = apply(&x, r, out, m, &f);
-            if (arc == -2) {
+            if (arc == K2R_ERR_NOMEM) {
                 rc = -1;
                 goto done;
             }

@@ -370,7 +370,7 @@ static int take_reply(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
 /*
  * Waits until the socket is ready for `events` or `deadline_ms` (monotonic)
  * passes. Returns the revents (0 on EINTR or when the wait ran out), -1 with
- * the reason in errstr on failure, or -2 when the deadline had already passed
+ * the reason in errstr on failure, or K2R_ERR_TIMEOUT when the deadline had already passed
  * (the caller words the timeout, which only it can explain).
  */
 static int wait_fd(k2r_redis_t *redis, short events, int64_t deadline_ms, char *errstr,
@@ -380,7 +380,7 @@ static int wait_fd(k2r_redis_t *redis, short events, int64_t deadline_ms, char *
     int rc;
 
     if (left <= 0)
-        return -2;
+        return K2R_ERR_TIMEOUT;
     rc = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
     if (rc < 0) {
         if (errno == EINTR)
@@ -415,7 +415,7 @@ static int roundtrip(k2r_redis_t *redis, int argc, const char **argv, const size
             return rc > 0 ? 0 : -1;
         revents = wait_fd(redis, (short)(POLLIN | (redis->out_off < redis->out_len ? POLLOUT : 0)),
                           deadline_ms, errstr, errstr_size);
-        if (revents == -2)
+        if (revents == K2R_ERR_TIMEOUT)
             snprintf(errstr, errstr_size, "%s: %s: no reply within the connect timeout (%d ms)",
                      redis->addr, argv[0], redis->connect_timeout_ms);
         if (revents < 0)
@@ -484,7 +484,7 @@ fail:
 }
 
 /* AUTH when a password is set, then PING. Returns 0, or -1 with the reason
- * in errstr; -2 when the server refused the credentials (see redis.h). */
+ * in errstr; K2R_ERR_AUTH when the server refused the credentials (see redis.h). */
 static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size_t errstr_size) {
     const reply_t *reply = &redis->reply;
     const char *argv[3];
@@ -513,7 +513,7 @@ static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size
                            strstr(reply->str, "invalid password") ||
                            strstr(reply->str, "invalid username-password") ||
                            strstr(reply->str, "without any password configured")
-                       ? -2
+                       ? K2R_ERR_AUTH
                        : -1;
         }
         if (reply->type != REDIS_REPLY_STATUS) {
@@ -530,8 +530,9 @@ static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size
         /* NOAUTH lands here when the server wants a password and none is set,
          * NOPERM when the ACL user may not even PING. */
         snprintf(errstr, errstr_size, "PING: %s", reply->str);
-        return strncmp(reply->str, "NOAUTH", 6) == 0 || strncmp(reply->str, "NOPERM", 6) == 0 ? -2
-                                                                                              : -1;
+        return strncmp(reply->str, "NOAUTH", 6) == 0 || strncmp(reply->str, "NOPERM", 6) == 0
+                   ? K2R_ERR_AUTH
+                   : -1;
     }
     if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0) {
         snprintf(errstr, errstr_size, "PING: expected PONG");
@@ -543,7 +544,7 @@ static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size
 /*
  * Makes the connected socket `fd` the sink's connection (taking ownership of
  * it, closed on failure), with a fresh reader, and runs the handshake within
- * the deadline. Returns what handshake returns: 0, -1 or -2, the reason in
+ * the deadline. Returns what handshake returns: 0, -1 or K2R_ERR_AUTH, the reason in
  * errstr. `peer` names the far end in the debug line.
  */
 static int start_session(k2r_redis_t *redis, int fd, const char *peer, int64_t deadline_ms,
@@ -775,7 +776,7 @@ int k2r_redis_publish(k2r_redis_t *redis, k2r_publish_t *items, size_t nitems, c
 
         revents = wait_fd(redis, (short)(POLLIN | (redis->out_off < redis->out_len ? POLLOUT : 0)),
                           last_progress_ms + redis->command_timeout_ms, errstr, errstr_size);
-        if (revents == -2)
+        if (revents == K2R_ERR_TIMEOUT)
             snprintf(errstr, errstr_size,
                      "%s: no reply or write progress for %d ms (%zu PUBLISH in flight)",
                      redis->addr, redis->command_timeout_ms, in_flight);

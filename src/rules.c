@@ -368,7 +368,7 @@ static void free_rule(rule_t *r) {
 }
 
 /* Compiles one rule. Returns 0; -1 after adding (or, for cascades,
- * suppressing) errors; -2 when out of memory. */
+ * suppressing) errors; K2R_ERR_NOMEM when out of memory. */
 static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_conf_t *rc,
                         rule_t *r) {
     int bad = 0;
@@ -384,7 +384,7 @@ static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_c
     r->channels = calloc(rc->nchannels ? rc->nchannels : 1, sizeof(*r->channels));
     r->fields = calloc(rc->nfields ? rc->nfields : 1, sizeof(*r->fields));
     if (!r->name || !r->vars || !r->conds || !r->channels || !r->fields)
-        return -2;
+        return K2R_ERR_NOMEM;
     bad |= compile_topic(c, cfg, rc, r) != 0;
 
     /* Variables first: templates, conditions and var: fields refer to them. */
@@ -397,7 +397,7 @@ static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_c
             snprintf(what, sizeof(what), "vars.%s", rc->vars[i].name);
         v->name = strdup(rc->vars[i].name);
         if (!v->name)
-            return -2;
+            return K2R_ERR_NOMEM;
         r->nvars++;
         bad |= compile_source(c, &rc->vars[i].src, r, what, &v->src) != 0;
     }
@@ -422,10 +422,10 @@ static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_c
         cd->lens = calloc(cc->nvalues ? cc->nvalues : 1, sizeof(size_t));
         r->nconds++;
         if (!cd->values || !cd->lens)
-            return -2;
+            return K2R_ERR_NOMEM;
         for (size_t j = 0; j < cc->nvalues; j++) {
             if (!(cd->values[j] = strdup(cc->values[j])))
-                return -2;
+                return K2R_ERR_NOMEM;
             cd->lens[j] = strlen(cc->values[j]);
             cd->nvalues++;
         }
@@ -465,7 +465,7 @@ static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_c
         snprintf(what, sizeof(what), "notification[%zu]", j);
         f->name = strdup(rc->fields[j].name);
         if (!f->name)
-            return -2;
+            return K2R_ERR_NOMEM;
         f->name_len = strlen(f->name);
         r->nfields++;
         bad |= compile_source(c, &rc->fields[j].src, r, what, &f->src) != 0;
@@ -495,7 +495,7 @@ k2r_rules_t *k2r_rules_new(const k2r_config_t *cfg, k2r_errors_t *errs) {
         c.ri = i;
         c.broken = rc->nbroken > 0;
         r = &rules->rules[rules->nrules++];
-        if (compile_rule(&c, cfg, rc, r) == -2)
+        if (compile_rule(&c, cfg, rc, r) == K2R_ERR_NOMEM)
             k2r_errors_add(errs, cfg->path, rc->mark, "rules[%zu]: out of memory", i);
         if (r->nvars > rules->max_vars)
             rules->max_vars = r->nvars;
@@ -555,7 +555,6 @@ size_t k2r_rules_count(const k2r_rules_t *rules) {
 }
 
 void k2r_rules_describe(const k2r_rules_t *rules, size_t i, char *out, size_t out_size) {
-    static const char *const on_error_names[] = {"skip", "dead-letter", "stop"};
     const rule_t *r = &rules->rules[i];
     size_t n = 0;
 
@@ -590,7 +589,7 @@ void k2r_rules_describe(const k2r_rules_t *rules, size_t i, char *out, size_t ou
         emit("]");
     }
     if (r->on_error != K2R_ON_ERROR_SKIP)
-        emit(", on_error %s", on_error_names[r->on_error]);
+        emit(", on_error %s", k2r_on_error_name(r->on_error));
     if (r->max_age_ms > 0)
         emit(", max_age %lldms", (long long)r->max_age_ms);
     if (r->escape)

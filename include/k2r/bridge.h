@@ -35,12 +35,17 @@ enum {
 
 /*
  * Builds the bridge from a loaded config and compiled rules; takes ownership
- * of both (also on failure). Returns NULL with the reason in errstr. When
- * some rule dead-letters, the dead-letter producer is created here too.
- * Does not block: Kafka and Redis are contacted from k2r_bridge_run().
+ * of both (also on failure). `metrics` (borrowed, may be NULL: nothing is
+ * reported) is the registry the bridge copies its counters, histograms and
+ * health to, a few times a second, for whoever renders them (main.c gives
+ * the same one to the HTTP server); it must outlive the bridge. Returns NULL
+ * with the reason in errstr. When some rule dead-letters, the dead-letter
+ * producer is created here too. Does not block: Kafka and Redis are
+ * contacted from k2r_bridge_run().
  */
-k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, char *errstr,
-                             size_t errstr_size);
+typedef struct k2r_metrics_s k2r_metrics_t;
+k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, k2r_metrics_t *metrics,
+                             char *errstr, size_t errstr_size);
 
 /*
  * Waits for the brokers (kafka.startup_timeout), then runs until *stop
@@ -67,14 +72,6 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
 
 /* Copies the counters. */
 void k2r_bridge_stats(const k2r_bridge_t *bridge, k2r_bridge_stats_t *out);
-
-/*
- * The registry the bridge copies its counters, histograms and health to
- * (a few times a second, from its own thread), for the HTTP server to render.
- * Owned by the bridge: valid until k2r_bridge_destroy().
- */
-typedef struct k2r_metrics_s k2r_metrics_t;
-k2r_metrics_t *k2r_bridge_metrics(k2r_bridge_t *bridge);
 
 /* Releases everything; NULL does nothing. */
 void k2r_bridge_destroy(k2r_bridge_t *bridge);

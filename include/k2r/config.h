@@ -111,6 +111,12 @@ typedef enum k2r_on_error_e {
     K2R_ON_ERROR_DEAD_LETTER,
     K2R_ON_ERROR_STOP
 } k2r_on_error_t;
+#define K2R_ON_ERROR_COUNT 3
+
+/* The policy as a rule writes it: "skip", "dead-letter", "stop" (static
+ * storage; "unknown" out of range). The one spelling of these names: the
+ * loader, `check`, `map`, logs and dead-letter headers all use it. */
+const char *k2r_on_error_name(k2r_on_error_t on_error);
 
 /* The longest rule name: it travels in headers, log lines and metric labels. */
 #define K2R_RULE_NAME_MAX 100

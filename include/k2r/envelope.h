@@ -41,8 +41,8 @@ typedef struct k2r_envelope_s {
 
 /* k2r_envelope_parse() results. */
 #define K2R_ENVELOPE_OK      0
-#define K2R_ENVELOPE_INVALID (-1) /* the line is not a valid envelope; errstr says why */
-#define K2R_ENVELOPE_NOMEM   (-2) /* out of memory */
+#define K2R_ENVELOPE_INVALID (-1)          /* the line is not a valid envelope; errstr says why */
+#define K2R_ENVELOPE_NOMEM   K2R_ERR_NOMEM /* out of memory (errors.h) */
 
 /*
  * Parses the `len` bytes at `line` (no NUL needed; the caller strips the line

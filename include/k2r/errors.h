@@ -1,6 +1,6 @@
 /*
- * errors.h - a list of error lines, each at a file position, and the edit
- * distance that suggests a fix.
+ * errors.h - the return codes every module shares, a list of error lines,
+ * each at a file position, and the edit distance that suggests a fix.
  *
  * The config loader, the rules compiler and the environment overrides all
  * report through one k2r_errors_t, so a user sees every mistake of a file in
@@ -14,6 +14,18 @@
 #define K2R_ERRORS_H
 
 #include <stddef.h>
+
+/*
+ * What a function that can fail returns: 0, or one of these. Each means the
+ * same in every module, so a caller can pass one up unchanged. Functions
+ * whose contract only says "0 or -1" return K2R_ERR for every failure.
+ */
+enum {
+    K2R_ERR = -1,        /* failed; the reason is in the caller's errstr, or was logged */
+    K2R_ERR_NOMEM = -2,  /* out of memory */
+    K2R_ERR_AUTH = -3,   /* a server refused the credentials: retrying cannot help */
+    K2R_ERR_TIMEOUT = -4 /* a deadline passed */
+};
 
 /* A position in the config file, 1-based; line 0 means "not from the file". */
 typedef struct k2r_mark_s {

@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 
+#include "k2r/errors.h"
+
 /* The sink's settings. The strings are borrowed: k2r_redis_new() copies them. */
 typedef struct k2r_redis_conf_s {
     const char *host;
@@ -70,7 +72,7 @@ void k2r_redis_destroy(k2r_redis_t *redis);
 /*
  * Connects (within connect_timeout_ms), authenticates when a password is set,
  * and checks the server answers PING. Returns 0, or -1 with the reason in
- * errstr ("connect 127.0.0.1:6379: Connection refused"). Returns -2 when the
+ * errstr ("connect 127.0.0.1:6379: Connection refused"). Returns K2R_ERR_AUTH (errors.h) when the
  * server refused the credentials ("AUTH: WRONGPASS ...", "PING: NOAUTH ...",
  * "PING: NOPERM ..."): trying again with the same settings cannot help.
  * An existing connection is closed first.
@@ -85,7 +87,7 @@ int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size);
  * password is set, PING) within connect_timeout_ms, so the far end must
  * answer it. Takes ownership of fd in every case (closed on failure, else by
  * k2r_redis_disconnect) and sets it non-blocking. Returns as
- * k2r_redis_connect does: 0, -1, or -2 when the credentials were refused.
+ * k2r_redis_connect does: 0, -1, or K2R_ERR_AUTH when the credentials were refused.
  */
 int k2r_redis_adopt_fd(k2r_redis_t *redis, int fd, char *errstr, size_t errstr_size);
 

@@ -634,7 +634,7 @@ static void test_handshake_auth(void) {
 }
 
 /*
- * Handshake failures: refused credentials are -2 (retrying cannot help), a
+ * Handshake failures: refused credentials are K2R_ERR_AUTH (retrying cannot help), a
  * server still loading is -1, and a PING left unanswered (three bytes of
  * PONG, in one write) runs out the connect timeout. Each leaves the sink
  * disconnected.
@@ -664,9 +664,9 @@ static void test_handshake_failures(void) {
         int rc;
         const char *errstr;
     } cases[] = {
-        {wrongpass, NSTEPS(wrongpass), "s3cret", 2000, -2,
+        {wrongpass, NSTEPS(wrongpass), "s3cret", 2000, K2R_ERR_AUTH,
          "AUTH: WRONGPASS invalid username-password pair or user is disabled."},
-        {noauth, NSTEPS(noauth), NULL, 2000, -2, "PING: NOAUTH Authentication required."},
+        {noauth, NSTEPS(noauth), NULL, 2000, K2R_ERR_AUTH, "PING: NOAUTH Authentication required."},
         {loading, NSTEPS(loading), NULL, 2000, -1,
          "PING: LOADING Redis is loading the dataset in memory"},
         {silent, NSTEPS(silent), NULL, 100, -1,
