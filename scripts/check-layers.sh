@@ -8,8 +8,13 @@
 #       config.h -> redis.h, while redis.c -> log.h), or
 #   (b) a core file (src/M.c or src/M.cpp, its private src/M_int.h, and
 #       include/k2r/M.h, for each M in CORE) includes an I/O header: librdkafka, hiredis, libmicrohttpd,
-#       sockets, name resolution, poll, OpenSSL, or an edge module's header.
+#       sockets, name resolution, poll, OpenSSL, or an edge module's header,
+#   (c) given the core's static library (the Makefile builds libk2r_core.a
+#       from CORE and log.c), a k2r_ symbol it uses is defined outside it:
+#       the core would not link without the edges or the loop.
 # Run from anywhere; `make lint`, `make layers` and `make test` run it.
+#
+# usage: scripts/check-layers.sh [CORE_LIBRARY]
 #
 # A new core module is one word in CORE. pthread is not I/O, and log.h is
 # not an edge: core files may include both.
@@ -85,5 +90,19 @@ for m in $CORE; do
         done
     done
 done
+
+# (c) The core library on its own.
+if [ "$#" -ge 1 ]; then
+    if [ ! -f "$1" ]; then
+        echo "check-layers.sh: no core library at $1" >&2
+        exit 1
+    fi
+    nm -u "$1" | awk '$2 ~ /^k2r_/ { print $2 }' | sort -u >"$tmp/used"
+    nm --defined-only "$1" | awk '$3 ~ /^k2r_/ { print $3 }' | sort -u >"$tmp/defined"
+    for sym in $(comm -23 "$tmp/used" "$tmp/defined"); do
+        echo "$1: the core uses $sym, which only the edges or the loop define"
+        fail=1
+    done
+fi
 
 exit $fail
