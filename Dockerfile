@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # kafka-redis-bridge container image.
 #
 # Two stages on Debian 13 (trixie-slim), whose apt has librdkafka 2.8.0 (the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # kafka-redis-bridge - plain GNU make; every library through pkg-config.
 #
 #   make            build build/kafka-redis-bridge
@@ -244,9 +245,11 @@ bench: deps
 	scripts/with-stack.sh bench/outage-memory.sh $(BUILD)
 
 install: $(BIN)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge \
+	    $(DESTDIR)$(PREFIX)/share/doc/kafka-redis-bridge
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/kafka-redis-bridge
 	install -m 0644 config/bridge.example.yaml $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge/
+	install -m 0644 LICENSE $(DESTDIR)$(PREFIX)/share/doc/kafka-redis-bridge/
 
 clean:
 	rm -rf $(BUILD) build

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # outage-memory.sh - is the bridge's memory flat during a long Redis outage
 # under a steady producer? (issue 5, "Bounded memory").
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # throughput.sh - how fast does the bridge drain a backlog, end to end?
 #
 # Runs inside scripts/with-stack.sh (a real broker and redis-server). Produces

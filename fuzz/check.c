@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check.c - the mapping invariants the fuzz targets assert (see check.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check.h - the invariants every k2r_mapping_t must satisfy, shared by the
  * libFuzzer targets in this directory.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_config.c - libFuzzer target for the config loader and the rule
  * compiler: the input is a YAML file, given to k2r_rules_parse() as

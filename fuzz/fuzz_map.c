@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_map.c - libFuzzer target for k2r_rules_map(): arbitrary Kafka records
  * through a fixed set of rules.

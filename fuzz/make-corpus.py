@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """make-corpus.py - writes the seed inputs of fuzz/corpus/map/ and fuzz/corpus/config/.
 
 The map seeds are records in the layout fuzz_map.c cuts its input into (see

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # run.sh - runs one libFuzzer target for a while (`make fuzz`, `make fuzz-smoke`).
 #
 # usage: fuzz/run.sh NAME SECONDS [BUILD_DIR]      (NAME: map or config)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # chart-check.sh - the checks of the Helm chart (helm/kafka-redis-bridge) and
 # of the Dockerfile, offline once its tools are cached. Part of `make test`.
 #

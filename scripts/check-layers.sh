@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # check-layers.sh - the include rules that keep the core pure and the modules
 # in layers (issue 11). Fails, with one line per violation, when
 #   (a) the k2r include graph has a cycle: module M uses module N when

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # demo.sh - the bridge end to end, live: starts a local Kafka broker and
 # redis-server (scripts/with-stack.sh), runs the bridge with
 # config/bridge.example.yaml (pointed at them through K2R_KAFKA_BROKERS and

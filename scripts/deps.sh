@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # deps.sh - installs the Debian packages that are missing for the named groups,
 # and nothing else (idempotent: with everything present it only checks, with
 # dpkg-query, and runs no apt command at all). When something is missing it

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # fetch-webhooks.sh - makes sure the community's example GitHub webhook
 # payloads (npm package @octokit/webhooks-examples, pinned) are in the cache
 # and prints on stdout only the absolute path of the package's JSON file that

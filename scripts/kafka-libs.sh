@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # kafka-libs.sh - makes sure the jars of a real Apache Kafka broker are in the
 # cache and prints their folder (for `java -cp 'DIR/*' kafka.Kafka ...`) on
 # stdout; everything else goes to stderr. The jars come from Maven Central

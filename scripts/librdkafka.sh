@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # librdkafka.sh - makes sure the bridge builds against librdkafka 2.6.1 or
 # newer. The system's (pkg-config rdkafka) is used as it is when it is new
 # enough (Debian 13 has 2.8.0). Where it is older (Debian 12 has 2.0.2), the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # loopback.sh - sourced by the demo and the benchmarks: a free loopback port,
 # and the bridge's /metrics read without curl (bash's /dev/tcp).
 

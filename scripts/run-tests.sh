@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # run-tests.sh - the body of `make test` after the build: the unit tests, then
 # the integration tests against a real Kafka broker and redis-server that
 # scripts/with-stack.sh starts on free loopback ports and always stops.

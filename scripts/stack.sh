@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # stack.sh - starts and stops the real services the integration tests, the
 # benchmarks and the demo run against: one single-node KRaft Apache Kafka
 # broker (combined broker+controller, jars from scripts/kafka-libs.sh, run

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # trixie-apt.sh - runs apt-get or apt-cache against Debian 13 (trixie), with
 # package lists kept in the project's cache, so that a Debian 12 machine can
 # look up trixie's packages and fetch its source packages without adding

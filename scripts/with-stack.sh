@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # with-stack.sh - runs one command against a fresh, private Kafka broker and
 # Redis server and always tears them down afterwards. It makes a temporary
 # folder (mktemp -d), starts both there with `scripts/stack.sh start`, exports

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * batch.c - the records in flight, their notifications, and the offset each
  * partition may store.

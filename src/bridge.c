@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bridge.c - the main loop that joins the Kafka source, the rules and the
  * Redis sink.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * clock.c - the monotonic and wall clocks in the units the bridge counts in,
  * and the duration parser the config uses.

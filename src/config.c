@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.c - loading the YAML configuration into a k2r_config_t.
  *

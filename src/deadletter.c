@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * deadletter.c - the dead letters of the batch and their delivery state.
  *

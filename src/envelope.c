@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * envelope.c - a JSON line into a k2r_msgview_t, for `kafka-redis-bridge map --envelope`.
  *

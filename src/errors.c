@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * errors.c - collecting error lines and measuring how far a word is from a
  * known one.

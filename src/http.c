@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http.c - /healthz, /readyz and /metrics on libmicrohttpd.
  *

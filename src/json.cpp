@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * json.cpp - the C interface of include/k2r/json.h over simdjson's DOM parser: compiling
  * dotted paths, decoding one record value at a time and reading the value at a path.

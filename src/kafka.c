@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kafka.c - the Kafka source, over librdkafka's high-level consumer.
  *

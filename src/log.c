@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * log.c - one event per line on stderr, as JSON (the default) or text, with
  * a level check before formatting and a rate limiter for lines that could

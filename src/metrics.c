@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics.c - the registry behind /metrics, /healthz and /readyz: the last
  * snapshot the bridge handed over, the consumer lag table read from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * redis.c - the Redis sink: one TCP connection the bridge owns over which
  * PUBLISH commands are pipelined, and the sink's settings as the config gives

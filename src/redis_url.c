@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * redis_url.c - the redis:// URL parser: scheme, userinfo, host, port, db.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rules.c - compiling the configured rules: config in, compiled rules out.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rules_int.h - the compiled rules, shared by the compiler (rules.c) and the
  * mapper (map.c); private to those two files, not public API.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * utf8.c - the UTF-8 validator: one sequence at a time, strictly.
  *

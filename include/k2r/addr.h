@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * addr.h - splitting a listen address ("host:port", "[v6]:port", ":port")
  * into its host and port.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * batch.h - the batch: the records in flight, their notifications, and which
  * offset each partition may store.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bridge.h - the daemon's main loop: Kafka records in, Redis notifications
  * out, offsets stored only after Redis answered.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * clock.h - time as the bridge reads and writes it: the monotonic clock for
  * deadlines and spans, the wall clock for Kafka timestamps, and durations as

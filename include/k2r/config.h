@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.h - the bridge's configuration: loading the YAML file, checking every
  * key against a schema, applying K2R_* environment overrides.

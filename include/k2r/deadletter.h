@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * deadletter.h - the dead letters of the batch: which record each belongs to,
  * where its delivery stands, when a failed one is sent again, and when the

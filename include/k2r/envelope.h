@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * envelope.h - one Kafka record written as a JSON line, for `kafka-redis-bridge map --envelope`.
  *

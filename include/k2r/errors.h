@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * errors.h - the return codes every module shares, a list of error lines,
  * each at a file position, and the edit distance that suggests a fix.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http.h - the operators' HTTP endpoint: /healthz, /readyz and /metrics.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * json.h - decoding a Kafka record's value as JSON and reading values at paths.
  *

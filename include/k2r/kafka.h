@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kafka.h - the Kafka source: one consumer-group member reading the
  * configured topics.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics.h - what the bridge exposes to operators: the Prometheus text on
  * /metrics and the answers of /healthz and /readyz.

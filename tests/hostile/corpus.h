@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * corpus.h - the reader of the hostile-input corpus, tests/hostile/cases.txt
  * (the format is described at the top of that file).

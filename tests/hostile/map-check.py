@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """map-check.py - checks the hostile-input corpus against `kafka-redis-bridge map`.
 
 The unit suite (tests/unit/test_hostile.c) runs every case through

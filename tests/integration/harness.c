@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * harness.c - drives the real Kafka broker and redis-server for the
  * integration tests (see harness.h). Child processes (the bridge, socat) get

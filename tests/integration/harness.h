@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * harness.h - what the integration tests need around the real servers that
  * scripts/with-stack.sh started: topics, a producer, a consumer (to read

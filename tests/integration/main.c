@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c - the integration test runner. Needs the stack that
  * scripts/with-stack.sh starts (a real Kafka broker and redis-server on free

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_bridge.c - the daemon end to end against the real broker and Redis:
  * exact channels and bytes, counts and per-channel order; garbage between

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_cli.c - the command as users run it before deploying: `check` (exit
  * codes and exact messages), `check --list-settings` (the settings table, no

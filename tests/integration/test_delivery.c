@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_delivery.c - the delivery promises of issue 5 that are about policy
  * rather than about breaking servers (those are test_faults.c): Redis

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_faults.c - the delivery guarantees under real faults (issue 5,
  * "Proof"), each under a steady producer, against the real broker and the

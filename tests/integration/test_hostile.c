@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_hostile.c - the hostile-input corpus (tests/hostile/cases.txt) through
  * the running daemon, against the real broker and Redis.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_ops.c - the operators' side of the daemon against the real broker and
  * Redis: /metrics scraped during a run and checked against what was produced

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_rules.c - the rule language's effects on the running daemon, against
  * the real broker and Redis: one record fanned out to several channels (with

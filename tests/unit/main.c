@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c - the unit test runner: no servers, no network, no sleeps (the Redis
  * sink's suite uses a socketpair, nothing else opens a socket).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * suites.h - the unit test suites, one per pure module. Each test file
  * defines one register function that adds its CUnit suite and returns 0, or

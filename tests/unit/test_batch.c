@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_batch.c - the batch (batch.c): which offset each partition may store
  * as records are published, refused, given up, held and stopped; what a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_config.c - config loading: every value of a full file, the defaults,
  * environment overrides, and the exact error lines of each invalid fixture.

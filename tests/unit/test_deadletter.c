@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_deadletter.c - the dead letters (deadletter.c): an acknowledgement
  * releases its record; a failure is retried after a backoff that doubles up

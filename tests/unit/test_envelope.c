@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_envelope.c - JSON lines into records through k2r_envelope_parse: every
  * field in every accepted form with the exact k2r_msgview_t it yields (defaults,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_json.c - JSON decoding and path lookups, each case of a table asserted exactly: the
  * compiled segments or the exact refusal, the type and bytes found at a path, the exact reason a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_log.c - the logger's lines as they reach stderr (log.c): JSON lines
  * parsed back with jansson (time in RFC 3339 with milliseconds and Z, level,

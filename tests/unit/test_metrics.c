@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_metrics.c - the registry behind /metrics, /healthz and /readyz
  * (metrics.c): the exact Prometheus text for a known snapshot (every family,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_redis_sink.c - the Redis sink (redis.c) against a scripted peer on the
  * other end of a socketpair(AF_UNIX, SOCK_STREAM), handed to the sink with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_redis_url.c - redis:// URLs through k2r_redis_url_parse: every accepted
  * form with the exact host, port, user, password and db it yields, and every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_rules.c - records through the rules: the exact channel and the exact
  * notification bytes, or the exact skip reason, for each case of a table.

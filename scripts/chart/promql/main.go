@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // promql-check parses PromQL expressions with Prometheus's own parser, for
 // scripts/chart-check.sh: the PrometheusRule the chart renders must load in
 // Prometheus, and a syntax error would only show when the operator rejects it.
