@@ -57,6 +57,7 @@ RUN apt-get update \
         libmicrohttpd12t64 \
         librdkafka1 \
         libsimdjson25 \
+        libssl3t64 \
         libyaml-0-2 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 65532 k2r \

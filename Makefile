@@ -34,7 +34,7 @@ else
 PKG_CONFIG := pkg-config
 RDKAFKA_PKG := rdkafka
 endif
-PKGS    := $(RDKAFKA_PKG) hiredis simdjson jansson yaml-0.1 libmicrohttpd
+PKGS    := $(RDKAFKA_PKG) hiredis simdjson jansson yaml-0.1 libmicrohttpd openssl
 # Libraries' headers are system headers (-isystem): the warnings below are for
 # this project's code (librdkafka 2.8's rdkafka.h trips -Wignored-qualifiers).
 PKG_CFLAGS := $(patsubst -I%,-isystem%,$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null))

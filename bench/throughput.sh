@@ -9,7 +9,11 @@
 # second and the bridge's CPU time per record, from /proc, next to the same
 # figures for the simplest possible pipeline on the same stack: kcat reading
 # the topic into `redis-cli --pipe` with PUBLISH commands formed by awk (no
-# consumer group, no offsets, no mapping rules: a floor, not a peer).
+# consumer group, no offsets, no mapping rules: a floor, not a peer). The
+# bridge runs four times over the same records, each time as a new group:
+# to the plaintext redis-server, twice over TLS (rediss://, the server
+# verified) to the stack's TLS redis-server, then plaintext again, so the
+# lines show what TLS costs.
 #
 # usage: scripts/with-stack.sh bench/throughput.sh BUILD_DIR
 # env:   COUNT (200000); PROPS (extra librdkafka properties, "a: b, c: d") and
@@ -45,47 +49,68 @@ kcat -P -b "$K2R_TEST_KAFKA_BROKERS" -t "$topic" -p 0 -l "$work/events"
 # end a ${LIMITS:+...} expansion early and leave a stray "}" in the YAML.
 limits_line=""
 [ -z "${LIMITS:-}" ] || limits_line="limits: {$LIMITS}"
-cat >"$work/bridge.yaml" <<EOF
+# run_bridge LABEL URL TLS_LINE: one timed run of the bridge, as group LABEL.
+run_bridge() {
+    local label="$1" url="$2" tls="$3" start bridge published deadline elapsed ticks hz
+    local assigned assigned_ms
+    cat >"$work/bridge-$label.yaml" <<EOF
 kafka:
   brokers: $K2R_TEST_KAFKA_BROKERS
-  group_id: bench-tput-$$
+  group_id: bench-tput-$label-$$
   topics: [$topic]
   properties: {auto.offset.reset: earliest${PROPS:+, $PROPS}}
 redis:
-  url: redis://127.0.0.1:$K2R_TEST_REDIS_PORT
+  url: $url
+$tls
 $limits_line
 http: {listen: "127.0.0.1:$http_port"}
 log: {format: text}
 rules:
   - {name: bench, topic: $topic, type: source_type, id: source_id}
 EOF
+    start="$(now_ms)"
+    K2R_LOG_FORMAT=text "$bin" run -c "$work/bridge-$label.yaml" 2>"$work/bridge-$label.log" &
+    bridge=$!
+    pids+=("$bridge")
+    published=0
+    deadline=$((SECONDS + 600))
+    while [ "$published" -lt "$count" ] && [ "$SECONDS" -lt "$deadline" ]; do
+        if ! kill -0 "$bridge" 2>/dev/null; then
+            echo "throughput: the bridge exited early:" >&2
+            cat "$work/bridge-$label.log" >&2
+            exit 1
+        fi
+        sleep 0.1 # polling pace; the loop ends on the count
+        published="$(metric "$http_port" k2r_notifications_published_total)"
+    done
+    elapsed=$(($(now_ms) - start))
+    ticks="$(cpu_ticks "$bridge")"
+    kill -TERM "$bridge"
+    wait "$bridge" || true
+    hz="$(getconf CLK_TCK)"
+    # From the assignment on (the group join is not the bridge's speed).
+    assigned="$(grep -m1 'kafka: assigned' "$work/bridge-$label.log" | cut -c1-24)"
+    assigned_ms="$(date -d "$assigned" +%s%3N)"
+    awk -v l="$label" -v n="$published" -v ms="$elapsed" -v t="$ticks" -v hz="$hz" \
+        -v join="$((assigned_ms - start))" 'BEGIN {
+        printf "bridge (%s): %d published in %.2f s from start (%.0f records/s), %.2f s from the assignment (%.0f records/s); CPU %.2f s, %.1f us/record\n",
+            l, n, ms / 1000, n / (ms / 1000), (ms - join) / 1000, n / ((ms - join) / 1000), t / hz, t / hz * 1e6 / n }'
+    [ "$published" -ge "$count" ]
+}
 
-start="$(now_ms)"
-K2R_LOG_FORMAT=text "$bin" run -c "$work/bridge.yaml" 2>"$work/bridge.log" &
-bridge=$!
-pids+=("$bridge")
-published=0
-deadline=$((SECONDS + 600))
-while [ "$published" -lt "$count" ] && [ "$SECONDS" -lt "$deadline" ]; do
-    if ! kill -0 "$bridge" 2>/dev/null; then
-        echo "throughput: the bridge exited early:" >&2
-        cat "$work/bridge.log" >&2
-        exit 1
-    fi
-    sleep 0.1 # polling pace; the loop ends on the count
-    published="$(metric "$http_port" k2r_notifications_published_total)"
-done
-elapsed=$(($(now_ms) - start))
-ticks="$(cpu_ticks "$bridge")"
-kill -TERM "$bridge"
-wait "$bridge" || true
-hz="$(getconf CLK_TCK)"
-# From the assignment on (the group join is not the bridge's speed).
-assigned="$(grep -m1 'kafka: assigned' "$work/bridge.log" | cut -c1-24)"
-assigned_ms="$(date -d "$assigned" +%s%3N)"
-awk -v n="$published" -v ms="$elapsed" -v t="$ticks" -v hz="$hz" -v join="$((assigned_ms - start))" 'BEGIN {
-    printf "bridge:   %d published in %.2f s from start (%.0f records/s), %.2f s from the assignment (%.0f records/s); CPU %.2f s, %.1f us/record\n",
-        n, ms / 1000, n / (ms / 1000), (ms - join) / 1000, n / ((ms - join) / 1000), t / hz, t / hz * 1e6 / n }'
+plain_url="redis://127.0.0.1:$K2R_TEST_REDIS_PORT"
+if [ -n "${K2R_TEST_REDIS_TLS_PORT:-}" ]; then
+    # ABBA: the first run reads the topic cold, the later ones warm, so
+    # each kind gets one early and one late run.
+    tls_url="rediss://127.0.0.1:$K2R_TEST_REDIS_TLS_PORT"
+    tls_line="  tls: {ca_file: $K2R_TEST_TLS_DIR/ca.crt}"
+    run_bridge plaintext-1 "$plain_url" ""
+    run_bridge tls-1 "$tls_url" "$tls_line"
+    run_bridge tls-2 "$tls_url" "$tls_line"
+    run_bridge plaintext-2 "$plain_url" ""
+else
+    run_bridge plaintext "$plain_url" ""
+fi
 
 # The floor: kcat | awk | redis-cli --pipe, same records, same Redis.
 start="$(now_ms)"
@@ -97,4 +122,3 @@ awk -v n="$count" -v ms="$elapsed" 'BEGIN {
     printf "kcat | redis-cli --pipe (no group, no offsets, no rules): %.2f s: %.0f records/s\n",
         ms / 1000, n / (ms / 1000) }'
 tail -1 "$work/pipe.out"
-[ "$published" -ge "$count" ]

@@ -282,6 +282,7 @@ runtime_packages_match() {
         case "$pc" in
         rdkafka | rdkafka-static) dev=librdkafka-dev ;;
         yaml-0.1) dev=libyaml-dev ;;
+        openssl) dev=libssl-dev ;;
         lib*) dev="$pc-dev" ;;
         *) dev="lib$pc-dev" ;;
         esac

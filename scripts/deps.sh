@@ -26,14 +26,14 @@
 set -euo pipefail
 
 pkgs_build=(gcc g++ make pkg-config libhiredis-dev libsimdjson-dev
-    libjansson-dev libyaml-dev libcunit1-dev libmicrohttpd-dev)
+    libjansson-dev libyaml-dev libcunit1-dev libmicrohttpd-dev libssl-dev)
 rdkafka_min=2.6.1
 # Build-Depends of Debian 13's librdkafka source package that its build here
 # uses (not rapidjson: only its tests do), and what fetches and unpacks it.
 pkgs_rdkafka_source=(dpkg-dev debian-archive-keyring liblz4-dev libsasl2-dev libssl-dev
     libzstd-dev zlib1g-dev libcurl4-openssl-dev)
 pkgs_test=(kcat redis-server redis-tools socat maven openjdk-17-jre-headless nodejs npm
-    curl ca-certificates procps iproute2 python3)
+    curl ca-certificates procps iproute2 python3 openssl)
 pkgs_lint=(clang clang-tidy clang-format cppcheck)
 pkgs_check=()
 pkgs_fuzz=(clang libclang-rt-14-dev)

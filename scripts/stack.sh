@@ -3,8 +3,12 @@
 # stack.sh - starts and stops the real services the integration tests, the
 # benchmarks and the demo run against: one single-node KRaft Apache Kafka
 # broker (combined broker+controller, jars from scripts/kafka-libs.sh, run
-# with this machine's Java 17) and one redis-server, both on 127.0.0.1 on free
-# ports picked at start, with all their state, logs and PID files in DIR.
+# with this machine's Java 17), one redis-server, and a second redis-server
+# that speaks TLS (redis-tls: a TLS port and a plaintext port, so that tests
+# subscribe without TLS while the bridge publishes over it), all on 127.0.0.1
+# on free ports picked at start, with all their state, logs and PID files in
+# DIR. The TLS server's CA and certificates are made at start with openssl in
+# DIR/tls (EC P-256 keys: a few milliseconds each); none is in the repository.
 #
 # usage: scripts/stack.sh start DIR
 #          Installs what is missing (scripts/deps.sh test), fetches the broker
@@ -13,6 +17,14 @@
 #            DIR/env        K2R_TEST_KAFKA_BROKERS=127.0.0.1:PORT
 #                           K2R_TEST_REDIS_HOST=127.0.0.1
 #                           K2R_TEST_REDIS_PORT=PORT
+#                           K2R_TEST_REDIS_TLS_PORT=PORT (TLS, client
+#                             certificates optional)
+#                           K2R_TEST_REDIS_TLS_PLAIN_PORT=PORT (the same
+#                             server without TLS)
+#                           K2R_TEST_TLS_DIR=DIR/tls: ca.crt, server.crt and
+#                             .key (127.0.0.1, localhost), client.crt and .key,
+#                             other-ca.crt (a CA that signed neither), and
+#                             expired.crt (the server's key, already expired)
 #                           K2R_TEST_STACK_DIR=DIR
 #            DIR/kafka.pid DIR/redis.pid, DIR/kafka.log DIR/redis.log
 #          A summary goes to stderr; nothing goes to stdout. On a failure it
@@ -21,10 +33,10 @@
 #        scripts/stack.sh stop DIR
 #          TERM to both PIDs, up to 20 s for them to end, then KILL. Safe to
 #          run twice, after a partial start, or on a DIR with nothing in it.
-#        scripts/stack.sh stop-redis DIR | stop-kafka DIR
+#        scripts/stack.sh stop-redis DIR | stop-redis-tls DIR | stop-kafka DIR
 #          The same for one server only: its data dir, port and command line
 #          stay in DIR (fault-injection tests restart servers mid-stream).
-#        scripts/stack.sh start-redis DIR | start-kafka DIR
+#        scripts/stack.sh start-redis DIR | start-redis-tls DIR | start-kafka DIR
 #          Starts that server again exactly as `start` did (same port, same
 #          data dir, no new format), rewrites its PID file so that `stop`
 #          (and with-stack.sh's watchdog) stop the new process, and waits
@@ -52,7 +64,7 @@ die() {
 }
 
 usage() {
-    echo "usage: $0 start|stop|start-redis|stop-redis|start-kafka|stop-kafka DIR" >&2
+    echo "usage: $0 start|stop|start-redis|stop-redis|start-redis-tls|stop-redis-tls|start-kafka|stop-kafka DIR" >&2
     exit 2
 }
 
@@ -131,7 +143,7 @@ stop_servers() {
 
 stop_stack() {
     [ -d "$1" ] || return 0
-    stop_servers "$1" kafka redis
+    stop_servers "$1" kafka redis redis-tls
     save_cds_archive "$(cd -- "$1" && pwd -P)"
 }
 
@@ -223,7 +235,7 @@ answers() {
     local port
     port="$(cat "$1/$2.port")"
     case "$2" in
-    redis) [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] ;;
+    redis | redis-tls) [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] ;;
     kafka) kcat -b "127.0.0.1:$port" -L -m 2 2>/dev/null | grep -q '1 brokers:' ;;
     *) return 1 ;;
     esac
@@ -277,11 +289,34 @@ restart_server() {
     echo "stack.sh: $name again at 127.0.0.1:$(cat "$dir/$name.port") (pid $pid); ready in $((SECONDS - t0)) s" >&2
 }
 
+# The TLS test material in DIR $1: a CA; a server certificate for 127.0.0.1
+# and localhost; a client certificate; another CA that signed neither; and an
+# expired copy of the server certificate (same key, its end before its start,
+# which OpenSSL 3.0's `x509 -days -1` makes). EC P-256 keys keep it cheap.
+make_certs() {
+    local d="$1" ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    mkdir -p "$d"
+    openssl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.crt" -days 2 \
+        -subj "/CN=k2r test CA"
+    openssl req -x509 "${ec[@]}" -keyout "$d/other-ca.key" -out "$d/other-ca.crt" -days 2 \
+        -subj "/CN=k2r other CA"
+    openssl req "${ec[@]}" -keyout "$d/server.key" -out "$d/server.csr" -subj "/CN=localhost"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$d/server.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+        -CAcreateserial -out "$d/server.crt" -days 2 -extfile "$d/server.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+        -CAcreateserial -out "$d/expired.crt" -days -1 -extfile "$d/server.ext"
+    openssl req "${ec[@]}" -keyout "$d/client.key" -out "$d/client.csr" -subj "/CN=k2r client"
+    openssl x509 -req -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+        -CAcreateserial -out "$d/client.crt" -days 2
+    chmod 600 "$d"/*.key
+}
+
 start_stack() {
-    local dir="$1" libs kport cport rport cid jopts logopt t0 major jsa cds fmt_cds
+    local dir="$1" libs kport cport rport tport tplain cid jopts logopt t0 major jsa cds fmt_cds
     case "$1" in *[[:space:]]*) die "DIR must not contain whitespace: '$1'" ;; esac
     dir="$(abs_dir "$1")"
-    for name in kafka redis; do
+    for name in kafka redis redis-tls; do
         if [ -f "$dir/$name.pid" ] && ours_alive "$(tr -dc '0-9' <"$dir/$name.pid")" "$dir"; then
             die "a stack is already running in $dir (stop it first: $0 stop $dir)"
         fi
@@ -305,9 +340,10 @@ start_stack() {
         exit 1
     }
 
-    mapfile -t ports < <(free_ports 3)
-    [ "${#ports[@]}" -eq 3 ] || die "could not pick free ports (python3 missing?)"
+    mapfile -t ports < <(free_ports 5)
+    [ "${#ports[@]}" -eq 5 ] || die "could not pick free ports (python3 missing?)"
     kport="${ports[0]}" cport="${ports[1]}" rport="${ports[2]}"
+    tport="${ports[3]}" tplain="${ports[4]}"
 
     cd "$dir" # both servers get DIR as working directory; stop relies on it
 
@@ -317,6 +353,16 @@ start_stack() {
         --protected-mode yes --save '' --appendonly no --dir "$dir" \
         --logfile "$dir/redis.log" --daemonize no
     launch "$dir" redis
+
+    # ---- Redis with TLS ----
+    make_certs "$dir/tls" >>"$dir/redis-tls.log" 2>&1 ||
+        fail "openssl could not make the test certificates" "$dir/redis-tls.log"
+    write_cmd "$dir" redis-tls "$tplain" redis-server --port "$tplain" --tls-port "$tport" \
+        --bind 127.0.0.1 --protected-mode yes --save '' --appendonly no --dir "$dir" \
+        --tls-cert-file "$dir/tls/server.crt" --tls-key-file "$dir/tls/server.key" \
+        --tls-ca-cert-file "$dir/tls/ca.crt" --tls-auth-clients optional \
+        --logfile "$dir/redis-tls.log" --daemonize no
+    launch "$dir" redis-tls
 
     # ---- Kafka ----
     mkdir -p "$dir/kafka-data"
@@ -420,16 +466,20 @@ EOF
 
     # ---- wait for both ----
     wait_ready "$dir" redis $((t0 + $(scaled 20))) || fail "$why" "$dir/redis.log"
+    wait_ready "$dir" redis-tls $((t0 + $(scaled 20))) || fail "$why" "$dir/redis-tls.log"
     wait_ready "$dir" kafka $((t0 + $(scaled 120))) || fail "$why" "$dir/kafka.log"
 
     cat >"$dir/env" <<EOF
 K2R_TEST_KAFKA_BROKERS=127.0.0.1:$kport
 K2R_TEST_REDIS_HOST=127.0.0.1
 K2R_TEST_REDIS_PORT=$rport
+K2R_TEST_REDIS_TLS_PORT=$tport
+K2R_TEST_REDIS_TLS_PLAIN_PORT=$tplain
+K2R_TEST_TLS_DIR=$dir/tls
 K2R_TEST_STACK_DIR=$dir
 EOF
     trap - INT TERM
-    echo "stack.sh: Kafka $(basename "$(dirname "$libs")" | sed 's/^kafka-//') at 127.0.0.1:$kport (pid $(cat "$dir/kafka.pid")), Redis at 127.0.0.1:$rport (pid $(cat "$dir/redis.pid")); ready in $((SECONDS - t0)) s; state in $dir" >&2
+    echo "stack.sh: Kafka $(basename "$(dirname "$libs")" | sed 's/^kafka-//') at 127.0.0.1:$kport (pid $(cat "$dir/kafka.pid")), Redis at 127.0.0.1:$rport (pid $(cat "$dir/redis.pid")), Redis TLS at 127.0.0.1:$tport (plain $tplain, pid $(cat "$dir/redis-tls.pid")); ready in $((SECONDS - t0)) s; state in $dir" >&2
 }
 
 [ "$#" -eq 2 ] || usage
@@ -437,6 +487,8 @@ case "$1" in
 start) start_stack "$2" ;;
 stop) stop_stack "$2" ;;
 start-redis) restart_server redis "$2" ;;
+start-redis-tls) restart_server redis-tls "$2" ;;
+stop-redis-tls) stop_servers "$2" redis-tls ;;
 start-kafka) restart_server kafka "$2" ;;
 stop-redis) stop_servers "$2" redis ;;
 stop-kafka) stop_servers "$2" kafka ;;

@@ -831,8 +831,9 @@ static void redis_failed(k2r_bridge_t *b, const char *what, const char *errstr) 
 }
 
 /* Returns 0 when connected; -1 when not (a later attempt is scheduled);
- * K2R_ERR_AUTH when Redis refused the credentials (b->refused is set, the
- * bridge stops). */
+ * K2R_ERR_AUTH when Redis refused the credentials, K2R_ERR_TLS when its
+ * certificate did not verify or it refused ours (either way b->refused is
+ * set and the bridge stops: retrying with the same settings cannot help). */
 static int try_connect(k2r_bridge_t *b) {
     char errstr[512];
     int rc = k2r_redis_connect(b->redis, errstr, sizeof(errstr));
@@ -844,6 +845,13 @@ static int try_connect(k2r_bridge_t *b) {
                       b->cfg->redis.parsed.host, b->cfg->redis.parsed.port, errstr);
         b->refused = 1;
         return K2R_ERR_AUTH;
+    }
+    if (rc == K2R_ERR_TLS) {
+        k2r_log_error("redis: %s; check redis.tls.ca_file, redis.tls.server_name, the client "
+                      "certificate and the server's certificate (stopping: retrying cannot help)",
+                      errstr);
+        b->refused = 1;
+        return K2R_ERR_TLS;
     }
     if (rc != 0) {
         redis_failed(b, "connect", errstr);
@@ -1255,7 +1263,7 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
             break;
         }
         if (!k2r_redis_connected(b->redis) && k2r_now_ms() >= b->next_connect_ms &&
-            try_connect(b) == K2R_ERR_AUTH) {
+            (rc = try_connect(b)) != 0 && (rc == K2R_ERR_AUTH || rc == K2R_ERR_TLS)) {
             failed = 1;
             break;
         }

@@ -520,6 +520,32 @@ static const k2r_setting_t settings[] = {
      .dflt = "pause",
      .flags = K2R_SETTING_RESTART,
      .description = "pause: hold, pause Kafka, retry; drop: count, drop, go on"},
+    {.name = "redis.tls.ca_file",
+     .type = K2R_SETTING_STRING,
+     FIELD(redis.tls_ca_file),
+     .flags = K2R_SETTING_RESTART,
+     .description = "rediss://: PEM file of the CAs to trust (unset: the system's store)"},
+    {.name = "redis.tls.cert_file",
+     .type = K2R_SETTING_STRING,
+     FIELD(redis.tls_cert_file),
+     .flags = K2R_SETTING_RESTART,
+     .description = "rediss://: PEM client certificate (chain) for mutual TLS; needs key_file"},
+    {.name = "redis.tls.key_file",
+     .type = K2R_SETTING_STRING,
+     FIELD(redis.tls_key_file),
+     .flags = K2R_SETTING_RESTART,
+     .description = "rediss://: PEM private key of cert_file"},
+    {.name = "redis.tls.server_name",
+     .type = K2R_SETTING_STRING,
+     FIELD(redis.tls_server_name),
+     .flags = K2R_SETTING_RESTART,
+     .description = "rediss://: SNI and the name verified (unset: the URL's host)"},
+    {.name = "redis.tls.insecure_skip_verify",
+     .type = K2R_SETTING_BOOL,
+     FIELD(redis.tls_insecure_skip_verify),
+     .dflt = "false",
+     .flags = K2R_SETTING_RESTART,
+     .description = "rediss://: do not verify the server's certificate (logs a warning)"},
     {.name = "rules",
      .type = K2R_SETTING_RULES,
      ARRAY(rules),
@@ -773,26 +799,53 @@ static void read_setting(loader_t *ld, const k2r_setting_t *s, yaml_node_t *valu
     }
 }
 
-/* One key of a settings section (ctx: the section's name). */
+/*
+ * One key of a settings section or of a mapping inside one (redis.tls), `path`
+ * being where it is ("redis", "redis.tls"). A key that is the first word of
+ * longer rows' names is a mapping of them, read by the same function.
+ */
 static void section_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
                          const char *path, void *ctx) {
     const char *known[NSETTINGS];
-    size_t nknown = 0, plen = strlen(path);
+    char words[NSETTINGS][32];
+    size_t nknown = 0, plen = strlen(path), klen = strlen(key);
     char sub[256];
 
     (void)ctx;
     snprintf(sub, sizeof(sub), "%s.%s", path, key);
     for (size_t i = 0; i < NSETTINGS; i++) {
         const k2r_setting_t *s = &settings[i];
+        const char *rest, *dot;
+        size_t j, wlen;
 
-        if (section_len(s) != plen || strncmp(s->name, path, plen) != 0 || !s->name[plen])
+        if (strncmp(s->name, path, plen) != 0 || s->name[plen] != '.')
             continue;
-        if (strcmp(s->name + plen + 1, key) == 0) {
+        rest = s->name + plen + 1;
+        if (strcmp(rest, key) == 0) {
             ld->present |= UINT64_C(1) << i;
             read_setting(ld, s, value, sub);
             return;
         }
-        known[nknown++] = s->name + plen + 1;
+        dot = strchr(rest, '.');
+        if (dot && (size_t)(dot - rest) == klen && strncmp(rest, key, klen) == 0) {
+            /* The mapping's position, for errors about it as a whole. */
+            if (strcmp(sub, "redis.tls") == 0)
+                ld->cfg->redis.tls_mark = mark_of(value);
+            walk_mapping(ld, value, sub, section_pair, NULL);
+            return;
+        }
+        wlen = dot ? (size_t)(dot - rest) : strlen(rest);
+        if (wlen >= sizeof(words[0]))
+            continue;
+        for (j = 0; j < nknown && strcmp(known[j], rest) != 0 &&
+                    (strlen(known[j]) != wlen || strncmp(known[j], rest, wlen) != 0);
+             j++)
+            ;
+        if (j < nknown)
+            continue;
+        snprintf(words[nknown], sizeof(words[0]), "%.*s", (int)wlen, rest);
+        known[nknown] = words[nknown];
+        nknown++;
     }
     for (size_t i = 0; i < sizeof(retired) / sizeof(retired[0]); i++) {
         if (strcmp(sub, retired[i].name) == 0) {
@@ -1506,6 +1559,32 @@ static int unset(const k2r_setting_t *s, const k2r_config_t *cfg) {
     return 0;
 }
 
+/*
+ * redis.tls settings with a redis:// URL are an error rather than ignored: a
+ * file that names a CA or a client certificate means to use TLS, and
+ * connecting in plaintext instead would send the password and every
+ * notification in the clear without anyone having asked for that. Also:
+ * cert_file and key_file go together.
+ */
+static void check_tls(loader_t *ld, yaml_node_t *redis_node) {
+    k2r_redis_section_t *rs = &ld->cfg->redis;
+    k2r_mark_t mark = rs->tls_mark.line ? rs->tls_mark : mark_of(redis_node);
+
+    if (!rs->parsed.host) /* redis.url had its error already */
+        return;
+    if (!rs->parsed.tls && (rs->tls_ca_file || rs->tls_cert_file || rs->tls_key_file ||
+                            rs->tls_server_name || rs->tls_insecure_skip_verify)) {
+        k2r_errors_add(ld->errs, ld->file, mark,
+                       "redis.tls: set, but redis.url is redis:// (plaintext); use rediss:// "
+                       "for TLS, or remove redis.tls");
+        return;
+    }
+    if ((rs->tls_cert_file != NULL) != (rs->tls_key_file != NULL))
+        k2r_errors_add(ld->errs, ld->file, mark, "redis.tls: %s is set without %s",
+                       rs->tls_cert_file ? "cert_file" : "key_file",
+                       rs->tls_cert_file ? "key_file" : "cert_file");
+}
+
 static void check_required(loader_t *ld, yaml_node_t *root) {
     const char *names[MAX_SECTIONS] = {NULL};
     size_t lens[MAX_SECTIONS] = {0}, n = sections(names, lens, MAX_SECTIONS);
@@ -1545,6 +1624,7 @@ static void check_required(loader_t *ld, yaml_node_t *root) {
         if (cfg->rules[i].on_error == K2R_ON_ERROR_DEAD_LETTER && !cfg->kafka.dead_letter_topic)
             k2r_errors_add(ld->errs, ld->file, cfg->rules[i].on_error_mark,
                            "rules[%zu].on_error: dead-letter needs kafka.dead_letter_topic", i);
+    check_tls(ld, redis_node ? redis_node : root);
     if (cfg->redis.backoff_initial_ms > cfg->redis.backoff_max_ms)
         lerr(ld, redis_node ? redis_node : root,
              "redis.reconnect_backoff_ms: %d is above redis.reconnect_backoff_max_ms (%d)",
@@ -1685,6 +1765,10 @@ void k2r_config_destroy(k2r_config_t *cfg) {
     free(cfg->kafka.properties);
     free(cfg->redis.url);
     free(cfg->redis.password);
+    free(cfg->redis.tls_ca_file);
+    free(cfg->redis.tls_cert_file);
+    free(cfg->redis.tls_key_file);
+    free(cfg->redis.tls_server_name);
     free(cfg->http.listen);
     k2r_redis_url_free(&cfg->redis.parsed);
     for (size_t i = 0; i < cfg->nrules; i++) {

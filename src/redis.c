@@ -13,8 +13,19 @@
  * out_append_publish for why), and the reader builds no reply objects, it
  * records each reply in the sink (see reply_functions).
  *
+ * TLS (rediss://) is OpenSSL on the same socket: the SSL_CTX (trust store,
+ * client certificate) is built once in k2r_redis_new, an SSL object per
+ * connection right after the TCP connect (start_session: SNI, host name
+ * verification, a non-blocking handshake within the connect deadline). The
+ * seam is two functions, sock_send and sock_recv: everything above them (the
+ * output buffer, the reader, poll with its timeouts) is the same with and
+ * without TLS. SSL_ERROR_WANT_WRITE on a read (or WANT_READ on a write, which
+ * the loops always poll for anyway) sets `want_write`, which adds POLLOUT to
+ * the next poll. A certificate that does not verify is K2R_ERR_TLS, not an
+ * outage: the bridge stops on it as on refused credentials.
+ *
  * This is not a Redis client: there is no reconnect logic (the bridge owns
- * backoff), no TLS, no cluster, no SELECT (Pub/Sub ignores the db), and the
+ * backoff), no cluster, no SELECT (Pub/Sub ignores the db), and the
  * only commands sent are AUTH, PING and PUBLISH. A connection that failed in
  * any way is closed and thrown away, with its reader, so the next connection
  * never sees bytes from the previous one.
@@ -42,7 +53,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "k2r/clock.h"
 #include "k2r/config.h"
@@ -79,6 +94,13 @@ struct k2r_redis_s {
     int connect_timeout_ms;
     int command_timeout_ms;
     int pipeline_depth;
+
+    SSL_CTX *ssl_ctx;  /* rediss://: the trust store and client certificate; else NULL */
+    char *server_name; /* SNI and the name verified (rediss:// only) */
+    int verify;        /* 0: redis.tls.insecure_skip_verify */
+    SSL *ssl;          /* the connection's TLS state; NULL without TLS or connection */
+    int want_write;    /* the last SSL_read wanted the socket writable */
+    int tls_refused;   /* this connection failed for a reason retrying cannot fix */
 
     char addr[300]; /* "host:port" or "[v6]:port", for messages */
     int fd;         /* -1 when not connected */
@@ -169,6 +191,93 @@ static redisReplyObjectFunctions reply_functions = {
 
 /* ----------------------------------------------------------------- sink */
 
+/* The first error on OpenSSL's queue for this thread, as text (then the queue
+ * is cleared), or `dflt` when the queue is empty. */
+static const char *ssl_reason(char *buf, size_t size, const char *dflt) {
+    unsigned long e = ERR_peek_error();
+
+    if (!e) {
+        snprintf(buf, size, "%s", dflt);
+        return buf;
+    }
+    /* The reason alone ("certificate verify failed"), or the whole code
+     * when OpenSSL has no text for it. */
+    if (ERR_reason_error_string(e))
+        snprintf(buf, size, "%s", ERR_reason_error_string(e));
+    else
+        ERR_error_string_n(e, buf, size);
+    ERR_clear_error();
+    return buf;
+}
+
+/*
+ * Builds the SSL_CTX of a rediss:// sink: TLS 1.2 or newer, the CA file or the
+ * system's trust store, the client certificate and key when given, and the
+ * server name. Returns 0, or -1 with the reason (and the file) in errstr.
+ */
+static int tls_context(k2r_redis_t *redis, const k2r_redis_conf_t *conf, char *errstr,
+                       size_t errstr_size) {
+    char why[256];
+    SSL_CTX *ctx;
+
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        snprintf(errstr, errstr_size, "redis: TLS: %s",
+                 ssl_reason(why, sizeof(why), "cannot make a context"));
+        return -1;
+    }
+    redis->ssl_ctx = ctx;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* Partial writes and a buffer that moves between retries: out_flush
+     * hands SSL_write what is left of an output buffer that may be
+     * reallocated or slid while a write waits. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (conf->tls_ca_file) {
+        if (SSL_CTX_load_verify_locations(ctx, conf->tls_ca_file, NULL) != 1) {
+            snprintf(errstr, errstr_size, "redis.tls.ca_file: %s: %s", conf->tls_ca_file,
+                     ssl_reason(why, sizeof(why), "cannot load"));
+            return -1;
+        }
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        snprintf(errstr, errstr_size, "redis: TLS: the system's trust store: %s",
+                 ssl_reason(why, sizeof(why), "cannot load"));
+        return -1;
+    }
+    if (conf->tls_cert_file) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, conf->tls_cert_file) != 1) {
+            snprintf(errstr, errstr_size, "redis.tls.cert_file: %s: %s", conf->tls_cert_file,
+                     ssl_reason(why, sizeof(why), "cannot load"));
+            return -1;
+        }
+        if (!conf->tls_key_file ||
+            SSL_CTX_use_PrivateKey_file(ctx, conf->tls_key_file, SSL_FILETYPE_PEM) != 1) {
+            snprintf(errstr, errstr_size, "redis.tls.key_file: %s: %s",
+                     conf->tls_key_file ? conf->tls_key_file : "(none)",
+                     ssl_reason(why, sizeof(why), "cannot load"));
+            return -1;
+        }
+        if (SSL_CTX_check_private_key(ctx) != 1) {
+            snprintf(errstr, errstr_size, "redis.tls.key_file: %s does not match %s: %s",
+                     conf->tls_key_file, conf->tls_cert_file,
+                     ssl_reason(why, sizeof(why), "mismatch"));
+            return -1;
+        }
+    }
+    redis->verify = !conf->tls_insecure_skip_verify;
+    SSL_CTX_set_verify(ctx, redis->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    redis->server_name = strdup(conf->tls_server_name ? conf->tls_server_name : conf->host);
+    if (!redis->server_name) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    if (!redis->verify)
+        k2r_log_warn("redis: redis.tls.insecure_skip_verify is true: the certificate of %s is not "
+                     "verified, so anyone on the path can pose as it",
+                     redis->addr);
+    return 0;
+}
+
 k2r_redis_t *k2r_redis_new(const k2r_redis_conf_t *conf, char *errstr, size_t errstr_size) {
     k2r_redis_t *redis;
 
@@ -208,6 +317,8 @@ k2r_redis_t *k2r_redis_new(const k2r_redis_conf_t *conf, char *errstr, size_t er
     }
     snprintf(redis->addr, sizeof(redis->addr), strchr(conf->host, ':') ? "[%s]:%d" : "%s:%d",
              conf->host, conf->port);
+    if (conf->tls && tls_context(redis, conf, errstr, errstr_size) != 0)
+        goto fail;
     return redis;
 
 fail:
@@ -219,6 +330,8 @@ void k2r_redis_destroy(k2r_redis_t *redis) {
     if (!redis)
         return;
     k2r_redis_disconnect(redis);
+    SSL_CTX_free(redis->ssl_ctx);
+    free(redis->server_name);
     free(redis->host);
     free(redis->user);
     if (redis->password) {
@@ -235,6 +348,13 @@ int k2r_redis_connected(const k2r_redis_t *redis) {
 
 /* Closes the socket and drops the reader and any unsent bytes. Logs nothing. */
 static void close_connection(k2r_redis_t *redis) {
+    if (redis->ssl) {
+        /* No close_notify: the connection is thrown away either way, and
+         * writing one could block on a dead peer. */
+        SSL_free(redis->ssl);
+        redis->ssl = NULL;
+    }
+    redis->want_write = 0;
     if (redis->fd >= 0) {
         close(redis->fd);
         redis->fd = -1;
@@ -304,20 +424,87 @@ static int out_append_argv(k2r_redis_t *redis, int argc, const char **argv, cons
 }
 
 /*
- * Sends what it can of the output buffer without blocking. Returns the bytes
- * sent (0 when the socket is full), or -1 with the reason in errstr.
+ * Notes an SSL_read or SSL_write that could not finish: 0 when it waits for
+ * the socket (WANT_READ: the loops always poll for POLLIN; WANT_WRITE sets
+ * want_write for the next poll), -1 with the reason in errstr otherwise. A
+ * server that refuses the client's certificate says so with an alert after
+ * the handshake (TLS 1.3): tls_refused makes that K2R_ERR_TLS (start_session).
  */
-static ssize_t out_flush(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
+static int tls_io_error(k2r_redis_t *redis, int ret, const char *op, char *errstr,
+                        size_t errstr_size) {
+    int err = SSL_get_error(redis->ssl, ret);
+    unsigned long e;
+    char why[256];
+
+    switch (err) {
+    case SSL_ERROR_WANT_READ:
+        return 0;
+    case SSL_ERROR_WANT_WRITE:
+        redis->want_write = 1;
+        return 0;
+    case SSL_ERROR_ZERO_RETURN:
+        snprintf(errstr, errstr_size, "%s: connection closed by the server", redis->addr);
+        return -1;
+    case SSL_ERROR_SYSCALL:
+        if (ERR_peek_error() == 0) {
+            if (errno == EINTR)
+                return 0;
+            if (errno == 0)
+                snprintf(errstr, errstr_size, "%s: connection closed by the server", redis->addr);
+            else
+                snprintf(errstr, errstr_size, "%s: %s: %s", redis->addr, op, strerror(errno));
+            return -1;
+        }
+        break;
+    default:
+        break;
+    }
+    e = ERR_peek_error();
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL) {
+        switch (ERR_GET_REASON(e)) {
+        case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+            ERR_clear_error();
+            snprintf(errstr, errstr_size, "%s: connection closed by the server", redis->addr);
+            return -1;
+        case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+        case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+        case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+        case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+        case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+        case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+        case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+            redis->tls_refused = 1;
+            break;
+        default:
+            break;
+        }
+    }
+    snprintf(errstr, errstr_size, "%s: TLS %s: %s", redis->addr, op,
+             ssl_reason(why, sizeof(why), "failed"));
+    return -1;
+}
+
+/*
+ * The seam between the sink and its socket: writes up to `len` bytes, over
+ * TLS when the connection has it. Returns the bytes written (0 when the
+ * socket is full, or TLS waits for it), or -1 with the reason in errstr.
+ */
+static ssize_t sock_send(k2r_redis_t *redis, const char *buf, size_t len, char *errstr,
+                         size_t errstr_size) {
     ssize_t n;
 
-    if (redis->out_off == redis->out_len)
-        return 0;
-    n = send(redis->fd, redis->out + redis->out_off, redis->out_len - redis->out_off,
-             MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0) {
-        redis->out_off += (size_t)n;
-        return n;
+    if (redis->ssl) {
+        int ret;
+
+        ERR_clear_error();
+        ret = SSL_write(redis->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+        if (ret > 0)
+            return ret;
+        return tls_io_error(redis, ret, "write", errstr, errstr_size);
     }
+    n = send(redis->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0)
+        return n;
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
         return 0;
     snprintf(errstr, errstr_size, "%s: send: %s", redis->addr, strerror(errno));
@@ -325,20 +512,27 @@ static ssize_t out_flush(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
 }
 
 /*
- * Reads one chunk into the reader without blocking. Returns the bytes read
- * (0 when nothing was waiting), or -1 with the reason in errstr (EOF included).
+ * The other half of the seam: reads up to `size` bytes. Returns the bytes
+ * read, 0 when nothing is there yet, or -1 with the reason in errstr (EOF
+ * included).
  */
-static ssize_t in_fill(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
-    ssize_t n = recv(redis->fd, redis->in, sizeof(redis->in), MSG_DONTWAIT);
+static ssize_t sock_recv(k2r_redis_t *redis, char *buf, size_t size, char *errstr,
+                         size_t errstr_size) {
+    ssize_t n;
 
-    if (n > 0) {
-        if (redisReaderFeed(redis->reader, redis->in, (size_t)n) != REDIS_OK) {
-            snprintf(errstr, errstr_size, "%s: protocol error: %s", redis->addr,
-                     redis->reader->errstr);
-            return -1;
-        }
-        return n;
+    if (redis->ssl) {
+        int ret;
+
+        redis->want_write = 0;
+        ERR_clear_error();
+        ret = SSL_read(redis->ssl, buf, size > INT_MAX ? INT_MAX : (int)size);
+        if (ret > 0)
+            return ret;
+        return tls_io_error(redis, ret, "read", errstr, errstr_size);
     }
+    n = recv(redis->fd, buf, size, MSG_DONTWAIT);
+    if (n > 0)
+        return n;
     if (n == 0) {
         snprintf(errstr, errstr_size, "%s: connection closed by the server", redis->addr);
         return -1;
@@ -347,6 +541,45 @@ static ssize_t in_fill(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
         return 0;
     snprintf(errstr, errstr_size, "%s: recv: %s", redis->addr, strerror(errno));
     return -1;
+}
+
+/*
+ * Sends what it can of the output buffer without blocking. Returns the bytes
+ * sent (0 when the socket is full), or -1 with the reason in errstr.
+ */
+static ssize_t out_flush(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
+    ssize_t n;
+
+    if (redis->out_off == redis->out_len)
+        return 0;
+    n = sock_send(redis, redis->out + redis->out_off, redis->out_len - redis->out_off, errstr,
+                  errstr_size);
+    if (n > 0)
+        redis->out_off += (size_t)n;
+    return n;
+}
+
+/*
+ * Reads one chunk into the reader without blocking. Returns the bytes read
+ * (0 when nothing was waiting), or -1 with the reason in errstr (EOF included).
+ */
+static ssize_t in_fill(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
+    ssize_t n, total = 0;
+
+    /* With TLS, bytes OpenSSL already decrypted (SSL_pending) are read too:
+     * the socket would not wake poll for them. */
+    do {
+        n = sock_recv(redis, redis->in, sizeof(redis->in), errstr, errstr_size);
+        if (n <= 0)
+            return n < 0 ? -1 : total;
+        if (redisReaderFeed(redis->reader, redis->in, (size_t)n) != REDIS_OK) {
+            snprintf(errstr, errstr_size, "%s: protocol error: %s", redis->addr,
+                     redis->reader->errstr);
+            return -1;
+        }
+        total += n;
+    } while (redis->ssl && SSL_pending(redis->ssl) > 0);
+    return total;
 }
 
 /*
@@ -395,6 +628,12 @@ static int wait_fd(k2r_redis_t *redis, short events, int64_t deadline_ms, char *
 /* Readiness that means recv() has something to say: data, EOF or an error. */
 #define READABLE (POLLIN | POLLHUP | POLLERR | POLLNVAL)
 
+/* What to poll for: replies always; writability while bytes wait to be sent
+ * or TLS wants to write to finish a read. */
+static short want_events(const k2r_redis_t *redis) {
+    return (short)(POLLIN | (redis->out_off < redis->out_len || redis->want_write ? POLLOUT : 0));
+}
+
 /*
  * Sends one command and waits for its reply (connection setup only; the hot
  * path is k2r_redis_publish). Returns 0 with the reply in redis->reply, or -1
@@ -414,14 +653,14 @@ static int roundtrip(k2r_redis_t *redis, int argc, const char **argv, const size
         rc = take_reply(redis, errstr, errstr_size);
         if (rc != 0)
             return rc > 0 ? 0 : -1;
-        revents = wait_fd(redis, (short)(POLLIN | (redis->out_off < redis->out_len ? POLLOUT : 0)),
-                          deadline_ms, errstr, errstr_size);
+        revents = wait_fd(redis, want_events(redis), deadline_ms, errstr, errstr_size);
         if (revents == K2R_ERR_TIMEOUT)
             snprintf(errstr, errstr_size, "%s: %s: no reply within the connect timeout (%d ms)",
                      redis->addr, argv[0], redis->connect_timeout_ms);
         if (revents < 0)
             return -1;
-        if ((revents & READABLE) && in_fill(redis, errstr, errstr_size) < 0)
+        if (((revents & READABLE) || (redis->want_write && (revents & POLLOUT))) &&
+            in_fill(redis, errstr, errstr_size) < 0)
             return -1;
     }
 }
@@ -542,11 +781,94 @@ static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size
     return 0;
 }
 
+/* 1 when `name` is an IPv4 or IPv6 literal, which is verified against the
+ * certificate's IP addresses and is never sent as SNI (RFC 6066). */
+static int is_ip_literal(const char *name) {
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
+}
+
+/*
+ * The TLS handshake on the connected socket, within the deadline: SNI and the
+ * name to verify (server_name), then SSL_connect until it is done. Returns 0;
+ * K2R_ERR_TLS when the server's certificate did not verify (errstr names
+ * X509_verify_cert_error_string's reason) or the server refused ours; -1 for
+ * anything a later attempt may get past (a reset, a timeout).
+ */
+static int tls_handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr,
+                         size_t errstr_size) {
+    int ip = is_ip_literal(redis->server_name);
+
+    ERR_clear_error();
+    redis->ssl = SSL_new(redis->ssl_ctx);
+    if (!redis->ssl || SSL_set_fd(redis->ssl, redis->fd) != 1 ||
+        (!ip && SSL_set_tlsext_host_name(redis->ssl, redis->server_name) != 1) ||
+        (redis->verify && ip &&
+         X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(redis->ssl), redis->server_name) != 1) ||
+        (redis->verify && !ip && SSL_set1_host(redis->ssl, redis->server_name) != 1)) {
+        char why[256];
+
+        snprintf(errstr, errstr_size, "TLS handshake with %s: %s", redis->addr,
+                 ssl_reason(why, sizeof(why), "cannot set up"));
+        return -1;
+    }
+    for (;;) {
+        int ret, revents;
+        short events;
+
+        ERR_clear_error();
+        ret = SSL_connect(redis->ssl);
+        if (ret == 1)
+            return 0;
+        switch (SSL_get_error(redis->ssl, ret)) {
+        case SSL_ERROR_WANT_READ:
+            events = POLLIN;
+            break;
+        case SSL_ERROR_WANT_WRITE:
+            events = POLLOUT;
+            break;
+        default: {
+            long verify = SSL_get_verify_result(redis->ssl);
+            char why[256];
+            int rc;
+
+            if (redis->verify && verify != X509_V_OK) {
+                ERR_clear_error();
+                snprintf(errstr, errstr_size,
+                         "TLS handshake with %s: certificate verify failed: %s", redis->addr,
+                         X509_verify_cert_error_string(verify));
+                return K2R_ERR_TLS;
+            }
+            redis->tls_refused = 0;
+            rc = tls_io_error(redis, ret, "handshake", why, sizeof(why));
+            if (rc == 0) /* SSL_ERROR_SYSCALL with EINTR */
+                continue;
+            snprintf(errstr, errstr_size, "TLS handshake with %s: %s", redis->addr,
+                     strncmp(why, redis->addr, strlen(redis->addr)) == 0
+                         ? why + strlen(redis->addr) + 2
+                         : why);
+            return redis->tls_refused ? K2R_ERR_TLS : -1;
+        }
+        }
+        revents = wait_fd(redis, events, deadline_ms, errstr, errstr_size);
+        if (revents == K2R_ERR_TIMEOUT) {
+            snprintf(errstr, errstr_size,
+                     "TLS handshake with %s: no answer within the connect timeout (%d ms)",
+                     redis->addr, redis->connect_timeout_ms);
+            return -1;
+        }
+        if (revents < 0)
+            return -1;
+    }
+}
+
 /*
  * Makes the connected socket `fd` the sink's connection (taking ownership of
- * it, closed on failure), with a fresh reader, and runs the handshake within
- * the deadline. Returns what handshake returns: 0, -1 or K2R_ERR_AUTH, the reason in
- * errstr. `peer` names the far end in the debug line.
+ * it, closed on failure), with a fresh reader, runs the TLS handshake when
+ * the sink has TLS, then the Redis handshake, all within the deadline.
+ * Returns 0, -1, K2R_ERR_AUTH or K2R_ERR_TLS, the reason in errstr. `peer`
+ * names the far end in the debug line.
  */
 static int start_session(k2r_redis_t *redis, int fd, const char *peer, int64_t deadline_ms,
                          char *errstr, size_t errstr_size) {
@@ -561,12 +883,20 @@ static int start_session(k2r_redis_t *redis, int fd, const char *peer, int64_t d
         goto fail;
     }
     redisReaderSetPrivdata(redis->reader, redis);
-    rc = handshake(redis, deadline_ms, errstr, errstr_size);
+    redis->tls_refused = 0;
+    rc = redis->ssl_ctx ? tls_handshake(redis, deadline_ms, errstr, errstr_size) : 0;
+    if (rc == 0)
+        rc = handshake(redis, deadline_ms, errstr, errstr_size);
+    /* A server that refuses our certificate may say so only at the first
+     * read after a TLS 1.3 handshake (the PING's reply). */
+    if (rc == -1 && redis->tls_refused)
+        rc = K2R_ERR_TLS;
     if (rc != 0) {
         close_connection(redis);
         return rc;
     }
-    k2r_log_debug("redis: connected to %s (%s)%s", redis->addr, peer,
+    k2r_log_debug("redis: connected to %s (%s)%s%s%s", redis->addr, peer, redis->ssl ? ", " : "",
+                  redis->ssl ? SSL_get_version(redis->ssl) : "",
                   redis->password ? ", authenticated" : "");
     return 0;
 
@@ -775,15 +1105,15 @@ int k2r_redis_publish(k2r_redis_t *redis, k2r_publish_t *items, size_t nitems, c
         if (n > 0)
             last_progress_ms = k2r_now_ms();
 
-        revents = wait_fd(redis, (short)(POLLIN | (redis->out_off < redis->out_len ? POLLOUT : 0)),
-                          last_progress_ms + redis->command_timeout_ms, errstr, errstr_size);
+        revents = wait_fd(redis, want_events(redis), last_progress_ms + redis->command_timeout_ms,
+                          errstr, errstr_size);
         if (revents == K2R_ERR_TIMEOUT)
             snprintf(errstr, errstr_size,
                      "%s: no reply or write progress for %d ms (%zu PUBLISH in flight)",
                      redis->addr, redis->command_timeout_ms, in_flight);
         if (revents < 0)
             goto fail;
-        if (!(revents & READABLE))
+        if (!(revents & READABLE) && !(redis->want_write && (revents & POLLOUT)))
             continue;
         n = in_fill(redis, errstr, errstr_size);
         if (n < 0)
@@ -827,4 +1157,10 @@ void k2r_config_redis_conf(const k2r_config_t *cfg, k2r_redis_conf_t *out) {
     out->connect_timeout_ms = rs->connect_timeout_ms;
     out->command_timeout_ms = rs->command_timeout_ms;
     out->pipeline_depth = rs->pipeline_depth;
+    out->tls = rs->parsed.tls;
+    out->tls_ca_file = rs->tls_ca_file;
+    out->tls_cert_file = rs->tls_cert_file;
+    out->tls_key_file = rs->tls_key_file;
+    out->tls_server_name = rs->tls_server_name;
+    out->tls_insecure_skip_verify = rs->tls_insecure_skip_verify;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * redis_url.c - the redis:// URL parser: scheme, userinfo, host, port, db.
+ * redis_url.c - the redis:// and rediss:// URL parser: scheme (rediss:// means
+ * TLS), userinfo, host, port, db.
  *
  * Pure string work with one allocation per decoded part. Percent-escapes in
  * the user and password are decoded; error messages never quote the
@@ -114,20 +115,21 @@ void k2r_redis_url_free(k2r_redis_url_t *url) {
  * holds the password. On failure *out is left zeroed, so freeing it is safe.
  */
 int k2r_redis_url_parse(const char *url, k2r_redis_url_t *out, char *errstr, size_t errstr_size) {
-    static const char scheme[] = "redis://";
     const char *p, *auth_end, *at, *host, *host_end, *end;
     long v;
+    int tls = 0;
 
     memset(out, 0, sizeof(*out));
     out->port = 6379;
-    if (!url || strncasecmp(url, scheme, sizeof(scheme) - 1) != 0) {
-        if (url && strncasecmp(url, "rediss://", 9) == 0)
-            snprintf(errstr, errstr_size, "TLS (rediss://) is not supported yet");
-        else
-            snprintf(errstr, errstr_size, "expected a redis:// URL");
+    if (url && strncasecmp(url, "redis://", 8) == 0) {
+        p = url + 8;
+    } else if (url && strncasecmp(url, "rediss://", 9) == 0) {
+        p = url + 9;
+        tls = 1;
+    } else {
+        snprintf(errstr, errstr_size, "expected a redis:// or rediss:// URL");
         return -1;
     }
-    p = url + sizeof(scheme) - 1;
     end = p + strlen(p);
     auth_end = strchr(p, '/');
     if (!auth_end)
@@ -237,6 +239,7 @@ int k2r_redis_url_parse(const char *url, k2r_redis_url_t *out, char *errstr, siz
             goto fail;
         }
     }
+    out->tls = tls;
     return 0;
 
 fail:

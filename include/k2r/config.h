@@ -171,6 +171,13 @@ typedef struct k2r_redis_section_s {
     int backoff_initial_ms;
     int backoff_max_ms;
     k2r_on_unavailable_t on_unavailable;
+    /* redis.tls: (rediss:// only; the strings are NULL when unset) */
+    char *tls_ca_file;
+    char *tls_cert_file;
+    char *tls_key_file;
+    char *tls_server_name;
+    int tls_insecure_skip_verify;
+    k2r_mark_t tls_mark; /* of the redis.tls: mapping, when written */
 } k2r_redis_section_t;
 
 typedef struct k2r_limits_s {

@@ -22,10 +22,12 @@
  * whose contract only says "0 or -1" return K2R_ERR for every failure.
  */
 enum {
-    K2R_ERR = -1,        /* failed; the reason is in the caller's errstr, or was logged */
-    K2R_ERR_NOMEM = -2,  /* out of memory */
-    K2R_ERR_AUTH = -3,   /* a server refused the credentials: retrying cannot help */
-    K2R_ERR_TIMEOUT = -4 /* a deadline passed */
+    K2R_ERR = -1,         /* failed; the reason is in the caller's errstr, or was logged */
+    K2R_ERR_NOMEM = -2,   /* out of memory */
+    K2R_ERR_AUTH = -3,    /* a server refused the credentials: retrying cannot help */
+    K2R_ERR_TIMEOUT = -4, /* a deadline passed */
+    K2R_ERR_TLS = -5      /* a TLS peer's certificate did not verify, or the peer refused
+                           * ours: retrying with the same settings cannot help */
 };
 
 /* A position in the config file, 1-based; line 0 means "not from the file". */

@@ -4,7 +4,7 @@
  *
  * The sink owns its TCP socket and uses hiredis only for what hiredis is good
  * at without its own I/O: the command formatter and the reply reader. That
- * keeps the socket in our hands (timeouts, later TLS) and lets many commands be
+ * keeps the socket in our hands (timeouts, TLS with OpenSSL) and lets many commands be
  * in flight at once: PUBLISH throughput on one connection is 6k/s unpipelined
  * and hundreds of thousands per second at depth 256 (shared/PRODUCT.md).
  *
@@ -27,8 +27,14 @@ typedef struct k2r_redis_conf_s {
     const char *user;     /* NULL: AUTH with password only */
     const char *password; /* NULL: no AUTH */
     int connect_timeout_ms;
-    int command_timeout_ms; /* no reply progress for this long = connection lost */
-    int pipeline_depth;     /* most commands sent whose replies are not read yet */
+    int command_timeout_ms;       /* no reply progress for this long = connection lost */
+    int pipeline_depth;           /* most commands sent whose replies are not read yet */
+    int tls;                      /* rediss://: TLS on the sink's socket */
+    const char *tls_ca_file;      /* NULL: the system's trust store */
+    const char *tls_cert_file;    /* client certificate (mutual TLS); NULL: none */
+    const char *tls_key_file;     /* its private key; set exactly when tls_cert_file is */
+    const char *tls_server_name;  /* SNI and the name verified; NULL: host */
+    int tls_insecure_skip_verify; /* 1: the server's certificate is not checked */
 } k2r_redis_conf_t;
 
 /* The loaded configuration (config.h); only k2r_config_redis_conf reads it. */
@@ -63,7 +69,9 @@ typedef struct k2r_redis_s k2r_redis_t;
 
 /*
  * Returns a new, unconnected sink, or NULL with the reason in errstr. The conf
- * strings are copied.
+ * strings are copied. With TLS the CA, certificate and key files are read
+ * here, so an unreadable or mismatched one is reported before anything
+ * connects; tls_insecure_skip_verify logs a warning here.
  */
 k2r_redis_t *k2r_redis_new(const k2r_redis_conf_t *conf, char *errstr, size_t errstr_size);
 
@@ -76,6 +84,9 @@ void k2r_redis_destroy(k2r_redis_t *redis);
  * errstr ("connect 127.0.0.1:6379: Connection refused"). Returns K2R_ERR_AUTH (errors.h) when the
  * server refused the credentials ("AUTH: WRONGPASS ...", "PING: NOAUTH ...",
  * "PING: NOPERM ..."): trying again with the same settings cannot help.
+ * Returns K2R_ERR_TLS when the server's certificate did not verify, errstr
+ * naming OpenSSL's reason ("certificate verify failed: certificate has
+ * expired"), or the server refused the client's certificate: the same.
  * An existing connection is closed first.
  */
 int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size);
@@ -87,8 +98,9 @@ int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size);
  * connect, then runs the same handshake as k2r_redis_connect (AUTH when a
  * password is set, PING) within connect_timeout_ms, so the far end must
  * answer it. Takes ownership of fd in every case (closed on failure, else by
- * k2r_redis_disconnect) and sets it non-blocking. Returns as
- * k2r_redis_connect does: 0, -1, or K2R_ERR_AUTH when the credentials were refused.
+ * k2r_redis_disconnect) and sets it non-blocking. With TLS configured the
+ * TLS handshake runs on it first, as on a TCP connection. Returns as
+ * k2r_redis_connect does: 0, -1, K2R_ERR_AUTH or K2R_ERR_TLS.
  */
 int k2r_redis_adopt_fd(k2r_redis_t *redis, int fd, char *errstr, size_t errstr_size);
 

@@ -853,6 +853,14 @@ int h_redis_start(void) {
     return stack_run("start-redis");
 }
 
+int h_redis_tls_stop(void) {
+    return stack_run("stop-redis-tls");
+}
+
+int h_redis_tls_start(void) {
+    return stack_run("start-redis-tls");
+}
+
 int h_kafka_stop(void) {
     return stack_run("stop-kafka");
 }

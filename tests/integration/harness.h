@@ -170,6 +170,8 @@ void h_config(char *out, size_t size, const char *group, const char *topic, int 
  */
 int h_redis_stop(void);
 int h_redis_start(void);
+int h_redis_tls_stop(void); /* the TLS redis-server (test_tls.c) */
+int h_redis_tls_start(void);
 int h_kafka_stop(void);
 int h_kafka_start(void);
 
@@ -263,5 +265,6 @@ int test_rules_register(void);
 int test_delivery_register(void);
 int test_faults_register(void);
 int test_ops_register(void);
+int test_tls_register(void);
 
 #endif

@@ -360,6 +360,101 @@ static void test_listen(void) {
     CU_ASSERT_EQUAL(k2r_split_listen("[::1]80", host, sizeof(host), &port), -1);
 }
 
+/* The config `minimal` with `redis` as its redis: section; the errors it
+ * gave are joined into `out` (one per line). */
+static k2r_config_t *parse_redis(const char *redis, char *out, size_t size) {
+    char yaml[2048];
+    k2r_errors_t errs = {0};
+    k2r_config_t *cfg;
+    size_t n = 0;
+
+    snprintf(yaml, sizeof(yaml), "%sredis:\n%s", minimal, redis);
+    cfg = parse_string(yaml, &errs);
+    out[0] = '\0';
+    for (size_t i = 0; i < errs.count && n < size; i++)
+        n += (size_t)snprintf(out + n, size - n, "%s\n", errs.lines[i]);
+    k2r_errors_clear(&errs);
+    return cfg;
+}
+
+static void test_redis_tls(void) {
+    char errs[1024];
+    k2r_redis_conf_t rc;
+    k2r_config_t *cfg;
+
+    /* rediss:// with every redis.tls setting; the sink's conf carries them. */
+    cfg = parse_redis("  url: rediss://u:p@redis.example:6380\n"
+                      "  tls:\n"
+                      "    ca_file: /etc/ca.pem\n"
+                      "    cert_file: /etc/c.pem\n"
+                      "    key_file: /etc/k.pem\n"
+                      "    server_name: r.internal\n"
+                      "    insecure_skip_verify: true\n",
+                      errs, sizeof(errs));
+    CU_ASSERT_STRING_EQUAL(errs, "");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    k2r_config_redis_conf(cfg, &rc);
+    CU_ASSERT_EQUAL(rc.tls, 1);
+    CU_ASSERT_STRING_EQUAL(rc.host, "redis.example");
+    CU_ASSERT_EQUAL(rc.port, 6380);
+    CU_ASSERT_STRING_EQUAL(rc.tls_ca_file, "/etc/ca.pem");
+    CU_ASSERT_STRING_EQUAL(rc.tls_cert_file, "/etc/c.pem");
+    CU_ASSERT_STRING_EQUAL(rc.tls_key_file, "/etc/k.pem");
+    CU_ASSERT_STRING_EQUAL(rc.tls_server_name, "r.internal");
+    CU_ASSERT_EQUAL(rc.tls_insecure_skip_verify, 1);
+    k2r_config_destroy(cfg);
+
+    /* rediss:// alone: the system's store, the URL's host, verification on. */
+    cfg = parse_redis("  url: rediss://redis.example\n", errs, sizeof(errs));
+    CU_ASSERT_STRING_EQUAL(errs, "");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    k2r_config_redis_conf(cfg, &rc);
+    CU_ASSERT_EQUAL(rc.tls, 1);
+    CU_ASSERT_PTR_NULL(rc.tls_ca_file);
+    CU_ASSERT_PTR_NULL(rc.tls_cert_file);
+    CU_ASSERT_PTR_NULL(rc.tls_server_name);
+    CU_ASSERT_EQUAL(rc.tls_insecure_skip_verify, 0);
+    k2r_config_destroy(cfg);
+
+    /* redis.tls with a plaintext URL is an error at the tls: mapping. */
+    cfg = parse_redis("  url: redis://h\n"
+                      "  tls:\n"
+                      "    ca_file: /etc/ca.pem\n",
+                      errs, sizeof(errs));
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_STRING_EQUAL(errs, "inline.yaml:10:5: redis.tls: set, but redis.url is redis:// "
+                                 "(plaintext); use rediss:// for TLS, or remove redis.tls\n");
+    k2r_config_destroy(cfg);
+
+    /* Unknown keys, types, and a certificate without its key. */
+    cfg = parse_redis("  url: rediss://h\n"
+                      "  tls:\n"
+                      "    ca_fil: /etc/ca.pem\n"
+                      "    insecure_skip_verify: maybe\n"
+                      "    cert_file: /etc/c.pem\n",
+                      errs, sizeof(errs));
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_STRING_EQUAL(errs,
+                           "inline.yaml:10:5: redis.tls: unknown key \"ca_fil\" (did you "
+                           "mean \"ca_file\"?)\n"
+                           "inline.yaml:11:27: redis.tls.insecure_skip_verify: expected "
+                           "true or false\n"
+                           "inline.yaml:10:5: redis.tls: cert_file is set without key_file\n");
+    k2r_config_destroy(cfg);
+
+    /* tls: must be a mapping; a key of redis: near "tls" gets it suggested. */
+    cfg = parse_redis("  url: rediss://h\n"
+                      "  tls: yes\n"
+                      "  tlz: {}\n",
+                      errs, sizeof(errs));
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_STRING_EQUAL(errs, "inline.yaml:9:8: redis.tls: expected a mapping, found a "
+                                 "scalar\n"
+                                 "inline.yaml:10:3: redis: unknown key \"tlz\" (did you mean "
+                                 "\"tls\"?)\n");
+    k2r_config_destroy(cfg);
+}
+
 /* A directory where the file should be: a read error, not a crash. */
 static void test_directory_as_file(void) {
     k2r_errors_t errs = {NULL, 0, 0};
@@ -529,6 +624,7 @@ int test_config_register(void) {
         !CU_add_test(s, "K2R_KAFKA_SASL_* become properties", test_env_sasl) ||
         !CU_add_test(s, "durations", test_durations) ||
         !CU_add_test(s, "http.listen addresses", test_listen) ||
+        !CU_add_test(s, "redis.tls and rediss://", test_redis_tls) ||
         !CU_add_test(s, "invalid fixtures, exact messages", test_invalid_fixtures) ||
         !CU_add_test(s, "config/bridge.example.yaml loads", test_example_config_loads) ||
         !CU_add_test(s, "settings: what a reload compares", test_settings_differ) ||

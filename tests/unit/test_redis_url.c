@@ -57,13 +57,11 @@ static const good_case_t good[] = {
 };
 
 static const bad_case_t bad[] = {
-    {"rediss://host:6380", "TLS (rediss://) is not supported yet"},
-    {"REDISS://host", "TLS (rediss://) is not supported yet"},
-    {"http://host", "expected a redis:// URL"},
-    {"host:6379", "expected a redis:// URL"},
-    {"redis:/host", "expected a redis:// URL"},
-    {"", "expected a redis:// URL"},
-    {" redis://host", "expected a redis:// URL"},
+    {"http://host", "expected a redis:// or rediss:// URL"},
+    {"host:6379", "expected a redis:// or rediss:// URL"},
+    {"redis:/host", "expected a redis:// or rediss:// URL"},
+    {"", "expected a redis:// or rediss:// URL"},
+    {" redis://host", "expected a redis:// or rediss:// URL"},
     {"redis://", "empty host"},
     {"redis://:6379", "empty host"},
     {"redis:///0", "empty host"},
@@ -176,6 +174,29 @@ static void test_password_not_in_errstr(void) {
     CU_ASSERT_PTR_NULL(strstr(errstr, "hunter2"));
 }
 
+/* rediss:// is the same grammar with TLS on; the port still defaults to 6379. */
+static void test_tls_scheme(void) {
+    static const struct {
+        const char *url;
+        int tls, port;
+    } cases[] = {
+        {"redis://host", 0, 6379},
+        {"rediss://host", 1, 6379},
+        {"REDISS://host:6380", 1, 6380},
+        {"rediss://u:p@[::1]:7000/2", 1, 7000},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        k2r_redis_url_t u;
+        char errstr[256] = "";
+
+        CU_ASSERT_EQUAL_FATAL(k2r_redis_url_parse(cases[i].url, &u, errstr, sizeof(errstr)), 0);
+        CU_ASSERT_EQUAL(u.tls, cases[i].tls);
+        CU_ASSERT_EQUAL(u.port, cases[i].port);
+        k2r_redis_url_free(&u);
+    }
+}
+
 static void test_free_zeroed(void) {
     k2r_redis_url_t u;
 
@@ -191,6 +212,7 @@ int test_redis_url_register(void) {
     if (!suite || !CU_add_test(suite, "accepted forms", test_accepted) ||
         !CU_add_test(suite, "refused forms", test_refused) ||
         !CU_add_test(suite, "password never echoed", test_password_not_in_errstr) ||
+        !CU_add_test(suite, "rediss:// sets tls", test_tls_scheme) ||
         !CU_add_test(suite, "free of a zeroed url", test_free_zeroed))
         return CU_get_error();
     return 0;
