@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_tls.c - rediss://: the bridge publishing over TLS to a real
  * redis-server, with the CA and certificates scripts/stack.sh made at start
