@@ -715,10 +715,14 @@ static int port_open(int port) {
 }
 
 int h_redis_cli(const char *args, const char *want) {
+    return h_redis_cli_port(h_redis_port(), args, want);
+}
+
+int h_redis_cli_port(int port, const char *args, const char *want) {
     char cmd[1024], *out = NULL;
     int rc;
 
-    snprintf(cmd, sizeof(cmd), "redis-cli -p %d %s", h_redis_port(), args);
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d %s", port, args);
     rc = h_run(cmd, NULL, &out, 1);
     if (rc != 0 || !out || (want && !strstr(out, want))) {
         fprintf(stderr, "%s: %s\n", cmd, out ? out : "(no output)");

@@ -139,6 +139,8 @@ int h_free_port(void);
 /* Runs redis-cli ARGS against the stack's Redis; 0 when it exits 0 and, if
  * `want` is not NULL, prints it (else the output goes to stderr). */
 int h_redis_cli(const char *args, const char *want);
+/* The same against another redis-server of the stack, on `port`. */
+int h_redis_cli_port(int port, const char *args, const char *want);
 void h_proxy_stop(h_proxy_t *p); /* kills it and every connection it carries */
 
 /* Runs a command line with /bin/sh, feeding `input` on stdin, capturing stdout

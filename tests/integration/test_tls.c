@@ -49,17 +49,7 @@ static const char *tls_dir(void) {
 
 /* redis-cli against the TLS server's plaintext port; 0 when it printed `want`. */
 static int tls_server_cli(const char *args, const char *want) {
-    char cmd[1024], *out = NULL;
-    int rc;
-
-    snprintf(cmd, sizeof(cmd), "redis-cli -p %d %s", plain_port(), args);
-    rc = h_run(cmd, NULL, &out, 1);
-    if (rc != 0 || !out || (want && !strstr(out, want))) {
-        fprintf(stderr, "%s: %s\n", cmd, out ? out : "(no output)");
-        rc = -1;
-    }
-    free(out);
-    return rc;
+    return h_redis_cli_port(plain_port(), args, want);
 }
 
 /*
