@@ -403,6 +403,8 @@ static const k2r_setting_env_t env_sasl[] = {
     {"K2R_KAFKA_SASL_PASSWORD", "K2R_KAFKA_SASL_PASSWORD_FILE", "sasl.password"},
     {NULL, NULL, NULL}};
 static const k2r_setting_env_t env_url[] = {{"K2R_REDIS_URL", NULL, NULL}, {NULL, NULL, NULL}};
+static const k2r_setting_env_t env_username[] = {
+    {"K2R_REDIS_USERNAME", "K2R_REDIS_USERNAME_FILE", NULL}, {NULL, NULL, NULL}};
 static const k2r_setting_env_t env_password[] = {
     {"K2R_REDIS_PASSWORD", "K2R_REDIS_PASSWORD_FILE", NULL}, {NULL, NULL, NULL}};
 static const k2r_setting_env_t env_level[] = {{"K2R_LOG_LEVEL", NULL, NULL}, {NULL, NULL, NULL}};
@@ -467,6 +469,12 @@ static const k2r_setting_t settings[] = {
      .check = check_redis_url,
      .flags = K2R_SETTING_RESTART,
      .description = "redis://[[user]:password@]host[:port][/db]"},
+    {.name = "redis.username",
+     .type = K2R_SETTING_STRING,
+     FIELD(redis.username),
+     .env = env_username,
+     .flags = K2R_SETTING_RESTART,
+     .description = "the ACL user for AUTH user password; wins over the URL's"},
     {.name = "redis.password",
      .type = K2R_SETTING_SECRET,
      FIELD(redis.password),
@@ -1764,6 +1772,7 @@ void k2r_config_destroy(k2r_config_t *cfg) {
     }
     free(cfg->kafka.properties);
     free(cfg->redis.url);
+    free(cfg->redis.username);
     free(cfg->redis.password);
     free(cfg->redis.tls_ca_file);
     free(cfg->redis.tls_cert_file);

@@ -1151,7 +1151,8 @@ void k2r_config_redis_conf(const k2r_config_t *cfg, k2r_redis_conf_t *out) {
 
     out->host = rs->parsed.host;
     out->port = rs->parsed.port;
-    out->user = rs->parsed.user;
+    /* So does a user given on its own (the file's redis.username, the environment). */
+    out->user = rs->username ? rs->username : rs->parsed.user;
     /* A password given on its own (file, environment) wins over one in the URL. */
     out->password = rs->password ? rs->password : rs->parsed.password;
     out->connect_timeout_ms = rs->connect_timeout_ms;

@@ -163,6 +163,8 @@ typedef enum k2r_on_unavailable_e {
 
 typedef struct k2r_redis_section_s {
     char *url;
+    char *
+        username; /* the ACL user: redis.username, K2R_REDIS_USERNAME(_FILE); wins over the URL's */
     char *password; /* from the file, K2R_REDIS_PASSWORD or K2R_REDIS_PASSWORD_FILE */
     k2r_redis_url_t parsed;
     int connect_timeout_ms;

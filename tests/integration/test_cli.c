@@ -8,6 +8,7 @@
  */
 #include <CUnit/CUnit.h>
 #include <librdkafka/rdkafka.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,17 +97,23 @@ static void write_temp(char *out, size_t size, const char *yaml) {
 
 /* The one error line of a `run` that cannot start (JSON log lines are
  * matched by their message text). */
-static void expect_run(const char *config, int want_rc, const char *want) {
-    char args[512], *out = NULL;
+/* `run -c config` with `env` (NAME=value words, "" for none) in its
+ * environment must exit want_rc having printed `want`. */
+static void expect_run_env(const char *env, const char *config, int want_rc, const char *want) {
+    char cmd[4096], *out = NULL;
     int rc;
 
-    snprintf(args, sizeof(args), "run -c %s", config);
-    rc = run(args, NULL, &out);
+    snprintf(cmd, sizeof(cmd), "cd %s && %s %s run -c %s", K2R_SOURCE_DIR, env, h_binary(), config);
+    rc = h_run(cmd, NULL, &out, 1);
     if (rc != want_rc || !strstr(out, want))
         fprintf(stderr, "\nrun -c %s: status %d, output:\n%s\n", config, rc, out);
     CU_ASSERT_EQUAL(rc, want_rc);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
     free(out);
+}
+
+static void expect_run(const char *config, int want_rc, const char *want) {
+    expect_run_env("", config, want_rc, want);
 }
 
 static void test_run_hostile_config(void) {
@@ -146,6 +153,30 @@ static void test_run_hostile_config(void) {
              h_brokers(), user, user, h_redis_port());
     write_temp(path, sizeof(path), yaml);
     expect_run(path, 3, "refused the credentials: AUTH: WRONGPASS");
+    unlink(path);
+
+    /* The user on its own: redis.username (no user in the URL) with the right
+     * password connects; K2R_REDIS_USERNAME wins over the file's, so a wrong
+     * one there is refused. */
+    snprintf(yaml, sizeof(yaml),
+             "kafka: {brokers: \"%s\", group_id: %s, topics: [t]}\n"
+             "redis: {url: \"redis://127.0.0.1:%d\", username: %s, password: right}\n"
+             "http: {enabled: false}\n"
+             "log: {format: text}\n"
+             "rules: [{name: r, topic: t, type: a, id: b}]\n",
+             h_brokers(), user, h_redis_port(), user);
+    {
+        h_bridge_t b;
+
+        memset(&b, 0, sizeof(b));
+        CU_ASSERT_EQUAL_FATAL(h_bridge_start(&b, yaml), 0);
+        CU_ASSERT(h_bridge_wait_log(&b, "redis: connected to", h_deadline(30000)));
+        CU_ASSERT_EQUAL(h_bridge_stop(&b, SIGTERM), 0);
+        h_bridge_cleanup(&b);
+    }
+    write_temp(path, sizeof(path), yaml);
+    expect_run_env("K2R_REDIS_USERNAME=nobody", path, 3,
+                   "refused the credentials: AUTH: WRONGPASS");
     unlink(path);
     snprintf(cmd, sizeof(cmd), "ACL DELUSER %s", user);
     CU_ASSERT_EQUAL(h_redis_cli(cmd, "1"), 0);

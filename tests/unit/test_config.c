@@ -173,6 +173,7 @@ static void test_defaults(void) {
     CU_ASSERT_STRING_EQUAL(cfg->redis.parsed.host, "127.0.0.1");
     CU_ASSERT_EQUAL(cfg->redis.parsed.port, 6379);
     CU_ASSERT_PTR_NULL(cfg->redis.password);
+    CU_ASSERT_PTR_NULL(cfg->redis.username);
     CU_ASSERT_EQUAL(cfg->redis.connect_timeout_ms, 2000);
     CU_ASSERT_EQUAL(cfg->redis.command_timeout_ms, 5000);
     CU_ASSERT_EQUAL(cfg->redis.pipeline_depth, 512);
@@ -189,6 +190,8 @@ static void test_env_overrides(void) {
                                       "redis://:urlpw@redis.example:7000",
                                       "K2R_REDIS_PASSWORD",
                                       "envpw",
+                                      "K2R_REDIS_USERNAME",
+                                      "envuser",
                                       "K2R_HTTP_LISTEN",
                                       "127.0.0.1:9191",
                                       NULL};
@@ -204,6 +207,7 @@ static void test_env_overrides(void) {
     CU_ASSERT_EQUAL(cfg->redis.parsed.port, 7000);
     k2r_config_redis_conf(cfg, &rc);
     CU_ASSERT_STRING_EQUAL(rc.password, "envpw"); /* the separate secret wins over the URL's */
+    CU_ASSERT_STRING_EQUAL(rc.user, "envuser");   /* and the separate user */
     CU_ASSERT_STRING_EQUAL(cfg->http.listen, "127.0.0.1:9191");
     k2r_config_destroy(cfg);
     test_env = NULL;
