@@ -17,6 +17,7 @@
 #include "k2r/buf.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,20 +161,9 @@ k2r_batch_item_t *k2r_batch_item(k2r_batch_t *batch, size_t i) {
 }
 
 int k2r_batch_find(const k2r_batch_t *batch, uint64_t seq, size_t *rec) {
-    size_t lo = 0, hi = batch->nrecs;
-
     /* Numbers increase along the array; removal keeps the order. */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (batch->recs[mid].seq < seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == batch->nrecs || batch->recs[lo].seq != seq)
-        return -1;
-    *rec = lo;
-    return 0;
+    return k2r_array_find_u64(batch->recs, batch->nrecs, sizeof(*batch->recs),
+                              offsetof(k2r_batch_rec_t, seq), seq, rec);
 }
 
 void k2r_batch_hold(k2r_batch_t *batch, size_t rec) {

@@ -114,7 +114,7 @@ _Static_assert(sizeof(((k2r_mapping_t *)0)->detail) <= K2R_DEADLETTER_DETAIL_SIZ
 struct k2r_bridge_s {
     k2r_config_t *cfg;
     k2r_rules_t *rules;
-    k2r_json_t *rec;
+    k2r_json_t *json;
     k2r_kafka_t *kafka;
     k2r_redis_t *redis;
 
@@ -442,7 +442,7 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
                       &rec) != 0)
         return -1;
     /* From here on the batch owns rkm. */
-    if (k2r_rules_map(b->rules, b->rec, &view, &b->bytes, &m) != 0)
+    if (k2r_rules_map(b->rules, b->json, &view, &b->bytes, &m) != 0)
         return -1;
     b->stats.consumed++;
     if (m.action != K2R_ACTION_NONE)
@@ -1163,11 +1163,11 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, k2r_metrics_
                                        .rand_opaque = b};
     b->stats_next_ms = k2r_now_ms() + STATS_INTERVAL_MS;
 
-    b->rec = k2r_json_new();
+    b->json = k2r_json_new();
     b->batch = k2r_batch_new(k2r_kafka_release);
     if (b->batch)
         b->dlq = k2r_deadletter_new(b->batch, &dlq_conf);
-    if (!b->rec || !b->batch || !b->dlq) {
+    if (!b->json || !b->batch || !b->dlq) {
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
@@ -1350,7 +1350,7 @@ void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     free(bridge->rstats);
     free(bridge->rstat_ptr);
     k2r_redis_destroy(bridge->redis);
-    k2r_json_destroy(bridge->rec);
+    k2r_json_destroy(bridge->json);
     k2r_rules_destroy(bridge->rules);
     k2r_config_destroy(bridge->cfg);
     k2r_buf_free(&bridge->bytes);

@@ -60,3 +60,28 @@ int k2r_array_reserve(void *arrp, size_t *cap, size_t need, size_t size, size_t 
     *cap = c;
     return 0;
 }
+
+/* The key of element i (memcpy: the key need not be aligned for a plain load). */
+static uint64_t key_at(const void *arr, size_t i, size_t size, size_t key_offset) {
+    uint64_t k;
+
+    memcpy(&k, (const char *)arr + i * size + key_offset, sizeof(k));
+    return k;
+}
+
+int k2r_array_find_u64(const void *arr, size_t n, size_t size, size_t key_offset, uint64_t key,
+                       size_t *at) {
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (key_at(arr, mid, size, key_offset) < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == n || key_at(arr, lo, size, key_offset) != key)
+        return -1;
+    *at = lo;
+    return 0;
+}

@@ -13,9 +13,11 @@
 #include "k2r/deadletter.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "k2r/buf.h"
 #include "k2r/clock.h"
 
 struct k2r_deadletter_s {
@@ -55,14 +57,8 @@ int k2r_deadletter_add(k2r_deadletter_t *deadletter, size_t rec, int reason, con
     k2r_deadletter_t *dl = deadletter;
     k2r_deadletter_entry_t *e;
 
-    if (dl->n == dl->cap) {
-        size_t cap = dl->cap ? dl->cap * 2 : 64;
-        void *p = realloc(dl->entries, cap * sizeof(*dl->entries));
-        if (!p)
-            return -1;
-        dl->entries = p;
-        dl->cap = cap;
-    }
+    if (k2r_array_reserve(&dl->entries, &dl->cap, dl->n + 1, sizeof(*dl->entries), 64) != 0)
+        return -1;
     e = &dl->entries[dl->n];
     e->seq = k2r_batch_rec(dl->batch, rec)->seq;
     e->id = ++dl->next_id;
@@ -111,19 +107,13 @@ k2r_deadletter_next_t k2r_deadletter_refused(k2r_deadletter_t *deadletter, size_
 k2r_deadletter_next_t k2r_deadletter_report(k2r_deadletter_t *deadletter, uint64_t id, int ok,
                                             int too_large, size_t *entry) {
     k2r_deadletter_t *dl = deadletter;
-    size_t lo = 0, hi = dl->n, rec;
+    size_t lo, rec;
     k2r_deadletter_entry_t *e;
 
     /* Ids increase along the array; one that is gone was removed with its
      * record (a revoke or a loss). */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (dl->entries[mid].id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == dl->n || dl->entries[lo].id != id ||
+    if (k2r_array_find_u64(dl->entries, dl->n, sizeof(*dl->entries),
+                           offsetof(k2r_deadletter_entry_t, id), id, &lo) != 0 ||
         dl->entries[lo].state != K2R_DEADLETTER_IN_FLIGHT)
         return K2R_DEADLETTER_IGNORE;
     e = &dl->entries[lo];

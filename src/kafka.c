@@ -52,6 +52,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "k2r/buf.h"
 #include "k2r/clock.h"
 #include "k2r/log.h"
 
@@ -172,14 +173,9 @@ int k2r_kafka_stop_partition(k2r_kafka_t *kafka, const char *topic, int32_t part
     rd_kafka_topic_partition_list_destroy(parts);
     if (stopped_find(kafka, topic, partition) != SIZE_MAX)
         return 0;
-    if (kafka->nstopped == kafka->cap_stopped) {
-        size_t cap = kafka->cap_stopped ? kafka->cap_stopped * 2 : 8;
-        stopped_t *st = realloc(kafka->stopped, cap * sizeof(*st));
-        if (!st)
-            return -1;
-        kafka->stopped = st;
-        kafka->cap_stopped = cap;
-    }
+    if (k2r_array_reserve(&kafka->stopped, &kafka->cap_stopped, kafka->nstopped + 1,
+                          sizeof(*kafka->stopped), 8) != 0)
+        return -1;
     kafka->stopped[kafka->nstopped].topic = strdup(topic);
     if (!kafka->stopped[kafka->nstopped].topic)
         rc = -1;
@@ -694,18 +690,9 @@ int k2r_kafka_view(k2r_kafka_t *kafka, const rd_kafka_message_t *rkm, k2r_msgvie
     if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs)
         return 0; /* NOENT: the record has none */
     n = rd_kafka_header_cnt(hdrs);
-    if (n > kafka->cap_hdrs) {
-        /* Grows only when a record has more headers than any before. */
-        size_t cap = kafka->cap_hdrs ? kafka->cap_hdrs : 8;
-        k2r_msgview_header_t *p;
-        while (cap < n)
-            cap *= 2;
-        p = realloc(kafka->hdrs, cap * sizeof(*p));
-        if (!p)
-            return -1;
-        kafka->hdrs = p;
-        kafka->cap_hdrs = cap;
-    }
+    /* Grows only when a record has more headers than any before. */
+    if (k2r_array_reserve(&kafka->hdrs, &kafka->cap_hdrs, n, sizeof(*kafka->hdrs), 8) != 0)
+        return -1;
     for (size_t i = 0; i < n; i++) {
         const char *name;
         const void *value;

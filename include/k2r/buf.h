@@ -15,6 +15,7 @@
 #define K2R_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* A growable byte buffer; zero-initialise it. It owns `data`. */
 typedef struct k2r_buf_s {
@@ -37,5 +38,14 @@ void k2r_buf_free(k2r_buf_t *buf);
  * was). The batch and the loop grow their arrays so.
  */
 int k2r_array_reserve(void *arrp, size_t *cap, size_t need, size_t size, size_t first);
+
+/*
+ * Finds, in the array `arr` of `n` elements of `size` bytes ordered by the
+ * uint64_t at `key_offset` in each, the element whose key is `key`: 0 with
+ * its index in *at, or -1 when there is none. Binary search: the batch's
+ * records and the dead letters are numbered so, and removing keeps the order.
+ */
+int k2r_array_find_u64(const void *arr, size_t n, size_t size, size_t key_offset, uint64_t key,
+                       size_t *at);
 
 #endif
