@@ -407,6 +407,10 @@ static const k2r_setting_env_t env_username[] = {
     {"K2R_REDIS_USERNAME", "K2R_REDIS_USERNAME_FILE", NULL}, {NULL, NULL, NULL}};
 static const k2r_setting_env_t env_password[] = {
     {"K2R_REDIS_PASSWORD", "K2R_REDIS_PASSWORD_FILE", NULL}, {NULL, NULL, NULL}};
+static const k2r_setting_env_t env_sentinel_username[] = {
+    {"K2R_REDIS_SENTINEL_USERNAME", "K2R_REDIS_SENTINEL_USERNAME_FILE", NULL}, {NULL, NULL, NULL}};
+static const k2r_setting_env_t env_sentinel_password[] = {
+    {"K2R_REDIS_SENTINEL_PASSWORD", "K2R_REDIS_SENTINEL_PASSWORD_FILE", NULL}, {NULL, NULL, NULL}};
 static const k2r_setting_env_t env_level[] = {{"K2R_LOG_LEVEL", NULL, NULL}, {NULL, NULL, NULL}};
 static const k2r_setting_env_t env_format[] = {{"K2R_LOG_FORMAT", NULL, NULL}, {NULL, NULL, NULL}};
 static const k2r_setting_env_t env_listen[] = {{"K2R_HTTP_LISTEN", NULL, NULL}, {NULL, NULL, NULL}};
@@ -554,6 +558,65 @@ static const k2r_setting_t settings[] = {
      .dflt = "false",
      .flags = K2R_SETTING_RESTART,
      .description = "rediss://: do not verify the server's certificate (logs a warning)"},
+    {.name = "redis.sentinel.master",
+     .type = K2R_SETTING_STRING,
+     FIELD(redis.sentinel_master),
+     .flags = K2R_SETTING_RESTART,
+     .restart_name = "redis.sentinel",
+     .description = "Sentinel: the monitored master's name; the sentinels say where it is"},
+    {.name = "redis.sentinel.addresses",
+     .type = K2R_SETTING_LIST,
+     FIELD(redis.sentinel_addrs),
+     COUNT(redis.nsentinel_addrs),
+     .mark_offset = offsetof(k2r_config_t, redis.sentinel_mark),
+     .items = "host:port addresses",
+     .flags = K2R_SETTING_RESTART,
+     .restart_name = "redis.sentinel",
+     .description = "Sentinel: host:port of the sentinels to ask, in order"},
+    {.name = "redis.sentinel.username",
+     .type = K2R_SETTING_STRING,
+     FIELD(redis.sentinel_username),
+     .env = env_sentinel_username,
+     .flags = K2R_SETTING_RESTART,
+     .restart_name = "redis.sentinel",
+     .description = "Sentinel: the sentinels' ACL user (unset: none)"},
+    {.name = "redis.sentinel.password",
+     .type = K2R_SETTING_SECRET,
+     FIELD(redis.sentinel_password),
+     .env = env_sentinel_password,
+     .flags = K2R_SETTING_RESTART,
+     .restart_name = "redis.sentinel",
+     .description = "Sentinel: the sentinels' password (unset: none); prefer the environment"},
+    {.name = "redis.sentinel.tls",
+     .type = K2R_SETTING_BOOL,
+     FIELD(redis.sentinel_tls),
+     .dflt = "false",
+     .flags = K2R_SETTING_RESTART,
+     .restart_name = "redis.sentinel",
+     .description = "Sentinel: speak TLS to the sentinels, with the redis.tls settings"},
+    {.name = "redis.cluster.addresses",
+     .type = K2R_SETTING_LIST,
+     FIELD(redis.cluster_addrs),
+     COUNT(redis.ncluster_addrs),
+     .mark_offset = offsetof(k2r_config_t, redis.cluster_mark),
+     .items = "host:port addresses",
+     .flags = K2R_SETTING_RESTART,
+     .restart_name = "redis.cluster",
+     .description = "Cluster: seed nodes (host:port) to read the slot map from"},
+    {.name = "redis.sharded",
+     .type = K2R_SETTING_BOOL,
+     FIELD(redis.sharded),
+     .dflt = "false",
+     .flags = K2R_SETTING_RESTART,
+     .description = "SPUBLISH to the shard owning the channel (subscribers use SSUBSCRIBE)"},
+    {.name = "redis.idle_check",
+     .type = K2R_SETTING_DURATION,
+     FIELD(redis.idle_check_ms),
+     .min = 100,
+     .max = 3600000,
+     .dflt = "5s",
+     .flags = K2R_SETTING_RESTART,
+     .description = "PING a connection idle this long, so health notices a dead one"},
     {.name = "rules",
      .type = K2R_SETTING_RULES,
      ARRAY(rules),
@@ -747,13 +810,13 @@ static void read_setting(loader_t *ld, const k2r_setting_t *s, yaml_node_t *valu
                          const char *path) {
     k2r_config_t *cfg = ld->cfg;
 
+    if (s->mark_offset)
+        *(k2r_mark_t *)(void *)((char *)cfg + s->mark_offset) = mark_of(value);
     switch (s->type) {
     case K2R_SETTING_STRING:
     case K2R_SETTING_SECRET: {
         char *v, errstr[256];
 
-        if (s->mark_offset)
-            *(k2r_mark_t *)(void *)((char *)cfg + s->mark_offset) = mark_of(value);
         v = get_string(ld, value, path);
         if (v && s->check && s->check(cfg, v, errstr, sizeof(errstr)) != 0) {
             lerr(ld, value, "%s: %s", path, errstr);
@@ -1580,17 +1643,64 @@ static void check_tls(loader_t *ld, yaml_node_t *redis_node) {
 
     if (!rs->parsed.host) /* redis.url had its error already */
         return;
-    if (!rs->parsed.tls && (rs->tls_ca_file || rs->tls_cert_file || rs->tls_key_file ||
-                            rs->tls_server_name || rs->tls_insecure_skip_verify)) {
+    if (!rs->parsed.tls && !rs->sentinel_tls &&
+        (rs->tls_ca_file || rs->tls_cert_file || rs->tls_key_file || rs->tls_server_name ||
+         rs->tls_insecure_skip_verify)) {
         k2r_errors_add(ld->errs, ld->file, mark,
-                       "redis.tls: set, but redis.url is redis:// (plaintext); use rediss:// "
-                       "for TLS, or remove redis.tls");
+                       "redis.tls: set, but redis.url is redis:// (plaintext) and "
+                       "redis.sentinel.tls is false; use rediss:// for TLS, or remove redis.tls");
         return;
     }
     if ((rs->tls_cert_file != NULL) != (rs->tls_key_file != NULL))
         k2r_errors_add(ld->errs, ld->file, mark, "redis.tls: %s is set without %s",
                        rs->tls_cert_file ? "cert_file" : "key_file",
                        rs->tls_cert_file ? "key_file" : "cert_file");
+}
+
+/* Each item of a redis.sentinel.addresses or redis.cluster.addresses list is
+ * host:port (or [v6]:port) with a host. */
+static void check_addresses(loader_t *ld, k2r_mark_t mark, const char *name, char *const *addrs,
+                            size_t n) {
+    char host[256];
+    int port;
+
+    for (size_t i = 0; i < n; i++)
+        if (k2r_split_listen(addrs[i], host, sizeof(host), &port) != 0 || !host[0])
+            k2r_errors_add(ld->errs, ld->file, mark,
+                           "%s[%zu]: expected host:port or [ipv6]:port with a port 1-65535; "
+                           "found \"%s\"",
+                           name, i, addrs[i]);
+}
+
+/*
+ * The topology: one Redis (redis.url), Sentinel (redis.sentinel: the master's
+ * name and the sentinels, both needed) or Cluster (redis.cluster), never two.
+ * With Sentinel or Cluster the URL's scheme, user, password and db still
+ * apply to the data nodes; its host and port are not used. A cluster has db 0
+ * only.
+ */
+static void check_topology(loader_t *ld, yaml_node_t *redis_node) {
+    k2r_redis_section_t *rs = &ld->cfg->redis;
+    int sentinel = rs->sentinel_master || rs->nsentinel_addrs || rs->sentinel_username ||
+                   rs->sentinel_password || rs->sentinel_tls;
+
+    check_addresses(ld, rs->sentinel_mark, "redis.sentinel.addresses", rs->sentinel_addrs,
+                    rs->nsentinel_addrs);
+    check_addresses(ld, rs->cluster_mark, "redis.cluster.addresses", rs->cluster_addrs,
+                    rs->ncluster_addrs);
+    if (sentinel && !rs->sentinel_master)
+        lerr(ld, redis_node, "redis.sentinel.master: required with redis.sentinel");
+    if (sentinel && !rs->nsentinel_addrs)
+        lerr(ld, redis_node, "redis.sentinel.addresses: required with redis.sentinel");
+    if (sentinel && rs->ncluster_addrs)
+        lerr(ld, redis_node,
+             "redis.sentinel and redis.cluster: choose one (a Redis Cluster "
+             "fails over by itself, without sentinels)");
+    if (rs->ncluster_addrs && rs->parsed.host && rs->parsed.db != 0)
+        lerr(ld, redis_node,
+             "redis.url: database %d with redis.cluster: a cluster has database 0 "
+             "only",
+             rs->parsed.db);
 }
 
 static void check_required(loader_t *ld, yaml_node_t *root) {
@@ -1633,6 +1743,7 @@ static void check_required(loader_t *ld, yaml_node_t *root) {
             k2r_errors_add(ld->errs, ld->file, cfg->rules[i].on_error_mark,
                            "rules[%zu].on_error: dead-letter needs kafka.dead_letter_topic", i);
     check_tls(ld, redis_node ? redis_node : root);
+    check_topology(ld, redis_node ? redis_node : root);
     if (cfg->redis.backoff_initial_ms > cfg->redis.backoff_max_ms)
         lerr(ld, redis_node ? redis_node : root,
              "redis.reconnect_backoff_ms: %d is above redis.reconnect_backoff_max_ms (%d)",
@@ -1778,6 +1889,15 @@ void k2r_config_destroy(k2r_config_t *cfg) {
     free(cfg->redis.tls_cert_file);
     free(cfg->redis.tls_key_file);
     free(cfg->redis.tls_server_name);
+    free(cfg->redis.sentinel_master);
+    free(cfg->redis.sentinel_username);
+    free(cfg->redis.sentinel_password);
+    for (size_t i = 0; i < cfg->redis.nsentinel_addrs; i++)
+        free(cfg->redis.sentinel_addrs[i]);
+    free(cfg->redis.sentinel_addrs);
+    for (size_t i = 0; i < cfg->redis.ncluster_addrs; i++)
+        free(cfg->redis.cluster_addrs[i]);
+    free(cfg->redis.cluster_addrs);
     free(cfg->http.listen);
     k2r_redis_url_free(&cfg->redis.parsed);
     for (size_t i = 0; i < cfg->nrules; i++) {

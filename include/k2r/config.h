@@ -180,6 +180,20 @@ typedef struct k2r_redis_section_s {
     char *tls_server_name;
     int tls_insecure_skip_verify;
     k2r_mark_t tls_mark; /* of the redis.tls: mapping, when written */
+    /* redis.sentinel: (NULL/0 when unset): the master's name and where to ask */
+    char *sentinel_master;
+    char **sentinel_addrs; /* "host:port" */
+    size_t nsentinel_addrs;
+    char *sentinel_username;
+    char *sentinel_password;
+    int sentinel_tls;
+    k2r_mark_t sentinel_mark; /* of redis.sentinel.addresses, when written */
+    /* redis.cluster: the seed nodes ("host:port"); none: not a cluster */
+    char **cluster_addrs;
+    size_t ncluster_addrs;
+    k2r_mark_t cluster_mark; /* of redis.cluster.addresses, when written */
+    int sharded;             /* SPUBLISH instead of PUBLISH */
+    int idle_check_ms;       /* PING a connection idle this long */
 } k2r_redis_section_t;
 
 typedef struct k2r_limits_s {

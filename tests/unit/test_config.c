@@ -427,7 +427,8 @@ static void test_redis_tls(void) {
                       errs, sizeof(errs));
     CU_ASSERT_PTR_NULL(cfg);
     CU_ASSERT_STRING_EQUAL(errs, "inline.yaml:10:5: redis.tls: set, but redis.url is redis:// "
-                                 "(plaintext); use rediss:// for TLS, or remove redis.tls\n");
+                                 "(plaintext) and redis.sentinel.tls is false; use rediss:// for "
+                                 "TLS, or remove redis.tls\n");
     k2r_config_destroy(cfg);
 
     /* Unknown keys, types, and a certificate without its key. */
@@ -456,6 +457,80 @@ static void test_redis_tls(void) {
                                  "scalar\n"
                                  "inline.yaml:10:3: redis: unknown key \"tlz\" (did you mean "
                                  "\"tls\"?)\n");
+    k2r_config_destroy(cfg);
+}
+
+/* redis.sentinel, redis.cluster, redis.sharded and redis.idle_check. */
+static void test_redis_topology(void) {
+    static const char *const env[] = {"K2R_REDIS_SENTINEL_PASSWORD", "envsp", NULL};
+    char errs[1024];
+    k2r_config_t *cfg;
+
+    cfg = parse_redis("  url: redis://:datapw@ignored\n"
+                      "  sentinel:\n"
+                      "    master: mymaster\n"
+                      "    addresses: [\"127.0.0.1:26379\", \"[::1]:26380\"]\n"
+                      "    username: watcher\n"
+                      "    password: filepw\n"
+                      "  idle_check: 2s\n",
+                      errs, sizeof(errs));
+    CU_ASSERT_STRING_EQUAL(errs, "");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->redis.sentinel_master, "mymaster");
+    CU_ASSERT_EQUAL_FATAL(cfg->redis.nsentinel_addrs, 2);
+    CU_ASSERT_STRING_EQUAL(cfg->redis.sentinel_addrs[0], "127.0.0.1:26379");
+    CU_ASSERT_STRING_EQUAL(cfg->redis.sentinel_addrs[1], "[::1]:26380");
+    CU_ASSERT_STRING_EQUAL(cfg->redis.sentinel_username, "watcher");
+    CU_ASSERT_STRING_EQUAL(cfg->redis.sentinel_password, "filepw");
+    CU_ASSERT_EQUAL(cfg->redis.sentinel_tls, 0);
+    CU_ASSERT_EQUAL(cfg->redis.ncluster_addrs, 0);
+    CU_ASSERT_EQUAL(cfg->redis.sharded, 0);
+    CU_ASSERT_EQUAL(cfg->redis.idle_check_ms, 2000);
+    k2r_config_destroy(cfg);
+
+    /* The sentinels' password from the environment wins over the file's. */
+    test_env = env;
+    cfg = parse_redis("  sentinel: {master: m, addresses: [\"s:1\"], password: filepw}\n", errs,
+                      sizeof(errs));
+    test_env = NULL;
+    CU_ASSERT_STRING_EQUAL(errs, "");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->redis.sentinel_password, "envsp");
+    CU_ASSERT_EQUAL(cfg->redis.idle_check_ms, 5000);
+    k2r_config_destroy(cfg);
+
+    cfg = parse_redis("  cluster:\n"
+                      "    addresses: [\"10.0.0.1:7000\", \"10.0.0.2:7000\"]\n"
+                      "  sharded: true\n",
+                      errs, sizeof(errs));
+    CU_ASSERT_STRING_EQUAL(errs, "");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL_FATAL(cfg->redis.ncluster_addrs, 2);
+    CU_ASSERT_STRING_EQUAL(cfg->redis.cluster_addrs[1], "10.0.0.2:7000");
+    CU_ASSERT_EQUAL(cfg->redis.sharded, 1);
+    k2r_config_destroy(cfg);
+
+    /* Bad addresses at the list, what Sentinel needs, one topology, db 0. */
+    cfg = parse_redis("  url: redis://h/3\n"
+                      "  sentinel:\n"
+                      "    addresses: [\"nohost\", \":5\", \"h:0\"]\n"
+                      "  cluster: {addresses: [\"a:1\"]}\n"
+                      "  idle_check: 10ms\n",
+                      errs, sizeof(errs));
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_STRING_EQUAL(
+        errs, "inline.yaml:12:15: redis.idle_check: 10ms is out of range (100ms to 3600000ms)\n"
+              "inline.yaml:10:16: redis.sentinel.addresses[0]: expected host:port or [ipv6]:port "
+              "with a port 1-65535; found \"nohost\"\n"
+              "inline.yaml:10:16: redis.sentinel.addresses[1]: expected host:port or [ipv6]:port "
+              "with a port 1-65535; found \":5\"\n"
+              "inline.yaml:10:16: redis.sentinel.addresses[2]: expected host:port or [ipv6]:port "
+              "with a port 1-65535; found \"h:0\"\n"
+              "inline.yaml:8:3: redis.sentinel.master: required with redis.sentinel\n"
+              "inline.yaml:8:3: redis.sentinel and redis.cluster: choose one (a Redis Cluster "
+              "fails over by itself, without sentinels)\n"
+              "inline.yaml:8:3: redis.url: database 3 with redis.cluster: a cluster has database "
+              "0 only\n");
     k2r_config_destroy(cfg);
 }
 
@@ -629,6 +704,8 @@ int test_config_register(void) {
         !CU_add_test(s, "durations", test_durations) ||
         !CU_add_test(s, "http.listen addresses", test_listen) ||
         !CU_add_test(s, "redis.tls and rediss://", test_redis_tls) ||
+        !CU_add_test(s, "redis.sentinel, redis.cluster, sharded, idle_check",
+                     test_redis_topology) ||
         !CU_add_test(s, "invalid fixtures, exact messages", test_invalid_fixtures) ||
         !CU_add_test(s, "config/bridge.example.yaml loads", test_example_config_loads) ||
         !CU_add_test(s, "settings: what a reload compares", test_settings_differ) ||
