@@ -129,6 +129,11 @@ struct k2r_bridge_s {
     k2r_publish_t *pub;
     size_t *pub_item;
     size_t cap_pub, cap_pub_item;
+    /* While the sink has them (k2r_redis_publishing): how many, the bytes
+     * they point into (records taken meanwhile may move them), the start. */
+    size_t npub;
+    const char *pub_base;
+    int64_t pub_start_us;
 
     /* The headers of the record being mapped (reused for every record). */
 
@@ -160,7 +165,7 @@ struct k2r_bridge_s {
 };
 
 static int serve(k2r_bridge_t *b, int timeout_ms, int draining);
-static int publish(k2r_bridge_t *b);
+static int publish(k2r_bridge_t *b, const k2r_redis_wait_t *wait);
 static void redis_failed(k2r_bridge_t *b, const char *what, const char *errstr);
 
 /* ---------------------------------------------------------------- batch */
@@ -713,8 +718,9 @@ static void finish_revoked(k2r_bridge_t *b, const int *gone) {
     int waiting;
 
     if (pending(b) > 0 && k2r_redis_connected(b->redis)) {
-        drop_stale(b);
-        publish(b); /* all pending items: the rest of the batch is due anyway */
+        /* All pending items: the rest of the batch is due anyway. */
+        if (publish(b, NULL) == 0 && pending(b) > 0)
+            publish(b, NULL); /* records taken while the last publish was under way */
     }
     do {
         waiting = k2r_deadletter_waits_on(b->dlq, gone);
@@ -753,6 +759,15 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revok
 
     if (!nparts)
         return;
+    /* The sink refers to batch items: a publish under way ends before any
+     * leave the batch, by its replies, or, after the drain, by giving it up
+     * (what it sent without a reply stays unpublished and uncommitted). */
+    if (k2r_redis_publishing(b->redis)) {
+        if (b->drained)
+            k2r_redis_disconnect(b->redis);
+        else
+            publish(b, NULL);
+    }
     gone = calloc(nparts, sizeof(*gone));
     if (!gone) {
         /* Cannot tell the partitions apart. Dropping the whole batch would
@@ -834,15 +849,16 @@ static void redis_failed(k2r_bridge_t *b, const char *what, const char *errstr) 
  * K2R_ERR_AUTH when Redis refused the credentials, K2R_ERR_TLS when its
  * certificate did not verify or it refused ours (either way b->refused is
  * set and the bridge stops: retrying with the same settings cannot help). */
-static int try_connect(k2r_bridge_t *b) {
+static int try_connect(k2r_bridge_t *b, int64_t deadline_ms) {
     char errstr[512];
-    int rc = k2r_redis_connect(b->redis, errstr, sizeof(errstr));
+    int rc = k2r_redis_connect_by(b->redis, deadline_ms, errstr, sizeof(errstr));
 
     if (rc == K2R_ERR_AUTH) {
-        k2r_log_error("redis: %s:%d refused the credentials: %s; check redis.url, "
-                      "K2R_REDIS_PASSWORD or K2R_REDIS_PASSWORD_FILE (stopping: retrying cannot "
+        k2r_log_error("redis: %s refused the credentials: %s; check redis.url, "
+                      "K2R_REDIS_PASSWORD or K2R_REDIS_PASSWORD_FILE%s (stopping: retrying cannot "
                       "help)",
-                      b->cfg->redis.parsed.host, b->cfg->redis.parsed.port, errstr);
+                      k2r_redis_addr(b->redis), errstr,
+                      b->cfg->redis.sentinel_master ? ", and the redis.sentinel credentials" : "");
         b->refused = 1;
         return K2R_ERR_AUTH;
     }
@@ -860,48 +876,74 @@ static int try_connect(k2r_bridge_t *b) {
     b->stats.redis_connects++;
     b->backoff_ms = b->cfg->redis.backoff_initial_ms;
     if (b->redis_down)
-        k2r_log_info("redis: connected to %s:%d again; publishing %zu held notification(s)",
-                     b->cfg->redis.parsed.host, b->cfg->redis.parsed.port, pending(b));
+        k2r_log_info("redis: connected to %s again; publishing %zu held notification(s)",
+                     k2r_redis_addr(b->redis), pending(b));
     else
-        k2r_log_info("redis: connected to %s:%d", b->cfg->redis.parsed.host,
-                     b->cfg->redis.parsed.port);
+        k2r_log_info("redis: connected to %s%s%s", k2r_redis_addr(b->redis),
+                     b->cfg->redis.sentinel_master ? ", master " : "",
+                     b->cfg->redis.sentinel_master ? b->cfg->redis.sentinel_master : "");
     b->redis_down = 0;
     return 0;
 }
 
-/* Publishes what is pending (stale items are dropped first) and carries out
- * refusals. Returns 0 when every item has a reply; -1 when Redis failed (the
- * rest stays pending); K2R_ERR_NOMEM when out of memory. */
-static int publish(k2r_bridge_t *b) {
+/*
+ * Publishes what is pending (stale items are dropped first) and carries out
+ * refusals. With a `wait` the sink gives the loop back its turn after at
+ * most that long (K2R_REDIS_AGAIN): the same publish goes on at the next
+ * call, and records taken meanwhile wait for the next one. Returns 0 when
+ * every item has a reply; -1 when Redis failed (the rest stays pending);
+ * K2R_ERR_NOMEM when out of memory.
+ */
+static int publish(k2r_bridge_t *b, const k2r_redis_wait_t *wait) {
     char errstr[512];
-    int64_t start;
-    size_t n = 0, nitems;
+    size_t n;
     int rc, failed;
 
-    drop_stale(b);
-    nitems = k2r_batch_nitems(b->batch);
-    if (k2r_array_reserve(&b->pub, &b->cap_pub, nitems, sizeof(*b->pub), 1024) != 0 ||
-        k2r_array_reserve(&b->pub_item, &b->cap_pub_item, nitems, sizeof(*b->pub_item), 1024) != 0)
-        return K2R_ERR_NOMEM;
-    /* The sink is given the pending items only, in the batch's order: it
-     * would skip the others anyway. */
-    for (size_t i = 0; i < nitems; i++) {
-        const k2r_batch_item_t *item = k2r_batch_item(b->batch, i);
-        k2r_publish_t *it = &b->pub[n];
+    if (!k2r_redis_publishing(b->redis)) {
+        size_t nitems;
 
-        if (item->state != K2R_BATCH_PENDING)
-            continue;
-        it->channel = b->bytes.data + item->channel_off;
-        it->channel_len = item->channel_len;
-        it->message = b->bytes.data + item->message_off;
-        it->message_len = item->message_len;
-        it->status = K2R_PUBLISH_PENDING;
-        it->receivers = 0;
-        it->error[0] = '\0';
-        b->pub_item[n++] = i;
+        drop_stale(b);
+        nitems = k2r_batch_nitems(b->batch);
+        if (k2r_array_reserve(&b->pub, &b->cap_pub, nitems, sizeof(*b->pub), 1024) != 0 ||
+            k2r_array_reserve(&b->pub_item, &b->cap_pub_item, nitems, sizeof(*b->pub_item), 1024) !=
+                0)
+            return K2R_ERR_NOMEM;
+        /* The sink is given the pending items only, in the batch's order: it
+         * would skip the others anyway. */
+        n = 0;
+        for (size_t i = 0; i < nitems; i++) {
+            const k2r_batch_item_t *item = k2r_batch_item(b->batch, i);
+            k2r_publish_t *it = &b->pub[n];
+
+            if (item->state != K2R_BATCH_PENDING)
+                continue;
+            it->channel = b->bytes.data + item->channel_off;
+            it->channel_len = item->channel_len;
+            it->message = b->bytes.data + item->message_off;
+            it->message_len = item->message_len;
+            it->status = K2R_PUBLISH_PENDING;
+            it->receivers = 0;
+            it->error[0] = '\0';
+            b->pub_item[n++] = i;
+        }
+        b->npub = n;
+        b->pub_base = b->bytes.data;
+        b->pub_start_us = k2r_now_us();
+    } else if (b->pub_base != b->bytes.data) {
+        /* Records taken while the publish was under way moved the bytes. */
+        for (size_t k = 0; k < b->npub; k++) {
+            const k2r_batch_item_t *item = k2r_batch_item(b->batch, b->pub_item[k]);
+
+            b->pub[k].channel = b->bytes.data + item->channel_off;
+            b->pub[k].message = b->bytes.data + item->message_off;
+        }
+        b->pub_base = b->bytes.data;
     }
-    start = k2r_now_us();
-    failed = k2r_redis_publish(b->redis, b->pub, n, errstr, sizeof(errstr)) != 0;
+    n = b->npub;
+    rc = k2r_redis_publish(b->redis, b->pub, n, wait, errstr, sizeof(errstr));
+    if (rc == K2R_REDIS_AGAIN)
+        return K2R_REDIS_AGAIN;
+    failed = rc != 0;
     /* Replies read before a connection failed count too. */
     for (size_t k = 0; k < n; k++) {
         k2r_batch_item_t *item = k2r_batch_item(b->batch, b->pub_item[k]);
@@ -918,7 +960,7 @@ static int publish(k2r_bridge_t *b) {
          * records' policies must run before anything can complete. */
         return handle_refusals(b, n) < 0 ? K2R_ERR_NOMEM : -1;
     }
-    k2r_hist_observe(&b->pub_hist, (double)(k2r_now_us() - start) / 1e6);
+    k2r_hist_observe(&b->pub_hist, (double)(k2r_now_us() - b->pub_start_us) / 1e6);
     rc = handle_refusals(b, n);
     return rc < 0 ? K2R_ERR_NOMEM : rc > 0 ? -1 : 0;
 }
@@ -1193,7 +1235,8 @@ fail:
  * acknowledged, within shutdown.drain_timeout. Returns 0 when all of it
  * finished (and its offsets are stored), 1 when some was left. */
 static int drain(k2r_bridge_t *b) {
-    int64_t deadline = k2r_now_ms() + b->cfg->drain_timeout_ms;
+    int64_t deadline = k2r_now_ms() + b->cfg->drain_timeout_ms, left;
+    k2r_redis_wait_t wait = {.wait_ms = 100, .wake_fd = -1};
 
     while ((pending(b) > 0 || !k2r_deadletter_settled(b->dlq)) && k2r_now_ms() < deadline &&
            !b->refused) {
@@ -1203,22 +1246,27 @@ static int drain(k2r_bridge_t *b) {
             continue;
         }
         if (!k2r_redis_connected(b->redis)) {
-            int64_t wait = b->next_connect_ms - k2r_now_ms();
+            int64_t until = b->next_connect_ms - k2r_now_ms();
             if (b->cfg->redis.on_unavailable == K2R_UNAVAILABLE_DROP) {
                 drop_pending(b);
                 continue;
             }
-            if (wait > 0) {
+            if (until > 0) {
                 /* Keep the group alive while waiting for the next attempt. */
-                serve(b, wait > 100 ? 100 : (int)wait, 1);
+                serve(b, until > 100 ? 100 : (int)until, 1);
                 continue;
             }
-            if (try_connect(b) != 0)
+            if (try_connect(b, deadline) != 0)
                 continue;
         }
-        if (publish(b) == K2R_ERR_NOMEM)
+        /* In turns of up to 100 ms, so that the deadline holds whatever Redis does. */
+        left = deadline - k2r_now_ms();
+        wait.wait_ms = left <= 0 ? 0 : left > 100 ? 100 : (int)left;
+        if (publish(b, &wait) == K2R_ERR_NOMEM)
             break;
     }
+    if (k2r_redis_publishing(b->redis))
+        k2r_redis_disconnect(b->redis); /* out of time: what has no reply stays unpublished */
     if (pending(b) > 0 || !k2r_deadletter_settled(b->dlq)) {
         k2r_log_warn("bridge: drain: %zu notification(s) left unpublished, %zu dead letter(s) "
                      "unacknowledged after %d ms; their offsets are not committed, so the next "
@@ -1263,10 +1311,14 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
             break;
         }
         if (!k2r_redis_connected(b->redis) && k2r_now_ms() >= b->next_connect_ms &&
-            (rc = try_connect(b)) != 0 && (rc == K2R_ERR_AUTH || rc == K2R_ERR_TLS)) {
+            (rc = try_connect(b, INT64_MAX)) != 0 && (rc == K2R_ERR_AUTH || rc == K2R_ERR_TLS)) {
             failed = 1;
             break;
         }
+        /* Between publishes: notice a connection the server or the network dropped. */
+        if (k2r_redis_connected(b->redis) && !k2r_redis_publishing(b->redis) &&
+            k2r_redis_tick(b->redis, errstr, sizeof(errstr)) != 0)
+            redis_failed(b, "idle check", errstr);
         if ((k2r_redis_connected(b->redis) || drop) && !k2r_deadletter_held(b->dlq) &&
             k2r_kafka_paused(b->kafka))
             k2r_kafka_pause(b->kafka, 0);
@@ -1298,9 +1350,20 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
                     continue;
                 }
             } else {
-                rc = publish(b);
+                /* One poll for Redis's socket and Kafka's queue: a slow
+                 * Redis gives the loop its turn every 100 ms, and records
+                 * that arrive meanwhile are taken while there is room. */
+                k2r_redis_wait_t wait = {.wait_ms = 100, .wake_fd = k2r_kafka_wake_fd(b->kafka)};
+
+                rc = publish(b, &wait);
                 if (rc == K2R_ERR_NOMEM)
                     goto oom;
+                if (rc == K2R_REDIS_AGAIN) {
+                    k2r_kafka_wake_clear(b->kafka);
+                    if (fill(b, 0) != 0 || b->oom)
+                        goto oom;
+                    continue;
+                }
                 if (rc != 0)
                     continue;
             }

@@ -45,12 +45,15 @@
 #endif
 
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "k2r/buf.h"
 #include "k2r/clock.h"
@@ -89,6 +92,11 @@ struct k2r_kafka_s {
     /* The headers of the latest view (reused for every record). */
     k2r_msgview_header_t *hdrs;
     size_t cap_hdrs;
+
+    /* The consumer queue's wake-up: librdkafka writes a byte to wake[1] when
+     * the queue gets something after it was served; the loop polls wake[0]
+     * beside its Redis sockets. */
+    int wake[2];
 };
 
 /* librdkafka's warning about a property set for the other kind of client:
@@ -336,6 +344,7 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
+    kafka->wake[0] = kafka->wake[1] = -1;
     pthread_mutex_init(&kafka->last_lock, NULL);
     kafka->revoke = revoke;
     kafka->stats = stats;
@@ -391,6 +400,15 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
         goto fail;
     conf = NULL; /* now owned by rk */
     rd_kafka_poll_set_consumer(kafka->rk);
+    if (pipe2(kafka->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(errstr, errstr_size, "pipe: %s", strerror(errno));
+        goto fail;
+    } else {
+        rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(kafka->rk);
+
+        rd_kafka_queue_io_event_enable(q, kafka->wake[1], "1", 1);
+        rd_kafka_queue_destroy(q);
+    }
 
     topics = rd_kafka_topic_partition_list_new((int)kc->ntopics);
     for (size_t i = 0; i < kc->ntopics; i++)
@@ -408,15 +426,34 @@ fail:
         rd_kafka_conf_destroy(conf);
     if (kafka && kafka->rk)
         rd_kafka_destroy(kafka->rk);
+    if (kafka && kafka->wake[0] >= 0) {
+        close(kafka->wake[0]);
+        close(kafka->wake[1]);
+    }
     if (kafka)
         pthread_mutex_destroy(&kafka->last_lock);
     free(kafka);
     return NULL;
 }
 
+int k2r_kafka_wake_fd(const k2r_kafka_t *kafka) {
+    return kafka->wake[0];
+}
+
+void k2r_kafka_wake_clear(k2r_kafka_t *kafka) {
+    char buf[64];
+
+    while (read(kafka->wake[0], buf, sizeof(buf)) > 0)
+        ;
+}
+
 rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms) {
-    rd_kafka_message_t *msg = rd_kafka_consumer_poll(kafka->rk, timeout_ms);
+    rd_kafka_message_t *msg;
     uint64_t suppressed;
+
+    /* Emptied before the queue is served: a byte written after this is news. */
+    k2r_kafka_wake_clear(kafka);
+    msg = rd_kafka_consumer_poll(kafka->rk, timeout_ms);
 
     if (!msg || !msg->err)
         return msg;
@@ -736,6 +773,8 @@ void k2r_kafka_destroy(k2r_kafka_t *kafka) {
         return;
     k2r_kafka_close(kafka);
     rd_kafka_destroy(kafka->rk);
+    close(kafka->wake[0]);
+    close(kafka->wake[1]);
     if (kafka->dlq) {
         /* Whatever is still queued was not reported delivered, so its
          * record's offset was not stored: the next run dead-letters it. */

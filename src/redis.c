@@ -59,6 +59,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "k2r/addr.h"
 #include "k2r/clock.h"
 #include "k2r/config.h"
 #include "k2r/log.h"
@@ -84,6 +85,9 @@ typedef struct reply_s {
     long long integer; /* when REDIS_REPLY_INTEGER */
     size_t len;        /* bytes kept in str (the line may have been longer) */
     char str[256];     /* when REDIS_REPLY_STATUS or _ERROR; NUL-terminated */
+    /* A top-level array's first two bulk strings (SENTINEL get-master-addr-by-name,
+     * ROLE); "" when absent. Only the setup commands look at them. */
+    char elem[2][256];
 } reply_t;
 
 struct k2r_redis_s {
@@ -102,8 +106,30 @@ struct k2r_redis_s {
     int want_write;    /* the last SSL_read wanted the socket writable */
     int tls_refused;   /* this connection failed for a reason retrying cannot fix */
 
+    int sharded;           /* SPUBLISH instead of PUBLISH */
+    int idle_check_ms;     /* PING a connection that moved no byte for this long */
+    int server_name_fixed; /* redis.tls.server_name was given: not the target's host */
+
+    /* Sentinel: the master's name, where to ask (host:port strings, the one
+     * that answered last first), and a sink of its own that speaks to them. */
+    char *sentinel_master;
+    char **sentinels;
+    size_t nsentinels;
+    k2r_redis_t *sentinel;
+
     char addr[300]; /* "host:port" or "[v6]:port", for messages */
     int fd;         /* -1 when not connected */
+
+    /* A publish across calls (k2r_redis_publish): the caller's items, the
+     * next to format, the next a reply answers, how many are in flight, and
+     * when bytes last moved. `pings` replies are owed to idle PINGs first. */
+    k2r_publish_t *p_items;
+    size_t p_n, p_send, p_reply, p_inflight;
+    int64_t p_progress_ms;
+    int p_active;
+    int pings;
+    int64_t ping_sent_ms;
+    int64_t last_io_ms; /* a byte moved in either direction */
     redisReader *reader;
     reply_t reply; /* filled by reply_functions as the reader completes a reply */
 
@@ -132,6 +158,7 @@ static void *reply_record(const redisReadTask *task, int type) {
         redis->reply.type = type;
         redis->reply.len = 0;
         redis->reply.str[0] = '\0';
+        redis->reply.elem[0][0] = redis->reply.elem[1][0] = '\0';
     }
     return &redis->reply;
 }
@@ -144,6 +171,12 @@ static void *reply_string(const redisReadTask *task, char *str, size_t len) {
         reply->len = len < sizeof(reply->str) - 1 ? len : sizeof(reply->str) - 1;
         memcpy(reply->str, str, reply->len);
         reply->str[reply->len] = '\0';
+    } else if (task->parent && !task->parent->parent && task->idx >= 0 && task->idx < 2 &&
+               task->type == REDIS_REPLY_STRING) {
+        size_t n = len < sizeof(reply->elem[0]) - 1 ? len : sizeof(reply->elem[0]) - 1;
+
+        memcpy(reply->elem[task->idx], str, n);
+        reply->elem[task->idx][n] = '\0';
     }
     return reply;
 }
@@ -266,7 +299,9 @@ static int tls_context(k2r_redis_t *redis, const k2r_redis_conf_t *conf, char *e
     }
     redis->verify = !conf->tls_insecure_skip_verify;
     SSL_CTX_set_verify(ctx, redis->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
-    redis->server_name = strdup(conf->tls_server_name ? conf->tls_server_name : conf->host);
+    redis->server_name = strdup(conf->tls_server_name ? conf->tls_server_name
+                                : conf->host          ? conf->host
+                                                      : "");
     if (!redis->server_name) {
         snprintf(errstr, errstr_size, "out of memory");
         return -1;
@@ -278,15 +313,42 @@ static int tls_context(k2r_redis_t *redis, const k2r_redis_conf_t *conf, char *e
     return 0;
 }
 
+/* Points the sink at host:port (its addr for messages, and the TLS name to
+ * verify unless redis.tls.server_name fixed one). Returns 0, or -1 when out
+ * of memory (the old target stays). */
+static int set_target(k2r_redis_t *redis, const char *host, int port) {
+    char *h = strdup(host), *name = NULL;
+
+    if (!h)
+        return -1;
+    if (redis->ssl_ctx && !redis->server_name_fixed && !(name = strdup(host))) {
+        free(h);
+        return -1;
+    }
+    free(redis->host);
+    redis->host = h;
+    redis->port = port;
+    if (name) {
+        free(redis->server_name);
+        redis->server_name = name;
+    }
+    snprintf(redis->addr, sizeof(redis->addr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    return 0;
+}
+
 k2r_redis_t *k2r_redis_new(const k2r_redis_conf_t *conf, char *errstr, size_t errstr_size) {
     k2r_redis_t *redis;
 
-    if (!conf->host || !*conf->host) {
+    if (!conf->sentinel_master && (!conf->host || !*conf->host)) {
         snprintf(errstr, errstr_size, "redis: no host");
         return NULL;
     }
-    if (conf->port < 1 || conf->port > 65535) {
+    if (!conf->sentinel_master && (conf->port < 1 || conf->port > 65535)) {
         snprintf(errstr, errstr_size, "redis: port must be 1-65535, not %d", conf->port);
+        return NULL;
+    }
+    if (conf->sentinel_master && conf->nsentinel_addrs == 0) {
+        snprintf(errstr, errstr_size, "redis: Sentinel without sentinel addresses");
         return NULL;
     }
     if (conf->connect_timeout_ms < 1 || conf->command_timeout_ms < 1) {
@@ -304,21 +366,53 @@ k2r_redis_t *k2r_redis_new(const k2r_redis_conf_t *conf, char *errstr, size_t er
         return NULL;
     }
     redis->fd = -1;
-    redis->port = conf->port;
     redis->connect_timeout_ms = conf->connect_timeout_ms;
     redis->command_timeout_ms = conf->command_timeout_ms;
     redis->pipeline_depth = conf->pipeline_depth;
-    redis->host = strdup(conf->host);
+    redis->sharded = conf->sharded;
+    redis->idle_check_ms = conf->idle_check_ms;
+    redis->server_name_fixed = conf->tls_server_name != NULL;
     redis->user = conf->user ? strdup(conf->user) : NULL;
     redis->password = conf->password ? strdup(conf->password) : NULL;
-    if (!redis->host || (conf->user && !redis->user) || (conf->password && !redis->password)) {
+    if ((conf->user && !redis->user) || (conf->password && !redis->password)) {
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
-    snprintf(redis->addr, sizeof(redis->addr), strchr(conf->host, ':') ? "[%s]:%d" : "%s:%d",
-             conf->host, conf->port);
     if (conf->tls && tls_context(redis, conf, errstr, errstr_size) != 0)
         goto fail;
+    if (set_target(redis, conf->sentinel_master ? "sentinel" : conf->host,
+                   conf->sentinel_master ? 0 : conf->port) != 0) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    if (conf->sentinel_master) {
+        /* The sentinels' own sink: their credentials, TLS when asked for. */
+        k2r_redis_conf_t sc = *conf;
+
+        sc.host = "127.0.0.1"; /* replaced by each address in turn */
+        sc.port = 1;
+        sc.user = conf->sentinel_user;
+        sc.password = conf->sentinel_password;
+        sc.tls = conf->sentinel_tls;
+        sc.sentinel_master = NULL;
+        sc.nsentinel_addrs = 0;
+        sc.pipeline_depth = 1;
+        redis->sentinel = k2r_redis_new(&sc, errstr, errstr_size);
+        redis->sentinel_master = strdup(conf->sentinel_master);
+        redis->sentinels = calloc(conf->nsentinel_addrs, sizeof(*redis->sentinels));
+        if (!redis->sentinel || !redis->sentinel_master || !redis->sentinels) {
+            if (redis->sentinel)
+                snprintf(errstr, errstr_size, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < conf->nsentinel_addrs; i++) {
+            if (!(redis->sentinels[i] = strdup(conf->sentinel_addrs[i]))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+            }
+            redis->nsentinels++;
+        }
+    }
     return redis;
 
 fail:
@@ -330,6 +424,11 @@ void k2r_redis_destroy(k2r_redis_t *redis) {
     if (!redis)
         return;
     k2r_redis_disconnect(redis);
+    k2r_redis_destroy(redis->sentinel);
+    for (size_t i = 0; i < redis->nsentinels; i++)
+        free(redis->sentinels[i]);
+    free(redis->sentinels);
+    free(redis->sentinel_master);
     SSL_CTX_free(redis->ssl_ctx);
     free(redis->server_name);
     free(redis->host);
@@ -340,6 +439,10 @@ void k2r_redis_destroy(k2r_redis_t *redis) {
     }
     free(redis->out);
     free(redis);
+}
+
+const char *k2r_redis_addr(const k2r_redis_t *redis) {
+    return redis->addr;
 }
 
 int k2r_redis_connected(const k2r_redis_t *redis) {
@@ -364,6 +467,11 @@ static void close_connection(k2r_redis_t *redis) {
         redis->reader = NULL;
     }
     redis->out_len = redis->out_off = 0;
+    /* Whatever was in flight has no reply coming: it stays PENDING. */
+    redis->p_active = 0;
+    redis->p_items = NULL;
+    redis->p_inflight = 0;
+    redis->pings = 0;
 }
 
 void k2r_redis_disconnect(k2r_redis_t *redis) {
@@ -554,8 +662,10 @@ static ssize_t out_flush(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
         return 0;
     n = sock_send(redis, redis->out + redis->out_off, redis->out_len - redis->out_off, errstr,
                   errstr_size);
-    if (n > 0)
+    if (n > 0) {
         redis->out_off += (size_t)n;
+        redis->last_io_ms = k2r_now_ms();
+    }
     return n;
 }
 
@@ -578,6 +688,7 @@ static ssize_t in_fill(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
             return -1;
         }
         total += n;
+        redis->last_io_ms = k2r_now_ms();
     } while (redis->ssl && SSL_pending(redis->ssl) > 0);
     return total;
 }
@@ -895,6 +1006,8 @@ static int start_session(k2r_redis_t *redis, int fd, const char *peer, int64_t d
         close_connection(redis);
         return rc;
     }
+    redis->last_io_ms = k2r_now_ms();
+    redis->pings = 0;
     k2r_log_debug("redis: connected to %s (%s)%s%s%s", redis->addr, peer, redis->ssl ? ", " : "",
                   redis->ssl ? SSL_get_version(redis->ssl) : "",
                   redis->password ? ", authenticated" : "");
@@ -906,15 +1019,16 @@ fail:
 }
 
 /*
- * TCP connect, AUTH and PING share one connect_timeout_ms budget. Name
- * resolution comes first and has no deadline of its own (getaddrinfo cannot
- * be given one; resolv.conf's timeout and attempts bound it). Each resolved
- * address is tried in turn; the last failure is the one reported.
+ * Connects to the current target: TCP connect, TLS, AUTH and PING all within
+ * `deadline_ms`. Name resolution comes first and has no deadline of its own
+ * (getaddrinfo cannot be given one; resolv.conf's timeout and attempts bound
+ * it). Each resolved address is tried in turn; the last failure is the one
+ * reported.
  */
-int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
+static int connect_target(k2r_redis_t *redis, int64_t deadline_ms, char *errstr,
+                          size_t errstr_size) {
     struct addrinfo hints, *res = NULL;
     char port[8], peer[NI_MAXHOST] = "?";
-    int64_t deadline_ms;
     int rc, fd = -1;
 
     k2r_redis_disconnect(redis);
@@ -929,7 +1043,6 @@ int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
                  rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
         return -1;
     }
-    deadline_ms = k2r_now_ms() + redis->connect_timeout_ms;
     for (const struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
         fd = tcp_connect(redis, ai, deadline_ms, errstr, errstr_size);
         if (fd >= 0 && getnameinfo(ai->ai_addr, ai->ai_addrlen, peer, sizeof(peer), NULL, 0,
@@ -940,6 +1053,128 @@ int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
     if (fd < 0)
         return -1;
     return start_session(redis, fd, peer, deadline_ms, errstr, errstr_size);
+}
+
+/*
+ * Asks sentinel `i` where the master is and points the sink there. Returns
+ * 0; K2R_ERR_AUTH when the sentinel refused its credentials; -1 with the
+ * reason in errstr (unreachable, does not know the master, a bad answer).
+ */
+static int ask_sentinel(k2r_redis_t *redis, size_t i, int64_t deadline_ms, char *errstr,
+                        size_t errstr_size) {
+    k2r_redis_t *sent = redis->sentinel;
+    const reply_t *reply = &sent->reply;
+    const char *argv[3] = {"SENTINEL", "get-master-addr-by-name", redis->sentinel_master};
+    size_t argvlen[3] = {8, 23, strlen(redis->sentinel_master)};
+    char host[256], *end;
+    long port;
+    int rc;
+
+    if (k2r_split_listen(redis->sentinels[i], host, sizeof(host), &rc) != 0 || !host[0] ||
+        set_target(sent, host, rc) != 0) {
+        snprintf(errstr, errstr_size, "sentinel %s: not host:port (or out of memory)",
+                 redis->sentinels[i]);
+        return -1;
+    }
+    rc = connect_target(sent, deadline_ms, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    rc = roundtrip(sent, 3, argv, argvlen, deadline_ms, errstr, errstr_size);
+    k2r_redis_disconnect(sent);
+    if (rc != 0)
+        return -1;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(errstr, errstr_size, "sentinel %s: %s", sent->addr, reply->str);
+        return strncmp(reply->str, "NOAUTH", 6) == 0 || strncmp(reply->str, "NOPERM", 6) == 0
+                   ? K2R_ERR_AUTH
+                   : -1;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || !reply->elem[0][0] || !reply->elem[1][0]) {
+        snprintf(errstr, errstr_size, "sentinel %s: does not know a master called \"%s\"",
+                 sent->addr, redis->sentinel_master);
+        return -1;
+    }
+    errno = 0;
+    port = strtol(reply->elem[1], &end, 10);
+    if (errno || *end || port < 1 || port > 65535 || set_target(redis, reply->elem[0], (int)port)) {
+        snprintf(errstr, errstr_size, "sentinel %s: a bad master address \"%s\" \"%s\"", sent->addr,
+                 reply->elem[0], reply->elem[1]);
+        return -1;
+    }
+    return 0;
+}
+
+static int64_t stage_deadline(const k2r_redis_t *redis, int64_t deadline_ms);
+
+/*
+ * Sentinel: the first sentinel that answers names the master (and is asked
+ * first next time); the server there must say it is the master (ROLE), or a
+ * failover is under way and the caller tries again later.
+ */
+static int connect_sentinel(k2r_redis_t *redis, int64_t deadline_ms, char *errstr,
+                            size_t errstr_size) {
+    const char *argv[1] = {"ROLE"};
+    size_t argvlen[1] = {4};
+    char last[512] = "";
+    int rc = -1;
+    size_t i;
+
+    k2r_redis_disconnect(redis);
+    for (i = 0; i < redis->nsentinels; i++) {
+        /* Each sentinel gets the connect timeout: one that does not answer
+         * must not leave the next none. */
+        rc = ask_sentinel(redis, i, stage_deadline(redis, deadline_ms), last, sizeof(last));
+        if (rc != -1)
+            break;
+    }
+    if (rc != 0) {
+        snprintf(errstr, errstr_size, "%s%s",
+                 rc == -1 ? "no sentinel named the master; the last said: " : "", last);
+        return rc;
+    }
+    if (i > 0) { /* the one that answered goes first */
+        char *first = redis->sentinels[i];
+        memmove(redis->sentinels + 1, redis->sentinels, i * sizeof(*redis->sentinels));
+        redis->sentinels[0] = first;
+    }
+    deadline_ms = stage_deadline(redis, deadline_ms);
+    rc = connect_target(redis, deadline_ms, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    if (roundtrip(redis, 1, argv, argvlen, deadline_ms, errstr, errstr_size) != 0) {
+        close_connection(redis);
+        return -1;
+    }
+    if (redis->reply.type != REDIS_REPLY_ARRAY || strcmp(redis->reply.elem[0], "master") != 0) {
+        snprintf(errstr, errstr_size,
+                 "%s: the sentinels name it master \"%s\", but it says it is %s (a failover "
+                 "under way?)",
+                 redis->addr, redis->sentinel_master,
+                 redis->reply.type == REDIS_REPLY_ERROR ? redis->reply.str
+                 : redis->reply.elem[0][0]              ? redis->reply.elem[0]
+                                                        : "no master");
+        close_connection(redis);
+        return -1;
+    }
+    return 0;
+}
+
+/* connect_timeout_ms from now, or `deadline_ms` when that is sooner. */
+static int64_t stage_deadline(const k2r_redis_t *redis, int64_t deadline_ms) {
+    int64_t own = k2r_now_ms() + redis->connect_timeout_ms;
+
+    return deadline_ms < own ? deadline_ms : own;
+}
+
+int k2r_redis_connect_by(k2r_redis_t *redis, int64_t deadline_ms, char *errstr,
+                         size_t errstr_size) {
+    if (redis->sentinel)
+        return connect_sentinel(redis, deadline_ms, errstr, errstr_size);
+    return connect_target(redis, stage_deadline(redis, deadline_ms), errstr, errstr_size);
+}
+
+int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
+    return k2r_redis_connect_by(redis, INT64_MAX, errstr, errstr_size);
 }
 
 /*
@@ -1004,9 +1239,12 @@ static char *put_bulk(char *p, const char *s, size_t len) {
  * is the same binary-safe RESP array of bulk strings.
  */
 static int out_append_publish(k2r_redis_t *redis, const k2r_publish_t *item) {
-    static const char head[] = "*3\r\n$7\r\nPUBLISH\r\n";
+    static const char publish[] = "*3\r\n$7\r\nPUBLISH\r\n";
+    static const char spublish[] = "*3\r\n$8\r\nSPUBLISH\r\n";
+    const char *head = redis->sharded ? spublish : publish;
+    size_t head_len = redis->sharded ? sizeof(spublish) - 1 : sizeof(publish) - 1;
     /* head, two "$<up to 20 digits>\r\n" headers and two "\r\n" trailers */
-    size_t most = (sizeof(head) - 1) + 2 * (size_t)(1 + 20 + 2 + 2);
+    size_t most = head_len + 2 * (size_t)(1 + 20 + 2 + 2);
     char *p;
 
     if (item->channel_len > SIZE_MAX / 4 || item->message_len > SIZE_MAX / 4)
@@ -1014,8 +1252,8 @@ static int out_append_publish(k2r_redis_t *redis, const k2r_publish_t *item) {
     if (out_reserve(redis, most + item->channel_len + item->message_len) != 0)
         return -1;
     p = redis->out + redis->out_len;
-    memcpy(p, head, sizeof(head) - 1);
-    p += sizeof(head) - 1;
+    memcpy(p, head, head_len);
+    p += head_len;
     p = put_bulk(p, item->channel, item->channel_len);
     p = put_bulk(p, item->message, item->message_len);
     redis->out_len = (size_t)(p - redis->out);
@@ -1044,103 +1282,214 @@ static void apply_reply(k2r_publish_t *item, const reply_t *reply) {
     }
 }
 
+/* The reply to an idle PING (redis->reply): 0 for PONG, else -1 with why. */
+static int check_pong(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
+    if (redis->reply.type == REDIS_REPLY_STATUS && strcmp(redis->reply.str, "PONG") == 0)
+        return 0;
+    if (redis->reply.type == REDIS_REPLY_ERROR)
+        snprintf(errstr, errstr_size, "%s: the server answered a PING with %s", redis->addr,
+                 redis->reply.str);
+    else
+        snprintf(errstr, errstr_size, "%s: an unexpected reply to a PING", redis->addr);
+    return -1;
+}
+
+/* Reads the replies buffered in the reader into the publish's items (after
+ * the replies owed to idle PINGs). Returns how many it read, or -1. */
+static long take_replies(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
+    k2r_publish_t *items = redis->p_items;
+    long taken = 0;
+    int rc;
+
+    while ((rc = take_reply(redis, errstr, errstr_size)) > 0) {
+        taken++;
+        if (redis->pings > 0) {
+            if (check_pong(redis, errstr, errstr_size) != 0)
+                return -1;
+            redis->pings--;
+            continue;
+        }
+        if (redis->p_inflight == 0) {
+            snprintf(errstr, errstr_size, "%s: reply without a command", redis->addr);
+            return -1;
+        }
+        while (items[redis->p_reply].status != K2R_PUBLISH_PENDING)
+            redis->p_reply++;
+        apply_reply(&items[redis->p_reply++], &redis->reply);
+        redis->p_inflight--;
+    }
+    return rc < 0 ? -1 : taken;
+}
+
+int k2r_redis_publishing(const k2r_redis_t *redis) {
+    return redis->p_active;
+}
+
 /*
  * Two cursors walk the items in array order, both skipping items that are
- * not PENDING: `next_send` is the next item to format, `next_reply` the item
- * the next reply answers. Everything PENDING between them is in flight, and
- * Redis answers in order, so the reply cursor never needs a lookup table.
+ * not PENDING: p_send is the next item to format, p_reply the item the next
+ * reply answers. Everything PENDING between them is in flight, and Redis
+ * answers in order, so the reply cursor never needs a lookup table. Both
+ * live in the sink, so that a publish goes on where the last call left it.
  * The timeout counts from the last byte moved in either direction, not from
  * the start, so a long batch that keeps moving never times out.
  */
-int k2r_redis_publish(k2r_redis_t *redis, k2r_publish_t *items, size_t nitems, char *errstr,
-                      size_t errstr_size) {
-    size_t next_send = 0, next_reply = 0, in_flight = 0, answered = 0;
+int k2r_redis_publish(k2r_redis_t *redis, k2r_publish_t *items, size_t nitems,
+                      const k2r_redis_wait_t *wait, char *errstr, size_t errstr_size) {
     size_t depth = (size_t)redis->pipeline_depth;
-    int64_t last_progress_ms;
+    int64_t until = wait ? k2r_now_ms() + (wait->wait_ms > 0 ? wait->wait_ms : 0) : INT64_MAX;
+    int woke = 0;
     ssize_t n;
-    int rc, revents;
 
     assert(items || nitems == 0);
-    while (next_send < nitems && items[next_send].status != K2R_PUBLISH_PENDING)
-        next_send++;
-    if (next_send == nitems)
-        return 0;
-    if (redis->fd < 0) {
-        snprintf(errstr, errstr_size, "not connected");
-        return -1;
+    if (!redis->p_active) {
+        size_t first = 0;
+
+        while (first < nitems && items[first].status != K2R_PUBLISH_PENDING)
+            first++;
+        if (first == nitems)
+            return 0;
+        if (redis->fd < 0) {
+            snprintf(errstr, errstr_size, "not connected");
+            return -1;
+        }
+        /*
+         * With nothing in flight, a byte waiting now is a reply to no command,
+         * or the server's EOF. One non-blocking recv finds it before it could
+         * be taken for the reply to this batch's first item.
+         */
+        n = in_fill(redis, errstr, errstr_size);
+        if (n < 0)
+            goto fail;
+        if (redis->pings == 0 && (n > 0 || redis->reader->pos < redis->reader->len)) {
+            snprintf(errstr, errstr_size, "%s: reply without a command", redis->addr);
+            goto fail;
+        }
+        redis->p_items = items;
+        redis->p_n = nitems;
+        redis->p_send = redis->p_reply = first;
+        redis->p_inflight = 0;
+        redis->p_progress_ms = k2r_now_ms();
+        redis->p_active = 1;
     }
-    /*
-     * Nothing is in flight between calls, so a byte waiting now is a reply to
-     * no command, or the server's EOF. One non-blocking recv per call finds it
-     * before it could be taken for the reply to this batch's first item.
-     */
-    n = in_fill(redis, errstr, errstr_size);
-    if (n < 0)
-        goto fail;
-    if (n > 0 || redis->reader->pos < redis->reader->len) {
-        snprintf(errstr, errstr_size, "%s: reply without a command", redis->addr);
-        goto fail;
-    }
-    next_reply = next_send;
-    last_progress_ms = k2r_now_ms();
+    assert(items == redis->p_items && nitems == redis->p_n);
 
     for (;;) {
-        while (next_send < nitems && in_flight < depth &&
+        struct pollfd pfd[2];
+        int64_t now, deadline;
+        long taken;
+        int nfds = 1, rc;
+
+        while (redis->p_send < nitems && redis->p_inflight < depth &&
                redis->out_len - redis->out_off < OUT_HIGH_WATER) {
-            if (items[next_send].status == K2R_PUBLISH_PENDING) {
-                if (out_append_publish(redis, &items[next_send]) != 0) {
+            if (items[redis->p_send].status == K2R_PUBLISH_PENDING) {
+                if (out_append_publish(redis, &items[redis->p_send]) != 0) {
                     snprintf(errstr, errstr_size, "out of memory");
                     goto fail;
                 }
-                in_flight++;
+                redis->p_inflight++;
             }
-            next_send++;
+            redis->p_send++;
         }
-        if (in_flight == 0)
-            return 0; /* next_send == nitems: every item has its reply */
-
+        if (redis->p_inflight == 0)
+            break; /* p_send == nitems: every item has its reply */
         n = out_flush(redis, errstr, errstr_size);
         if (n < 0)
             goto fail;
         if (n > 0)
-            last_progress_ms = k2r_now_ms();
-
-        revents = wait_fd(redis, want_events(redis), last_progress_ms + redis->command_timeout_ms,
-                          errstr, errstr_size);
-        if (revents == K2R_ERR_TIMEOUT)
-            snprintf(errstr, errstr_size,
-                     "%s: no reply or write progress for %d ms (%zu PUBLISH in flight)",
-                     redis->addr, redis->command_timeout_ms, in_flight);
-        if (revents < 0)
-            goto fail;
-        if (!(revents & READABLE) && !(redis->want_write && (revents & POLLOUT)))
-            continue;
+            redis->p_progress_ms = k2r_now_ms();
         n = in_fill(redis, errstr, errstr_size);
         if (n < 0)
             goto fail;
         if (n > 0)
-            last_progress_ms = k2r_now_ms();
-        while ((rc = take_reply(redis, errstr, errstr_size)) > 0) {
-            if (in_flight == 0) {
-                snprintf(errstr, errstr_size, "%s: reply without a command", redis->addr);
-                goto fail;
-            }
-            while (items[next_reply].status != K2R_PUBLISH_PENDING)
-                next_reply++;
-            apply_reply(&items[next_reply++], &redis->reply);
-            in_flight--;
-            answered++;
-        }
-        if (rc < 0)
+            redis->p_progress_ms = k2r_now_ms();
+        taken = take_replies(redis, errstr, errstr_size);
+        if (taken < 0)
             goto fail;
+        if (taken > 0)
+            continue; /* room in the pipeline: format more before waiting */
+        if (woke)
+            return K2R_REDIS_AGAIN;
+
+        now = k2r_now_ms();
+        deadline = redis->p_progress_ms + redis->command_timeout_ms;
+        if (now >= deadline) {
+            snprintf(errstr, errstr_size,
+                     "%s: no reply or write progress for %d ms (%zu PUBLISH in flight)",
+                     redis->addr, redis->command_timeout_ms, redis->p_inflight);
+            goto fail;
+        }
+        if (now >= until)
+            return K2R_REDIS_AGAIN;
+        pfd[0] = (struct pollfd){.fd = redis->fd, .events = want_events(redis), .revents = 0};
+        if (wait && wait->wake_fd >= 0)
+            pfd[nfds++] = (struct pollfd){.fd = wait->wake_fd, .events = POLLIN, .revents = 0};
+        if (deadline > until)
+            deadline = until;
+        rc = poll(pfd, (nfds_t)nfds, deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now));
+        if (rc < 0 && errno != EINTR) {
+            snprintf(errstr, errstr_size, "%s: poll: %s", redis->addr, strerror(errno));
+            goto fail;
+        }
+        /* Woken: one more round reads what the socket has, then returns. */
+        if (rc > 0 && nfds > 1 && pfd[1].revents)
+            woke = 1;
     }
+    redis->p_active = 0;
+    redis->p_items = NULL;
+    return 0;
 
 fail:
     /* Sent or not, whatever has no reply stays PENDING for the caller to send again. */
+    k2r_log_debug("redis: lost the connection: %s (%zu PUBLISH without a reply left pending)",
+                  errstr, redis->p_inflight);
     close_connection(redis);
-    k2r_log_debug("redis: lost the connection: %s (%zu PUBLISH answered in this call, %zu without "
-                  "a reply left pending)",
-                  errstr, answered, in_flight);
+    return -1;
+}
+
+int k2r_redis_tick(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
+    const char *ping[1] = {"PING"};
+    size_t ping_len[1] = {4};
+    int64_t now;
+    int rc;
+
+    if (redis->fd < 0 || redis->p_active)
+        return 0;
+    if (in_fill(redis, errstr, errstr_size) < 0)
+        goto fail;
+    while ((rc = take_reply(redis, errstr, errstr_size)) > 0) {
+        if (redis->pings == 0) {
+            snprintf(errstr, errstr_size, "%s: reply without a command", redis->addr);
+            goto fail;
+        }
+        if (check_pong(redis, errstr, errstr_size) != 0)
+            goto fail;
+        redis->pings--;
+    }
+    if (rc < 0)
+        goto fail;
+    now = k2r_now_ms();
+    if (redis->pings > 0) {
+        if (now - redis->ping_sent_ms >= redis->command_timeout_ms) {
+            snprintf(errstr, errstr_size, "%s: no answer to an idle PING within %d ms", redis->addr,
+                     redis->command_timeout_ms);
+            goto fail;
+        }
+    } else if (redis->idle_check_ms > 0 && now - redis->last_io_ms >= redis->idle_check_ms) {
+        if (out_append_argv(redis, 1, ping, ping_len) != 0) {
+            snprintf(errstr, errstr_size, "out of memory");
+            goto fail;
+        }
+        redis->pings++;
+        redis->ping_sent_ms = now;
+    }
+    if (out_flush(redis, errstr, errstr_size) < 0)
+        goto fail;
+    return 0;
+
+fail:
+    k2r_log_debug("redis: lost the connection: %s", errstr);
+    close_connection(redis);
     return -1;
 }
 
@@ -1164,4 +1513,12 @@ void k2r_config_redis_conf(const k2r_config_t *cfg, k2r_redis_conf_t *out) {
     out->tls_key_file = rs->tls_key_file;
     out->tls_server_name = rs->tls_server_name;
     out->tls_insecure_skip_verify = rs->tls_insecure_skip_verify;
+    out->sharded = rs->sharded;
+    out->idle_check_ms = rs->idle_check_ms;
+    out->sentinel_master = rs->sentinel_master;
+    out->sentinel_addrs = rs->sentinel_addrs;
+    out->nsentinel_addrs = rs->nsentinel_addrs;
+    out->sentinel_user = rs->sentinel_username;
+    out->sentinel_password = rs->sentinel_password;
+    out->sentinel_tls = rs->sentinel_tls;
 }

@@ -89,6 +89,13 @@ int k2r_kafka_fatal(const k2r_kafka_t *kafka, char *errstr, size_t errstr_size);
  */
 rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms);
 
+/* A descriptor that becomes readable when the consumer has something to
+ * serve (records, a rebalance, an error) after it was last polled: the loop
+ * waits on it beside the Redis sockets. k2r_kafka_poll empties it; so does
+ * k2r_kafka_wake_clear, for a caller that cannot take records now. */
+int k2r_kafka_wake_fd(const k2r_kafka_t *kafka);
+void k2r_kafka_wake_clear(k2r_kafka_t *kafka);
+
 /*
  * Fills *view from a record k2r_kafka_poll() returned: its fields and
  * headers, borrowed from `rkm` (valid until it is released), the headers

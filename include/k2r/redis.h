@@ -17,6 +17,7 @@
 #define K2R_REDIS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "k2r/errors.h"
 
@@ -35,6 +36,16 @@ typedef struct k2r_redis_conf_s {
     const char *tls_key_file;     /* its private key; set exactly when tls_cert_file is */
     const char *tls_server_name;  /* SNI and the name verified; NULL: host */
     int tls_insecure_skip_verify; /* 1: the server's certificate is not checked */
+    int sharded;                  /* SPUBLISH (sharded Pub/Sub, Redis 7) instead of PUBLISH */
+    int idle_check_ms;            /* k2r_redis_tick PINGs a connection idle this long */
+    /* Sentinel: when sentinel_master is set, host and port are not used: the
+     * sentinels name the master at every connect. */
+    const char *sentinel_master;
+    char *const *sentinel_addrs; /* "host:port" */
+    size_t nsentinel_addrs;
+    const char *sentinel_user;     /* NULL: AUTH with password only */
+    const char *sentinel_password; /* NULL: no AUTH */
+    int sentinel_tls;              /* TLS to the sentinels too, with the tls_* settings */
 } k2r_redis_conf_t;
 
 /* The loaded configuration (config.h); only k2r_config_redis_conf reads it. */
@@ -88,8 +99,20 @@ void k2r_redis_destroy(k2r_redis_t *redis);
  * naming OpenSSL's reason ("certificate verify failed: certificate has
  * expired"), or the server refused the client's certificate: the same.
  * An existing connection is closed first.
+ *
+ * With Sentinel, the sentinels are asked first, in turn, for the master's
+ * address (SENTINEL get-master-addr-by-name; the one that answers is asked
+ * first next time), and the server found there must say it is a master
+ * (ROLE) before it is used: a failover in progress is -1, to be tried again.
  */
 int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size);
+
+/* The same within `deadline_ms` (monotonic, k2r_now_ms) when that comes before
+ * connect_timeout_ms from now: a drain's deadline bounds its reconnects. */
+int k2r_redis_connect_by(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size_t errstr_size);
+
+/* "host:port" of the server connected to, or last tried ("[v6]:port"). */
+const char *k2r_redis_addr(const k2r_redis_t *redis);
 
 /*
  * A test seam, not used by the daemon: makes `fd`, a stream socket the caller
@@ -110,17 +133,50 @@ int k2r_redis_connected(const k2r_redis_t *redis);
 /* Closes the connection, if any. */
 void k2r_redis_disconnect(k2r_redis_t *redis);
 
+/* k2r_redis_publish's wait: at most wait_ms (0: only what can be done without
+ * waiting), and not past the moment wake_fd (when >= 0) becomes readable. */
+typedef struct k2r_redis_wait_s {
+    int wait_ms;
+    int wake_fd;
+} k2r_redis_wait_t;
+
+/* k2r_redis_publish returned before every item had its reply. */
+#define K2R_REDIS_AGAIN 1
+
 /*
  * Publishes every item whose status is PENDING, in array order, pipelined
  * with at most pipeline_depth replies outstanding. Items in any other state
  * (OK, ERROR, DROPPED) are left alone, so a failed call can simply be repeated after a reconnect.
  *
+ * Without `wait` (NULL) it returns when the publish is over. With one it
+ * never blocks longer than the wait allows and returns K2R_REDIS_AGAIN when
+ * the publish is not over yet: the caller does its other work (a poll of
+ * Kafka, signals, health) and calls again with the same `items` and
+ * `nitems`, which the sink keeps referring to until the publish is over. Between
+ * calls the caller may only re-point the channel and message of items that
+ * are still PENDING to the same bytes elsewhere (its buffer moved).
+ *
  * Returns 0 when every item has a reply (OK or ERROR). Returns -1 when the
  * connection failed or timed out (or was not up): the connection is closed,
  * items that got their reply keep it, the rest stay PENDING (some of them may
  * have reached Redis; sending them again can duplicate them), errstr says why.
+ * The command timeout counts from the last byte moved, across calls.
  */
-int k2r_redis_publish(k2r_redis_t *redis, k2r_publish_t *items, size_t nitems, char *errstr,
-                      size_t errstr_size);
+int k2r_redis_publish(k2r_redis_t *redis, k2r_publish_t *items, size_t nitems,
+                      const k2r_redis_wait_t *wait, char *errstr, size_t errstr_size);
+
+/* 1 while a publish started by k2r_redis_publish is not over. */
+int k2r_redis_publishing(const k2r_redis_t *redis);
+
+/*
+ * Between publishes, without blocking: reads what the server sent (the
+ * answer to an idle PING; anything else, EOF included, means the connection
+ * is gone), and PINGs a connection that moved no byte for idle_check_ms, so
+ * that a connection the server or the network dropped is noticed without a
+ * publish. Returns 0 (also when not connected or a publish is under way), or
+ * -1 when the connection failed: it is closed, errstr says why ("no answer
+ * to an idle PING within 5000 ms", "the server answered LOADING ...").
+ */
+int k2r_redis_tick(k2r_redis_t *redis, char *errstr, size_t errstr_size);
 
 #endif

@@ -329,7 +329,7 @@ static void test_exact_resp_byte_by_byte(void) {
     item_set(&items[2], "e", "", 0);
     CU_ASSERT_EQUAL(k2r_redis_adopt_fd(redis, fd, errstr, sizeof(errstr)), 0);
     CU_ASSERT_EQUAL(k2r_redis_connected(redis), 1);
-    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 3, errstr, sizeof(errstr)), 0);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 3, NULL, errstr, sizeof(errstr)), 0);
     CU_ASSERT_EQUAL(items[0].status, K2R_PUBLISH_OK);
     CU_ASSERT_EQUAL(items[0].receivers, 0);
     CU_ASSERT_EQUAL(items[1].status, K2R_PUBLISH_OK);
@@ -381,7 +381,7 @@ static void test_pipeline_order(void) {
     item_set(&items[5], "d", "m4", 2);
     item_set(&items[6], "e", "m5", 2);
     CU_ASSERT_EQUAL(k2r_redis_adopt_fd(redis, fd, errstr, sizeof(errstr)), 0);
-    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 7, errstr, sizeof(errstr)), 0);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 7, NULL, errstr, sizeof(errstr)), 0);
     CU_ASSERT(items[0].status == K2R_PUBLISH_OK && items[0].receivers == 1);
     CU_ASSERT(items[1].status == K2R_PUBLISH_OK && items[1].receivers == 2);
     CU_ASSERT(items[2].status == K2R_PUBLISH_DROPPED);
@@ -428,7 +428,7 @@ static void test_refusals(void) {
     for (size_t i = 0; i < 9; i++)
         item_set(&items[i], "ch", "m", 1);
     CU_ASSERT_EQUAL(k2r_redis_adopt_fd(redis, fd, errstr, sizeof(errstr)), 0);
-    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 9, errstr, sizeof(errstr)), 0);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 9, NULL, errstr, sizeof(errstr)), 0);
     CU_ASSERT(items[0].status == K2R_PUBLISH_OK && items[0].receivers == 3);
     CU_ASSERT_EQUAL(items[1].status, K2R_PUBLISH_ERROR);
     CU_ASSERT_STRING_EQUAL(items[1].error,
@@ -486,7 +486,7 @@ static void test_server_state_errors(void) {
     for (size_t i = 0; i < 5; i++)
         item_set(&items[i], "ch", "m", 1);
     CU_ASSERT_EQUAL(k2r_redis_adopt_fd(redis, fd, errstr, sizeof(errstr)), 0);
-    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 5, errstr, sizeof(errstr)), 0);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 5, NULL, errstr, sizeof(errstr)), 0);
     for (size_t i = 0; i < 4; i++) {
         CU_ASSERT_EQUAL(items[i].status, K2R_PUBLISH_ERROR);
         CU_ASSERT_STRING_EQUAL(items[i].error, errors[i]);
@@ -524,7 +524,7 @@ static void test_cut_mid_pipeline(void) {
         for (size_t i = 0; i < 5; i++)
             item_set(&items[i], "ch", "m", 1);
         CU_ASSERT_EQUAL(k2r_redis_adopt_fd(redis, fd, errstr, sizeof(errstr)), 0);
-        CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 5, errstr, sizeof(errstr)), -1);
+        CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 5, NULL, errstr, sizeof(errstr)), -1);
         CU_ASSERT_STRING_EQUAL(errstr, "peer:1: connection closed by the server");
         CU_ASSERT(items[0].status == K2R_PUBLISH_OK && items[0].receivers == 1);
         CU_ASSERT(items[1].status == K2R_PUBLISH_OK && items[1].receivers == 2);
@@ -533,7 +533,7 @@ static void test_cut_mid_pipeline(void) {
         CU_ASSERT_EQUAL(k2r_redis_connected(redis), 0);
 
         /* Repeating the call without a reconnect sends nothing and changes nothing. */
-        CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 5, errstr, sizeof(errstr)), -1);
+        CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 5, NULL, errstr, sizeof(errstr)), -1);
         CU_ASSERT_STRING_EQUAL(errstr, "not connected");
         CU_ASSERT_EQUAL(items[1].status, K2R_PUBLISH_OK);
         CU_ASSERT_EQUAL(items[2].status, K2R_PUBLISH_PENDING);
@@ -568,7 +568,7 @@ static void test_command_timeout(void) {
     item_set(&items[1], "ch", "m", 1);
     CU_ASSERT_EQUAL(k2r_redis_adopt_fd(redis, fd, errstr, sizeof(errstr)), 0);
     start_ms = k2r_now_ms();
-    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 2, errstr, sizeof(errstr)), -1);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 2, NULL, errstr, sizeof(errstr)), -1);
     CU_ASSERT(k2r_now_ms() - start_ms >= 100);
     CU_ASSERT_STRING_EQUAL(errstr, "peer:1: no reply or write progress for 100 ms (1 PUBLISH in "
                                    "flight)");
@@ -600,7 +600,7 @@ static void test_protocol_error(void) {
     item_set(&items[0], "ch", "m", 1);
     item_set(&items[1], "ch", "m", 1);
     CU_ASSERT_EQUAL(k2r_redis_adopt_fd(redis, fd, errstr, sizeof(errstr)), 0);
-    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 2, errstr, sizeof(errstr)), -1);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 2, NULL, errstr, sizeof(errstr)), -1);
     CU_ASSERT_STRING_EQUAL(errstr,
                            "peer:1: protocol error: Protocol error, got \"?\" as reply type byte");
     CU_ASSERT(items[0].status == K2R_PUBLISH_OK && items[0].receivers == 1);
@@ -628,7 +628,7 @@ static void test_handshake_auth(void) {
 
     item_set(&item, "ch", "m", 1);
     CU_ASSERT_EQUAL(k2r_redis_adopt_fd(redis, fd, errstr, sizeof(errstr)), 0);
-    CU_ASSERT_EQUAL(k2r_redis_publish(redis, &item, 1, errstr, sizeof(errstr)), 0);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, &item, 1, NULL, errstr, sizeof(errstr)), 0);
     CU_ASSERT(item.status == K2R_PUBLISH_OK && item.receivers == 2);
     k2r_redis_destroy(redis);
     peer_join(&peer);
@@ -689,6 +689,168 @@ static void test_handshake_failures(void) {
     }
 }
 
+/* --------------------------------------------- the test thread as the peer */
+
+/*
+ * The tests below need no scripted thread: the handshake's PONG is written
+ * into the socket before the sink connects, and the test reads what the
+ * sink sent and answers between the sink's calls, which never block longer
+ * than their wait.
+ */
+static k2r_redis_t *direct_sink(int *peer_fd, int sharded, int idle_check_ms,
+                                int command_timeout_ms) {
+    k2r_redis_conf_t conf = {.host = "peer",
+                             .port = 1,
+                             .connect_timeout_ms = 2000,
+                             .command_timeout_ms = command_timeout_ms,
+                             .pipeline_depth = 8,
+                             .sharded = sharded,
+                             .idle_check_ms = idle_check_ms};
+    char errstr[256] = "";
+    k2r_redis_t *redis = k2r_redis_new(&conf, errstr, sizeof(errstr));
+    int sv[2];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(redis);
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    CU_ASSERT_FATAL(write(sv[1], PONG, sizeof(PONG) - 1) == (ssize_t)(sizeof(PONG) - 1));
+    CU_ASSERT_EQUAL_FATAL(k2r_redis_adopt_fd(redis, sv[0], errstr, sizeof(errstr)), 0);
+    *peer_fd = sv[1];
+    return redis;
+}
+
+/* Reads exactly `len` bytes from the peer's end (within GUARD_MS) and
+ * compares them with `want`. */
+static void direct_expect(int fd, const char *want, size_t len) {
+    char got[512], a[1024], b[1024];
+    ssize_t n = peer_read(fd, got, len, k2r_now_ms() + GUARD_MS);
+
+    CU_ASSERT_EQUAL(n, (ssize_t)len);
+    if (n == (ssize_t)len && memcmp(got, want, len) != 0)
+        CU_FAIL("the sink sent other bytes");
+    if (n >= 0 && (n != (ssize_t)len || memcmp(got, want, len) != 0))
+        fprintf(stderr, "\n    got  %s\n    want %s\n", escape(a, sizeof(a), got, (size_t)n),
+                escape(b, sizeof(b), want, len));
+}
+
+/* A publish is resumed across calls: the first returns K2R_REDIS_AGAIN with
+ * the command sent and no reply, the second takes the reply. SPUBLISH when
+ * sharded. */
+static void test_publish_resumes(void) {
+    static const char spub[] = "*3\r\n$8\r\nSPUBLISH\r\n$2\r\nch\r\n$1\r\nm\r\n";
+    k2r_redis_wait_t now = {.wait_ms = 0, .wake_fd = -1}, later = {.wait_ms = 2000, .wake_fd = -1};
+    char errstr[256] = "";
+    k2r_publish_t items[2];
+    int fd;
+    k2r_redis_t *redis = direct_sink(&fd, 1, 0, 2000);
+
+    item_set(&items[0], "ch", "m", 1);
+    item_set(&items[1], "ch", "m", 1);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 2, &now, errstr, sizeof(errstr)),
+                    K2R_REDIS_AGAIN);
+    CU_ASSERT_EQUAL(k2r_redis_publishing(redis), 1);
+    CU_ASSERT_EQUAL(items[0].status, K2R_PUBLISH_PENDING);
+    direct_expect(fd, PING, sizeof(PING) - 1);
+    direct_expect(fd, spub, sizeof(spub) - 1);
+    direct_expect(fd, spub, sizeof(spub) - 1);
+    CU_ASSERT(write(fd, ":3\r\n", 4) == 4);
+    /* One reply of two: still under way. */
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 2, &now, errstr, sizeof(errstr)),
+                    K2R_REDIS_AGAIN);
+    CU_ASSERT_EQUAL(items[0].status, K2R_PUBLISH_OK);
+    CU_ASSERT_EQUAL(items[0].receivers, 3);
+    CU_ASSERT_EQUAL(items[1].status, K2R_PUBLISH_PENDING);
+    CU_ASSERT(write(fd, ":0\r\n", 4) == 4);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 2, &later, errstr, sizeof(errstr)), 0);
+    CU_ASSERT_EQUAL(items[1].status, K2R_PUBLISH_OK);
+    CU_ASSERT_EQUAL(items[1].receivers, 0);
+    CU_ASSERT_EQUAL(k2r_redis_publishing(redis), 0);
+    k2r_redis_destroy(redis);
+    close(fd);
+}
+
+/* A readable wake descriptor ends the wait at once: without it, the silent
+ * server would run into the 300 ms command timeout within the 5 s wait. */
+static void test_publish_woken(void) {
+    k2r_redis_wait_t wait = {.wait_ms = 5000, .wake_fd = -1};
+    char errstr[256] = "";
+    k2r_publish_t item;
+    int fd, wake[2];
+    k2r_redis_t *redis = direct_sink(&fd, 0, 0, 300);
+
+    CU_ASSERT_FATAL(pipe(wake) == 0);
+    CU_ASSERT(write(wake[1], "1", 1) == 1);
+    wait.wake_fd = wake[0];
+    item_set(&item, "ch", "m", 1);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, &item, 1, &wait, errstr, sizeof(errstr)),
+                    K2R_REDIS_AGAIN);
+    CU_ASSERT_EQUAL(k2r_redis_connected(redis), 1);
+    direct_expect(fd, PING CMD, sizeof(PING CMD) - 1);
+    /* Not woken any more: the timeout, counted from the last byte moved. */
+    wait.wake_fd = -1;
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, &item, 1, &wait, errstr, sizeof(errstr)), -1);
+    CU_ASSERT_STRING_EQUAL(errstr, "peer:1: no reply or write progress for 300 ms (1 PUBLISH in "
+                                   "flight)");
+    CU_ASSERT_EQUAL(item.status, K2R_PUBLISH_PENDING);
+    CU_ASSERT_EQUAL(k2r_redis_publishing(redis), 0);
+    k2r_redis_destroy(redis);
+    close(fd);
+    close(wake[0]);
+    close(wake[1]);
+}
+
+/* Waits (polling, within GUARD_MS) until the peer's end has bytes, calling
+ * k2r_redis_tick meanwhile; returns its last result. */
+static int tick_until_sent(k2r_redis_t *redis, int fd, char *errstr, size_t size) {
+    int64_t deadline = k2r_now_ms() + GUARD_MS;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
+    int rc = 0;
+
+    while (k2r_now_ms() < deadline && rc == 0) {
+        rc = k2r_redis_tick(redis, errstr, size);
+        if (poll(&pfd, 1, 10) > 0)
+            break;
+    }
+    return rc;
+}
+
+/* An idle connection is PINGed after idle_check_ms; PONG keeps it, an error
+ * reply or EOF ends it. */
+static void test_idle_check(void) {
+    char errstr[256] = "";
+    int fd;
+    k2r_redis_t *redis = direct_sink(&fd, 0, 50, 2000);
+
+    direct_expect(fd, PING, sizeof(PING) - 1); /* the handshake's */
+    CU_ASSERT_EQUAL(tick_until_sent(redis, fd, errstr, sizeof(errstr)), 0);
+    direct_expect(fd, PING, sizeof(PING) - 1);
+    CU_ASSERT(write(fd, PONG, sizeof(PONG) - 1) == (ssize_t)(sizeof(PONG) - 1));
+    CU_ASSERT_EQUAL(tick_until_sent(redis, fd, errstr, sizeof(errstr)), 0);
+    direct_expect(fd, PING, sizeof(PING) - 1); /* the next idle PING: the PONG was taken */
+    CU_ASSERT(write(fd, "-LOADING Redis is loading\r\n", 27) == 27);
+    {
+        int64_t deadline = k2r_now_ms() + GUARD_MS;
+        int rc = 0;
+
+        while (rc == 0 && k2r_now_ms() < deadline)
+            rc = k2r_redis_tick(redis, errstr, sizeof(errstr));
+        CU_ASSERT_EQUAL(rc, -1);
+    }
+    CU_ASSERT_STRING_EQUAL(errstr, "peer:1: the server answered a PING with LOADING Redis is "
+                                   "loading");
+    CU_ASSERT_EQUAL(k2r_redis_connected(redis), 0);
+    k2r_redis_destroy(redis);
+    close(fd);
+
+    /* EOF between publishes. */
+    redis = direct_sink(&fd, 0, 60000, 2000);
+    direct_expect(fd, PING, sizeof(PING) - 1);
+    close(fd);
+    CU_ASSERT_EQUAL(k2r_redis_tick(redis, errstr, sizeof(errstr)), -1);
+    CU_ASSERT_STRING_EQUAL(errstr, "peer:1: connection closed by the server");
+    CU_ASSERT_EQUAL(k2r_redis_connected(redis), 0);
+    k2r_redis_destroy(redis);
+}
+
 int test_redis_sink_register(void) {
     CU_pSuite suite = CU_add_suite("redis sink (socketpair peer)", NULL, NULL);
 
@@ -701,7 +863,10 @@ int test_redis_sink_register(void) {
         !CU_add_test(suite, "a reply slower than command_timeout_ms", test_command_timeout) ||
         !CU_add_test(suite, "a reply that is not RESP", test_protocol_error) ||
         !CU_add_test(suite, "AUTH and PING answered", test_handshake_auth) ||
-        !CU_add_test(suite, "handshake refused or unanswered", test_handshake_failures))
+        !CU_add_test(suite, "handshake refused or unanswered", test_handshake_failures) ||
+        !CU_add_test(suite, "a publish resumed across calls; SPUBLISH", test_publish_resumes) ||
+        !CU_add_test(suite, "a wake descriptor ends the wait", test_publish_woken) ||
+        !CU_add_test(suite, "idle check: PING, PONG, an error, EOF", test_idle_check))
         return CU_get_error();
     return 0;
 }
