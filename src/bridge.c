@@ -1364,7 +1364,8 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
                         goto oom;
                     continue;
                 }
-                if (rc != 0)
+                /* Records taken while it was under way are still pending. */
+                if (rc != 0 || pending(b) > 0)
                     continue;
             }
         }

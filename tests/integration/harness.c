@@ -411,46 +411,106 @@ struct h_sub_s {
     redisContext *c;
     h_note_t *notes;
     size_t count, cap;
+    /* What to subscribe to again after a reconnect (h_sub_new_resilient). */
+    int port;
+    char *command; /* "PSUBSCRIBE pattern" or "SSUBSCRIBE ch ..." */
+    int resilient;
+    unsigned reconnects;
 };
 
-h_sub_t *h_sub_new(int port, const char *pattern) {
-    h_sub_t *s = calloc(1, sizeof(*s));
-    redisReply *r = NULL;
+/* Connects and sends s->command; 0 or -1 (message on stderr). */
+static int sub_connect(h_sub_t *s) {
+    redisReply *r;
 
-    s->c = redisConnect("127.0.0.1", port);
+    if (s->c)
+        redisFree(s->c);
+    s->c = redisConnect("127.0.0.1", s->port);
     if (!s->c || s->c->err) {
-        fprintf(stderr, "subscriber connect: %s\n", s->c ? s->c->errstr : "oom");
-        goto fail;
+        fprintf(stderr, "subscriber connect %d: %s\n", s->port, s->c ? s->c->errstr : "oom");
+        return -1;
     }
-    r = redisCommand(s->c, "PSUBSCRIBE %s", pattern);
+    r = redisCommand(s->c, s->command);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "PSUBSCRIBE failed\n");
-        goto fail;
+        fprintf(stderr, "%s on %d failed\n", s->command, s->port);
+        if (r)
+            freeReplyObject(r);
+        return -1;
     }
     freeReplyObject(r);
+    /* SSUBSCRIBE with several channels answers once per channel. */
+    for (const char *p = strchr(s->command, ' '); p && (p = strchr(p + 1, ' ')) != NULL;) {
+        void *more = NULL;
+        if (redisGetReply(s->c, &more) != REDIS_OK)
+            return -1;
+        freeReplyObject(more);
+    }
+    return 0;
+}
+
+static h_sub_t *sub_new(int port, const char *command, int resilient) {
+    h_sub_t *s = calloc(1, sizeof(*s));
+
+    s->port = port;
+    s->command = strdup(command);
+    s->resilient = resilient;
+    if (sub_connect(s) != 0) {
+        h_sub_destroy(s);
+        return NULL;
+    }
     return s;
-fail:
-    if (r)
-        freeReplyObject(r);
-    h_sub_destroy(s);
-    return NULL;
+}
+
+h_sub_t *h_sub_new(int port, const char *pattern) {
+    char cmd[512];
+
+    snprintf(cmd, sizeof(cmd), "PSUBSCRIBE %s", pattern);
+    return sub_new(port, cmd, 0);
+}
+
+h_sub_t *h_sub_new_resilient(int port, const char *pattern) {
+    char cmd[512];
+
+    snprintf(cmd, sizeof(cmd), "PSUBSCRIBE %s", pattern);
+    return sub_new(port, cmd, 1);
+}
+
+h_sub_t *h_ssub_new(int port, const char *const *channels, size_t n) {
+    char cmd[8192];
+    size_t len = (size_t)snprintf(cmd, sizeof(cmd), "SSUBSCRIBE");
+
+    for (size_t i = 0; i < n && len < sizeof(cmd); i++)
+        len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, " %s", channels[i]);
+    return sub_new(port, cmd, 0);
+}
+
+unsigned h_sub_reconnects(const h_sub_t *s) {
+    return s->reconnects;
 }
 
 static void sub_take(h_sub_t *s, redisReply *r) {
-    /* pmessage, pattern, channel, message */
+    /* pmessage, pattern, channel, message; or smessage, channel, message */
+    size_t ch;
+
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
-        strcmp(r->element[0]->str, "pmessage") == 0) {
+        strcmp(r->element[0]->str, "pmessage") == 0)
+        ch = 2;
+    else if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+             strcmp(r->element[0]->str, "smessage") == 0)
+        ch = 1;
+    else
+        return;
+    {
         h_note_t *n;
         if (s->count == s->cap) {
             s->cap = s->cap ? s->cap * 2 : 256;
             s->notes = realloc(s->notes, s->cap * sizeof(*s->notes));
         }
         n = &s->notes[s->count++];
-        n->channel = strndup(r->element[2]->str, r->element[2]->len);
-        n->message = malloc(r->element[3]->len + 1);
-        memcpy(n->message, r->element[3]->str, r->element[3]->len);
-        n->message[r->element[3]->len] = '\0';
-        n->message_len = r->element[3]->len;
+        n->channel = strndup(r->element[ch]->str, r->element[ch]->len);
+        n->message = malloc(r->element[ch + 1]->len + 1);
+        memcpy(n->message, r->element[ch + 1]->str, r->element[ch + 1]->len);
+        n->message[r->element[ch + 1]->len] = '\0';
+        n->message_len = r->element[ch + 1]->len;
     }
 }
 
@@ -471,8 +531,17 @@ size_t h_sub_wait(h_sub_t *s, size_t count, int64_t deadline) {
         if (left <= 0)
             break;
         if (poll(&pfd, 1, left > 200 ? 200 : (int)left) > 0 && redisBufferRead(s->c) != REDIS_OK) {
-            fprintf(stderr, "subscriber read: %s\n", s->c->errstr);
-            break;
+            if (!s->resilient) {
+                fprintf(stderr, "subscriber read: %s\n", s->c->errstr);
+                break;
+            }
+            /* Killed (a failover's CLIENT KILL): subscribe again at once,
+             * until the deadline. */
+            s->reconnects++;
+            while (sub_connect(s) != 0 && h_now_ms() < deadline)
+                poll(NULL, 0, 20); /* the server is restarting: no event to wait on */
+            if (!s->c || s->c->err)
+                break;
         }
     }
     return s->count;
@@ -494,6 +563,7 @@ void h_sub_destroy(h_sub_t *s) {
         free(s->notes[i].message);
     }
     free(s->notes);
+    free(s->command);
     if (s->c)
         redisFree(s->c);
     free(s);
@@ -756,6 +826,164 @@ int h_proxy_start(h_proxy_t *p, int target_port) {
     return -1;
 }
 
+/*
+ * The delaying proxy's child: accepts on `lfd`, connects each client to
+ * Redis at `target_port`, passes the client's bytes on at once and the
+ * server's bytes back `delay_ms` after they arrived (in order), except for
+ * each connection's first `pass_bytes` (a handshake's replies). A negative
+ * delay is a black hole instead: after those bytes, the client's commands
+ * are dropped and nothing more comes back. Runs until killed.
+ */
+#define DELAY_PAIRS  8
+#define DELAY_CHUNKS 256
+
+typedef struct delay_chunk_s {
+    int64_t due;
+    size_t len;
+    char data[4096];
+} delay_chunk_t;
+
+typedef struct delay_pair_s {
+    int client, server;
+    size_t passed;    /* server bytes passed on undelayed so far */
+    delay_chunk_t *q; /* ring of DELAY_CHUNKS */
+    size_t head, n;
+} delay_pair_t;
+
+static void delay_close(delay_pair_t *pr) {
+    close(pr->client);
+    close(pr->server);
+    free(pr->q);
+    memset(pr, 0, sizeof(*pr));
+    pr->client = pr->server = -1;
+}
+
+static void delay_proxy_run(int lfd, int target_port, int delay_ms, size_t pass_bytes) {
+    delay_pair_t pairs[DELAY_PAIRS];
+
+    for (size_t i = 0; i < DELAY_PAIRS; i++) {
+        memset(&pairs[i], 0, sizeof(pairs[i]));
+        pairs[i].client = pairs[i].server = -1;
+    }
+    for (;;) {
+        struct pollfd pfd[1 + 2 * DELAY_PAIRS];
+        int64_t now = h_now_ms(), next = now + 1000;
+        nfds_t n = 1;
+
+        pfd[0] = (struct pollfd){lfd, POLLIN, 0};
+        for (size_t i = 0; i < DELAY_PAIRS; i++) {
+            delay_pair_t *pr = &pairs[i];
+            if (pr->client < 0)
+                continue;
+            pfd[n++] = (struct pollfd){pr->client, POLLIN, 0};
+            pfd[n++] = (struct pollfd){pr->server, pr->n < DELAY_CHUNKS ? POLLIN : 0, 0};
+            if (pr->n && pr->q[pr->head].due < next)
+                next = pr->q[pr->head].due;
+        }
+        poll(pfd, n, next > now ? (int)(next - now) : 0);
+        if (pfd[0].revents & POLLIN) {
+            int c = accept(lfd, NULL, NULL);
+            struct sockaddr_in a = {0};
+            size_t i;
+
+            for (i = 0; i < DELAY_PAIRS && pairs[i].client >= 0; i++)
+                ;
+            a.sin_family = AF_INET;
+            a.sin_port = htons((uint16_t)target_port);
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            if (c >= 0 && i < DELAY_PAIRS) {
+                int sfd = socket(AF_INET, SOCK_STREAM, 0);
+                if (sfd >= 0 && connect(sfd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+                    pairs[i].client = c;
+                    pairs[i].server = sfd;
+                    pairs[i].q = calloc(DELAY_CHUNKS, sizeof(delay_chunk_t));
+                } else {
+                    close(c);
+                    if (sfd >= 0)
+                        close(sfd);
+                }
+            } else if (c >= 0) {
+                close(c);
+            }
+        }
+        now = h_now_ms();
+        for (nfds_t k = 1; k < n; k += 2) {
+            delay_pair_t *pr = NULL;
+            char buf[4096];
+            ssize_t got;
+
+            for (size_t i = 0; i < DELAY_PAIRS; i++)
+                if (pairs[i].client == pfd[k].fd)
+                    pr = &pairs[i];
+            if (!pr)
+                continue;
+            if (pfd[k].revents) {
+                got = read(pr->client, buf, sizeof(buf));
+                if (got > 0 && delay_ms < 0 && pr->passed >= pass_bytes)
+                    continue; /* a black hole after the handshake */
+                if (got <= 0 || write(pr->server, buf, (size_t)got) != got) {
+                    delay_close(pr);
+                    continue;
+                }
+            }
+            if (pfd[k + 1].revents) {
+                delay_chunk_t *ch = &pr->q[(pr->head + pr->n) % DELAY_CHUNKS];
+                got = read(pr->server, ch->data, sizeof(ch->data));
+                if (got <= 0) {
+                    delay_close(pr);
+                    continue;
+                }
+                ch->len = (size_t)got;
+                ch->due = pr->passed + (size_t)got <= pass_bytes ? now : now + delay_ms;
+                pr->passed += (size_t)got;
+                pr->n++;
+            }
+            while (pr->n && pr->q[pr->head].due <= now) {
+                delay_chunk_t *ch = &pr->q[pr->head];
+                if (write(pr->client, ch->data, ch->len) != (ssize_t)ch->len)
+                    break;
+                pr->head = (pr->head + 1) % DELAY_CHUNKS;
+                pr->n--;
+            }
+        }
+    }
+}
+
+int h_delay_proxy_start(h_proxy_t *p, int target_port, int delay_ms, size_t pass_bytes) {
+    struct sockaddr_in a = {0};
+    int lfd, one = 1;
+    pid_t pid;
+
+    p->port = h_free_port();
+    p->target_port = target_port;
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)p->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(lfd, 16) != 0) {
+        fprintf(stderr, "delay proxy: cannot listen on %d: %s\n", p->port, strerror(errno));
+        if (lfd >= 0)
+            close(lfd);
+        return -1;
+    }
+    pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        signal(SIGPIPE, SIG_IGN);
+        delay_proxy_run(lfd, target_port, delay_ms, pass_bytes);
+        _exit(0);
+    }
+    close(lfd);
+    if (pid < 0)
+        return -1;
+    setpgid(pid, pid);
+    track_child(pid);
+    p->pid = pid;
+    return 0;
+}
+
 void h_proxy_stop(h_proxy_t *p) {
     if (p->pid <= 0)
         return;
@@ -769,6 +997,100 @@ void h_proxy_stop(h_proxy_t *p) {
         poll(NULL, 0, 10); /* waiting for processes to die: no fd to wait on */
     untrack_child(p->pid);
     p->pid = 0;
+}
+
+/* --------------------------------------------------------------- http */
+
+void h_http_free(h_http_t *r) {
+    free(r->headers);
+    free(r->body);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Reads until the server closes the connection or the deadline passes;
+ * returns the bytes (NUL-terminated) or NULL. */
+static char *http_read_all(int fd, int64_t deadline, size_t *len) {
+    size_t cap = 16384;
+    char *buf = malloc(cap);
+
+    *len = 0;
+    while (buf) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int64_t left = deadline - h_now_ms();
+        ssize_t n;
+
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            break;
+        if (cap - *len < 4096) {
+            char *grown = realloc(buf, cap * 2);
+            if (!grown)
+                break;
+            buf = grown;
+            cap *= 2;
+        }
+        n = read(fd, buf + *len, cap - *len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            buf[*len] = '\0';
+            return n == 0 ? buf : (free(buf), NULL);
+        }
+        *len += (size_t)n;
+    }
+    free(buf);
+    return NULL;
+}
+
+/* One request to 127.0.0.1:port; r->status 0 when no answer came. */
+void h_http_request(int port, const char *method, const char *path, h_http_t *r) {
+    struct sockaddr_in a;
+    char req[512], *raw, *split;
+    size_t len;
+    int fd, n;
+
+    memset(r, 0, sizeof(*r));
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                 method, path);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        write(fd, req, (size_t)n) != (ssize_t)n) {
+        close(fd);
+        return;
+    }
+    raw = http_read_all(fd, h_deadline(10000), &len);
+    close(fd);
+    if (!raw)
+        return;
+    split = strstr(raw, "\r\n\r\n");
+    if (split && sscanf(raw, "HTTP/1.1 %d ", &r->status) == 1) {
+        *split = '\0';
+        r->headers = strdup(raw);
+        r->body = strdup(split + 4);
+    } else {
+        r->status = 0;
+    }
+    free(raw);
+}
+
+/* Polls `path` until it answers `status` with `body`, or the deadline
+ * passes; 1 when it did. The last answer stays in *last (free it). */
+int h_http_wait(int port, const char *path, int status, const char *body, int64_t deadline,
+                h_http_t *last) {
+    for (;;) {
+        h_http_request(port, "GET", path, last);
+        if (last->status == status && last->body && strcmp(last->body, body) == 0)
+            return 1;
+        if (h_now_ms() >= deadline)
+            return 0;
+        h_http_free(last);
+        poll(NULL, 0, 50); /* the next probe: nothing to wait on but time */
+    }
 }
 
 /* --------------------------------------------------------------- run */

@@ -87,6 +87,12 @@ typedef struct h_note_s {
 
 typedef struct h_sub_s h_sub_t;
 h_sub_t *h_sub_new(int port, const char *pattern);
+/* The same, subscribing again whenever the server drops the connection (a
+ * Sentinel failover kills clients); notifications sent meanwhile are missed. */
+h_sub_t *h_sub_new_resilient(int port, const char *pattern);
+unsigned h_sub_reconnects(const h_sub_t *s);
+/* A sharded subscriber: SSUBSCRIBE to `channels` (all in one slot on a cluster). */
+h_sub_t *h_ssub_new(int port, const char *const *channels, size_t n);
 /* Reads notifications until `count` have arrived in total or the deadline passes. */
 size_t h_sub_wait(h_sub_t *s, size_t count, int64_t deadline);
 size_t h_sub_count(const h_sub_t *s);
@@ -142,11 +148,30 @@ int h_redis_cli(const char *args, const char *want);
 /* The same against another redis-server of the stack, on `port`. */
 int h_redis_cli_port(int port, const char *args, const char *want);
 void h_proxy_stop(h_proxy_t *p); /* kills it and every connection it carries */
+/* A proxy (a forked child of the tests) that passes commands on at once and
+ * delivers replies `delay_ms` late, all but the first `pass_bytes` of each
+ * connection (7: the handshake's +PONG); with a negative delay, a black hole
+ * after those bytes (commands dropped, no reply). Stopped with h_proxy_stop;
+ * it listens before this returns. */
+int h_delay_proxy_start(h_proxy_t *p, int target_port, int delay_ms, size_t pass_bytes);
 
 /* Runs a command line with /bin/sh, feeding `input` on stdin, capturing stdout
  * (and stderr when merge is set) into a new NUL-terminated buffer. Returns
  * the exit status, or -1. */
 int h_run(const char *cmdline, const char *input, char **output, int merge);
+
+/* One HTTP/1.1 request to 127.0.0.1:port (the bridge's endpoint). */
+typedef struct h_http_s {
+    int status;    /* 0: no answer (nothing listens, or the connection broke) */
+    char *headers; /* the status line and headers, NUL-terminated */
+    char *body;    /* NUL-terminated */
+} h_http_t;
+void h_http_request(int port, const char *method, const char *path, h_http_t *r);
+void h_http_free(h_http_t *r);
+/* Polls GET `path` until it answers `status` with `body`, or the deadline
+ * passes; 1 when it did. The last answer stays in *last (h_http_free it). */
+int h_http_wait(int port, const char *path, int status, const char *body, int64_t deadline,
+                h_http_t *last);
 
 /* The built binary and source dir. */
 const char *h_binary(void);
@@ -268,5 +293,6 @@ int test_delivery_register(void);
 int test_faults_register(void);
 int test_ops_register(void);
 int test_tls_register(void);
+int test_topology_register(void);
 
 #endif

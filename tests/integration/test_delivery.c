@@ -424,14 +424,13 @@ static void test_drain_timeout(void) {
     h_scene_t sc;
 
     CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "drain", 1, "events:*", H_SCENE_DLQ), 0);
-    CU_ASSERT_EQUAL_FATAL(h_proxy_start(&proxy, h_redis_port()), 0);
+    /* A Redis that answers the handshake and then nothing: the records that
+     * come are taken into a batch that cannot be published. */
+    CU_ASSERT_EQUAL_FATAL(h_delay_proxy_start(&proxy, h_redis_port(), -1, 7), 0);
     kind_config(&sc, "drain", proxy.port, &opts, yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
-    /* Connected and assigned, then cut off: the records that come are taken
-     * into a batch that cannot be published. */
     CU_ASSERT(h_bridge_wait_log(&sc.b, "redis: connected", h_deadline(60000)));
     CU_ASSERT(h_bridge_wait_log(&sc.b, "assigned", h_deadline(60000)));
-    h_proxy_stop(&proxy);
     for (int i = 0; i < N; i++)
         produce_kind(&sc, "drain", i, 0);
     CU_ASSERT_EQUAL(h_flush(sc.p), 0);
@@ -441,7 +440,7 @@ static void test_drain_timeout(void) {
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     CU_ASSERT(h_bridge_log_has(&sc.b, "unacknowledged after 1000 ms"));
     CU_ASSERT_EQUAL(committed_sum(&sc), 0);
-
+    h_proxy_stop(&proxy); /* the same port, now a plain proxy */
     CU_ASSERT_EQUAL_FATAL(h_proxy_start(&proxy, h_redis_port()), 0);
     CU_ASSERT_EQUAL_FATAL(h_bridge_restart(&sc.b), 0);
     c = wait_ids(sc.sub, "drain", N, N, h_deadline(60000));

@@ -33,104 +33,6 @@
 
 /* ------------------------------------------------------------- HTTP */
 
-typedef struct reply_s {
-    int status;    /* 0: no answer (nothing listens, or the connection broke) */
-    char *headers; /* the status line and headers, NUL-terminated */
-    char *body;    /* NUL-terminated */
-} reply_t;
-
-static void reply_free(reply_t *r) {
-    free(r->headers);
-    free(r->body);
-    memset(r, 0, sizeof(*r));
-}
-
-/* Reads until the server closes the connection or the deadline passes;
- * returns the bytes (NUL-terminated) or NULL. */
-static char *read_all(int fd, int64_t deadline, size_t *len) {
-    size_t cap = 16384;
-    char *buf = malloc(cap);
-
-    *len = 0;
-    while (buf) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        int64_t left = deadline - h_now_ms();
-        ssize_t n;
-
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-            break;
-        if (cap - *len < 4096) {
-            char *grown = realloc(buf, cap * 2);
-            if (!grown)
-                break;
-            buf = grown;
-            cap *= 2;
-        }
-        n = read(fd, buf + *len, cap - *len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            buf[*len] = '\0';
-            return n == 0 ? buf : (free(buf), NULL);
-        }
-        *len += (size_t)n;
-    }
-    free(buf);
-    return NULL;
-}
-
-/* One request to 127.0.0.1:port; r->status 0 when no answer came. */
-static void http_request(int port, const char *method, const char *path, reply_t *r) {
-    struct sockaddr_in a;
-    char req[512], *raw, *split;
-    size_t len;
-    int fd, n;
-
-    memset(r, 0, sizeof(*r));
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
-    n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-                 method, path);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        write(fd, req, (size_t)n) != (ssize_t)n) {
-        close(fd);
-        return;
-    }
-    raw = read_all(fd, h_deadline(10000), &len);
-    close(fd);
-    if (!raw)
-        return;
-    split = strstr(raw, "\r\n\r\n");
-    if (split && sscanf(raw, "HTTP/1.1 %d ", &r->status) == 1) {
-        *split = '\0';
-        r->headers = strdup(raw);
-        r->body = strdup(split + 4);
-    } else {
-        r->status = 0;
-    }
-    free(raw);
-}
-
-/* Polls `path` until it answers `status` with `body`, or the deadline
- * passes; 1 when it did. The last answer stays in *last (free it). */
-static int wait_answer(int port, const char *path, int status, const char *body, int64_t deadline,
-                       reply_t *last) {
-    for (;;) {
-        http_request(port, "GET", path, last);
-        if (last->status == status && last->body && strcmp(last->body, body) == 0)
-            return 1;
-        if (h_now_ms() >= deadline)
-            return 0;
-        reply_free(last);
-        poll(NULL, 0, 50); /* the next probe: nothing to wait on but time */
-    }
-}
-
 /* The value of the series named exactly `series` (name and labels), or -1
  * when /metrics has no such line. */
 static int64_t metric(const char *text, const char *series) {
@@ -148,10 +50,10 @@ static int64_t metric(const char *text, const char *series) {
 static char *wait_metrics(int port, const char *const *series, const int64_t *want, size_t n,
                           int64_t deadline) {
     for (;;) {
-        reply_t r;
+        h_http_t r;
         size_t i = 0;
 
-        http_request(port, "GET", "/metrics", &r);
+        h_http_request(port, "GET", "/metrics", &r);
         if (r.status == 200) {
             while (i < n && metric(r.body, series[i]) == want[i])
                 i++;
@@ -160,13 +62,13 @@ static char *wait_metrics(int port, const char *const *series, const int64_t *wa
             char *body = r.body;
 
             r.body = NULL;
-            reply_free(&r);
+            h_http_free(&r);
             if (i < n && body)
                 fprintf(stderr, "\n%s: %" PRId64 " (want %" PRId64 ")\n", series[i],
                         metric(body, series[i]), want[i]);
             return body;
         }
-        reply_free(&r);
+        h_http_free(&r);
         poll(NULL, 0, 100); /* the bridge copies its counters 4 times a second */
     }
 }
@@ -219,14 +121,14 @@ static void test_metrics_scrape(void) {
     const char *series[] = {"k2r_records_consumed_total", published, "k2r_record_age_seconds_count",
                             "k2r_ready", "k2r_redis_up"};
     const int64_t want[] = {N, N, N, 1, 1};
-    reply_t r;
+    h_http_t r;
     h_scene_t sc;
 
     CU_ASSERT_EQUAL_FATAL(scene_start(&sc, "ops-metrics"), 0);
-    CU_ASSERT(wait_answer(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
-    reply_free(&r);
-    CU_ASSERT(wait_answer(sc.http_port, "/healthz", 200, "ok\n", h_deadline(5000), &r));
-    reply_free(&r);
+    CU_ASSERT(h_http_wait(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
+    h_http_free(&r);
+    CU_ASSERT(h_http_wait(sc.http_port, "/healthz", 200, "ok\n", h_deadline(5000), &r));
+    h_http_free(&r);
 
     produce(&sc, 0, N);
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N, h_deadline(60000)), N);
@@ -278,29 +180,29 @@ static void test_metrics_scrape(void) {
 
     /* The content type Prometheus expects; HEAD without a body; only GET and
      * HEAD; nothing else served. */
-    http_request(sc.http_port, "GET", "/metrics", &r);
+    h_http_request(sc.http_port, "GET", "/metrics", &r);
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT(r.headers &&
               strstr(r.headers, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8") !=
                   NULL);
-    reply_free(&r);
-    http_request(sc.http_port, "HEAD", "/metrics", &r);
+    h_http_free(&r);
+    h_http_request(sc.http_port, "HEAD", "/metrics", &r);
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT_STRING_EQUAL(r.body ? r.body : "-", "");
-    reply_free(&r);
-    http_request(sc.http_port, "POST", "/metrics", &r);
+    h_http_free(&r);
+    h_http_request(sc.http_port, "POST", "/metrics", &r);
     CU_ASSERT_EQUAL(r.status, 405);
     CU_ASSERT(r.headers && strstr(r.headers, "\r\nAllow: GET, HEAD") != NULL);
-    reply_free(&r);
-    http_request(sc.http_port, "GET", "/metrics/extra", &r);
+    h_http_free(&r);
+    h_http_request(sc.http_port, "GET", "/metrics/extra", &r);
     CU_ASSERT_EQUAL(r.status, 404);
-    reply_free(&r);
+    h_http_free(&r);
 
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     /* Stopped: the port is closed. */
-    http_request(sc.http_port, "GET", "/healthz", &r);
+    h_http_request(sc.http_port, "GET", "/healthz", &r);
     CU_ASSERT_EQUAL(r.status, 0);
-    reply_free(&r);
+    h_http_free(&r);
     h_scene_close(&sc);
 }
 
@@ -312,12 +214,12 @@ static void test_readyz_follows_redis(void) {
     char published[160], *text;
     const char *series[] = {"k2r_records_consumed_total", published, "k2r_ready"};
     const int64_t want[] = {N + 1, N + 1, 1};
-    reply_t r;
+    h_http_t r;
     h_scene_t sc;
 
     CU_ASSERT_EQUAL_FATAL(scene_start(&sc, "ops-ready"), 0);
-    CU_ASSERT(wait_answer(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
-    reply_free(&r);
+    CU_ASSERT(h_http_wait(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
+    h_http_free(&r);
     produce(&sc, 0, N);
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N, h_deadline(60000)), N);
 
@@ -325,20 +227,20 @@ static void test_readyz_follows_redis(void) {
      * gone: one more record makes sure it tries. */
     h_proxy_stop(&sc.proxy);
     produce(&sc, N, N + 1);
-    CU_ASSERT(wait_answer(sc.http_port, "/readyz", 503, "Redis is not writable\n",
+    CU_ASSERT(h_http_wait(sc.http_port, "/readyz", 503, "Redis is not writable\n",
                           h_deadline(30000), &r));
-    reply_free(&r);
-    CU_ASSERT(wait_answer(sc.http_port, "/healthz", 200, "ok\n", h_deadline(5000), &r));
-    reply_free(&r);
-    http_request(sc.http_port, "GET", "/metrics", &r);
+    h_http_free(&r);
+    CU_ASSERT(h_http_wait(sc.http_port, "/healthz", 200, "ok\n", h_deadline(5000), &r));
+    h_http_free(&r);
+    h_http_request(sc.http_port, "GET", "/metrics", &r);
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT_EQUAL(r.body ? metric(r.body, "k2r_ready") : -2, 0);
     CU_ASSERT_EQUAL(r.body ? metric(r.body, "k2r_redis_up") : -2, 0);
-    reply_free(&r);
+    h_http_free(&r);
 
     CU_ASSERT_EQUAL_FATAL(h_proxy_start(&sc.proxy, h_redis_port()), 0);
-    CU_ASSERT(wait_answer(sc.http_port, "/readyz", 200, "ready\n", h_deadline(30000), &r));
-    reply_free(&r);
+    CU_ASSERT(h_http_wait(sc.http_port, "/readyz", 200, "ready\n", h_deadline(30000), &r));
+    h_http_free(&r);
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N + 1, h_deadline(30000)), N + 1);
     snprintf(published, sizeof(published), "k2r_notifications_published_total{rule=\"%s\"}", RULE);
     text = wait_metrics(sc.http_port, series, want, 3, h_deadline(10000));
@@ -366,12 +268,12 @@ static char *read_log(const h_bridge_t *b) {
 static void test_json_log(void) {
     char *log, *line, *save = NULL;
     size_t lines = 0, bad = 0, starting = 0;
-    reply_t r;
+    h_http_t r;
     h_scene_t sc;
 
     CU_ASSERT_EQUAL_FATAL(scene_start(&sc, "ops-log"), 0);
-    CU_ASSERT(wait_answer(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
-    reply_free(&r);
+    CU_ASSERT(h_http_wait(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
+    h_http_free(&r);
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     log = read_log(&sc.b);
     CU_ASSERT_PTR_NOT_NULL_FATAL(log);
