@@ -317,7 +317,7 @@ class Rendering:
         if cfg is None:
             return
         ensure("password" not in (cfg.get("redis") or {}), "redis.password in the ConfigMap")
-        ensure(not re.match(r"^rediss?://[^/]*@", str((cfg.get("redis") or {}).get("url", ""))),
+        ensure(not re.match(r"^rediss?://.*@", str((cfg.get("redis") or {}).get("url", ""))),
                "credentials in redis.url")
         for key in ((cfg.get("kafka") or {}).get("properties") or {}):
             ensure(not re.search(r"(?i)password|secret|^sasl\.username$|^sasl\.jaas\.config$", key),

@@ -207,7 +207,7 @@ the Deployment, so every rendering runs it.
 {{- fail (printf "\n\nconfig.kafka.properties.%s: credentials never go in the ConfigMap, where anyone allowed to read ConfigMaps sees them. Use secrets.kafkaSasl for sasl.username and sasl.password; for keys and keystores mount a Secret with extraVolumes and point the *.location property at the file." $key) }}
 {{- end }}
 {{- end }}
-{{- if regexMatch "^rediss?://[^/]*@" (toString $v.config.redis.url) }}
+{{- if regexMatch "^rediss?://.*@" (toString $v.config.redis.url) }}
 {{- fail "\n\nconfig.redis.url holds credentials: write redis://host:port and give the password through secrets.redis, so it never reaches the ConfigMap." }}
 {{- end }}
 {{- /* The grace period must cover the drain plus committing and leaving the group. */ -}}
