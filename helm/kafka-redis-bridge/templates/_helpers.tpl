@@ -86,7 +86,61 @@ optional maps are left out rather than written as {}.
 {{- if and (hasKey $cfg.kafka "properties") (empty $cfg.kafka.properties) }}
 {{- $_ := unset $cfg.kafka "properties" }}
 {{- end }}
+{{- $redis := include "kafka-redis-bridge.redisConfig" . | fromYaml }}
+{{- if $redis }}
+{{- $_ := set $cfg "redis" (merge $redis (default dict $cfg.redis)) }}
+{{- end }}
 {{- toYaml $cfg }}
+{{- end }}
+
+{{/*
+The redis: keys rendered from the chart's `redis` values (config.redis may
+not hold them): redis.tls, whose files are the Secret redis.tls.existingSecret
+mounted at redisTlsDir. YAML, {} when none is set.
+*/}}
+{{- define "kafka-redis-bridge.redisConfig" -}}
+{{- $r := .Values.redis }}
+{{- $out := dict }}
+{{- $tls := dict }}
+{{- $files := include "kafka-redis-bridge.redisTlsFiles" . | fromYaml }}
+{{- range $setting, $file := $files }}
+{{- $_ := set $tls $setting $file.path }}
+{{- end }}
+{{- with $r.tls.serverName }}
+{{- $_ := set $tls "server_name" . }}
+{{- end }}
+{{- if $r.tls.insecureSkipVerify }}
+{{- $_ := set $tls "insecure_skip_verify" true }}
+{{- end }}
+{{- if $tls }}
+{{- $_ := set $out "tls" $tls }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
+
+{{/* Where the redis.tls Secret is mounted (always as files: the bridge reads TLS material from files only). */}}
+{{- define "kafka-redis-bridge.redisTlsDir" -}}
+{{- printf "%s/redis-tls" (include "kafka-redis-bridge.secretsDir" .) }}
+{{- end }}
+
+{{/*
+The redis.tls files the chart mounts, as YAML: the bridge setting (ca_file,
+cert_file, key_file) -> {key: the Secret's key, path: the file in the pod}.
+{} without redis.tls.existingSecret. The Deployment projects exactly these
+keys and the config points at exactly these paths.
+*/}}
+{{- define "kafka-redis-bridge.redisTlsFiles" -}}
+{{- $t := .Values.redis.tls }}
+{{- $dir := include "kafka-redis-bridge.redisTlsDir" . }}
+{{- $out := dict }}
+{{- if $t.existingSecret }}
+{{- range $setting, $pair := dict "ca_file" (list $t.caKey "ca.crt") "cert_file" (list $t.certKey "tls.crt") "key_file" (list $t.keyKey "tls.key") }}
+{{- if index $pair 0 }}
+{{- $_ := set $out $setting (dict "key" (index $pair 0) "path" (printf "%s/%s" $dir (index $pair 1))) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml $out }}
 {{- end }}
 
 {{/* A bridge duration ("500ms", "10s", "5m", "1h", 0) in whole seconds, rounded up. */}}
@@ -219,6 +273,7 @@ the Deployment, so every rendering runs it.
 {{- fail (printf "\n\nterminationGracePeriodSeconds is %d but config.shutdown.drain_timeout is %ds: the grace period must be at least the drain timeout plus 10s (%ds) so the bridge can commit its offsets and leave the group before it is killed." (int $v.terminationGracePeriodSeconds) $drain (add $drain 10)) }}
 {{- end }}
 {{- end }}
+{{- include "kafka-redis-bridge.validateRedis" . }}
 {{- if $v.autoscaling.keda.enabled }}
 {{- if and $v.existingConfigMap (not (and $v.autoscaling.keda.bootstrapServers $v.autoscaling.keda.consumerGroup)) }}
 {{- fail "\n\nautoscaling.keda with existingConfigMap: set autoscaling.keda.bootstrapServers and autoscaling.keda.consumerGroup (the chart cannot read them from a ConfigMap it does not render)." }}
@@ -227,5 +282,45 @@ the Deployment, so every rendering runs it.
 {{- if and $sasl (ne $sasl "none") (not (include "kafka-redis-bridge.kafkaSaslSecretName" .)) (not $v.autoscaling.keda.extraSecretTargetRefs) }}
 {{- fail (printf "\n\nautoscaling.keda: the brokers use SASL (%s) but secrets.kafkaSasl names no Secret; KEDA's Kafka scaler needs the same credentials as the bridge. Set secrets.kafkaSasl.existingSecret, or autoscaling.keda.extraSecretTargetRefs." $sasl) }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The checks of the chart's redis values, part of "validate": TLS only with a
+TLS connection and with something to mount, and the keys the chart renders
+kept out of config.redis.
+*/}}
+{{- define "kafka-redis-bridge.validateRedis" -}}
+{{- $v := .Values }}
+{{- $r := $v.redis }}
+{{- $t := $r.tls }}
+{{- $cr := default dict $v.config.redis }}
+{{- if not $v.existingConfigMap }}
+{{- $owned := dict "tls" "redis.tls (its files come from the Secret redis.tls.existingSecret)" }}
+{{- range $key := keys $owned | sortAlpha }}
+{{- if hasKey $cr $key }}
+{{- fail (printf "\n\nconfig.redis.%s: the chart renders this key; set %s in the values instead." $key (index $owned $key)) }}
+{{- end }}
+{{- end }}
+{{- $url := toString (default "redis://127.0.0.1:6379" $cr.url) }}
+{{- $tlsOn := hasPrefix "rediss://" $url }}
+{{- range $key := list "existingSecret" "caKey" "certKey" "keyKey" "serverName" "insecureSkipVerify" }}
+{{- if and (index $t $key) (not $tlsOn) }}
+{{- fail (printf "\n\nredis.tls.%s is set, but config.redis.url is redis:// (plaintext): use a rediss:// URL for TLS, or remove redis.tls (the bridge refuses TLS settings it would not use)." $key) }}
+{{- end }}
+{{- end }}
+{{- else }}
+{{- $rendered := dict "tls.serverName" $t.serverName "tls.insecureSkipVerify" $t.insecureSkipVerify }}
+{{- range $key := keys $rendered | sortAlpha }}
+{{- if index $rendered $key }}
+{{- fail (printf "\n\nredis.%s is rendered into the chart's ConfigMap, but existingConfigMap is set: write it in the bridge.yaml of ConfigMap %s instead (redis.tls files are still mounted; the chart README gives their paths)." $key $v.existingConfigMap) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and $t.existingSecret (not (or $t.caKey $t.certKey)) }}
+{{- fail (printf "\n\nredis.tls.existingSecret is %s but no key of it is named: set redis.tls.caKey (a CA bundle, e.g. ca.crt) and/or redis.tls.certKey and redis.tls.keyKey (a client certificate, e.g. tls.crt and tls.key). For the system trust store leave existingSecret empty." $t.existingSecret) }}
+{{- end }}
+{{- if and $t.caKey $t.insecureSkipVerify }}
+{{- fail "\n\nredis.tls.caKey and redis.tls.insecureSkipVerify are both set: with verification off the CA is never used. Drop insecureSkipVerify (or caKey)." }}
 {{- end }}
 {{- end }}
