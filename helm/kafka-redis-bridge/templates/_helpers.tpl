@@ -95,12 +95,22 @@ optional maps are left out rather than written as {}.
 
 {{/*
 The redis: keys rendered from the chart's `redis` values (config.redis may
-not hold them): redis.tls, whose files are the Secret redis.tls.existingSecret
-mounted at redisTlsDir. YAML, {} when none is set.
+not hold them): the ACL user, idle check, sharded Pub/Sub, Sentinel, Cluster,
+and redis.tls, whose files are the Secret redis.tls.existingSecret mounted at
+redisTlsDir. YAML, {} when none is set.
 */}}
 {{- define "kafka-redis-bridge.redisConfig" -}}
 {{- $r := .Values.redis }}
 {{- $out := dict }}
+{{- with $r.username }}
+{{- $_ := set $out "username" . }}
+{{- end }}
+{{- with $r.idleCheck }}
+{{- $_ := set $out "idle_check" . }}
+{{- end }}
+{{- if $r.sharded }}
+{{- $_ := set $out "sharded" true }}
+{{- end }}
 {{- $tls := dict }}
 {{- $files := include "kafka-redis-bridge.redisTlsFiles" . | fromYaml }}
 {{- range $setting, $file := $files }}
@@ -114,6 +124,19 @@ mounted at redisTlsDir. YAML, {} when none is set.
 {{- end }}
 {{- if $tls }}
 {{- $_ := set $out "tls" $tls }}
+{{- end }}
+{{- if or $r.sentinel.master $r.sentinel.addresses }}
+{{- $sentinel := dict "master" $r.sentinel.master "addresses" $r.sentinel.addresses }}
+{{- with $r.sentinel.username }}
+{{- $_ := set $sentinel "username" . }}
+{{- end }}
+{{- if $r.sentinel.tls }}
+{{- $_ := set $sentinel "tls" true }}
+{{- end }}
+{{- $_ := set $out "sentinel" $sentinel }}
+{{- end }}
+{{- with $r.cluster.addresses }}
+{{- $_ := set $out "cluster" (dict "addresses" .) }}
 {{- end }}
 {{- toYaml $out }}
 {{- end }}
@@ -162,6 +185,14 @@ keys and the config points at exactly these paths.
 {{- .Values.secrets.redis.existingSecret }}
 {{- else if .Values.secrets.redis.password }}
 {{- printf "%s-redis" (include "kafka-redis-bridge.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "kafka-redis-bridge.redisSentinelSecretName" -}}
+{{- if .Values.secrets.redisSentinel.existingSecret }}
+{{- .Values.secrets.redisSentinel.existingSecret }}
+{{- else if .Values.secrets.redisSentinel.password }}
+{{- printf "%s-redis-sentinel" (include "kafka-redis-bridge.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 
@@ -286,9 +317,10 @@ the Deployment, so every rendering runs it.
 {{- end }}
 
 {{/*
-The checks of the chart's redis values, part of "validate": TLS only with a
-TLS connection and with something to mount, and the keys the chart renders
-kept out of config.redis.
+The checks of the chart's redis values and secrets.redis*, part of "validate":
+TLS only with a TLS connection and with something to mount, one source per
+username, Sentinel credentials only with Sentinel, no database but 0 on a
+cluster, and the keys the chart renders kept out of config.redis.
 */}}
 {{- define "kafka-redis-bridge.validateRedis" -}}
 {{- $v := .Values }}
@@ -296,24 +328,28 @@ kept out of config.redis.
 {{- $t := $r.tls }}
 {{- $cr := default dict $v.config.redis }}
 {{- if not $v.existingConfigMap }}
-{{- $owned := dict "tls" "redis.tls (its files come from the Secret redis.tls.existingSecret)" }}
+{{- $owned := dict "username" "redis.username (or secrets.redis.usernameKey)" "tls" "redis.tls (its files come from the Secret redis.tls.existingSecret)" "sentinel" "redis.sentinel (its password from secrets.redisSentinel)" "cluster" "redis.cluster" "sharded" "redis.sharded" "idle_check" "redis.idleCheck" }}
 {{- range $key := keys $owned | sortAlpha }}
 {{- if hasKey $cr $key }}
 {{- fail (printf "\n\nconfig.redis.%s: the chart renders this key; set %s in the values instead." $key (index $owned $key)) }}
 {{- end }}
 {{- end }}
 {{- $url := toString (default "redis://127.0.0.1:6379" $cr.url) }}
-{{- $tlsOn := hasPrefix "rediss://" $url }}
+{{- $tlsOn := or (hasPrefix "rediss://" $url) $r.sentinel.tls }}
 {{- range $key := list "existingSecret" "caKey" "certKey" "keyKey" "serverName" "insecureSkipVerify" }}
 {{- if and (index $t $key) (not $tlsOn) }}
-{{- fail (printf "\n\nredis.tls.%s is set, but config.redis.url is redis:// (plaintext): use a rediss:// URL for TLS, or remove redis.tls (the bridge refuses TLS settings it would not use)." $key) }}
+{{- fail (printf "\n\nredis.tls.%s is set, but config.redis.url is redis:// (plaintext) and redis.sentinel.tls is false: use a rediss:// URL for TLS, or remove redis.tls (the bridge refuses TLS settings it would not use)." $key) }}
 {{- end }}
+{{- end }}
+{{- if and $r.cluster.addresses (regexMatch "^rediss?://[^/]*/0*[1-9]" $url) }}
+{{- $db := regexReplaceAll "^rediss?://[^/]*/([0-9]+).*$" $url "${1}" }}
+{{- fail (printf "\n\nconfig.redis.url selects database %s, but redis.cluster is set and a Redis Cluster has database 0 only: remove the /%s from the URL." $db $db) }}
 {{- end }}
 {{- else }}
-{{- $rendered := dict "tls.serverName" $t.serverName "tls.insecureSkipVerify" $t.insecureSkipVerify }}
+{{- $rendered := dict "username" $r.username "idleCheck" $r.idleCheck "sharded" $r.sharded "tls.serverName" $t.serverName "tls.insecureSkipVerify" $t.insecureSkipVerify "sentinel.master" $r.sentinel.master "sentinel.addresses" $r.sentinel.addresses "sentinel.username" $r.sentinel.username "sentinel.tls" $r.sentinel.tls "cluster.addresses" $r.cluster.addresses }}
 {{- range $key := keys $rendered | sortAlpha }}
 {{- if index $rendered $key }}
-{{- fail (printf "\n\nredis.%s is rendered into the chart's ConfigMap, but existingConfigMap is set: write it in the bridge.yaml of ConfigMap %s instead (redis.tls files are still mounted; the chart README gives their paths)." $key $v.existingConfigMap) }}
+{{- fail (printf "\n\nredis.%s is rendered into the chart's ConfigMap, but existingConfigMap is set: write it in the bridge.yaml of ConfigMap %s instead (redis.tls files and Secrets are still mounted; the chart README gives their paths)." $key $v.existingConfigMap) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -322,5 +358,24 @@ kept out of config.redis.
 {{- end }}
 {{- if and $t.caKey $t.insecureSkipVerify }}
 {{- fail "\n\nredis.tls.caKey and redis.tls.insecureSkipVerify are both set: with verification off the CA is never used. Drop insecureSkipVerify (or caKey)." }}
+{{- end }}
+{{- if and $r.username $v.secrets.redis.usernameKey }}
+{{- fail "\n\nredis.username and secrets.redis.usernameKey are both set: give the ACL user one way (the value goes to the ConfigMap, the key is read from the Secret and would win)." }}
+{{- end }}
+{{- if and $v.secrets.redis.usernameKey (not $v.secrets.redis.existingSecret) }}
+{{- fail "\n\nsecrets.redis.usernameKey needs secrets.redis.existingSecret, the Secret holding that key (with a development password, give redis.username)." }}
+{{- end }}
+{{- $sentinelSecret := include "kafka-redis-bridge.redisSentinelSecretName" . }}
+{{- if and $v.secrets.redisSentinel.existingSecret $v.secrets.redisSentinel.password }}
+{{- fail "\n\nsecrets.redisSentinel: give existingSecret or password, not both (password creates a Secret for development)." }}
+{{- end }}
+{{- if and (or $sentinelSecret $v.secrets.redisSentinel.usernameKey) (not (or $r.sentinel.master $r.sentinel.addresses)) (not $v.existingConfigMap) }}
+{{- fail "\n\nsecrets.redisSentinel is set but redis.sentinel is not: set redis.sentinel.master and redis.sentinel.addresses, or remove secrets.redisSentinel." }}
+{{- end }}
+{{- if and $v.secrets.redisSentinel.usernameKey (not $v.secrets.redisSentinel.existingSecret) }}
+{{- fail "\n\nsecrets.redisSentinel.usernameKey needs secrets.redisSentinel.existingSecret, the Secret holding that key (with a development password, give redis.sentinel.username)." }}
+{{- end }}
+{{- if and $r.sentinel.username $v.secrets.redisSentinel.usernameKey }}
+{{- fail "\n\nredis.sentinel.username and secrets.redisSentinel.usernameKey are both set: give the sentinels' ACL user one way." }}
 {{- end }}
 {{- end }}
