@@ -6,23 +6,34 @@
 #   1. helm lint, plain and --strict with every value set in the chart's ci/;
 #   2. helm template for each ci/*.yaml value set (defaults, KEDA with SASL,
 #      KEDA with TLS only, HPA, existing secrets, development secrets, an
-#      existing ConfigMap, ServiceMonitor + PrometheusRule, PodMonitor, most
-#      knobs at once), each validated by kubeconform -strict
+#      existing ConfigMap (also with Redis TLS files), ServiceMonitor +
+#      PrometheusRule, PodMonitor, most knobs at once, Redis mutual TLS from a
+#      Secret, rediss:// on the system trust store, Sentinel with TLS and with
+#      development passwords, Cluster with sharded Pub/Sub), each validated by
+#      kubeconform -strict
 #      against the Kubernetes JSON schemas of several versions (K8S_VERSIONS);
 #      the custom resources (ServiceMonitor, PodMonitor, PrometheusRule, KEDA
 #      ScaledObject and TriggerAuthentication) have no schema there, so
 #      kubeconform skips them by name and scripts/chart/check_render.py checks
 #      their fields and references instead;
 #   3. check_render.py's assertions on every rendering: credentials never in
-#      the ConfigMap, HPA and KEDA exclusive, replicas omitted under an
-#      autoscaler, a restricted security context, the config mounted as a
-#      directory (not subPath), the checksum annotation, probes, selectors;
+#      the ConfigMap (no password or secret key anywhere in it, no value given
+#      as a development credential), credentials only from the Secret keys the
+#      values name (secretKeyRef or *_FILE on a read-only projection), the
+#      redis.tls ca_file/cert_file/key_file of the config exactly the files
+#      mounted read-only (0440) from redis.tls.existingSecret's keys, the redis
+#      values (Sentinel, Cluster, sharded, idle check, username) rendered as
+#      given, HPA and KEDA exclusive, replicas omitted under an autoscaler, a
+#      restricted security context, the config mounted as a directory (not
+#      subPath), the checksum annotation, probes, selectors;
 #   4. the bridge.yaml of every rendered ConfigMap passes
 #      `build/kafka-redis-bridge check` (built with `make -s all`);
 #   5. renderings that must fail (scripts/chart/fixtures/*.yaml) fail, with
 #      the message each fixture's "# expect:" lines name (both autoscalers,
 #      wrong types rejected by values.schema.json, credentials in the config,
-#      a grace period shorter than the drain);
+#      a grace period shorter than the drain; redis-*: Sentinel with Cluster,
+#      Sentinel without master, bad host:port, TLS keys without their Secret,
+#      TLS with redis://, and the other contradictions of the redis values);
 #   6. every PromQL expression of the PrometheusRule parses with Prometheus's
 #      own parser (scripts/chart/promql, a small Go program);
 #   7. a config change changes the checksum, NOTES.txt renders, the chart

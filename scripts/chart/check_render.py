@@ -4,10 +4,12 @@
 
 kubeconform checks each Kubernetes object against its schema; this module
 checks what no schema can: how the objects fit together and the promises the
-chart makes (credentials never in the ConfigMap, HPA and KEDA exclusive,
-replicas omitted under an autoscaler, a restricted security context, the
-configuration mounted as a directory, a checksum annotation, probes on the
-bridge's endpoints). The custom resources (ServiceMonitor, PodMonitor,
+chart makes (credentials never in the ConfigMap, credentials only from the
+Secret keys the values name, the redis.tls files of the configuration exactly
+the files mounted from redis.tls's Secret, the redis values rendered as given,
+HPA and KEDA exclusive, replicas omitted under an autoscaler, a restricted
+security context, the configuration mounted as a directory, a checksum
+annotation, probes on the bridge's endpoints). The custom resources (ServiceMonitor, PodMonitor,
 PrometheusRule, KEDA ScaledObject and TriggerAuthentication) have no schema in
 the Kubernetes bundle and are skipped by kubeconform; they are checked here
 against the fields their CRDs define (unknown fields are errors, as kubectl's
@@ -41,6 +43,23 @@ import yaml
 CHART_DEFAULTS = os.path.join(os.path.dirname(__file__), "..", "..", "helm",
                               "kafka-redis-bridge", "values.yaml")
 CONFIG_DIR = "/etc/kafka-redis-bridge"
+SECRETS_DIR = "/var/run/secrets/kafka-redis-bridge"
+# redis.tls: the bridge setting, the chart value naming the Secret's key, and
+# the file the chart projects it to (the paths the chart README documents).
+REDIS_TLS_FILES = (("ca_file", "caKey", SECRETS_DIR + "/redis-tls/ca.crt"),
+                   ("cert_file", "certKey", SECRETS_DIR + "/redis-tls/tls.crt"),
+                   ("key_file", "keyKey", SECRETS_DIR + "/redis-tls/tls.key"))
+# Credential environment variables: name -> (secrets.* block, the value
+# naming its Secret key). *_FILE variants point at a file projected from it.
+CREDENTIAL_ENV = {
+    "K2R_REDIS_PASSWORD": ("redis", "passwordKey"),
+    "K2R_REDIS_USERNAME": ("redis", "usernameKey"),
+    "K2R_REDIS_SENTINEL_PASSWORD": ("redisSentinel", "passwordKey"),
+    "K2R_REDIS_SENTINEL_USERNAME": ("redisSentinel", "usernameKey"),
+    "K2R_KAFKA_SASL_USERNAME": ("kafkaSasl", "usernameKey"),
+    "K2R_KAFKA_SASL_PASSWORD": ("kafkaSasl", "passwordKey"),
+}
+SECRET_KEY_NAME = re.compile(r"(?i)password|secret|^sasl\.username$|^sasl\.jaas\.config$")
 
 # The bridge's metric names (issue 6); histograms also have these suffixes.
 METRICS = {
@@ -207,8 +226,15 @@ class Rendering:
     def secret_strings(self):
         """The credentials given as values in this scenario."""
         s = self.values["secrets"]
-        return [v for v in (s["redis"]["password"], s["kafkaSasl"]["username"],
-                            s["kafkaSasl"]["password"]) if v]
+        return [v for v in (s["redis"]["password"], s["redisSentinel"]["password"],
+                            s["kafkaSasl"]["username"], s["kafkaSasl"]["password"]) if v]
+
+    def rendered_secret_names(self):
+        """Secrets the rendering creates or the values name as existing."""
+        sv = self.values["secrets"]
+        return ({s["metadata"]["name"] for s in of_kind(self.docs, "Secret")}
+                | {sv[block]["existingSecret"] for block in ("redis", "redisSentinel", "kafkaSasl")
+                   if sv[block]["existingSecret"]})
 
     def run(self, what, fn):
         try:
@@ -317,7 +343,22 @@ class Rendering:
         if cfg is None:
             return
         ensure("password" not in (cfg.get("redis") or {}), "redis.password in the ConfigMap")
-        ensure(not re.match(r"^rediss?://[^/]*@", str((cfg.get("redis") or {}).get("url", ""))),
+        ensure("password" not in ((cfg.get("redis") or {}).get("sentinel") or {}),
+               "redis.sentinel.password in the ConfigMap")
+
+        # No key anywhere in the configuration (the rules aside, whose names
+        # are the user's fields) is a password or a secret.
+        def walk(node, where):
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    path = "%s.%s" % (where, key) if where else str(key)
+                    ensure(not SECRET_KEY_NAME.search(str(key)), "%s in the ConfigMap" % path)
+                    walk(value, path)
+            elif isinstance(node, list):
+                for i, value in enumerate(node):
+                    walk(value, "%s[%d]" % (where, i))
+        walk({k: v for k, v in cfg.items() if k != "rules"}, "")
+        ensure(not re.match(r"^rediss?://.*@", str((cfg.get("redis") or {}).get("url", ""))),
                "credentials in redis.url")
         for key in ((cfg.get("kafka") or {}).get("properties") or {}):
             ensure(not re.search(r"(?i)password|secret|^sasl\.username$|^sasl\.jaas\.config$", key),
@@ -331,15 +372,19 @@ class Rendering:
         c, spec = self.bridge(), self.pod_spec()
         volumes = {v["name"]: v for v in spec["volumes"]}
         mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
-        rendered_secrets = {s["metadata"]["name"] for s in of_kind(self.docs, "Secret")}
+        known_secrets = self.rendered_secret_names()
         sv = self.values["secrets"]
-        known_secrets = rendered_secrets | {sv["redis"]["existingSecret"],
-                                            sv["kafkaSasl"]["existingSecret"]}
         for env in c.get("env") or []:
             name = env["name"]
-            if not re.match(r"K2R_(REDIS_PASSWORD|KAFKA_SASL_(USERNAME|PASSWORD))", name):
+            base = name[:-len("_FILE")] if name.endswith("_FILE") else name
+            if base not in CREDENTIAL_ENV:
+                ensure(not re.match(r"K2R_.*(PASSWORD|USERNAME)", name),
+                       "%s: a credential variable the chart does not know" % name)
                 continue
+            block, key_value = CREDENTIAL_ENV[base]
+            want_key = sv[block][key_value]
             if name.endswith("_FILE"):
+                ensure(sv["mode"] == "file", "%s in env mode" % name)
                 path = env["value"]
                 mount = mounts.get(os.path.dirname(path))
                 ensure(mount and mount.get("readOnly"), "%s: %s is not on a read-only mount"
@@ -349,21 +394,127 @@ class Rendering:
                 ensure(secret["secretName"] in known_secrets,
                        "%s: Secret %s is neither rendered nor named in values"
                        % (name, secret["secretName"]))
-                ensure(any(i["path"] == os.path.basename(path) for i in secret.get("items", [])),
+                items = {i["path"]: i["key"] for i in secret.get("items", [])}
+                ensure(os.path.basename(path) in items,
                        "%s: the Secret volume does not project %s" % (name, path))
+                ensure(items[os.path.basename(path)] == want_key,
+                       "%s: %s is the Secret's key %s, not secrets.%s.%s (%s)"
+                       % (name, path, items[os.path.basename(path)], block, key_value, want_key))
             else:
                 ref = (env.get("valueFrom") or {}).get("secretKeyRef")
                 ensure(ref and "value" not in env, "%s is not taken from a Secret" % name)
                 ensure(ref["name"] in known_secrets, "%s: Secret %s is neither rendered nor "
                        "named in values" % (name, ref["name"]))
+                ensure(ref["key"] == want_key, "%s: key %s, not secrets.%s.%s (%s)"
+                       % (name, ref["key"], block, key_value, want_key))
         names = {e["name"] for e in c.get("env") or []}
+
+        def given(base):
+            return names & {base, base + "_FILE"}
         if sv["redis"]["existingSecret"] or sv["redis"]["password"]:
-            ensure(names & {"K2R_REDIS_PASSWORD", "K2R_REDIS_PASSWORD_FILE"},
+            ensure(given("K2R_REDIS_PASSWORD"),
                    "a Redis secret is configured but the bridge is not given it")
+        ensure(bool(given("K2R_REDIS_USERNAME")) == bool(sv["redis"]["usernameKey"]),
+               "K2R_REDIS_USERNAME(_FILE) and secrets.redis.usernameKey disagree")
+        if sv["redisSentinel"]["existingSecret"] or sv["redisSentinel"]["password"]:
+            ensure(given("K2R_REDIS_SENTINEL_PASSWORD"),
+                   "a Sentinel secret is configured but the bridge is not given it")
+        else:
+            ensure(not given("K2R_REDIS_SENTINEL_PASSWORD"),
+                   "a Sentinel password without secrets.redisSentinel")
+        ensure(bool(given("K2R_REDIS_SENTINEL_USERNAME"))
+               == bool(sv["redisSentinel"]["usernameKey"]),
+               "K2R_REDIS_SENTINEL_USERNAME(_FILE) and secrets.redisSentinel.usernameKey disagree")
         if sv["kafkaSasl"]["existingSecret"] or sv["kafkaSasl"]["password"]:
             ensure({"K2R_KAFKA_SASL_USERNAME"} <= names
                    and names & {"K2R_KAFKA_SASL_PASSWORD", "K2R_KAFKA_SASL_PASSWORD_FILE"},
                    "SASL credentials are configured but the bridge is not given them")
+
+    def redis_tls_files_mounted(self):
+        """redis.tls.ca_file/cert_file/key_file in the config are exactly the
+        files the Deployment projects, read-only and 0440, from the keys of
+        redis.tls.existingSecret the values name; no CA means the system trust
+        store; no TLS material with a plaintext URL. With an existing
+        ConfigMap, the files are at the paths the chart README documents."""
+        t = self.values["redis"]["tls"]
+        c, spec = self.bridge(), self.pod_spec()
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+        # Every file of every Secret volume in the pod, by path.
+        projected = {}
+        for mount in c["volumeMounts"]:
+            secret = volumes[mount["name"]].get("secret")
+            for item in (secret or {}).get("items") or []:
+                projected[os.path.join(mount["mountPath"], item["path"])] = (
+                    secret["secretName"], item["key"], mount, volumes[mount["name"]])
+        wanted = {setting: path for setting, key_value, path in REDIS_TLS_FILES
+                  if t["existingSecret"] and t[key_value]}
+        cfg = self.config()
+        if cfg is not None:
+            redis = cfg.get("redis") or {}
+            tls = redis.get("tls") or {}
+            tls_on = (str(redis.get("url", "")).startswith("rediss://")
+                      or (redis.get("sentinel") or {}).get("tls") is True)
+            if not tls_on:
+                ensure(not tls, "redis.tls in the config with a plaintext redis:// URL")
+            files = {k: tls[k] for k in ("ca_file", "cert_file", "key_file") if k in tls}
+            ensure(files == wanted, "the config's TLS files %s are not the chart's %s"
+                   % (files, wanted))
+            ensure(("cert_file" in files) == ("key_file" in files),
+                   "cert_file and key_file go together")
+            for key, value in (("server_name", t["serverName"]),
+                               ("insecure_skip_verify", t["insecureSkipVerify"])):
+                ensure(tls.get(key) == (value or None),
+                       "redis.tls.%s is %r, values say %r" % (key, tls.get(key), value))
+        key_values = {setting: key_value for setting, key_value, _ in REDIS_TLS_FILES}
+        for setting, path in wanted.items():
+            ensure(path in projected, "%s: %s is not mounted in the pod" % (setting, path))
+            secret_name, key, mount, volume = projected[path]
+            ensure(secret_name == t["existingSecret"], "%s: %s comes from Secret %s, not %s"
+                   % (setting, path, secret_name, t["existingSecret"]))
+            ensure(key == t[key_values[setting]], "%s: %s is the key %s, not redis.tls.%s (%s)"
+                   % (setting, path, key, key_values[setting], t[key_values[setting]]))
+            ensure(mount.get("readOnly") is True, "%s: %s is on a writable mount" % (setting, path))
+            ensure(volume["secret"].get("defaultMode") == 0o440,
+                   "%s: %s is not mode 0440" % (setting, path))
+            ensure("subPath" not in mount, "%s: a subPath mount" % setting)
+        # Nothing else is projected under the TLS directory.
+        tls_dir = SECRETS_DIR + "/redis-tls"
+        extra = sorted(p for p in projected
+                       if p.startswith(tls_dir + "/") and p not in wanted.values())
+        ensure(not extra, "files under %s that no setting names: %s" % (tls_dir, extra))
+        if not wanted:
+            ensure(tls_dir not in mounts, "%s mounted without redis.tls.existingSecret" % tls_dir)
+
+    def redis_values_rendered(self):
+        """The chart's redis values are the config's redis section, as values say."""
+        cfg = self.config()
+        if cfg is None:
+            return
+        r, redis = self.values["redis"], cfg.get("redis") or {}
+        ensure(redis.get("username") == (r["username"] or None),
+               "redis.username %r, values say %r" % (redis.get("username"), r["username"]))
+        ensure(redis.get("idle_check") == (r["idleCheck"] or None),
+               "redis.idle_check %r, values say %r" % (redis.get("idle_check"), r["idleCheck"]))
+        ensure(bool(redis.get("sharded")) == r["sharded"], "redis.sharded differs from values")
+        sentinel, cluster = redis.get("sentinel"), redis.get("cluster")
+        if r["sentinel"]["master"]:
+            ensure(sentinel and sentinel.get("master") == r["sentinel"]["master"]
+                   and sentinel.get("addresses") == r["sentinel"]["addresses"],
+                   "redis.sentinel is not the values' master and addresses")
+            ensure(sentinel.get("username") == (r["sentinel"]["username"] or None)
+                   and bool(sentinel.get("tls")) == r["sentinel"]["tls"],
+                   "redis.sentinel username or tls differ from values")
+        else:
+            ensure(sentinel is None, "redis.sentinel rendered without redis.sentinel.master")
+        if r["cluster"]["addresses"]:
+            ensure(cluster == {"addresses": r["cluster"]["addresses"]},
+                   "redis.cluster is not the values' addresses")
+            ensure(not re.match(r"^rediss?://[^/]*/0*[1-9]", str(redis.get("url", ""))),
+                   "a database other than 0 on a cluster")
+        else:
+            ensure(cluster is None, "redis.cluster rendered without addresses")
+        ensure(not (sentinel and cluster), "both redis.sentinel and redis.cluster")
 
     def grace_period_covers_drain(self):
         cfg = self.config()
@@ -584,8 +735,12 @@ class Rendering:
             ("replicas omitted under an autoscaler; HPA and KEDA exclusive",
              self.replicas_and_autoscalers),
             ("no credentials in the ConfigMap", self.no_credentials_in_configmap),
-            ("credentials only from Secrets (secretKeyRef or *_FILE)",
+            ("credentials only from Secrets (secretKeyRef or *_FILE), with the keys values name",
              self.credentials_only_from_secrets),
+            ("redis.tls files in the config = the files mounted read-only from redis.tls's Secret",
+             self.redis_tls_files_mounted),
+            ("redis values rendered into the config (username, idle_check, sharded, sentinel, "
+             "cluster)", self.redis_values_rendered),
             ("grace period covers drain_timeout + 10s", self.grace_period_covers_drain),
             ("probes on /healthz and /readyz at the http port", self.probes_on_bridge_endpoints),
             ("selectors pick the bridge pods, not the test pod",

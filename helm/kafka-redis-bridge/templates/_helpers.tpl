@@ -86,7 +86,84 @@ optional maps are left out rather than written as {}.
 {{- if and (hasKey $cfg.kafka "properties") (empty $cfg.kafka.properties) }}
 {{- $_ := unset $cfg.kafka "properties" }}
 {{- end }}
+{{- $redis := include "kafka-redis-bridge.redisConfig" . | fromYaml }}
+{{- if $redis }}
+{{- $_ := set $cfg "redis" (merge $redis (default dict $cfg.redis)) }}
+{{- end }}
 {{- toYaml $cfg }}
+{{- end }}
+
+{{/*
+The redis: keys rendered from the chart's `redis` values (config.redis may
+not hold them): the ACL user, idle check, sharded Pub/Sub, Sentinel, Cluster,
+and redis.tls, whose files are the Secret redis.tls.existingSecret mounted at
+redisTlsDir. YAML, {} when none is set.
+*/}}
+{{- define "kafka-redis-bridge.redisConfig" -}}
+{{- $r := .Values.redis }}
+{{- $out := dict }}
+{{- with $r.username }}
+{{- $_ := set $out "username" . }}
+{{- end }}
+{{- with $r.idleCheck }}
+{{- $_ := set $out "idle_check" . }}
+{{- end }}
+{{- if $r.sharded }}
+{{- $_ := set $out "sharded" true }}
+{{- end }}
+{{- $tls := dict }}
+{{- $files := include "kafka-redis-bridge.redisTlsFiles" . | fromYaml }}
+{{- range $setting, $file := $files }}
+{{- $_ := set $tls $setting $file.path }}
+{{- end }}
+{{- with $r.tls.serverName }}
+{{- $_ := set $tls "server_name" . }}
+{{- end }}
+{{- if $r.tls.insecureSkipVerify }}
+{{- $_ := set $tls "insecure_skip_verify" true }}
+{{- end }}
+{{- if $tls }}
+{{- $_ := set $out "tls" $tls }}
+{{- end }}
+{{- if or $r.sentinel.master $r.sentinel.addresses }}
+{{- $sentinel := dict "master" $r.sentinel.master "addresses" $r.sentinel.addresses }}
+{{- with $r.sentinel.username }}
+{{- $_ := set $sentinel "username" . }}
+{{- end }}
+{{- if $r.sentinel.tls }}
+{{- $_ := set $sentinel "tls" true }}
+{{- end }}
+{{- $_ := set $out "sentinel" $sentinel }}
+{{- end }}
+{{- with $r.cluster.addresses }}
+{{- $_ := set $out "cluster" (dict "addresses" .) }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
+
+{{/* Where the redis.tls Secret is mounted (always as files: the bridge reads TLS material from files only). */}}
+{{- define "kafka-redis-bridge.redisTlsDir" -}}
+{{- printf "%s/redis-tls" (include "kafka-redis-bridge.secretsDir" .) }}
+{{- end }}
+
+{{/*
+The redis.tls files the chart mounts, as YAML: the bridge setting (ca_file,
+cert_file, key_file) -> {key: the Secret's key, path: the file in the pod}.
+{} without redis.tls.existingSecret. The Deployment projects exactly these
+keys and the config points at exactly these paths.
+*/}}
+{{- define "kafka-redis-bridge.redisTlsFiles" -}}
+{{- $t := .Values.redis.tls }}
+{{- $dir := include "kafka-redis-bridge.redisTlsDir" . }}
+{{- $out := dict }}
+{{- if $t.existingSecret }}
+{{- range $setting, $pair := dict "ca_file" (list $t.caKey "ca.crt") "cert_file" (list $t.certKey "tls.crt") "key_file" (list $t.keyKey "tls.key") }}
+{{- if index $pair 0 }}
+{{- $_ := set $out $setting (dict "key" (index $pair 0) "path" (printf "%s/%s" $dir (index $pair 1))) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml $out }}
 {{- end }}
 
 {{/* A bridge duration ("500ms", "10s", "5m", "1h", 0) in whole seconds, rounded up. */}}
@@ -108,6 +185,14 @@ optional maps are left out rather than written as {}.
 {{- .Values.secrets.redis.existingSecret }}
 {{- else if .Values.secrets.redis.password }}
 {{- printf "%s-redis" (include "kafka-redis-bridge.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "kafka-redis-bridge.redisSentinelSecretName" -}}
+{{- if .Values.secrets.redisSentinel.existingSecret }}
+{{- .Values.secrets.redisSentinel.existingSecret }}
+{{- else if .Values.secrets.redisSentinel.password }}
+{{- printf "%s-redis-sentinel" (include "kafka-redis-bridge.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 
@@ -207,7 +292,7 @@ the Deployment, so every rendering runs it.
 {{- fail (printf "\n\nconfig.kafka.properties.%s: credentials never go in the ConfigMap, where anyone allowed to read ConfigMaps sees them. Use secrets.kafkaSasl for sasl.username and sasl.password; for keys and keystores mount a Secret with extraVolumes and point the *.location property at the file." $key) }}
 {{- end }}
 {{- end }}
-{{- if regexMatch "^rediss?://[^/]*@" (toString $v.config.redis.url) }}
+{{- if regexMatch "^rediss?://.*@" (toString $v.config.redis.url) }}
 {{- fail "\n\nconfig.redis.url holds credentials: write redis://host:port and give the password through secrets.redis, so it never reaches the ConfigMap." }}
 {{- end }}
 {{- /* The grace period must cover the drain plus committing and leaving the group. */ -}}
@@ -219,6 +304,7 @@ the Deployment, so every rendering runs it.
 {{- fail (printf "\n\nterminationGracePeriodSeconds is %d but config.shutdown.drain_timeout is %ds: the grace period must be at least the drain timeout plus 10s (%ds) so the bridge can commit its offsets and leave the group before it is killed." (int $v.terminationGracePeriodSeconds) $drain (add $drain 10)) }}
 {{- end }}
 {{- end }}
+{{- include "kafka-redis-bridge.validateRedis" . }}
 {{- if $v.autoscaling.keda.enabled }}
 {{- if and $v.existingConfigMap (not (and $v.autoscaling.keda.bootstrapServers $v.autoscaling.keda.consumerGroup)) }}
 {{- fail "\n\nautoscaling.keda with existingConfigMap: set autoscaling.keda.bootstrapServers and autoscaling.keda.consumerGroup (the chart cannot read them from a ConfigMap it does not render)." }}
@@ -227,5 +313,69 @@ the Deployment, so every rendering runs it.
 {{- if and $sasl (ne $sasl "none") (not (include "kafka-redis-bridge.kafkaSaslSecretName" .)) (not $v.autoscaling.keda.extraSecretTargetRefs) }}
 {{- fail (printf "\n\nautoscaling.keda: the brokers use SASL (%s) but secrets.kafkaSasl names no Secret; KEDA's Kafka scaler needs the same credentials as the bridge. Set secrets.kafkaSasl.existingSecret, or autoscaling.keda.extraSecretTargetRefs." $sasl) }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The checks of the chart's redis values and secrets.redis*, part of "validate":
+TLS only with a TLS connection and with something to mount, one source per
+username, Sentinel credentials only with Sentinel, no database but 0 on a
+cluster, and the keys the chart renders kept out of config.redis.
+*/}}
+{{- define "kafka-redis-bridge.validateRedis" -}}
+{{- $v := .Values }}
+{{- $r := $v.redis }}
+{{- $t := $r.tls }}
+{{- $cr := default dict $v.config.redis }}
+{{- if not $v.existingConfigMap }}
+{{- $owned := dict "username" "redis.username (or secrets.redis.usernameKey)" "tls" "redis.tls (its files come from the Secret redis.tls.existingSecret)" "sentinel" "redis.sentinel (its password from secrets.redisSentinel)" "cluster" "redis.cluster" "sharded" "redis.sharded" "idle_check" "redis.idleCheck" }}
+{{- range $key := keys $owned | sortAlpha }}
+{{- if hasKey $cr $key }}
+{{- fail (printf "\n\nconfig.redis.%s: the chart renders this key; set %s in the values instead." $key (index $owned $key)) }}
+{{- end }}
+{{- end }}
+{{- $url := toString (default "redis://127.0.0.1:6379" $cr.url) }}
+{{- $tlsOn := or (hasPrefix "rediss://" $url) $r.sentinel.tls }}
+{{- range $key := list "existingSecret" "caKey" "certKey" "keyKey" "serverName" "insecureSkipVerify" }}
+{{- if and (index $t $key) (not $tlsOn) }}
+{{- fail (printf "\n\nredis.tls.%s is set, but config.redis.url is redis:// (plaintext) and redis.sentinel.tls is false: use a rediss:// URL for TLS, or remove redis.tls (the bridge refuses TLS settings it would not use)." $key) }}
+{{- end }}
+{{- end }}
+{{- if and $r.cluster.addresses (regexMatch "^rediss?://[^/]*/0*[1-9]" $url) }}
+{{- $db := regexReplaceAll "^rediss?://[^/]*/([0-9]+).*$" $url "${1}" }}
+{{- fail (printf "\n\nconfig.redis.url selects database %s, but redis.cluster is set and a Redis Cluster has database 0 only: remove the /%s from the URL." $db $db) }}
+{{- end }}
+{{- else }}
+{{- $rendered := dict "username" $r.username "idleCheck" $r.idleCheck "sharded" $r.sharded "tls.serverName" $t.serverName "tls.insecureSkipVerify" $t.insecureSkipVerify "sentinel.master" $r.sentinel.master "sentinel.addresses" $r.sentinel.addresses "sentinel.username" $r.sentinel.username "sentinel.tls" $r.sentinel.tls "cluster.addresses" $r.cluster.addresses }}
+{{- range $key := keys $rendered | sortAlpha }}
+{{- if index $rendered $key }}
+{{- fail (printf "\n\nredis.%s is rendered into the chart's ConfigMap, but existingConfigMap is set: write it in the bridge.yaml of ConfigMap %s instead (redis.tls files and Secrets are still mounted; the chart README gives their paths)." $key $v.existingConfigMap) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and $t.existingSecret (not (or $t.caKey $t.certKey)) }}
+{{- fail (printf "\n\nredis.tls.existingSecret is %s but no key of it is named: set redis.tls.caKey (a CA bundle, e.g. ca.crt) and/or redis.tls.certKey and redis.tls.keyKey (a client certificate, e.g. tls.crt and tls.key). For the system trust store leave existingSecret empty." $t.existingSecret) }}
+{{- end }}
+{{- if and $t.caKey $t.insecureSkipVerify }}
+{{- fail "\n\nredis.tls.caKey and redis.tls.insecureSkipVerify are both set: with verification off the CA is never used. Drop insecureSkipVerify (or caKey)." }}
+{{- end }}
+{{- if and $r.username $v.secrets.redis.usernameKey }}
+{{- fail "\n\nredis.username and secrets.redis.usernameKey are both set: give the ACL user one way (the value goes to the ConfigMap, the key is read from the Secret and would win)." }}
+{{- end }}
+{{- if and $v.secrets.redis.usernameKey (not $v.secrets.redis.existingSecret) }}
+{{- fail "\n\nsecrets.redis.usernameKey needs secrets.redis.existingSecret, the Secret holding that key (with a development password, give redis.username)." }}
+{{- end }}
+{{- $sentinelSecret := include "kafka-redis-bridge.redisSentinelSecretName" . }}
+{{- if and $v.secrets.redisSentinel.existingSecret $v.secrets.redisSentinel.password }}
+{{- fail "\n\nsecrets.redisSentinel: give existingSecret or password, not both (password creates a Secret for development)." }}
+{{- end }}
+{{- if and (or $sentinelSecret $v.secrets.redisSentinel.usernameKey) (not (or $r.sentinel.master $r.sentinel.addresses)) (not $v.existingConfigMap) }}
+{{- fail "\n\nsecrets.redisSentinel is set but redis.sentinel is not: set redis.sentinel.master and redis.sentinel.addresses, or remove secrets.redisSentinel." }}
+{{- end }}
+{{- if and $v.secrets.redisSentinel.usernameKey (not $v.secrets.redisSentinel.existingSecret) }}
+{{- fail "\n\nsecrets.redisSentinel.usernameKey needs secrets.redisSentinel.existingSecret, the Secret holding that key (with a development password, give redis.sentinel.username)." }}
+{{- end }}
+{{- if and $r.sentinel.username $v.secrets.redisSentinel.usernameKey }}
+{{- fail "\n\nredis.sentinel.username and secrets.redisSentinel.usernameKey are both set: give the sentinels' ACL user one way." }}
 {{- end }}
 {{- end }}
