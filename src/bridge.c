@@ -924,6 +924,7 @@ static int publish(k2r_bridge_t *b, const k2r_redis_wait_t *wait) {
             it->status = K2R_PUBLISH_PENDING;
             it->receivers = 0;
             it->error[0] = '\0';
+            it->asking = 0;
             b->pub_item[n++] = i;
         }
         b->npub = n;

@@ -63,6 +63,7 @@
 #include "k2r/clock.h"
 #include "k2r/config.h"
 #include "k2r/log.h"
+#include "redis_int.h"
 
 /* Replies are read in chunks of this size: four thousand PUBLISH replies each. */
 #define READ_CHUNK (16 * 1024)
@@ -116,6 +117,10 @@ struct k2r_redis_s {
     char **sentinels;
     size_t nsentinels;
     k2r_redis_t *sentinel;
+
+    /* Cluster: everything is the cluster's (cluster.c); this sink only
+     * dispatches to it. */
+    k2r_cluster_t *cluster;
 
     char addr[300]; /* "host:port" or "[v6]:port", for messages */
     int fd;         /* -1 when not connected */
@@ -339,6 +344,22 @@ static int set_target(k2r_redis_t *redis, const char *host, int port) {
 k2r_redis_t *k2r_redis_new(const k2r_redis_conf_t *conf, char *errstr, size_t errstr_size) {
     k2r_redis_t *redis;
 
+    if (conf->ncluster_addrs) {
+        redis = calloc(1, sizeof(*redis));
+        if (!redis) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return NULL;
+        }
+        redis->fd = -1;
+        redis->connect_timeout_ms = conf->connect_timeout_ms;
+        redis->cluster = k2r_cluster_new(conf, errstr, errstr_size);
+        if (!redis->cluster) {
+            free(redis);
+            return NULL;
+        }
+        return redis;
+    }
+
     if (!conf->sentinel_master && (!conf->host || !*conf->host)) {
         snprintf(errstr, errstr_size, "redis: no host");
         return NULL;
@@ -423,6 +444,11 @@ fail:
 void k2r_redis_destroy(k2r_redis_t *redis) {
     if (!redis)
         return;
+    if (redis->cluster) {
+        k2r_cluster_destroy(redis->cluster);
+        free(redis);
+        return;
+    }
     k2r_redis_disconnect(redis);
     k2r_redis_destroy(redis->sentinel);
     for (size_t i = 0; i < redis->nsentinels; i++)
@@ -442,10 +468,14 @@ void k2r_redis_destroy(k2r_redis_t *redis) {
 }
 
 const char *k2r_redis_addr(const k2r_redis_t *redis) {
+    if (redis->cluster)
+        return k2r_cluster_addr(redis->cluster);
     return redis->addr;
 }
 
 int k2r_redis_connected(const k2r_redis_t *redis) {
+    if (redis->cluster)
+        return k2r_cluster_connected(redis->cluster);
     return redis->fd >= 0;
 }
 
@@ -475,6 +505,10 @@ static void close_connection(k2r_redis_t *redis) {
 }
 
 void k2r_redis_disconnect(k2r_redis_t *redis) {
+    if (redis->cluster) {
+        k2r_cluster_disconnect(redis->cluster);
+        return;
+    }
     if (redis->fd < 0)
         return;
     close_connection(redis);
@@ -774,6 +808,70 @@ static int roundtrip(k2r_redis_t *redis, int argc, const char **argv, const size
             in_fill(redis, errstr, errstr_size) < 0)
             return -1;
     }
+}
+
+/*
+ * One command whose reply is a tree (CLUSTER SLOTS): hiredis's own reader and
+ * reply objects for this once, in place of the sink's, which keep nothing
+ * of nested arrays. Returns 0 with *out (freeReplyObject it), or -1 with the
+ * reason in errstr (the connection is closed: the bytes after a failed
+ * exchange cannot be trusted).
+ */
+int k2r__redis_command(k2r_redis_t *redis, int argc, const char **argv, const size_t *argvlen,
+                       int64_t deadline_ms, redisReply **out, char *errstr, size_t errstr_size) {
+    redisReader *mine = redis->reader, *tree;
+    void *obj = NULL;
+    int revents;
+
+    *out = NULL;
+    if (redis->fd < 0 || redis->p_active || redis->pings) {
+        snprintf(errstr, errstr_size, "%s: not connected, or busy", redis->addr);
+        return -1;
+    }
+    tree = redisReaderCreate();
+    if (!tree || out_append_argv(redis, argc, argv, argvlen) != 0) {
+        if (tree)
+            redisReaderFree(tree);
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    redis->reader = tree;
+    for (;;) {
+        if (out_flush(redis, errstr, errstr_size) < 0)
+            break;
+        if (redisReaderGetReply(tree, &obj) != REDIS_OK) {
+            snprintf(errstr, errstr_size, "%s: protocol error: %s", redis->addr, tree->errstr);
+            break;
+        }
+        if (obj)
+            break;
+        revents = wait_fd(redis, want_events(redis), deadline_ms, errstr, errstr_size);
+        if (revents == K2R_ERR_TIMEOUT)
+            snprintf(errstr, errstr_size, "%s: %s: no reply in time", redis->addr, argv[0]);
+        if (revents < 0)
+            break;
+        if (((revents & READABLE) || (redis->want_write && (revents & POLLOUT))) &&
+            in_fill(redis, errstr, errstr_size) < 0)
+            break;
+    }
+    redis->reader = mine;
+    redisReaderFree(tree);
+    if (!obj) {
+        close_connection(redis);
+        return -1;
+    }
+    *out = obj;
+    return 0;
+}
+
+void k2r__redis_pollfd(const k2r_redis_t *redis, struct pollfd *pfd) {
+    pfd->fd = redis->fd;
+    pfd->events = redis->fd >= 0 ? want_events(redis) : 0;
+    pfd->revents = 0;
+}
+
+int k2r__redis_set_target(k2r_redis_t *redis, const char *host, int port) {
+    return set_target(redis, host, port);
 }
 
 /*
@@ -1168,6 +1266,9 @@ static int64_t stage_deadline(const k2r_redis_t *redis, int64_t deadline_ms) {
 
 int k2r_redis_connect_by(k2r_redis_t *redis, int64_t deadline_ms, char *errstr,
                          size_t errstr_size) {
+    if (redis->cluster)
+        return k2r_cluster_connect(redis->cluster, stage_deadline(redis, deadline_ms), errstr,
+                                   errstr_size);
     if (redis->sentinel)
         return connect_sentinel(redis, deadline_ms, errstr, errstr_size);
     return connect_target(redis, stage_deadline(redis, deadline_ms), errstr, errstr_size);
@@ -1249,6 +1350,13 @@ static int out_append_publish(k2r_redis_t *redis, const k2r_publish_t *item) {
 
     if (item->channel_len > SIZE_MAX / 4 || item->message_len > SIZE_MAX / 4)
         return -1;
+    if (item->asking) { /* a Cluster -ASK: the target serves the slot for this command only */
+        const char *argv[1] = {"ASKING"};
+        size_t argvlen[1] = {6};
+
+        if (out_append_argv(redis, 1, argv, argvlen) != 0)
+            return -1;
+    }
     if (out_reserve(redis, most + item->channel_len + item->message_len) != 0)
         return -1;
     p = redis->out + redis->out_len;
@@ -1315,6 +1423,10 @@ static long take_replies(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
         }
         while (items[redis->p_reply].status != K2R_PUBLISH_PENDING)
             redis->p_reply++;
+        if (items[redis->p_reply].asking == 1) {
+            items[redis->p_reply].asking = 2; /* ASKING's +OK; the command's reply is next */
+            continue;
+        }
         apply_reply(&items[redis->p_reply++], &redis->reply);
         redis->p_inflight--;
     }
@@ -1322,6 +1434,8 @@ static long take_replies(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
 }
 
 int k2r_redis_publishing(const k2r_redis_t *redis) {
+    if (redis->cluster)
+        return k2r_cluster_publishing(redis->cluster);
     return redis->p_active;
 }
 
@@ -1341,6 +1455,8 @@ int k2r_redis_publish(k2r_redis_t *redis, k2r_publish_t *items, size_t nitems,
     int woke = 0;
     ssize_t n;
 
+    if (redis->cluster)
+        return k2r_cluster_publish(redis->cluster, items, nitems, wait, errstr, errstr_size);
     assert(items || nitems == 0);
     if (!redis->p_active) {
         size_t first = 0;
@@ -1453,6 +1569,8 @@ int k2r_redis_tick(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
     int64_t now;
     int rc;
 
+    if (redis->cluster)
+        return k2r_cluster_tick(redis->cluster, errstr, errstr_size);
     if (redis->fd < 0 || redis->p_active)
         return 0;
     if (in_fill(redis, errstr, errstr_size) < 0)
@@ -1521,4 +1639,6 @@ void k2r_config_redis_conf(const k2r_config_t *cfg, k2r_redis_conf_t *out) {
     out->sentinel_user = rs->sentinel_username;
     out->sentinel_password = rs->sentinel_password;
     out->sentinel_tls = rs->sentinel_tls;
+    out->cluster_addrs = rs->cluster_addrs;
+    out->ncluster_addrs = rs->ncluster_addrs;
 }

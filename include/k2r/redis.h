@@ -46,6 +46,10 @@ typedef struct k2r_redis_conf_s {
     const char *sentinel_user;     /* NULL: AUTH with password only */
     const char *sentinel_password; /* NULL: no AUTH */
     int sentinel_tls;              /* TLS to the sentinels too, with the tls_* settings */
+    /* Cluster: when set, host and port are not used: the seeds' slot map
+     * says where the primaries are (cluster.c). */
+    char *const *cluster_addrs; /* "host:port" */
+    size_t ncluster_addrs;
 } k2r_redis_conf_t;
 
 /* The loaded configuration (config.h); only k2r_config_redis_conf reads it. */
@@ -72,8 +76,9 @@ typedef struct k2r_publish_s {
     const char *message;
     size_t message_len;
     k2r_publish_status_t status;
-    long long receivers; /* subscribers reached, when OK */
-    char error[96];      /* Redis's error line, when ERROR (truncated) */
+    long long receivers;  /* subscribers reached, when OK */
+    char error[96];       /* Redis's error line, when ERROR (truncated) */
+    unsigned char asking; /* the sink's own (Cluster -ASK); 0 from the caller */
 } k2r_publish_t;
 
 typedef struct k2r_redis_s k2r_redis_t;
