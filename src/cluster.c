@@ -550,8 +550,10 @@ static int end_round(k2r_cluster_t *c, char *errstr, size_t errstr_size) {
                  c->addr, MAX_ROUNDS);
         return -1;
     }
-    k2r_log_debug("redis: %s: %zu notification(s) redirected (-MOVED/-ASK); sending them again",
-                  c->addr, redirected);
+    /* Rare (a migration, a failover) and worth a line: once per round. */
+    k2r_log_info("redis: %s: %zu notification(s) redirected (-MOVED/-ASK); sending them to the "
+                 "new owner, in order",
+                 c->addr, redirected);
     deadline = k2r_now_ms() + c->conf.connect_timeout_ms;
     if (connect_nodes(c, deadline, errstr, errstr_size) != 0)
         return -1;

@@ -418,9 +418,13 @@ struct h_sub_s {
     unsigned reconnects;
 };
 
-/* Connects and sends s->command; 0 or -1 (message on stderr). */
+/* Connects and subscribes: s->command as is, or, for SSUBSCRIBE, one
+ * command per channel (a sharded subscription names channels of one slot).
+ * 0 or -1 (message on stderr). */
 static int sub_connect(h_sub_t *s) {
-    redisReply *r;
+    char cmd[512];
+    const char *p = s->command;
+    int sharded = strncmp(s->command, "SSUBSCRIBE ", 11) == 0;
 
     if (s->c)
         redisFree(s->c);
@@ -429,20 +433,25 @@ static int sub_connect(h_sub_t *s) {
         fprintf(stderr, "subscriber connect %d: %s\n", s->port, s->c ? s->c->errstr : "oom");
         return -1;
     }
-    r = redisCommand(s->c, s->command);
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "%s on %d failed\n", s->command, s->port);
-        if (r)
-            freeReplyObject(r);
-        return -1;
-    }
-    freeReplyObject(r);
-    /* SSUBSCRIBE with several channels answers once per channel. */
-    for (const char *p = strchr(s->command, ' '); p && (p = strchr(p + 1, ' ')) != NULL;) {
-        void *more = NULL;
-        if (redisGetReply(s->c, &more) != REDIS_OK)
+    if (sharded)
+        p += 11;
+    while (*p) {
+        redisReply *r;
+        size_t len = sharded ? strcspn(p, " ") : strlen(p);
+
+        snprintf(cmd, sizeof(cmd), "%s%.*s", sharded ? "SSUBSCRIBE " : "", (int)len, p);
+        r = redisCommand(s->c, cmd);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            fprintf(stderr, "%s on %d failed: %s\n", cmd, s->port,
+                    r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+            if (r)
+                freeReplyObject(r);
             return -1;
-        freeReplyObject(more);
+        }
+        freeReplyObject(r);
+        p += len;
+        while (*p == ' ')
+            p++;
     }
     return 0;
 }

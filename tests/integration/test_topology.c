@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "k2r/slots.h"
 
 /* One rule: {"n":i} to PREFIX:i with message i. */
 static void topology_config(const h_scene_t *sc, int port, const char *redis_extra,
@@ -212,6 +213,457 @@ static void test_sharded_single_node(void) {
     h_scene_close(&sc);
 }
 
+/* ------------------------------------------------------------ sentinel */
+
+/* The stack's list variable `name` ("a,b,c") into out[]; how many. */
+static size_t env_list(const char *name, char out[][64], size_t max) {
+    const char *v = getenv(name);
+    size_t n = 0;
+
+    while (v && *v && n < max) {
+        size_t len = strcspn(v, ",");
+        snprintf(out[n++], sizeof(out[0]), "%.*s", (int)len, v);
+        v += len + (v[len] == ',');
+    }
+    if (!n)
+        fprintf(stderr, "%s is not set: run through scripts/with-stack.sh\n", name);
+    return n;
+}
+
+static int port_of(const char *addr) {
+    const char *colon = strrchr(addr, ':');
+    return colon ? atoi(colon + 1) : 0;
+}
+
+/* The port of the master the sentinel at `sentinel` names; 0 when none. */
+static int sentinel_master_port(int sentinel, const char *master) {
+    char cmd[256], *out = NULL, *nl;
+    int port = 0;
+
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d SENTINEL get-master-addr-by-name %s", sentinel,
+             master);
+    if (h_run(cmd, NULL, &out, 0) == 0 && out && (nl = strchr(out, '\n')) != NULL)
+        port = atoi(nl + 1);
+    free(out);
+    return port;
+}
+
+/* Reads both subscribers for up to `ms`. */
+static void pump(h_sub_t *a, h_sub_t *b, int ms) {
+    h_sub_wait(a, (size_t)-1, h_now_ms() + ms / 2);
+    h_sub_wait(b, (size_t)-1, h_now_ms() + ms / 2);
+}
+
+/* Distinct messages (record numbers below n) in sub, and its repeats. */
+static size_t distinct(const h_sub_t *sub, unsigned char *seen, int n, size_t *repeats) {
+    size_t unique = 0;
+
+    *repeats = 0;
+    memset(seen, 0, (size_t)n);
+    for (size_t i = 0; i < h_sub_count(sub); i++) {
+        int k = atoi(h_sub_note(sub, i)->message);
+        if (k < 0 || k >= n)
+            continue;
+        if (seen[k]++)
+            (*repeats)++;
+        else
+            unique++;
+    }
+    return unique;
+}
+
+/*
+ * Asks for a failover and produces a record every turn until the sentinels
+ * name another master; returns the new master's port (0: none in time).
+ */
+static int failover_under_load(h_scene_t *sc, int sentinel, const char *master, int *next,
+                               h_sub_t *a, h_sub_t *b) {
+    int64_t deadline = h_deadline(90000);
+    int before = sentinel_master_port(sentinel, master), now = before, asked = 0;
+    char cmd[256], *out = NULL;
+
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d SENTINEL FAILOVER %s", sentinel, master);
+    while (now == before && h_now_ms() < deadline) {
+        /* Refused while the replica is not ready (-NOGOODSLAVE) or another
+         * failover runs (-INPROG): asked again until it takes. */
+        if (!asked) {
+            asked = h_run(cmd, NULL, &out, 1) == 0 && out && strncmp(out, "OK", 2) == 0;
+            free(out);
+            out = NULL;
+        }
+        produce_range(sc, *next, *next + 5);
+        *next += 5;
+        pump(a, b, 100);
+        now = sentinel_master_port(sentinel, master);
+    }
+    return now != before ? now : 0;
+}
+
+/*
+ * Sentinel: the bridge finds the master through the sentinels; two
+ * SENTINEL FAILOVERs under a steady producer, and every record's
+ * notification reaches a subscriber (0 lost); repeats stay within the
+ * in-flight window; after each failover the bridge publishes to the new
+ * master.
+ */
+static void test_sentinel_failover(void) {
+    char sentinels[3][64], data[2][64], extra[1024], yaml[4096], line[160];
+    const char *master = getenv("K2R_TEST_SENTINEL_MASTER");
+    unsigned char *seen = calloc(4096, 1);
+    size_t ns = env_list("K2R_TEST_SENTINEL_ADDRS", sentinels, 3),
+           nd = env_list("K2R_TEST_SENTINEL_DATA_PORTS", data, 2), reps_a, reps_b, unique;
+    h_sub_t *a, *b;
+    h_scene_t sc;
+    int next = 0, m0, m1, m2, s0;
+
+    CU_ASSERT_FATAL(ns == 3 && nd == 2 && master && seen);
+    s0 = port_of(sentinels[0]);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "sentinel", 1, NULL, 0), 0);
+    snprintf(line, sizeof(line), "%s:*", sc.prefix);
+    a = h_sub_new_resilient(atoi(data[0]), line);
+    b = h_sub_new_resilient(atoi(data[1]), line);
+    CU_ASSERT_FATAL(a && b);
+    snprintf(extra, sizeof(extra),
+             "  command_timeout_ms: 2000\n"
+             "  sentinel:\n"
+             "    master: %s\n"
+             "    addresses: [\"%s\", \"%s\", \"%s\"]\n",
+             master, sentinels[0], sentinels[1], sentinels[2]);
+    topology_config(&sc, h_redis_port(), extra, "limits:\n  max_inflight_records: 200\n", yaml,
+                    sizeof(yaml));
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+    m0 = sentinel_master_port(s0, master);
+    snprintf(line, sizeof(line), "redis: connected to 127.0.0.1:%d, master %s", m0, master);
+    CU_ASSERT(h_bridge_wait_log(&sc.b, line, h_deadline(60000)));
+
+    produce_range(&sc, 0, 100);
+    next = 100;
+    m1 = failover_under_load(&sc, s0, master, &next, a, b);
+    CU_ASSERT(m1 != 0 && m1 != m0);
+    produce_range(&sc, next, next + 100);
+    next += 100;
+    snprintf(line, sizeof(line), "redis: connected to 127.0.0.1:%d again", m1);
+    CU_ASSERT(h_bridge_wait_log(&sc.b, line, h_deadline(60000)));
+    m2 = failover_under_load(&sc, s0, master, &next, a, b);
+    CU_ASSERT(m2 == m0);
+    produce_range(&sc, next, next + 100);
+    next += 100;
+    snprintf(line, sizeof(line), "redis: connected to 127.0.0.1:%d again", m2);
+    CU_ASSERT(h_bridge_wait_log(&sc.b, line, h_deadline(60000)));
+
+    /* Every record reaches a subscriber: the union of both is complete. */
+    {
+        int64_t deadline = h_deadline(60000);
+        unsigned char *all = calloc((size_t)next, 1);
+        size_t have = 0;
+
+        while (all && h_now_ms() < deadline) {
+            pump(a, b, 200);
+            have = 0;
+            memset(all, 0, (size_t)next);
+            for (size_t i = 0; i < h_sub_count(a); i++)
+                all[atoi(h_sub_note(a, i)->message) % next] = 1;
+            for (size_t i = 0; i < h_sub_count(b); i++)
+                all[atoi(h_sub_note(b, i)->message) % next] = 1;
+            for (int k = 0; k < next; k++)
+                have += all[k];
+            if (have == (size_t)next)
+                break;
+        }
+        free(all);
+        unique = have;
+    }
+    distinct(a, seen, next, &reps_a);
+    distinct(b, seen, next, &reps_b);
+    fprintf(stderr,
+            "[sentinel: %d records, 2 failovers (%d -> %d -> %d): %zu delivered, %zu lost, "
+            "repeats %zu/%zu, subscriber reconnects %u/%u] ",
+            next, m0, m1, m2, unique, (size_t)next - unique, reps_a, reps_b, h_sub_reconnects(a),
+            h_sub_reconnects(b));
+    CU_ASSERT_EQUAL(unique, (size_t)next);
+    CU_ASSERT(reps_a <= 200 && reps_b <= 200);
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    h_sub_destroy(a);
+    h_sub_destroy(b);
+    free(seen);
+    h_scene_close(&sc);
+}
+
+/* ------------------------------------------------------------- cluster */
+
+typedef struct owner_s {
+    int port;
+    char id[48];
+    int first[8], last[8];
+    int nranges;
+} owner_t;
+
+/* The cluster's primaries as `CLUSTER NODES` on `port` lists them. */
+static size_t cluster_primaries(int port, owner_t *out, size_t max) {
+    char cmd[128], *text = NULL, *save = NULL;
+    size_t n = 0;
+
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d CLUSTER NODES", port);
+    if (h_run(cmd, NULL, &text, 0) != 0 || !text) {
+        free(text);
+        return 0;
+    }
+    for (char *l = strtok_r(text, "\n", &save); l && n < max; l = strtok_r(NULL, "\n", &save)) {
+        char id[48], addr[96], flags[96];
+        int off = 0;
+        owner_t *o = &out[n];
+
+        if (sscanf(l, "%47s %95s %95s %*s %*s %*s %*s %*s%n", id, addr, flags, &off) < 3 ||
+            !strstr(flags, "master") || strstr(flags, "fail"))
+            continue;
+        memset(o, 0, sizeof(*o));
+        snprintf(o->id, sizeof(o->id), "%s", id);
+        o->port = atoi(strrchr(addr, ':') + 1);
+        for (char *r = l + off; *r && o->nranges < 8;) {
+            int a, b, used = 0;
+            if (sscanf(r, " %d-%d%n", &a, &b, &used) == 2) {
+                o->first[o->nranges] = a;
+                o->last[o->nranges++] = b;
+            } else if (sscanf(r, " %d%n", &a, &used) == 1 && r[used] != '-') {
+                o->first[o->nranges] = a;
+                o->last[o->nranges++] = a;
+            } else {
+                break;
+            }
+            r += used;
+        }
+        n++;
+    }
+    free(text);
+    return n;
+}
+
+/* The primary (index into owners) that owns `channel`'s slot; -1: none. */
+static int owner_of(const owner_t *owners, size_t n, const char *channel) {
+    unsigned slot = k2r_slot_of(channel, strlen(channel));
+
+    for (size_t i = 0; i < n; i++)
+        for (int r = 0; r < owners[i].nranges; r++)
+            if ((int)slot >= owners[i].first[r] && (int)slot <= owners[i].last[r])
+                return (int)i;
+    return -1;
+}
+
+/* Channel c's rule: {"c":c,"n":n} to PREFIX:c with message n. */
+static void cluster_config(const h_scene_t *sc, const char *extra, char *yaml, size_t size) {
+    char rules[512];
+    h_config_opts_t opts = {NULL, NULL, NULL, extra, NULL};
+
+    snprintf(rules, sizeof(rules),
+             "  - name: shard\n"
+             "    topic: %s\n"
+             "    vars:\n"
+             "      c: {path: c}\n"
+             "      n: {path: n}\n"
+             "    channel: \"%s:{c}\"\n"
+             "    message: \"{n}\"\n",
+             sc->topic, sc->prefix);
+    h_config_opts(yaml, size, sc->group, sc->topic, h_redis_port(), &opts, rules);
+}
+
+static void produce_cn(h_scene_t *sc, int c, int n) {
+    char value[64];
+
+    snprintf(value, sizeof(value), "{\"c\":%d,\"n\":%d}", c, n);
+    CU_ASSERT_EQUAL(h_produce(sc->p, sc->topic, 0, NULL, value, strlen(value)), 0);
+}
+
+/* In `sub`, the messages of channel PREFIX:c are exactly from..to-1, in order. */
+static int channel_in_order(const h_scene_t *sc, const h_sub_t *sub, int c, int from, int to) {
+    char channel[160];
+    int want = from;
+
+    snprintf(channel, sizeof(channel), "%s:%d", sc->prefix, c);
+    for (size_t i = 0; i < h_sub_count(sub); i++) {
+        const h_note_t *note = h_sub_note(sub, i);
+        if (strcmp(note->channel, channel) != 0)
+            continue;
+        if (atoi(note->message) != want)
+            return 0;
+        want++;
+    }
+    return want == to;
+}
+
+/*
+ * Cluster with redis.sharded: each notification goes by SPUBLISH to the
+ * primary that owns its channel's slot: a subscriber per primary
+ * (SSUBSCRIBE to the channels it owns) gets exactly its channels'
+ * notifications, each channel in order, and every primary gets some.
+ */
+static void test_cluster_sharded(void) {
+    enum { C = 12, M = 25 };
+    char seeds[3][64], extra[1024], yaml[4096], names[C][160];
+    owner_t owners[8];
+    h_sub_t *subs[8] = {NULL};
+    size_t nseeds = env_list("K2R_TEST_CLUSTER_ADDRS", seeds, 3), nown, per[8] = {0};
+    h_scene_t sc;
+
+    CU_ASSERT_FATAL(nseeds == 3);
+    nown = cluster_primaries(port_of(seeds[0]), owners, 8);
+    CU_ASSERT_EQUAL_FATAL(nown, 3);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "cluster", 1, NULL, 0), 0);
+    for (size_t o = 0; o < nown; o++) {
+        const char *mine[C];
+        size_t n = 0;
+
+        for (int c = 0; c < C; c++) {
+            snprintf(names[c], sizeof(names[c]), "%s:%d", sc.prefix, c);
+            if (owner_of(owners, nown, names[c]) == (int)o)
+                mine[n++] = names[c];
+        }
+        per[o] = n;
+        CU_ASSERT(n > 0); /* 12 channels over 3 shards: each has some */
+        if (n)
+            subs[o] = h_ssub_new(owners[o].port, mine, n);
+    }
+    snprintf(extra, sizeof(extra),
+             "  command_timeout_ms: 2000\n"
+             "  sharded: true\n"
+             "  cluster:\n"
+             "    addresses: [\"%s\", \"%s\", \"%s\"]\n",
+             seeds[0], seeds[1], seeds[2]);
+    cluster_config(&sc, extra, yaml, sizeof(yaml));
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+    for (int n = 0; n < M; n++)
+        for (int c = 0; c < C; c++)
+            produce_cn(&sc, c, n);
+    CU_ASSERT_EQUAL(h_flush(sc.p), 0);
+    for (size_t o = 0; o < nown; o++) {
+        if (!subs[o])
+            continue;
+        CU_ASSERT_EQUAL(h_sub_wait(subs[o], per[o] * M, h_deadline(60000)), per[o] * M);
+    }
+    for (size_t o = 0; o < nown; o++)
+        if (subs[o])
+            h_assert_quiet(subs[o]);
+    for (int c = 0; c < C; c++) {
+        int o = owner_of(owners, nown, names[c]);
+        CU_ASSERT(o >= 0 && subs[o] && channel_in_order(&sc, subs[o], c, 0, M));
+    }
+    CU_ASSERT(h_bridge_log_has(&sc.b, "redis: connected to cluster of 3 primaries"));
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    for (size_t o = 0; o < nown; o++)
+        h_sub_destroy(subs[o]);
+    h_scene_close(&sc);
+}
+
+/* CLUSTER SETSLOT on every primary of the list; 0 when all answered OK. */
+static int setslot_all(const owner_t *owners, size_t n, unsigned slot, const char *how) {
+    int rc = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "CLUSTER SETSLOT %u %s", slot, how);
+        rc |= h_redis_cli_port(owners[i].port, cmd, "OK");
+    }
+    return rc;
+}
+
+/*
+ * A slot migrated while publishing: channel X's slot goes from its primary A
+ * to B (IMPORTING on B, MIGRATING on A, then NODE B everywhere) with records
+ * of X produced before, during and after. The bridge follows -MOVED (and
+ * -ASK, if the migrating node answers so): every record gets its integer
+ * reply (published = produced, no refusal), the ones before the move reach
+ * A's subscriber and the ones after reach B's, in order. The slot goes back
+ * at the end.
+ */
+static void test_cluster_migration(void) {
+    enum { M = 60 };
+    char seeds[3][64], extra[1024], yaml[4096], channel[160], line[96];
+    const char *ch[1] = {channel};
+    owner_t owners[8];
+    size_t nown;
+    h_sub_t *sa, *sb;
+    h_scene_t sc;
+    unsigned slot;
+    int a, bi, n = 0;
+    char how[128];
+
+    CU_ASSERT_FATAL(env_list("K2R_TEST_CLUSTER_ADDRS", seeds, 3) == 3);
+    nown = cluster_primaries(port_of(seeds[0]), owners, 8);
+    CU_ASSERT_EQUAL_FATAL(nown, 3);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "migrate", 1, NULL, 0), 0);
+    snprintf(channel, sizeof(channel), "%s:0", sc.prefix);
+    slot = k2r_slot_of(channel, strlen(channel));
+    a = owner_of(owners, nown, channel);
+    CU_ASSERT_FATAL(a >= 0);
+    bi = (a + 1) % (int)nown;
+    sa = h_ssub_new(owners[a].port, ch, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sa);
+    snprintf(extra, sizeof(extra),
+             "  command_timeout_ms: 2000\n"
+             "  sharded: true\n"
+             "  cluster:\n"
+             "    addresses: [\"%s\"]\n",
+             seeds[0]);
+    cluster_config(&sc, extra, yaml, sizeof(yaml));
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+    for (; n < M; n++)
+        produce_cn(&sc, 0, n);
+    CU_ASSERT_EQUAL(h_flush(sc.p), 0);
+    CU_ASSERT_EQUAL(h_sub_wait(sa, M, h_deadline(60000)), M);
+
+    /* The migration, with records in between. */
+    {
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "CLUSTER SETSLOT %u IMPORTING %s", slot, owners[a].id);
+        CU_ASSERT_EQUAL(h_redis_cli_port(owners[bi].port, cmd, "OK"), 0);
+        snprintf(cmd, sizeof(cmd), "CLUSTER SETSLOT %u MIGRATING %s", slot, owners[bi].id);
+        CU_ASSERT_EQUAL(h_redis_cli_port(owners[a].port, cmd, "OK"), 0);
+    }
+    for (; n < 2 * M; n++)
+        produce_cn(&sc, 0, n);
+    CU_ASSERT_EQUAL(h_flush(sc.p), 0);
+    snprintf(how, sizeof(how), "NODE %s", owners[bi].id);
+    CU_ASSERT_EQUAL(setslot_all(owners, nown, slot, how), 0);
+    sb = h_ssub_new(owners[bi].port, ch, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sb);
+    for (; n < 3 * M; n++)
+        produce_cn(&sc, 0, n);
+    CU_ASSERT_EQUAL(h_flush(sc.p), 0);
+    /* Those after the move reach B, in order (B may also have some of the
+     * middle ones, published after the move and before B's subscriber). */
+    {
+        int64_t deadline = h_deadline(60000);
+        while (h_now_ms() < deadline) {
+            h_sub_wait(sb, (size_t)-1, h_now_ms() + 200);
+            if (h_sub_count(sb) && atoi(h_sub_note(sb, h_sub_count(sb) - 1)->message) == 3 * M - 1)
+                break;
+        }
+        CU_ASSERT(h_sub_count(sb) >= (size_t)M);
+        for (size_t i = 1; i < h_sub_count(sb); i++)
+            CU_ASSERT_EQUAL(atoi(h_sub_note(sb, i)->message),
+                            atoi(h_sub_note(sb, i - 1)->message) + 1);
+        CU_ASSERT(h_sub_count(sb) &&
+                  atoi(h_sub_note(sb, h_sub_count(sb) - 1)->message) == 3 * M - 1);
+    }
+    /* A's subscriber: 0, 1, 2, ... with no gap or repeat, at least the first M. */
+    CU_ASSERT(h_sub_count(sa) >= (size_t)M);
+    CU_ASSERT(channel_in_order(&sc, sa, 0, 0, (int)h_sub_count(sa)));
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    snprintf(line, sizeof(line), "published=%d ", 3 * M);
+    CU_ASSERT(h_bridge_log_has(&sc.b, line));
+    CU_ASSERT(h_bridge_log_has(&sc.b, "publish_errors=0 "));
+    CU_ASSERT(h_bridge_log_has(&sc.b, "redirected (-MOVED/-ASK)"));
+    fprintf(stderr,
+            "[migration: %d records of one channel; %zu reached the old owner's "
+            "subscriber, %zu the new one's] ",
+            3 * M, h_sub_count(sa), h_sub_count(sb));
+    /* The slot goes home. */
+    snprintf(how, sizeof(how), "NODE %s", owners[a].id);
+    CU_ASSERT_EQUAL(setslot_all(owners, nown, slot, how), 0);
+    h_sub_destroy(sa);
+    h_sub_destroy(sb);
+    h_scene_close(&sc);
+}
+
 int test_topology_register(void) {
     CU_pSuite s = CU_add_suite("topology", NULL, NULL);
 
@@ -220,7 +672,12 @@ int test_topology_register(void) {
                      test_slow_redis) ||
         !CU_add_test(s, "idle check: a killed and a silent connection replaced", test_idle_check) ||
         !CU_add_test(s, "sharded Pub/Sub on one node: SPUBLISH to SSUBSCRIBE",
-                     test_sharded_single_node))
+                     test_sharded_single_node) ||
+        !CU_add_test(s, "Sentinel: two failovers under a steady producer, 0 lost",
+                     test_sentinel_failover) ||
+        !CU_add_test(s, "Cluster, sharded: each channel to its shard, in order",
+                     test_cluster_sharded) ||
+        !CU_add_test(s, "Cluster: a slot migrated while publishing", test_cluster_migration))
         return CU_get_error();
     return 0;
 }
