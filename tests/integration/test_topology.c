@@ -16,6 +16,7 @@
  * classic subscribers.
  */
 #include <CUnit/CUnit.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -664,6 +665,138 @@ static void test_cluster_migration(void) {
     h_scene_close(&sc);
 }
 
+/* The port of a replica of primary `id` (from CLUSTER NODES on `port`); 0: none. */
+static int replica_of(int port, const char *id) {
+    char cmd[128], *text = NULL, *save = NULL;
+    int found = 0;
+
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d CLUSTER NODES", port);
+    if (h_run(cmd, NULL, &text, 0) != 0 || !text) {
+        free(text);
+        return 0;
+    }
+    for (char *l = strtok_r(text, "\n", &save); l && !found; l = strtok_r(NULL, "\n", &save)) {
+        char rid[48], addr[96], flags[96], master[48];
+
+        if (sscanf(l, "%47s %95s %95s %47s", rid, addr, flags, master) == 4 &&
+            strstr(flags, "slave") && !strstr(flags, "fail") && strcmp(master, id) == 0)
+            found = atoi(strrchr(addr, ':') + 1);
+    }
+    free(text);
+    return found;
+}
+
+/* 1 when the node on `port` says it is a primary. */
+static int is_primary(int port) {
+    char cmd[64], *out = NULL;
+    int yes;
+
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d ROLE", port);
+    yes = h_run(cmd, NULL, &out, 0) == 0 && out && strncmp(out, "master", 6) == 0;
+    free(out);
+    return yes;
+}
+
+/* CLUSTER FAILOVER on `replica` and wait (no records) until it is a primary. */
+static int take_over(int replica) {
+    int64_t deadline = h_deadline(60000);
+
+    if (h_redis_cli_port(replica, "CLUSTER FAILOVER", "OK") != 0)
+        return 0;
+    while (h_now_ms() < deadline && !is_primary(replica))
+        poll(NULL, 0, 50); /* the cluster bus agrees on its own time: nothing to wait on */
+    return is_primary(replica);
+}
+
+/* Makes the replica on `replica` take over (CLUSTER FAILOVER), producing
+ * records of channel 0 every turn until it is a primary; 1 when it is. */
+static int cluster_failover(h_scene_t *sc, int replica, int *next, h_sub_t *sub) {
+    int64_t deadline = h_deadline(60000);
+
+    if (h_redis_cli_port(replica, "CLUSTER FAILOVER", "OK") != 0)
+        return 0;
+    while (h_now_ms() < deadline) {
+        produce_cn(sc, 0, (*next)++);
+        CU_ASSERT_EQUAL(h_flush(sc->p), 0);
+        if (sub)
+            h_sub_wait(sub, (size_t)-1, h_now_ms() + 100);
+        if (is_primary(replica))
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * A primary failover inside the cluster (CLUSTER FAILOVER on its replica)
+ * under a steady producer: the old primary answers -MOVED, the bridge
+ * follows to the new one; every record gets its reply (published =
+ * produced) and those after the failover reach the new primary's
+ * subscriber in order. The roles are swapped back at the end.
+ */
+static void test_cluster_failover(void) {
+    enum { M = 40 };
+    char seeds[3][64], extra[1024], yaml[4096], channel[160], line[96];
+    const char *ch[1] = {channel};
+    owner_t owners[8];
+    size_t nown;
+    h_sub_t *sa, *sb;
+    h_scene_t sc;
+    int a, replica, n = 0, after;
+
+    CU_ASSERT_FATAL(env_list("K2R_TEST_CLUSTER_ADDRS", seeds, 3) == 3);
+    nown = cluster_primaries(port_of(seeds[0]), owners, 8);
+    CU_ASSERT_EQUAL_FATAL(nown, 3);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "cfailover", 1, NULL, 0), 0);
+    snprintf(channel, sizeof(channel), "%s:0", sc.prefix);
+    a = owner_of(owners, nown, channel);
+    CU_ASSERT_FATAL(a >= 0);
+    replica = replica_of(port_of(seeds[0]), owners[a].id);
+    CU_ASSERT_FATAL(replica > 0);
+    sa = h_ssub_new(owners[a].port, ch, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sa);
+    snprintf(extra, sizeof(extra),
+             "  command_timeout_ms: 2000\n"
+             "  sharded: true\n"
+             "  cluster:\n"
+             "    addresses: [\"%s\", \"%s\", \"%s\"]\n",
+             seeds[0], seeds[1], seeds[2]);
+    cluster_config(&sc, extra, yaml, sizeof(yaml));
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+    for (; n < M; n++)
+        produce_cn(&sc, 0, n);
+    CU_ASSERT_EQUAL(h_flush(sc.p), 0);
+    CU_ASSERT_EQUAL(h_sub_wait(sa, M, h_deadline(60000)), M);
+    CU_ASSERT_FATAL(cluster_failover(&sc, replica, &n, sa));
+    sb = h_ssub_new(replica, ch, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sb);
+    after = n;
+    for (; n < after + M; n++)
+        produce_cn(&sc, 0, n);
+    CU_ASSERT_EQUAL(h_flush(sc.p), 0);
+    {
+        int64_t deadline = h_deadline(60000);
+        while (h_now_ms() < deadline &&
+               !(h_sub_count(sb) && atoi(h_sub_note(sb, h_sub_count(sb) - 1)->message) == n - 1))
+            h_sub_wait(sb, (size_t)-1, h_now_ms() + 200);
+        CU_ASSERT(h_sub_count(sb) >= (size_t)M);
+        for (size_t i = 1; i < h_sub_count(sb); i++)
+            CU_ASSERT_EQUAL(atoi(h_sub_note(sb, i)->message),
+                            atoi(h_sub_note(sb, i - 1)->message) + 1);
+    }
+    CU_ASSERT(channel_in_order(&sc, sa, 0, 0, (int)h_sub_count(sa)));
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    snprintf(line, sizeof(line), "published=%d ", n);
+    CU_ASSERT(h_bridge_log_has(&sc.b, line));
+    CU_ASSERT(h_bridge_log_has(&sc.b, "publish_errors=0 "));
+    fprintf(stderr, "[cluster failover: %d records; old primary's subscriber %zu, new one's %zu] ",
+            n, h_sub_count(sa), h_sub_count(sb));
+    /* The old primary takes its role back. */
+    CU_ASSERT(take_over(owners[a].port));
+    h_sub_destroy(sa);
+    h_sub_destroy(sb);
+    h_scene_close(&sc);
+}
+
 int test_topology_register(void) {
     CU_pSuite s = CU_add_suite("topology", NULL, NULL);
 
@@ -677,7 +810,9 @@ int test_topology_register(void) {
                      test_sentinel_failover) ||
         !CU_add_test(s, "Cluster, sharded: each channel to its shard, in order",
                      test_cluster_sharded) ||
-        !CU_add_test(s, "Cluster: a slot migrated while publishing", test_cluster_migration))
+        !CU_add_test(s, "Cluster: a slot migrated while publishing", test_cluster_migration) ||
+        !CU_add_test(s, "Cluster: a primary failover under a steady producer",
+                     test_cluster_failover))
         return CU_get_error();
     return 0;
 }
