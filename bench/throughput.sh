@@ -13,7 +13,9 @@
 # bridge runs four times over the same records, each time as a new group:
 # to the plaintext redis-server, twice over TLS (rediss://, the server
 # verified) to the stack's TLS redis-server, then plaintext again, so the
-# lines show what TLS costs.
+# lines show what TLS costs. When the stack has a Redis Cluster, the bridge
+# also runs with redis.sharded over its three primaries (SPUBLISH routed by
+# slot), between plaintext runs to one node.
 #
 # usage: scripts/with-stack.sh bench/throughput.sh BUILD_DIR
 # env:   COUNT (200000); PROPS (extra librdkafka properties, "a: b, c: d") and
@@ -108,6 +110,17 @@ if [ -n "${K2R_TEST_REDIS_TLS_PORT:-}" ]; then
     run_bridge tls-1 "$tls_url" "$tls_line"
     run_bridge tls-2 "$tls_url" "$tls_line"
     run_bridge plaintext-2 "$plain_url" ""
+    if [ -n "${K2R_TEST_CLUSTER_ADDRS:-}" ]; then
+        # SPUBLISH over the stack's three shards (one connection per
+        # primary, routed by slot) against PUBLISH on one node, both ways
+        # round: the bench's channels (events:user:uN) spread over all three.
+        seeds="\"${K2R_TEST_CLUSTER_ADDRS//,/\", \"}\""
+        cluster_lines="  sharded: true
+  cluster: {addresses: [$seeds]}"
+        run_bridge cluster-sharded-1 "redis://127.0.0.1" "$cluster_lines"
+        run_bridge plaintext-3 "$plain_url" ""
+        run_bridge cluster-sharded-2 "redis://127.0.0.1" "$cluster_lines"
+    fi
 else
     run_bridge plaintext "$plain_url" ""
 fi
