@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # run-tests.sh - the body of `make test` after the build: the unit tests, then
 # the integration tests against a real Kafka broker and redis-server that
-# scripts/with-stack.sh starts on free loopback ports and always stops.
+# scripts/with-stack.sh starts on free loopback ports and always stops, then
+# the Redis-facing suites again against Valkey.
 # Ends with one line "tests: N passed, N failed" summing every CUnit run.
 #
 # usage: scripts/run-tests.sh BUILD_DIR
@@ -22,6 +23,13 @@ export K2R_TEST_WEBHOOKS
 
 echo "== integration tests (real Kafka broker, real redis-server)"
 scripts/with-stack.sh "$build/test-integration" 2>&1 | tee "$logs/integration.out" || status=1
+
+# Many managed services run Valkey: the suites that speak to Redis (the end
+# to end one, TLS, and the topologies: Sentinel, Cluster, sharded) again,
+# with every Redis-family server of the stack a Valkey 8 one.
+echo "== the Redis-facing suites against Valkey (bridge, tls, topology)"
+K2R_TEST_REDIS_FLAVOR=valkey K2R_TEST_SUITE=bridge,tls,topology \
+    scripts/with-stack.sh "$build/test-integration" 2>&1 | tee "$logs/valkey.out" || status=1
 
 # CUnit's "Run Summary" has a row: "tests  TOTAL  RAN  PASSED  FAILED  INACTIVE".
 passed=0

@@ -4,12 +4,13 @@
  * scripts/with-stack.sh starts (a real Kafka broker and redis-server on free
  * loopback ports); refuses to run without it rather than skip silently.
  *
- * K2R_TEST_SUITE=name runs only that suite (for working on one; `make test`
+ * K2R_TEST_SUITE=name[,name...] runs only those suites (for working on one; `make test`
  * never sets it, and an unknown name is an error, not an empty pass).
  */
 #include <CUnit/Basic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "harness.h"
 
@@ -32,16 +33,34 @@ int main(void) {
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);
     if (getenv("K2R_TEST_SUITE") && *getenv("K2R_TEST_SUITE")) {
-        CU_pSuite only = CU_get_suite(getenv("K2R_TEST_SUITE"));
-        if (!only) {
-            fprintf(stderr, "K2R_TEST_SUITE: no suite named \"%s\"\n", getenv("K2R_TEST_SUITE"));
+        /* A comma-separated list: every other suite is made inactive. */
+        const char *list = getenv("K2R_TEST_SUITE");
+        size_t found = 0, wanted = 1;
+
+        for (const char *c = list; *c; c++)
+            wanted += *c == ',';
+        for (CU_pSuite s = CU_get_registry()->pSuite; s; s = s->pNext) {
+            size_t len = strlen(s->pName);
+            int in = 0;
+
+            for (const char *p = list;;) {
+                size_t n = strcspn(p, ",");
+
+                in |= n == len && strncmp(p, s->pName, len) == 0;
+                if (!p[n])
+                    break;
+                p += n + 1;
+            }
+            found += (size_t)in;
+            CU_set_suite_active(s, in ? CU_TRUE : CU_FALSE);
+        }
+        if (found != wanted) {
+            fprintf(stderr, "K2R_TEST_SUITE: \"%s\" names a suite that does not exist\n", list);
             CU_cleanup_registry();
             return 2;
         }
-        CU_basic_run_suite(only);
-    } else {
-        CU_basic_run_tests();
     }
+    CU_basic_run_tests();
     failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
     CU_cleanup_registry();
     return failed ? 1 : 0;
