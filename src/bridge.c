@@ -1147,6 +1147,7 @@ static void update_metrics(k2r_bridge_t *b, int force) {
     s.config_loaded = 1;
     s.group_joined = k2r_kafka_joined(b->kafka);
     s.redis_writable = k2r_redis_connected(b->redis) && !b->redis_down;
+    s.nshards = k2r_redis_shards(b->redis, s.shards, K2R_MAX_SHARDS);
     s.stopping = b->stopping;
     k2r_metrics_update(b->metrics, &s);
 }

@@ -410,6 +410,23 @@ void k2r_cluster_disconnect(k2r_cluster_t *c) {
     c->active = 0;
 }
 
+size_t k2r_cluster_shards(const k2r_cluster_t *c, k2r_shard_stats_t *out, size_t max) {
+    size_t n = 0;
+
+    for (size_t i = 0; i < c->map.nnodes && n < max; i++, n++) {
+        const k2r_slot_node_t *node = k2r_slotmap_get(&c->map, (int)i);
+        k2r_shard_stats_t one = {{0}, 0, 0};
+
+        if (i < c->cap && c->node[i])
+            k2r_redis_shards(c->node[i], &one, 1);
+        snprintf(out[n].addr, sizeof(out[n].addr), strchr(node->host, ':') ? "[%s]:%d" : "%s:%d",
+                 node->host, node->port);
+        out[n].up = one.up;
+        out[n].connects = one.connects;
+    }
+    return n;
+}
+
 const char *k2r_cluster_addr(const k2r_cluster_t *c) {
     return c->addr;
 }

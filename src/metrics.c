@@ -354,6 +354,22 @@ static void render(out_t *o, const k2r_snapshot_t *s, const k2r_lag_t *lags, siz
            (uint64_t)ready_of(s, why, sizeof(why)));
     single(o, "k2r_redis_up", "gauge", "1 while Redis is connected and taking PUBLISH.",
            s->redis_writable ? 1 : 0);
+    if (s->nshards) {
+        family(o, "k2r_redis_shard_up", "gauge",
+               "1 while the connection to this Redis server (a cluster primary) is up.");
+        for (size_t i = 0; i < s->nshards && i < K2R_MAX_SHARDS; i++) {
+            puts_(o, "k2r_redis_shard_up{shard=\"");
+            put_label_value(o, s->shards[i].addr);
+            putf(o, "\"} %d\n", s->shards[i].up ? 1 : 0);
+        }
+        family(o, "k2r_redis_shard_connects_total", "counter",
+               "Successful connections to this Redis server (a cluster primary).");
+        for (size_t i = 0; i < s->nshards && i < K2R_MAX_SHARDS; i++) {
+            puts_(o, "k2r_redis_shard_connects_total{shard=\"");
+            put_label_value(o, s->shards[i].addr);
+            putf(o, "\"} %" PRIu64 "\n", s->shards[i].connects);
+        }
+    }
 
     single(o, "k2r_records_consumed_total", "counter", "Records taken from Kafka.", st->consumed);
     family(o, "k2r_notifications_published_total", "counter",

@@ -135,6 +135,7 @@ struct k2r_redis_s {
     int pings;
     int64_t ping_sent_ms;
     int64_t last_io_ms; /* a byte moved in either direction */
+    uint64_t connects;  /* sessions started since the sink was made */
     redisReader *reader;
     reply_t reply; /* filled by reply_functions as the reader completes a reply */
 
@@ -465,6 +466,17 @@ void k2r_redis_destroy(k2r_redis_t *redis) {
     }
     free(redis->out);
     free(redis);
+}
+
+size_t k2r_redis_shards(const k2r_redis_t *redis, k2r_shard_stats_t *out, size_t max) {
+    if (redis->cluster)
+        return k2r_cluster_shards(redis->cluster, out, max);
+    if (!max)
+        return 0;
+    snprintf(out->addr, sizeof(out->addr), "%s", redis->addr);
+    out->up = redis->fd >= 0;
+    out->connects = redis->connects;
+    return 1;
 }
 
 const char *k2r_redis_addr(const k2r_redis_t *redis) {
@@ -1106,6 +1118,7 @@ static int start_session(k2r_redis_t *redis, int fd, const char *peer, int64_t d
     }
     redis->last_io_ms = k2r_now_ms();
     redis->pings = 0;
+    redis->connects++;
     k2r_log_debug("redis: connected to %s (%s)%s%s%s", redis->addr, peer, redis->ssl ? ", " : "",
                   redis->ssl ? SSL_get_version(redis->ssl) : "",
                   redis->password ? ", authenticated" : "");

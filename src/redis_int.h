@@ -46,5 +46,6 @@ int k2r_cluster_publish(k2r_cluster_t *c, k2r_publish_t *items, size_t nitems,
 int k2r_cluster_publishing(const k2r_cluster_t *c);
 int k2r_cluster_tick(k2r_cluster_t *c, char *errstr, size_t errstr_size);
 const char *k2r_cluster_addr(const k2r_cluster_t *c);
+size_t k2r_cluster_shards(const k2r_cluster_t *c, k2r_shard_stats_t *out, size_t max);
 
 #endif

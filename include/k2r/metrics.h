@@ -76,6 +76,9 @@ typedef struct k2r_snapshot_s {
     int group_joined;   /* 1 while the consumer is a member of its group */
     int redis_writable; /* 1 while Redis is connected and taking PUBLISH */
     int stopping;       /* 1 once a stop was requested */
+    /* Per Redis connection (one, or one per cluster primary). */
+    k2r_shard_stats_t shards[K2R_MAX_SHARDS];
+    size_t nshards;
 } k2r_snapshot_t;
 
 typedef struct k2r_metrics_s k2r_metrics_t;

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "k2r/errors.h"
+#include "k2r/stats.h" /* k2r_shard_stats_t */
 
 /* The sink's settings. The strings are borrowed: k2r_redis_new() copies them. */
 typedef struct k2r_redis_conf_s {
@@ -115,6 +116,10 @@ int k2r_redis_connect(k2r_redis_t *redis, char *errstr, size_t errstr_size);
 /* The same within `deadline_ms` (monotonic, k2r_now_ms) when that comes before
  * connect_timeout_ms from now: a drain's deadline bounds its reconnects. */
 int k2r_redis_connect_by(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size_t errstr_size);
+
+/* Fills out[] (up to max) with each connection the sink keeps: the server,
+ * or each cluster primary; returns how many. */
+size_t k2r_redis_shards(const k2r_redis_t *redis, k2r_shard_stats_t *out, size_t max);
 
 /* "host:port" of the server connected to, or last tried ("[v6]:port"). */
 const char *k2r_redis_addr(const k2r_redis_t *redis);

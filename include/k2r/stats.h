@@ -16,6 +16,15 @@
 
 #include "k2r/rules.h" /* K2R_SKIP__COUNT */
 
+/* One Redis connection the sink keeps (the server, or a cluster primary):
+ * the series of k2r_redis_shard_up and k2r_redis_shard_connects_total. */
+#define K2R_MAX_SHARDS 32 /* more primaries than this are not broken down */
+typedef struct k2r_shard_stats_s {
+    char addr[64];     /* host:port */
+    int up;            /* connected */
+    uint64_t connects; /* successful connections since start */
+} k2r_shard_stats_t;
+
 /* Counters since start; read with k2r_bridge_stats(). */
 typedef struct k2r_bridge_stats_s {
     uint64_t consumed;                 /* records taken from Kafka */

@@ -452,8 +452,13 @@ static int owner_of(const owner_t *owners, size_t n, const char *channel) {
 
 /* Channel c's rule: {"c":c,"n":n} to PREFIX:c with message n. */
 static void cluster_config(const h_scene_t *sc, const char *extra, char *yaml, size_t size) {
-    char rules[512];
+    char rules[512], sections[96];
     h_config_opts_t opts = {NULL, NULL, NULL, extra, NULL};
+
+    if (sc->http_port) {
+        snprintf(sections, sizeof(sections), "http:\n  listen: 127.0.0.1:%d\n", sc->http_port);
+        opts.sections = sections;
+    }
 
     snprintf(rules, sizeof(rules),
              "  - name: shard\n"
@@ -508,7 +513,7 @@ static void test_cluster_sharded(void) {
     CU_ASSERT_FATAL(nseeds == 3);
     nown = cluster_primaries(port_of(seeds[0]), owners, 8);
     CU_ASSERT_EQUAL_FATAL(nown, 3);
-    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "cluster", 1, NULL, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "cluster", 1, NULL, H_SCENE_HTTP), 0);
     for (size_t o = 0; o < nown; o++) {
         const char *mine[C];
         size_t n = 0;
@@ -548,6 +553,24 @@ static void test_cluster_sharded(void) {
         CU_ASSERT(o >= 0 && subs[o] && channel_in_order(&sc, subs[o], c, 0, M));
     }
     CU_ASSERT(h_bridge_log_has(&sc.b, "redis: connected to cluster of 3 primaries"));
+    /* One series per primary, each up and connected once. */
+    {
+        h_http_t r;
+
+        h_http_request(sc.http_port, "GET", "/metrics", &r);
+        CU_ASSERT_EQUAL(r.status, 200);
+        for (size_t o = 0; o < nown && r.body; o++) {
+            char series[160];
+
+            snprintf(series, sizeof(series), "k2r_redis_shard_up{shard=\"127.0.0.1:%d\"} 1\n",
+                     owners[o].port);
+            CU_ASSERT_PTR_NOT_NULL(strstr(r.body, series));
+            snprintf(series, sizeof(series),
+                     "k2r_redis_shard_connects_total{shard=\"127.0.0.1:%d\"} 1\n", owners[o].port);
+            CU_ASSERT_PTR_NOT_NULL(strstr(r.body, series));
+        }
+        h_http_free(&r);
+    }
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     for (size_t o = 0; o < nown; o++)
         h_sub_destroy(subs[o]);
@@ -697,31 +720,51 @@ static int is_primary(int port) {
     return yes;
 }
 
-/* CLUSTER FAILOVER on `replica` and wait (no records) until it is a primary. */
-static int take_over(int replica) {
-    int64_t deadline = h_deadline(60000);
+/* 1 when the replica on `port` is in sync with its primary. */
+static int replica_synced(int port) {
+    char cmd[64], *out = NULL;
+    int yes;
 
-    if (h_redis_cli_port(replica, "CLUSTER FAILOVER", "OK") != 0)
-        return 0;
-    while (h_now_ms() < deadline && !is_primary(replica))
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d INFO replication", port);
+    yes = h_run(cmd, NULL, &out, 0) == 0 && out && strstr(out, "master_link_status:up");
+    free(out);
+    return yes;
+}
+
+/* CLUSTER FAILOVER on `replica` once it is in sync, asked again when a
+ * manual failover times out (5 s), until it is a primary; no records. */
+static int take_over(int replica) {
+    int64_t deadline = h_deadline(60000), asked = 0;
+
+    while (h_now_ms() < deadline && !is_primary(replica)) {
+        if (replica_synced(replica) && h_now_ms() - asked > 6000) {
+            if (h_redis_cli_port(replica, "CLUSTER FAILOVER", "OK") != 0)
+                return 0;
+            asked = h_now_ms();
+        }
         poll(NULL, 0, 50); /* the cluster bus agrees on its own time: nothing to wait on */
+    }
     return is_primary(replica);
 }
 
 /* Makes the replica on `replica` take over (CLUSTER FAILOVER), producing
  * records of channel 0 every turn until it is a primary; 1 when it is. */
 static int cluster_failover(h_scene_t *sc, int replica, int *next, h_sub_t *sub) {
-    int64_t deadline = h_deadline(60000);
+    int64_t deadline = h_deadline(60000), asked = 0;
 
-    if (h_redis_cli_port(replica, "CLUSTER FAILOVER", "OK") != 0)
-        return 0;
     while (h_now_ms() < deadline) {
+        if (is_primary(replica))
+            return 1;
+        /* Asked again when a manual failover timed out (5 s). */
+        if (replica_synced(replica) && h_now_ms() - asked > 6000) {
+            if (h_redis_cli_port(replica, "CLUSTER FAILOVER", "OK") != 0)
+                return 0;
+            asked = h_now_ms();
+        }
         produce_cn(sc, 0, (*next)++);
         CU_ASSERT_EQUAL(h_flush(sc->p), 0);
         if (sub)
             h_sub_wait(sub, (size_t)-1, h_now_ms() + 100);
-        if (is_primary(replica))
-            return 1;
     }
     return 0;
 }
