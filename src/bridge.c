@@ -99,6 +99,9 @@
 #define COMMIT_INTERVAL_MS 200
 /* How often the counters are copied for /metrics, /healthz and /readyz. */
 #define METRICS_INTERVAL_MS 250
+/* How long a Redis connection must stay up before the reconnect backoff
+ * starts over from redis.reconnect_backoff_ms. */
+#define BACKOFF_RESET_MS 10000
 /* How long a batch waits for its dead letters before Kafka is paused. */
 #define DEAD_LETTER_HOLD_MS 5000
 /* Backoff between attempts to send failed dead letters again. */
@@ -140,8 +143,9 @@ struct k2r_bridge_s {
     /* Redis reconnection. */
     int backoff_ms;
     int64_t next_connect_ms;
-    int redis_down; /* an outage is in progress (for logging once) */
-    int refused;    /* Redis refused the credentials: the bridge cannot go on */
+    int redis_down;       /* an outage is in progress (for logging once) */
+    int64_t connected_ms; /* when the connection in use was made */
+    int refused;          /* Redis refused the credentials: the bridge cannot go on */
     unsigned int rand_state;
 
     k2r_bridge_stats_t stats;
@@ -874,7 +878,10 @@ static int try_connect(k2r_bridge_t *b, int64_t deadline_ms) {
         return -1;
     }
     b->stats.redis_connects++;
-    b->backoff_ms = b->cfg->redis.backoff_initial_ms;
+    /* The backoff starts over only once this connection has stayed up a
+     * while (see the loop): a server that accepts and then fails at once
+     * must not be hammered at the first delay forever. */
+    b->connected_ms = k2r_now_ms();
     if (b->redis_down)
         k2r_log_info("redis: connected to %s again; publishing %zu held notification(s)",
                      k2r_redis_addr(b->redis), pending(b));
@@ -1317,6 +1324,9 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
             failed = 1;
             break;
         }
+        if (k2r_redis_connected(b->redis) && b->backoff_ms != b->cfg->redis.backoff_initial_ms &&
+            k2r_now_ms() - b->connected_ms >= BACKOFF_RESET_MS)
+            b->backoff_ms = b->cfg->redis.backoff_initial_ms;
         /* Between publishes: notice a connection the server or the network dropped. */
         if (k2r_redis_connected(b->redis) && !k2r_redis_publishing(b->redis) &&
             k2r_redis_tick(b->redis, errstr, sizeof(errstr)) != 0)

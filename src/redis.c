@@ -65,6 +65,9 @@
 #include "k2r/log.h"
 #include "redis_int.h"
 
+/* The longest reply the sink accepts (see take_reply). */
+#define K2R_REDIS_REPLY_MAX (64 * 1024)
+
 /* Replies are read in chunks of this size: four thousand PUBLISH replies each. */
 #define READ_CHUNK (16 * 1024)
 
@@ -136,6 +139,11 @@ struct k2r_redis_s {
     int64_t ping_sent_ms;
     int64_t last_io_ms; /* a byte moved in either direction */
     uint64_t connects;  /* sessions started since the sink was made */
+    /* The pipeline depth in use: halved each time a connection dies with
+     * commands in flight, doubled back (up to pipeline_depth) by each
+     * publish that finishes, so that a server cut mid-pipeline again and
+     * again still makes progress (the way TCP backs off). */
+    int depth_now;
     redisReader *reader;
     reply_t reply; /* filled by reply_functions as the reader completes a reply */
 
@@ -391,6 +399,7 @@ k2r_redis_t *k2r_redis_new(const k2r_redis_conf_t *conf, char *errstr, size_t er
     redis->connect_timeout_ms = conf->connect_timeout_ms;
     redis->command_timeout_ms = conf->command_timeout_ms;
     redis->pipeline_depth = conf->pipeline_depth;
+    redis->depth_now = conf->pipeline_depth;
     redis->sharded = conf->sharded;
     redis->idle_check_ms = conf->idle_check_ms;
     redis->server_name_fixed = conf->tls_server_name != NULL;
@@ -751,8 +760,21 @@ static int take_reply(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
         snprintf(errstr, errstr_size, "%s: protocol error: %s", redis->addr, redis->reader->errstr);
         return -1;
     }
-    if (!obj)
+    if (!obj) {
+        /* What is buffered is one reply not finished yet: the sink's commands
+         * are answered with an integer, a status or an error line, so a
+         * reply this long is a broken or hostile server, ended at once
+         * (and the reader, which looks for the line's end again at every
+         * chunk, never scans an unbounded line). */
+        if (redis->reader->len - redis->reader->pos > K2R_REDIS_REPLY_MAX) {
+            snprintf(errstr, errstr_size,
+                     "%s: protocol error: a reply longer than %d bytes (a PUBLISH is answered "
+                     "with a number)",
+                     redis->addr, K2R_REDIS_REPLY_MAX);
+            return -1;
+        }
         return 0;
+    }
     if (obj != &redis->reply) /* a type reply_functions does not build (hiredis 1.x, RESP3) */
         redis->reply.type = 0;
     return 1;
@@ -1463,7 +1485,7 @@ int k2r_redis_publishing(const k2r_redis_t *redis) {
  */
 int k2r_redis_publish(k2r_redis_t *redis, k2r_publish_t *items, size_t nitems,
                       const k2r_redis_wait_t *wait, char *errstr, size_t errstr_size) {
-    size_t depth = (size_t)redis->pipeline_depth;
+    size_t depth = (size_t)redis->depth_now;
     int64_t until = wait ? k2r_now_ms() + (wait->wait_ms > 0 ? wait->wait_ms : 0) : INT64_MAX;
     int woke = 0;
     ssize_t n;
@@ -1566,9 +1588,13 @@ int k2r_redis_publish(k2r_redis_t *redis, k2r_publish_t *items, size_t nitems,
     }
     redis->p_active = 0;
     redis->p_items = NULL;
+    redis->depth_now =
+        redis->depth_now > redis->pipeline_depth / 2 ? redis->pipeline_depth : redis->depth_now * 2;
     return 0;
 
 fail:
+    if (redis->p_inflight > 0 && redis->depth_now > 1)
+        redis->depth_now /= 2;
     /* Sent or not, whatever has no reply stays PENDING for the caller to send again. */
     k2r_log_debug("redis: lost the connection: %s (%zu PUBLISH without a reply left pending)",
                   errstr, redis->p_inflight);

@@ -867,6 +867,10 @@ static void delay_close(delay_pair_t *pr) {
     pr->client = pr->server = -1;
 }
 
+/* Set in the proxy's child only: after this many server bytes past
+ * pass_bytes, a connection is cut (0: never). */
+static size_t delay_cut_after;
+
 static void delay_proxy_run(int lfd, int target_port, int delay_ms, size_t pass_bytes) {
     delay_pair_t pairs[DELAY_PAIRS];
 
@@ -942,6 +946,14 @@ static void delay_proxy_run(int lfd, int target_port, int delay_ms, size_t pass_
                     delay_close(pr);
                     continue;
                 }
+                if (delay_cut_after && pr->passed + (size_t)got > pass_bytes + delay_cut_after) {
+                    /* The cut: what fits goes out, then both ends close. */
+                    size_t keep = pass_bytes + delay_cut_after - pr->passed;
+                    if (write(pr->client, ch->data, keep) < 0)
+                        keep = 0;
+                    delay_close(pr);
+                    continue;
+                }
                 ch->len = (size_t)got;
                 ch->due = pr->passed + (size_t)got <= pass_bytes ? now : now + delay_ms;
                 pr->passed += (size_t)got;
@@ -958,7 +970,19 @@ static void delay_proxy_run(int lfd, int target_port, int delay_ms, size_t pass_
     }
 }
 
+static int proxy_fork(h_proxy_t *p, int target_port, int delay_ms, size_t pass_bytes,
+                      size_t cut_after);
+
 int h_delay_proxy_start(h_proxy_t *p, int target_port, int delay_ms, size_t pass_bytes) {
+    return proxy_fork(p, target_port, delay_ms, pass_bytes, 0);
+}
+
+int h_cut_proxy_start(h_proxy_t *p, int target_port, size_t pass_bytes, size_t cut_after) {
+    return proxy_fork(p, target_port, 0, pass_bytes, cut_after);
+}
+
+static int proxy_fork(h_proxy_t *p, int target_port, int delay_ms, size_t pass_bytes,
+                      size_t cut_after) {
     struct sockaddr_in a = {0};
     int lfd, one = 1;
     pid_t pid;
@@ -981,6 +1005,7 @@ int h_delay_proxy_start(h_proxy_t *p, int target_port, int delay_ms, size_t pass
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         signal(SIGPIPE, SIG_IGN);
+        delay_cut_after = cut_after;
         delay_proxy_run(lfd, target_port, delay_ms, pass_bytes);
         _exit(0);
     }

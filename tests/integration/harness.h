@@ -154,6 +154,10 @@ void h_proxy_stop(h_proxy_t *p); /* kills it and every connection it carries */
  * after those bytes (commands dropped, no reply). Stopped with h_proxy_stop;
  * it listens before this returns. */
 int h_delay_proxy_start(h_proxy_t *p, int target_port, int delay_ms, size_t pass_bytes);
+/* The same without delay, cutting each connection (both ends) once
+ * `cut_after` reply bytes past the first `pass_bytes` went through: a
+ * connection that dies partway through a pipeline's replies, every time. */
+int h_cut_proxy_start(h_proxy_t *p, int target_port, size_t pass_bytes, size_t cut_after);
 
 /* Runs a command line with /bin/sh, feeding `input` on stdin, capturing stdout
  * (and stderr when merge is set) into a new NUL-terminated buffer. Returns

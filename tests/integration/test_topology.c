@@ -214,6 +214,57 @@ static void test_sharded_single_node(void) {
     h_scene_close(&sc);
 }
 
+/*
+ * A Redis connection cut partway through the replies, every time (after 50
+ * replies): replies read before a cut are final (never sent again), each
+ * cut halves the commands in flight, so the bridge gets through; every
+ * record arrives, and no notification is sent more than about
+ * log2(pipeline_depth) + 1 times.
+ */
+static void test_cut_mid_pipeline(void) {
+    enum { N = 500 };
+    char yaml[4096];
+    unsigned char *seen = calloc(N, 1);
+    h_proxy_t proxy = {0, 0, 0};
+    size_t most = 0, unique = 0;
+    h_scene_t sc;
+
+    CU_ASSERT_FATAL(seen != NULL);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "cuts", 1, NULL, 0), 0);
+    /* ":1\r\n" is 4 bytes: 50 replies, after the handshake's +PONG. */
+    CU_ASSERT_EQUAL_FATAL(h_cut_proxy_start(&proxy, h_redis_port(), 7, 200), 0);
+    topology_config(&sc, proxy.port, "  command_timeout_ms: 2000\n  pipeline_depth: 512\n", NULL,
+                    yaml, sizeof(yaml));
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+    CU_ASSERT(h_bridge_wait_log(&sc.b, "assigned", h_deadline(60000)));
+    produce_range(&sc, 0, N);
+    {
+        int64_t deadline = h_deadline(120000);
+        size_t next = 0;
+
+        while (unique < N && h_now_ms() < deadline) {
+            h_sub_wait(sc.sub, (size_t)-1, h_now_ms() + 200);
+            for (; next < h_sub_count(sc.sub); next++) {
+                int k = atoi(h_sub_note(sc.sub, next)->message);
+                if (k >= 0 && k < N && seen[k]++ == 0)
+                    unique++;
+            }
+        }
+    }
+    for (int k = 0; k < N; k++)
+        most = seen[k] > most ? seen[k] : most;
+    fprintf(stderr,
+            "[cut after 50 replies, every connection: %zu of %d delivered, at most %zu "
+            "copies of one, %zu notifications in all] ",
+            unique, N, most, h_sub_count(sc.sub));
+    CU_ASSERT_EQUAL(unique, (size_t)N);
+    CU_ASSERT(most <= 11);
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    h_proxy_stop(&proxy);
+    free(seen);
+    h_scene_close(&sc);
+}
+
 /* ------------------------------------------------------------ sentinel */
 
 /* The stack's list variable `name` ("a,b,c") into out[]; how many. */
@@ -847,6 +898,8 @@ int test_topology_register(void) {
         !CU_add_test(s, "slow Redis: the loop turns, SIGTERM within the drain timeout",
                      test_slow_redis) ||
         !CU_add_test(s, "idle check: a killed and a silent connection replaced", test_idle_check) ||
+        !CU_add_test(s, "a connection cut mid-pipeline, every time: progress, bounded repeats",
+                     test_cut_mid_pipeline) ||
         !CU_add_test(s, "sharded Pub/Sub on one node: SPUBLISH to SSUBSCRIBE",
                      test_sharded_single_node) ||
         !CU_add_test(s, "Sentinel: two failovers under a steady producer, 0 lost",

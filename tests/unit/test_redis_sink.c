@@ -851,6 +851,85 @@ static void test_idle_check(void) {
     k2r_redis_destroy(redis);
 }
 
+/* A reply longer than the bound ends the connection at once as a protocol
+ * error, however much more the server would send. */
+static void test_huge_reply(void) {
+    k2r_redis_wait_t wait = {.wait_ms = 2000, .wake_fd = -1};
+    char errstr[256] = "", *line = malloc(70000);
+    k2r_publish_t item;
+    int fd;
+    k2r_redis_t *redis = direct_sink(&fd, 0, 0, 2000);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+    memset(line, 'x', 70000);
+    line[0] = '-';
+    item_set(&item, "ch", "m", 1);
+    CU_ASSERT_EQUAL(
+        k2r_redis_publish(redis, &item, 1, &(k2r_redis_wait_t){0, -1}, errstr, sizeof(errstr)),
+        K2R_REDIS_AGAIN);
+    direct_expect(fd, PING CMD, sizeof(PING CMD) - 1);
+    CU_ASSERT(write(fd, line, 70000) == 70000);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, &item, 1, &wait, errstr, sizeof(errstr)), -1);
+    CU_ASSERT_STRING_EQUAL(errstr, "peer:1: protocol error: a reply longer than 65536 bytes (a "
+                                   "PUBLISH is answered with a number)");
+    CU_ASSERT_EQUAL(item.status, K2R_PUBLISH_PENDING);
+    k2r_redis_destroy(redis);
+    close(fd);
+    free(line);
+}
+
+/* A connection cut with commands in flight halves the depth for the next
+ * one (8, then 4); replies read before the cut are kept; a finished publish
+ * doubles it back. */
+static void test_depth_backs_off(void) {
+    k2r_redis_wait_t now = {.wait_ms = 0, .wake_fd = -1}, later = {.wait_ms = 2000, .wake_fd = -1};
+    k2r_redis_conf_t conf = {.host = "peer",
+                             .port = 1,
+                             .connect_timeout_ms = 2000,
+                             .command_timeout_ms = 2000,
+                             .pipeline_depth = 8};
+    char errstr[256] = "", buf[64];
+    k2r_publish_t items[8];
+    k2r_redis_t *redis = k2r_redis_new(&conf, errstr, sizeof(errstr));
+    int sv[2];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(redis);
+    for (int i = 0; i < 8; i++)
+        item_set(&items[i], "ch", "m", 1);
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    CU_ASSERT(write(sv[1], PONG, sizeof(PONG) - 1) == (ssize_t)(sizeof(PONG) - 1));
+    CU_ASSERT_EQUAL_FATAL(k2r_redis_adopt_fd(redis, sv[0], errstr, sizeof(errstr)), 0);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 8, &now, errstr, sizeof(errstr)),
+                    K2R_REDIS_AGAIN);
+    direct_expect(sv[1], PING CMD CMD CMD CMD CMD CMD CMD CMD,
+                  sizeof(PING) - 1 + 8 * (sizeof(CMD) - 1));
+    CU_ASSERT(write(sv[1], ":1\r\n:1\r\n", 8) == 8);
+    close(sv[1]); /* cut after two replies */
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 8, &later, errstr, sizeof(errstr)), -1);
+    CU_ASSERT_EQUAL(items[0].status, K2R_PUBLISH_OK);
+    CU_ASSERT_EQUAL(items[1].status, K2R_PUBLISH_OK);
+    CU_ASSERT_EQUAL(items[2].status, K2R_PUBLISH_PENDING);
+
+    /* The next connection: 4 in flight, not 8, and never items 0 and 1. */
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    CU_ASSERT(write(sv[1], PONG, sizeof(PONG) - 1) == (ssize_t)(sizeof(PONG) - 1));
+    CU_ASSERT_EQUAL_FATAL(k2r_redis_adopt_fd(redis, sv[0], errstr, sizeof(errstr)), 0);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 8, &now, errstr, sizeof(errstr)),
+                    K2R_REDIS_AGAIN);
+    direct_expect(sv[1], PING CMD CMD CMD CMD, sizeof(PING) - 1 + 4 * (sizeof(CMD) - 1));
+    CU_ASSERT(recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT) < 0); /* nothing more yet */
+    CU_ASSERT(write(sv[1], ":1\r\n:1\r\n:1\r\n:1\r\n", 16) == 16);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 8, &now, errstr, sizeof(errstr)),
+                    K2R_REDIS_AGAIN);
+    direct_expect(sv[1], CMD CMD, 2 * (sizeof(CMD) - 1));
+    CU_ASSERT(write(sv[1], ":1\r\n:1\r\n", 8) == 8);
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 8, &later, errstr, sizeof(errstr)), 0);
+    for (int i = 0; i < 8; i++)
+        CU_ASSERT_EQUAL(items[i].status, K2R_PUBLISH_OK);
+    k2r_redis_destroy(redis);
+    close(sv[1]);
+}
+
 int test_redis_sink_register(void) {
     CU_pSuite suite = CU_add_suite("redis sink (socketpair peer)", NULL, NULL);
 
@@ -866,7 +945,9 @@ int test_redis_sink_register(void) {
         !CU_add_test(suite, "handshake refused or unanswered", test_handshake_failures) ||
         !CU_add_test(suite, "a publish resumed across calls; SPUBLISH", test_publish_resumes) ||
         !CU_add_test(suite, "a wake descriptor ends the wait", test_publish_woken) ||
-        !CU_add_test(suite, "idle check: PING, PONG, an error, EOF", test_idle_check))
+        !CU_add_test(suite, "idle check: PING, PONG, an error, EOF", test_idle_check) ||
+        !CU_add_test(suite, "a reply longer than the bound", test_huge_reply) ||
+        !CU_add_test(suite, "the depth halves after a cut, doubles back", test_depth_backs_off))
         return CU_get_error();
     return 0;
 }
