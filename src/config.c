@@ -37,6 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "k2r/addr.h"
@@ -1530,26 +1533,79 @@ static void string_defaults(k2r_config_t *cfg, k2r_errors_t *errs, const char *n
     }
 }
 
-/* Reads a secret from a file, without its trailing newline. */
-static char *read_secret_file(const char *path, char *errstr, size_t errstr_size) {
-    char buf[4096];
-    size_t n;
-    FILE *f = fopen(path, "rb");
+/* The largest secret file read (a password, a token, a PEM key). */
+#define SECRET_FILE_MAX (64 * 1024)
 
-    if (!f) {
+/*
+ * Reads a secret from a file, without its trailing newline. Only a regular
+ * file (a Kubernetes Secret's mounted file is a symlink to one) of at most
+ * SECRET_FILE_MAX bytes, read whole: a FIFO, a device (/dev/zero), a
+ * directory, a larger file or one with a NUL byte is an error naming the
+ * file, never a cut or empty secret. Opened non-blocking, so a FIFO cannot
+ * hang the loader.
+ */
+static char *read_secret_file(const char *path, char *errstr, size_t errstr_size) {
+    struct stat st;
+    char *buf = NULL;
+    size_t n = 0;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+    if (fd < 0 || fstat(fd, &st) != 0) {
         snprintf(errstr, errstr_size, "cannot read %s: %s", path, strerror(errno));
-        return NULL;
+        goto fail;
     }
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(errstr, errstr_size, "%s is not a regular file", path);
+        goto fail;
+    }
+    if (st.st_size > SECRET_FILE_MAX) {
+        snprintf(errstr, errstr_size, "%s is larger than %d bytes", path, SECRET_FILE_MAX);
+        goto fail;
+    }
+    buf = malloc(SECRET_FILE_MAX + 2);
+    if (!buf) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    for (;;) { /* to the end, whatever the size said (the file may grow) */
+        ssize_t got = read(fd, buf + n, SECRET_FILE_MAX + 1 - n);
+
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            snprintf(errstr, errstr_size, "cannot read %s: %s", path, strerror(errno));
+            goto fail;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+        if (n > SECRET_FILE_MAX) {
+            snprintf(errstr, errstr_size, "%s is larger than %d bytes", path, SECRET_FILE_MAX);
+            goto fail;
+        }
+    }
+    close(fd);
+    fd = -1;
     buf[n] = '\0';
+    if (memchr(buf, '\0', n)) {
+        snprintf(errstr, errstr_size, "%s contains a NUL byte", path);
+        goto fail;
+    }
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0';
     if (n == 0) {
         snprintf(errstr, errstr_size, "%s is empty", path);
-        return NULL;
+        goto fail;
     }
-    return strdup(buf);
+    return buf;
+
+fail:
+    if (fd >= 0)
+        close(fd);
+    if (buf)
+        explicit_bzero(buf, SECRET_FILE_MAX + 2);
+    free(buf);
+    return NULL;
 }
 
 /* Sets a librdkafka property from the environment, replacing one from the file. */

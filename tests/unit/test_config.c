@@ -9,6 +9,7 @@
  * the README's reference, which must be what the table prints.
  */
 #include <CUnit/CUnit.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +244,74 @@ static void test_env_password_file(void) {
     }
     k2r_errors_clear(&errs);
     test_env = NULL;
+}
+
+/* Secret files are read whole or refused, naming the file: a 5,000-byte
+ * one whole (it was cut to 4,095 bytes once), one over 64 KiB, a device
+ * (/dev/zero), a FIFO and a file with a NUL byte each an error. */
+static void test_secret_files(void) {
+    char dir[] = "/tmp/k2r-test-secrets-XXXXXX", path[128], want[256];
+    const char *env[] = {"K2R_REDIS_PASSWORD_FILE", path, NULL};
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_config_t *cfg;
+    char *big = malloc(70000);
+    FILE *f;
+
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL && big != NULL);
+    memset(big, 'p', 70000);
+    test_env = env;
+
+    snprintf(path, sizeof(path), "%s/5000", dir);
+    f = fopen(path, "w");
+    fwrite(big, 1, 5000, f);
+    fclose(f);
+    cfg = parse_string(minimal, &errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(strlen(cfg->redis.password), 5000);
+    k2r_config_destroy(cfg);
+    unlink(path);
+
+    snprintf(path, sizeof(path), "%s/70000", dir);
+    f = fopen(path, "w");
+    fwrite(big, 1, 70000, f);
+    fclose(f);
+    cfg = parse_string(minimal, &errs);
+    CU_ASSERT_PTR_NULL(cfg);
+    snprintf(want, sizeof(want), "K2R_REDIS_PASSWORD_FILE: %s is larger than 65536 bytes", path);
+    CU_ASSERT(errs.count == 1 && strcmp(errs.lines[0], want) == 0);
+    k2r_errors_clear(&errs);
+    unlink(path);
+
+    snprintf(path, sizeof(path), "/dev/zero");
+    cfg = parse_string(minimal, &errs);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT(errs.count == 1 && strcmp(errs.lines[0], "K2R_REDIS_PASSWORD_FILE: /dev/zero is not "
+                                                       "a regular file") == 0);
+    k2r_errors_clear(&errs);
+
+    snprintf(path, sizeof(path), "%s/fifo", dir);
+    CU_ASSERT_FATAL(mkfifo(path, 0600) == 0);
+    cfg = parse_string(minimal, &errs); /* returns: the FIFO is not waited on */
+    CU_ASSERT_PTR_NULL(cfg);
+    snprintf(want, sizeof(want), "K2R_REDIS_PASSWORD_FILE: %s is not a regular file", path);
+    CU_ASSERT(errs.count == 1 && strcmp(errs.lines[0], want) == 0);
+    k2r_errors_clear(&errs);
+    unlink(path);
+
+    snprintf(path, sizeof(path), "%s/nul", dir);
+    f = fopen(path, "w");
+    fwrite("pass\0word\n", 1, 10, f);
+    fclose(f);
+    cfg = parse_string(minimal, &errs);
+    CU_ASSERT_PTR_NULL(cfg);
+    snprintf(want, sizeof(want), "K2R_REDIS_PASSWORD_FILE: %s contains a NUL byte", path);
+    CU_ASSERT(errs.count == 1 && strcmp(errs.lines[0], want) == 0);
+    k2r_errors_clear(&errs);
+    unlink(path);
+
+    test_env = NULL;
+    rmdir(dir);
+    free(big);
 }
 
 static void test_env_bad_url(void) {
@@ -695,6 +764,7 @@ int test_config_register(void) {
         !CU_add_test(s, "defaults", test_defaults) ||
         !CU_add_test(s, "environment overrides", test_env_overrides) ||
         !CU_add_test(s, "K2R_REDIS_PASSWORD_FILE", test_env_password_file) ||
+        !CU_add_test(s, "secret files: whole, or an error naming the file", test_secret_files) ||
         !CU_add_test(s, "bad K2R_REDIS_URL", test_env_bad_url) ||
         !CU_add_test(s, "missing file", test_missing_file) ||
         !CU_add_test(s, "a directory as the file", test_directory_as_file) ||
