@@ -31,13 +31,13 @@
 #include "k2r/config.h"
 #include "k2r/log.h"
 
-/* Probes and a scraper or two: a handful of connections is plenty, and an
- * idle one (a client that connected and went quiet) is dropped after 10 s.
- * No one address may hold more than a few, so that slow clients cannot take
- * every slot from the kubelet's probes. */
-#define HTTP_CONNECTION_LIMIT   64
-#define HTTP_PER_IP_LIMIT       8
-#define HTTP_CONNECTION_TIMEOUT 10    /* seconds */
+/* Probes and a scraper or two, usually from one address (the node's: the
+ * kubelet and Prometheus alike), so there is no per-address limit, which
+ * would lock them out behind a few idle connections; instead there is room
+ * for many, and an idle one (a client that connected and went quiet) is
+ * dropped after 3 s. */
+#define HTTP_CONNECTION_LIMIT   256
+#define HTTP_CONNECTION_TIMEOUT 3     /* seconds */
 #define HTTP_MEMORY_LIMIT       16384 /* per connection: request line and headers */
 
 struct k2r_http_s {
@@ -243,8 +243,7 @@ k2r_http_t *k2r_http_start(const char *listen_addr, k2r_metrics_t *m, char *errs
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL,
         NULL, on_request, http, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, http,
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)HTTP_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned int)HTTP_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)HTTP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)HTTP_CONNECTION_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)HTTP_MEMORY_LIMIT, MHD_OPTION_END);
     if (!http->daemon) {

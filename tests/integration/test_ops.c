@@ -251,6 +251,68 @@ static void test_readyz_follows_redis(void) {
     h_scene_close(&sc);
 }
 
+/*
+ * The HTTP port cannot be starved: with 200 idle connections open from the
+ * same address as the prober (as the kubelet and Prometheus share the
+ * node's), /healthz still answers 200 within a second; the idle ones are
+ * dropped after the 3 s timeout.
+ */
+static void test_http_not_starved(void) {
+    enum { IDLE = 200 };
+    int fds[IDLE], opened = 0, closed = 0;
+    int64_t start, took, limit;
+    h_http_t r;
+    h_scene_t sc;
+
+    CU_ASSERT_EQUAL_FATAL(scene_start(&sc, "ops-starve"), 0);
+    CU_ASSERT(h_http_wait(sc.http_port, "/healthz", 200, "ok\n", h_deadline(60000), &r));
+    h_http_free(&r);
+    for (int i = 0; i < IDLE; i++) {
+        struct sockaddr_in a;
+
+        memset(&a, 0, sizeof(a));
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)sc.http_port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        if (fds[i] >= 0 && connect(fds[i], (struct sockaddr *)&a, sizeof(a)) == 0)
+            opened++;
+    }
+    CU_ASSERT_EQUAL(opened, IDLE);
+    limit = h_deadline(1000) - h_now_ms();
+    start = h_now_ms();
+    h_http_request(sc.http_port, "GET", "/healthz", &r);
+    took = h_now_ms() - start;
+    fprintf(stderr, "[/healthz with %d idle connections open: %d in %lld ms] ", IDLE, r.status,
+            (long long)took);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(took <= limit);
+    h_http_free(&r);
+    /* The idle ones are closed by the server after its timeout. */
+    {
+        int64_t deadline = h_deadline(15000);
+
+        while (closed < IDLE && h_now_ms() < deadline) {
+            closed = 0;
+            for (int i = 0; i < IDLE; i++) {
+                struct pollfd pfd = {fds[i], POLLIN, 0};
+                char c;
+
+                if (fds[i] < 0 || (poll(&pfd, 1, 0) == 1 && recv(fds[i], &c, 1, MSG_DONTWAIT) <= 0))
+                    closed++;
+            }
+            if (closed < IDLE)
+                poll(NULL, 0, 100); /* the server's timeout runs on its own clock */
+        }
+    }
+    CU_ASSERT_EQUAL(closed, IDLE);
+    for (int i = 0; i < IDLE; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    h_scene_close(&sc);
+}
+
 /* Reads the bridge's log file (NUL-terminated, free() it). */
 static char *read_log(const h_bridge_t *b) {
     char cmd[400], *out = NULL;
@@ -378,7 +440,8 @@ int test_ops_register(void) {
     if (!suite || !CU_add_test(suite, "/metrics counts what was published", test_metrics_scrape) ||
         !CU_add_test(suite, "/readyz follows Redis", test_readyz_follows_redis) ||
         !CU_add_test(suite, "every log line is JSON", test_json_log) ||
-        !CU_add_test(suite, "a taken http.listen port; K2R_LOG_FORMAT", test_port_taken))
+        !CU_add_test(suite, "a taken http.listen port; K2R_LOG_FORMAT", test_port_taken) ||
+        !CU_add_test(suite, "200 idle connections do not starve /healthz", test_http_not_starved))
         return CU_get_error();
     return 0;
 }
