@@ -173,6 +173,14 @@ ours_alive() {
     return 0
 }
 
+# True while PID $1 runs and is not a zombie; no fork (a polling loop's test).
+running() {
+    local stat
+    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+    stat="${stat##*) }"
+    [ "${stat%% *}" != Z ]
+}
+
 # Absolute, existing DIR (created when missing).
 abs_dir() {
     mkdir -p -- "$1"
@@ -289,16 +297,19 @@ EOF
 }
 
 # A Kafka cluster id (a Kafka Uuid: 16 random bytes, base64url without padding,
-# never starting with '-'), made without starting a JVM.
+# never starting with '-'), made without starting a JVM (or Python).
 cluster_id() {
-    python3 -c '
-import base64, os
-while True:
-    s = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
-    if not s.startswith("-") and s != "AAAAAAAAAAAAAAAAAAAAAA" and s != "AAAAAAAAAAAAAAAAAAAAAQ":
-        print(s)
-        break
-'
+    local s
+    while :; do
+        s="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+        case "$s" in
+        -* | AAAAAAAAAAAAAAAAAAAAAA | AAAAAAAAAAAAAAAAAAAAAQ) ;;
+        *)
+            echo "$s"
+            return
+            ;;
+        esac
+    done
 }
 
 # Records how server $2 (redis, kafka, cluster1, ...) of DIR $1 listening on port $3 is
@@ -523,7 +534,7 @@ cluster_ready() {
 
 start_stack() {
     local dir="$1" libs kport cport rport tport tplain cid jopts logopt t0 major jsa cds fmt_cds
-    local name port i version ccpid cstatus others sdata=() sports=() sids=() cports=() cbus=() caddrs=()
+    local name port i version ccpid fmtpid cstatus others d20 d30 d120 sdata=() sports=() sids=() cports=() cbus=() caddrs=()
     local sname=k2rmaster down_after=1000 failover_timeout=5000 node_timeout=2000
     case "$1" in *[[:space:]]*) die "DIR must not contain whitespace: '$1'" ;; esac
     pick_flavor
@@ -546,6 +557,7 @@ start_stack() {
     libs="$("$here/kafka-libs.sh")"
     [ -d "$libs" ] || die "kafka-libs.sh gave no jar folder"
     t0=$SECONDS # the deadlines count from here, after any download
+    d20=$((t0 + $(scaled 20))) d30=$((t0 + $(scaled 30))) d120=$((t0 + $(scaled 120)))
 
     STACK_DIR="$dir"
     trap 'echo "stack.sh: interrupted; stopping what was started" >&2; stop_stack "$STACK_DIR"; exit 130' INT TERM
@@ -572,71 +584,6 @@ start_stack() {
     cbus=("${ports[@]:16:6}")
 
     cd "$dir" # all servers get DIR as working directory; stop relies on it
-
-    # ---- Redis ----
-    # Early errors (before the logfile opens) land in the same log (launch).
-    write_cmd "$dir" redis "$rport" "$server" --port "$rport" --bind 127.0.0.1 \
-        --protected-mode yes --save '' --appendonly no --dir "$dir" \
-        --logfile "$dir/redis.log" --daemonize no
-    launch "$dir" redis
-
-    # ---- Redis with TLS ----
-    make_certs "$dir/tls" >>"$dir/redis-tls.log" 2>&1 ||
-        fail "openssl could not make the test certificates" "$dir/redis-tls.log"
-    write_cmd "$dir" redis-tls "$tplain" "$server" --port "$tplain" --tls-port "$tport" \
-        --bind 127.0.0.1 --protected-mode yes --save '' --appendonly no --dir "$dir" \
-        --tls-cert-file "$dir/tls/server.crt" --tls-key-file "$dir/tls/server.key" \
-        --tls-ca-cert-file "$dir/tls/ca.crt" --tls-auth-clients optional \
-        --logfile "$dir/redis-tls.log" --daemonize no
-    launch "$dir" redis-tls
-
-    # ---- Sentinel: the data nodes ----
-    # Config files, not options: Sentinel rewrites them (CONFIG REWRITE) when
-    # it changes a node's role, so start-node brings a node back in the role
-    # it last had. No diskless-sync delay: a replica syncs at once.
-    for i in 1 2; do
-        {
-            cat <<EOF
-# Sentinel data node $i written by scripts/stack.sh
-port ${sdata[$((i - 1))]}
-bind 127.0.0.1
-protected-mode yes
-daemonize no
-dir $dir
-dbfilename sentinel-data$i.rdb
-save ""
-appendonly no
-logfile $dir/sentinel-data$i.log
-repl-diskless-sync-delay 0
-EOF
-            [ "$i" = 1 ] || echo "replicaof 127.0.0.1 ${sdata[0]}"
-        } >"$dir/sentinel-data$i.conf"
-        write_cmd "$dir" "sentinel-data$i" "${sdata[$((i - 1))]}" "$server" "$dir/sentinel-data$i.conf"
-        launch "$dir" "sentinel-data$i"
-    done
-
-    # ---- Cluster nodes ----
-    # Explicit bus ports (the default, port + 10000, may not be free).
-    for i in 1 2 3 4 5 6; do
-        port="${cports[$((i - 1))]}"
-        caddrs+=("127.0.0.1:$port")
-        write_cmd "$dir" "cluster$i" "$port" "$server" --port "$port" --bind 127.0.0.1 \
-            --protected-mode yes --save '' --appendonly no --dir "$dir" \
-            --dbfilename "cluster$i.rdb" --cluster-enabled yes \
-            --cluster-config-file "$dir/cluster$i-nodes.conf" \
-            --cluster-node-timeout "$node_timeout" --cluster-port "${cbus[$((i - 1))]}" \
-            --repl-diskless-sync-delay 0 --logfile "$dir/cluster$i.log" --daemonize no
-        launch "$dir" "cluster$i"
-    done
-    # Creating the cluster waits for the nodes to agree (its own 1 s polls):
-    # it runs in the background, in DIR (stop stops it), while Kafka starts.
-    for i in 1 2 3 4 5 6; do
-        wait_ready "$dir" "cluster$i" $((t0 + $(scaled 20))) || fail "$why" "$dir/cluster$i.log"
-    done
-    (cd "$dir" && exec "$cli" --cluster create "${caddrs[@]}" --cluster-replicas 1 --cluster-yes \
-        </dev/null >>"$dir/cluster-create.log" 2>&1) &
-    ccpid=$!
-    echo "$ccpid" >"$dir/cluster-create.pid"
 
     # ---- Kafka ----
     mkdir -p "$dir/kafka-data"
@@ -727,12 +674,88 @@ EOF
         -Djava.net.preferIPv4Stack=true "${cds[@]}" "$logopt")
     cid="$(cluster_id)"
     echo "== kafka.tools.StorageTool format (cluster id $cid)" >>"$dir/kafka.log"
-    if ! java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
-        "${fmt_cds[@]}" "$logopt" \
+    # The format (a JVM: about a second) runs in the background, in DIR with a
+    # PID file (stop stops it), while the Redis-family servers start.
+    (cd "$dir" && exec java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+        -Djava.awt.headless=true "${fmt_cds[@]}" "$logopt" \
         -cp "$libs/*" kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" \
-        </dev/null >>"$dir/kafka.log" 2>&1; then
-        fail "formatting the Kafka log dir failed" "$dir/kafka.log"
-    fi
+        </dev/null >>"$dir/kafka.log" 2>&1) &
+    fmtpid=$!
+    echo "$fmtpid" >"$dir/kafka-format.pid"
+
+
+    # ---- Redis ----
+    # Early errors (before the logfile opens) land in the same log (launch).
+    write_cmd "$dir" redis "$rport" "$server" --port "$rport" --bind 127.0.0.1 \
+        --protected-mode yes --save '' --appendonly no --dir "$dir" \
+        --logfile "$dir/redis.log" --daemonize no
+    launch "$dir" redis
+
+    # ---- Redis with TLS ----
+    make_certs "$dir/tls" >>"$dir/redis-tls.log" 2>&1 ||
+        fail "openssl could not make the test certificates" "$dir/redis-tls.log"
+    write_cmd "$dir" redis-tls "$tplain" "$server" --port "$tplain" --tls-port "$tport" \
+        --bind 127.0.0.1 --protected-mode yes --save '' --appendonly no --dir "$dir" \
+        --tls-cert-file "$dir/tls/server.crt" --tls-key-file "$dir/tls/server.key" \
+        --tls-ca-cert-file "$dir/tls/ca.crt" --tls-auth-clients optional \
+        --logfile "$dir/redis-tls.log" --daemonize no
+    launch "$dir" redis-tls
+
+    # ---- Sentinel: the data nodes ----
+    # Config files, not options: Sentinel rewrites them (CONFIG REWRITE) when
+    # it changes a node's role, so start-node brings a node back in the role
+    # it last had. No diskless-sync delay: a replica syncs at once.
+    for i in 1 2; do
+        {
+            cat <<EOF
+# Sentinel data node $i written by scripts/stack.sh
+port ${sdata[$((i - 1))]}
+bind 127.0.0.1
+protected-mode yes
+daemonize no
+dir $dir
+dbfilename sentinel-data$i.rdb
+save ""
+appendonly no
+logfile $dir/sentinel-data$i.log
+repl-diskless-sync-delay 0
+EOF
+            [ "$i" = 1 ] || echo "replicaof 127.0.0.1 ${sdata[0]}"
+        } >"$dir/sentinel-data$i.conf"
+        write_cmd "$dir" "sentinel-data$i" "${sdata[$((i - 1))]}" "$server" "$dir/sentinel-data$i.conf"
+        launch "$dir" "sentinel-data$i"
+    done
+
+    # ---- Cluster nodes ----
+    # Explicit bus ports (the default, port + 10000, may not be free).
+    for i in 1 2 3 4 5 6; do
+        port="${cports[$((i - 1))]}"
+        caddrs+=("127.0.0.1:$port")
+        write_cmd "$dir" "cluster$i" "$port" "$server" --port "$port" --bind 127.0.0.1 \
+            --protected-mode yes --save '' --appendonly no --dir "$dir" \
+            --dbfilename "cluster$i.rdb" --cluster-enabled yes \
+            --cluster-config-file "$dir/cluster$i-nodes.conf" \
+            --cluster-node-timeout "$node_timeout" --cluster-port "${cbus[$((i - 1))]}" \
+            --repl-diskless-sync-delay 0 --logfile "$dir/cluster$i.log" --daemonize no
+        launch "$dir" "cluster$i"
+    done
+    # Creating the cluster waits for the nodes to agree (its own 1 s polls):
+    # it runs in the background, in DIR (stop stops it), while Kafka starts.
+    for i in 1 2 3 4 5 6; do
+        wait_ready "$dir" "cluster$i" "$d20" || fail "$why" "$dir/cluster$i.log"
+    done
+    (cd "$dir" && exec "$cli" --cluster create "${caddrs[@]}" --cluster-replicas 1 --cluster-yes \
+        </dev/null >>"$dir/cluster-create.log" 2>&1) &
+    ccpid=$!
+    echo "$ccpid" >"$dir/cluster-create.pid"
+
+    # ---- Kafka, once formatted ----
+    while running "$fmtpid"; do
+        [ "$SECONDS" -lt "$d120" ] || fail "formatting the Kafka log dir did not end in time" "$dir/kafka.log"
+        sleep 0.05
+    done
+    wait "$fmtpid" || fail "formatting the Kafka log dir failed" "$dir/kafka.log"
+    rm -f "$dir/kafka-format.pid"
     echo "== kafka.Kafka $dir/server.properties" >>"$dir/kafka.log"
     write_cmd "$dir" kafka "$kport" java "${jopts[@]}" -cp "$libs/*" kafka.Kafka \
         "$dir/server.properties"
@@ -744,11 +767,11 @@ EOF
     # Each sentinel's config names the replica and the other two sentinels
     # (with the run ids given here), so nobody waits for hello messages.
     for i in 1 2; do
-        wait_ready "$dir" "sentinel-data$i" $((t0 + $(scaled 20))) ||
+        wait_ready "$dir" "sentinel-data$i" "$d20" ||
             fail "$why" "$dir/sentinel-data$i.log"
     done
     until rcli "${sdata[1]}" info replication | tr -d '\r' | grep -qx 'master_link_status:up'; do
-        [ "$SECONDS" -lt $((t0 + $(scaled 30))) ] ||
+        [ "$SECONDS" -lt "$d30" ] ||
             fail "the Sentinel replica did not sync with its primary in time" "$dir/sentinel-data2.log"
         sleep 0.1
     done
@@ -784,13 +807,16 @@ EOF
     done
 
     # ---- wait for all ----
-    wait_ready "$dir" redis $((t0 + $(scaled 20))) || fail "$why" "$dir/redis.log"
-    wait_ready "$dir" redis-tls $((t0 + $(scaled 20))) || fail "$why" "$dir/redis-tls.log"
+    # The broker last: the others are ready while its JVM still starts (the
+    # cluster's primaries need 2 s from their start before they call the
+    # cluster ok; its creation polls once a second).
+    wait_ready "$dir" redis "$d20" || fail "$why" "$dir/redis.log"
+    wait_ready "$dir" redis-tls "$d20" || fail "$why" "$dir/redis-tls.log"
     for i in 1 2 3; do
-        wait_ready "$dir" "sentinel$i" $((t0 + $(scaled 30))) || fail "$why" "$dir/sentinel$i.log"
+        wait_ready "$dir" "sentinel$i" "$d30" || fail "$why" "$dir/sentinel$i.log"
     done
-    while ours_alive "$ccpid" "$dir"; do
-        [ "$SECONDS" -lt $((t0 + $(scaled 30))) ] ||
+    while running "$ccpid"; do
+        [ "$SECONDS" -lt "$d30" ] ||
             fail "$cli --cluster create did not finish in time" "$dir/cluster-create.log"
         sleep 0.1
     done
@@ -799,18 +825,18 @@ EOF
     rm -f "$dir/cluster-create.pid"
     [ "$cstatus" -eq 0 ] || fail "$cli --cluster create failed (exit $cstatus)" "$dir/cluster-create.log"
     until cluster_ready 6 "${cports[@]}"; do
-        [ "$SECONDS" -lt $((t0 + $(scaled 30))) ] ||
+        [ "$SECONDS" -lt "$d30" ] ||
             fail "the cluster nodes did not agree (cluster_state:ok, same slots, replicas linked) in time" \
                 "$dir/cluster1.log"
         sleep 0.1
     done
     until sentinels_ready "$sname" "${sdata[0]}" "${sports[@]}"; do
-        [ "$SECONDS" -lt $((t0 + $(scaled 30))) ] ||
+        [ "$SECONDS" -lt "$d30" ] ||
             fail "the sentinels did not all see the primary, the replica and each other in time" \
                 "$dir/sentinel1.log"
         sleep 0.1
     done
-    wait_ready "$dir" kafka $((t0 + $(scaled 120))) || fail "$why" "$dir/kafka.log"
+    wait_ready "$dir" kafka "$d120" || fail "$why" "$dir/kafka.log"
 
     cat >"$dir/env" <<EOF
 K2R_TEST_KAFKA_BROKERS=127.0.0.1:$kport
