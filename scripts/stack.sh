@@ -47,14 +47,19 @@
 #                             two data nodes in start order: the first starts
 #                             as the primary; after a failover the roles swap,
 #                             so ask a sentinel which is which)
-#                           K2R_TEST_SENTINEL_DOWN_AFTER_MS=1000 (failover
-#                             timeout 5000 ms: one sentinel fails the same
-#                             master over again only 10 s after its last)
+#                           K2R_TEST_SENTINEL_DOWN_AFTER_MS=1000 (failover-
+#                             timeout 5000 ms; a stopped primary is failed
+#                             over in about 2 s, SENTINEL FAILOVER in about
+#                             1 s. The old primary, or one that start-node
+#                             brings back, is made a replica by the sentinels
+#                             only 8 to 11 s later: wait for its ROLE before
+#                             failing over again)
 #                           K2R_TEST_CLUSTER_ADDRS=127.0.0.1:A,...:B,...:C (the
 #                             primaries, in slot order: A serves slot 0)
 #                           K2R_TEST_CLUSTER_REPLICA_ADDRS=...:A',...:B',...:C'
 #                             (the replica of A, of B, of C; empty when none)
-#                           K2R_TEST_CLUSTER_NODE_TIMEOUT_MS=2000
+#                           K2R_TEST_CLUSTER_NODE_TIMEOUT_MS=2000 (a stopped
+#                             primary's replica takes over in about 4 s)
 #                           K2R_TEST_STACK_DIR=DIR
 #            DIR/NAME.pid, .log, .port and .cmd for each server NAME (kafka,
 #            redis, redis-tls, sentinel-data1, sentinel-data2, sentinel1..3,
