@@ -19,6 +19,9 @@
 #          (scripts/librdkafka.sh, which the Makefile's deps target runs next)
 #   test   kcat, redis-server, Java + Maven (the Kafka broker), Node + npm
 #          (the webhook examples), socat, curl, procps, iproute2, python3
+#          (no redis-sentinel: scripts/stack.sh runs its sentinels as
+#          `redis-server FILE --sentinel`, and that package would only add a
+#          system sentinel service on port 26379)
 #   lint   clang, clang-tidy, clang-format, cppcheck
 #   check  nothing extra: gcc's ASan/UBSan runtimes come with gcc
 #   fuzz   clang and libFuzzer (Debian 12 ships clang 14's libFuzzer in
