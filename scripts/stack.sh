@@ -590,6 +590,22 @@ start_stack() {
 
     cd "$dir" # all servers get DIR as working directory; stop relies on it
 
+    # ---- Cluster nodes, first ----
+    # A cluster primary calls the cluster ok only 2 s after its own start, so
+    # these start before anything else. Explicit bus ports (the default, port
+    # + 10000, may not be free).
+    for i in 1 2 3 4 5 6; do
+        port="${cports[$((i - 1))]}"
+        caddrs+=("127.0.0.1:$port")
+        write_cmd "$dir" "cluster$i" "$port" "$server" --port "$port" --bind 127.0.0.1 \
+            --protected-mode yes --save '' --appendonly no --dir "$dir" \
+            --dbfilename "cluster$i.rdb" --cluster-enabled yes \
+            --cluster-config-file "$dir/cluster$i-nodes.conf" \
+            --cluster-node-timeout "$node_timeout" --cluster-port "${cbus[$((i - 1))]}" \
+            --repl-diskless-sync-delay 0 --logfile "$dir/cluster$i.log" --daemonize no
+        launch "$dir" "cluster$i"
+    done
+
     # ---- Kafka ----
     mkdir -p "$dir/kafka-data"
     if compgen -G "$libs/log4j-core-*.jar" >/dev/null; then
@@ -731,19 +747,7 @@ EOF
         launch "$dir" "sentinel-data$i"
     done
 
-    # ---- Cluster nodes ----
-    # Explicit bus ports (the default, port + 10000, may not be free).
-    for i in 1 2 3 4 5 6; do
-        port="${cports[$((i - 1))]}"
-        caddrs+=("127.0.0.1:$port")
-        write_cmd "$dir" "cluster$i" "$port" "$server" --port "$port" --bind 127.0.0.1 \
-            --protected-mode yes --save '' --appendonly no --dir "$dir" \
-            --dbfilename "cluster$i.rdb" --cluster-enabled yes \
-            --cluster-config-file "$dir/cluster$i-nodes.conf" \
-            --cluster-node-timeout "$node_timeout" --cluster-port "${cbus[$((i - 1))]}" \
-            --repl-diskless-sync-delay 0 --logfile "$dir/cluster$i.log" --daemonize no
-        launch "$dir" "cluster$i"
-    done
+    # ---- Cluster ----
     # Creating the cluster waits for the nodes to agree (its own 1 s polls):
     # it runs in the background, in DIR (stop stops it), while Kafka starts.
     for i in 1 2 3 4 5 6; do
