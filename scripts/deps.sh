@@ -19,10 +19,21 @@
 #          (scripts/librdkafka.sh, which the Makefile's deps target runs next)
 #   test   kcat, redis-server, Java + Maven (the Kafka broker), Node + npm
 #          (the webhook examples), socat, curl, procps, iproute2, python3
+#          (no redis-sentinel: scripts/stack.sh runs its sentinels as
+#          `redis-server FILE --sentinel`, and that package would only add a
+#          system sentinel service on port 26379)
 #   lint   clang, clang-tidy, clang-format, cppcheck
 #   check  nothing extra: gcc's ASan/UBSan runtimes come with gcc
 #   fuzz   clang and libFuzzer (Debian 12 ships clang 14's libFuzzer in
 #          libclang-rt-14-dev, with its sanitizer runtimes)
+#   valkey valkey-server and valkey-tools (valkey-cli), for the test stack's
+#          K2R_TEST_REDIS_FLAVOR=valkey. Debian 12 has Valkey 8 only in
+#          bookworm-backports: when the system's own sources have no
+#          candidate, the .deb files are downloaded with scripts/backports-apt.sh
+#          (private apt state in the cache; /etc/apt is not changed) and
+#          installed with `apt-get install ./FILE.deb...`, whose dependencies
+#          come from the system's sources. Sentinels run as
+#          `valkey-server FILE --sentinel`, so valkey-sentinel is not needed.
 set -euo pipefail
 
 pkgs_build=(gcc g++ make pkg-config libhiredis-dev libsimdjson-dev
@@ -37,6 +48,8 @@ pkgs_test=(kcat redis-server redis-tools socat maven openjdk-17-jre-headless nod
 pkgs_lint=(clang clang-tidy clang-format cppcheck)
 pkgs_check=()
 pkgs_fuzz=(clang libclang-rt-14-dev)
+# installed from the system's sources when they have them, else from backports
+pkgs_valkey=(valkey-server valkey-tools)
 
 # True when a Java of version 17 or newer is on PATH.
 have_java17() {
@@ -93,8 +106,9 @@ for group in "$@"; do
     lint) wanted+=("${pkgs_lint[@]}") ;;
     check) wanted+=("${pkgs_check[@]+"${pkgs_check[@]}"}") ;;
     fuzz) wanted+=("${pkgs_fuzz[@]}") ;;
+    valkey) wanted+=("${pkgs_valkey[@]}") ;;
     *)
-        echo "deps.sh: unknown group '$group' (known: build test lint check fuzz)" >&2
+        echo "deps.sh: unknown group '$group' (known: build test lint check fuzz valkey)" >&2
         exit 2
         ;;
     esac
@@ -125,8 +139,43 @@ echo "deps.sh: missing Debian packages: ${missing[*]}" >&2
 if [ "$(id -u)" -ne 0 ]; then
     echo "deps.sh: not root; install them with:" >&2
     echo "  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    case " ${missing[*]} " in
+    *" valkey-"*)
+        echo "  (on Debian 12 the valkey packages are in bookworm-backports: download them with" >&2
+        echo "   scripts/backports-apt.sh apt-get download ..., then sudo apt-get install ./*.deb)" >&2
+        ;;
+    esac
     exit 1
 fi
 # apt's chatter goes to stderr: callers may be capturing stdout.
 apt-get update >&2
-DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+
+# Missing packages that the system's sources have no candidate for and the
+# backports suite has (Valkey on Debian 12) are downloaded from backports
+# into a temporary folder and installed as files, in the same apt-get run.
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+debs_dir=""
+trap '[ -z "$debs_dir" ] || rm -rf -- "$debs_dir"' EXIT
+from_system=() from_backports=()
+for pkg in "${missing[@]}"; do
+    candidate="$(apt-cache policy "$pkg" 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')"
+    case "$pkg" in
+    valkey-*)
+        if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then
+            from_backports+=("$pkg")
+            continue
+        fi
+        ;;
+    esac
+    from_system+=("$pkg")
+done
+if [ "${#from_backports[@]}" -gt 0 ]; then
+    echo "deps.sh: downloading ${from_backports[*]} from backports (scripts/backports-apt.sh)" >&2
+    debs_dir="$(mktemp -d "${TMPDIR:-/tmp}/k2r-debs.XXXXXX")"
+    (cd "$debs_dir" && "$here/backports-apt.sh" apt-get download "${from_backports[@]}" >&2)
+    for f in "$debs_dir"/*.deb; do
+        [ -f "$f" ] || continue
+        from_system+=("$f")
+    done
+fi
+DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${from_system[@]}" >&2

@@ -3,17 +3,28 @@
 # stack.sh - starts and stops the real services the integration tests, the
 # benchmarks and the demo run against: one single-node KRaft Apache Kafka
 # broker (combined broker+controller, jars from scripts/kafka-libs.sh, run
-# with this machine's Java 17), one redis-server, and a second redis-server
-# that speaks TLS (redis-tls: a TLS port and a plaintext port, so that tests
-# subscribe without TLS while the bridge publishes over it), all on 127.0.0.1
-# on free ports picked at start, with all their state, logs and PID files in
-# DIR. The TLS server's CA and certificates are made at start with openssl in
-# DIR/tls (EC P-256 keys: a few milliseconds each); none is in the repository.
+# with this machine's Java 17), one redis-server, a second redis-server that
+# speaks TLS (redis-tls: a TLS port and a plaintext port, so that tests
+# subscribe without TLS while the bridge publishes over it), a Sentinel
+# topology (a primary, its replica and three sentinels monitoring them as
+# "k2rmaster") and a Redis Cluster (three primaries with one replica each),
+# all on 127.0.0.1 on free ports picked at start, with all their state, logs
+# and PID files in DIR. The TLS server's CA and certificates are made at start
+# with openssl in DIR/tls (EC P-256 keys: a few milliseconds each); none is in
+# the repository. Every Redis-family server is either Redis (redis-server,
+# redis-cli: Debian's 7.0) or Valkey (valkey-server, valkey-cli: Valkey 8 from
+# bookworm-backports, see scripts/deps.sh valkey), as K2R_TEST_REDIS_FLAVOR
+# says; sentinels run as `FLAVOR-server FILE --sentinel`, so no *-sentinel
+# package is needed. The script talks to the servers with the flavour's own
+# cli (written to DIR/env); redis-cli, always installed, works against Valkey
+# too, so tests may keep using it.
 #
 # usage: scripts/stack.sh start DIR
-#          Installs what is missing (scripts/deps.sh test), fetches the broker
-#          jars once (scripts/kafka-libs.sh), starts both servers, waits until
-#          both answer (kcat -L, redis-cli ping), and writes
+#          Installs what is missing (scripts/deps.sh test, and valkey for that
+#          flavour), fetches the broker jars once (scripts/kafka-libs.sh),
+#          starts all servers in parallel, creates the cluster (FLAVOR-cli
+#          --cluster create ... --cluster-replicas 1, in the background while
+#          the broker starts), waits until everything answers and writes
 #            DIR/env        K2R_TEST_KAFKA_BROKERS=127.0.0.1:PORT
 #                           K2R_TEST_REDIS_HOST=127.0.0.1
 #                           K2R_TEST_REDIS_PORT=PORT
@@ -25,29 +36,76 @@
 #                             .key (127.0.0.1, localhost), client.crt and .key,
 #                             other-ca.crt (a CA that signed neither), and
 #                             expired.crt (the server's key, already expired)
+#                           K2R_TEST_REDIS_FLAVOR=redis|valkey
+#                           K2R_TEST_REDIS_VERSION=x.y.z (of FLAVOR-server)
+#                           K2R_TEST_REDIS_CLI=redis-cli|valkey-cli
+#                           K2R_TEST_SENTINEL_MASTER=k2rmaster (the monitored
+#                             name)
+#                           K2R_TEST_SENTINEL_ADDRS=127.0.0.1:P1,...:P2,...:P3
+#                             (the three sentinels)
+#                           K2R_TEST_SENTINEL_DATA_PORTS=PRIMARY,REPLICA (the
+#                             two data nodes in start order: the first starts
+#                             as the primary; after a failover the roles swap,
+#                             so ask a sentinel which is which)
+#                           K2R_TEST_SENTINEL_DOWN_AFTER_MS=1000 (failover-
+#                             timeout 5000 ms; a stopped primary is failed
+#                             over in about 2 s, SENTINEL FAILOVER in about
+#                             1 s. The old primary, or one that start-node
+#                             brings back, is made a replica by the sentinels
+#                             only 8 to 11 s later: wait for its ROLE before
+#                             failing over again)
+#                           K2R_TEST_CLUSTER_ADDRS=127.0.0.1:A,...:B,...:C (the
+#                             primaries, in slot order: A serves slot 0)
+#                           K2R_TEST_CLUSTER_REPLICA_ADDRS=...:A',...:B',...:C'
+#                             (the replica of A, of B, of C; empty when none)
+#                           K2R_TEST_CLUSTER_NODE_TIMEOUT_MS=2000 (a stopped
+#                             primary's replica takes over in about 4 s)
 #                           K2R_TEST_STACK_DIR=DIR
-#            DIR/kafka.pid DIR/redis.pid, DIR/kafka.log DIR/redis.log
+#            DIR/NAME.pid, .log, .port and .cmd for each server NAME (kafka,
+#            redis, redis-tls, sentinel-data1, sentinel-data2, sentinel1..3,
+#            cluster1..6), and the config files (sentinel*.conf, which the
+#            sentinels rewrite; cluster*-nodes.conf).
+#          When `start` returns, all three sentinels report the primary, know
+#          the replica (master-link-status ok) and each other, so `SENTINEL
+#          FAILOVER k2rmaster` works at once; every cluster node says
+#          cluster_state:ok, all agree on the nodes, roles and slots, and
+#          every replica's link to its primary is up.
+#          On a DIR where a stack was stopped, it starts afresh: the old data
+#          (kafka-data, cluster*-nodes.conf, *.rdb, env) goes; logs are
+#          appended to.
 #          A summary goes to stderr; nothing goes to stdout. On a failure it
 #          prints the end of the failing server's log, stops what it started
 #          and exits 1.
 #        scripts/stack.sh stop DIR
-#          TERM to both PIDs, up to 20 s for them to end, then KILL. Safe to
-#          run twice, after a partial start, or on a DIR with nothing in it.
-#        scripts/stack.sh stop-redis DIR | stop-redis-tls DIR | stop-kafka DIR
-#          The same for one server only: its data dir, port and command line
-#          stay in DIR (fault-injection tests restart servers mid-stream).
-#        scripts/stack.sh start-redis DIR | start-redis-tls DIR | start-kafka DIR
+#          TERM to every server that has a PID file in DIR, up to 20 s for them
+#          to end, then KILL. Safe to run twice, after a partial start, or on
+#          a DIR with nothing in it.
+#        scripts/stack.sh stop-node DIR PORT
+#          The same for one server only, named by a port it listens on (any
+#          server of the stack: the plain or TLS port of redis-tls, a sentinel,
+#          a data or cluster node, the broker): its data dir, port, config
+#          and command line stay in DIR (fault-injection tests restart servers
+#          mid-stream).
+#        scripts/stack.sh start-node DIR PORT
 #          Starts that server again exactly as `start` did (same port, same
-#          data dir, no new format), rewrites its PID file so that `stop`
-#          (and with-stack.sh's watchdog) stop the new process, and waits
-#          until it answers. Does nothing when it is running already; exits 1
-#          (after printing the end of its log and stopping it) when it does
-#          not come up in time.
+#          data dir and config file, so a sentinel's or a cluster node's
+#          rewritten config and a data node's role as Sentinel last set it
+#          survive; no new format), rewrites its PID file so that `stop` (and
+#          with-stack.sh's watchdog) stop the new process, and waits until it
+#          answers (PING; for the broker, metadata). Does nothing when it is
+#          running already; exits 1 (after printing the end of its log and
+#          stopping it) when it does not come up in time.
+#        scripts/stack.sh stop-redis DIR | stop-redis-tls DIR | stop-kafka DIR
+#        scripts/stack.sh start-redis DIR | start-redis-tls DIR | start-kafka DIR
+#          stop-node/start-node for those servers by name.
 # Most callers want scripts/with-stack.sh, which wraps a command in both.
 #
 # Environment:
 #   K2R_TEST_TIMEOUT_MULTIPLIER=F  scales the start deadlines (Kafka 120 s,
-#                                  Redis 20 s) and the stop grace (default 1)
+#                                  Redis 20 s, Sentinel and Cluster 30 s) and
+#                                  the stop grace (default 1)
+#   K2R_TEST_REDIS_FLAVOR=redis|valkey
+#                                  which servers and cli (default redis)
 #   K2R_KAFKA_VERSION=V            passed on to kafka-libs.sh (default 4.1.x,
 #                                  falling back to 3.9.x)
 #   K2R_CACHE_DIR=DIR              the jar cache (see kafka-libs.sh)
@@ -65,7 +123,36 @@ die() {
 
 usage() {
     echo "usage: $0 start|stop|start-redis|stop-redis|start-redis-tls|stop-redis-tls|start-kafka|stop-kafka DIR" >&2
+    echo "       $0 start-node|stop-node DIR PORT" >&2
     exit 2
+}
+
+# Sets $flavor, $server and $cli from K2R_TEST_REDIS_FLAVOR.
+pick_flavor() {
+    flavor="${K2R_TEST_REDIS_FLAVOR:-redis}"
+    case "$flavor" in
+    redis | valkey) ;;
+    *) die "K2R_TEST_REDIS_FLAVOR must be redis or valkey, not '$flavor'" ;;
+    esac
+    server="$flavor-server" cli="$flavor-cli"
+}
+
+# The cli that goes with server $2 of DIR $1: FLAVOR-cli for FLAVOR-server.
+cli_of() {
+    local bin
+    bin="$(head -n 1 "$1/$2.cmd" 2>/dev/null)" || bin=""
+    case "$bin" in
+    *-server) echo "${bin%-server}-cli" ;;
+    *) echo redis-cli ;;
+    esac
+}
+
+# $cli against 127.0.0.1:PORT $1, the rest as its arguments; cut short after
+# 5 s (a stopped or wedged server must not hang a polling loop).
+rcli() {
+    local port="$1"
+    shift
+    timeout 5 "$cli" -h 127.0.0.1 -p "$port" "$@" 2>/dev/null
 }
 
 # scaled SECONDS -> whole seconds, at least 1
@@ -91,14 +178,22 @@ ours_alive() {
     return 0
 }
 
+# True while PID $1 runs and is not a zombie; no fork (a polling loop's test).
+running() {
+    local stat
+    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+    stat="${stat##*) }"
+    [ "${stat%% *}" != Z ]
+}
+
 # Absolute, existing DIR (created when missing).
 abs_dir() {
     mkdir -p -- "$1"
     (cd -- "$1" && pwd -P)
 }
 
-# TERM to the named servers of DIR (kafka, redis), up to 20 s (scaled) for
-# them to end, then KILL; their PID files go.
+# TERM to the named servers of DIR (kafka, redis, sentinel1, ...), up to 20 s
+# (scaled) for them to end, then KILL; their PID files go.
 stop_servers() {
     local dir="$1" name pid pids=() names=() deadline i
     shift
@@ -141,9 +236,21 @@ stop_servers() {
     done
 }
 
+# The names of the servers of DIR $1 that have a PID file, one per line.
+pid_names() {
+    local f
+    for f in "$1"/*.pid; do
+        [ -f "$f" ] || continue
+        f="${f##*/}"
+        echo "${f%.pid}"
+    done
+}
+
 stop_stack() {
+    local names
     [ -d "$1" ] || return 0
-    stop_servers "$1" kafka redis redis-tls
+    mapfile -t names < <(pid_names "$1")
+    [ "${#names[@]}" -eq 0 ] || stop_servers "$1" "${names[@]}"
     save_cds_archive "$(cd -- "$1" && pwd -P)"
 }
 
@@ -195,22 +302,25 @@ EOF
 }
 
 # A Kafka cluster id (a Kafka Uuid: 16 random bytes, base64url without padding,
-# never starting with '-'), made without starting a JVM.
+# never starting with '-'), made without starting a JVM (or Python).
 cluster_id() {
-    python3 -c '
-import base64, os
-while True:
-    s = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
-    if not s.startswith("-") and s != "AAAAAAAAAAAAAAAAAAAAAA" and s != "AAAAAAAAAAAAAAAAAAAAAQ":
-        print(s)
-        break
-'
+    local s
+    while :; do
+        s="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+        case "$s" in
+        -* | AAAAAAAAAAAAAAAAAAAAAA | AAAAAAAAAAAAAAAAAAAAAQ) ;;
+        *)
+            echo "$s"
+            return
+            ;;
+        esac
+    done
 }
 
-# Records how server $2 (redis, kafka) of DIR $1 listening on port $3 is
+# Records how server $2 (redis, kafka, cluster1, ...) of DIR $1 listening on port $3 is
 # started: the rest of the arguments, one per line in DIR/$2.cmd (no argument
 # holds a newline: DIR has no whitespace), and the port in DIR/$2.port. Both
-# `start` and `start-redis`/`start-kafka` run it from there, so a restarted
+# `start` and `start-node` run it from there, so a restarted
 # server is the same server: same port, same data dir, same options.
 write_cmd() {
     local dir="$1" name="$2" port="$3"
@@ -232,12 +342,14 @@ launch() {
 
 # True when server $2 of DIR $1 answers on its port.
 answers() {
-    local port
+    local port cli
     port="$(cat "$1/$2.port")"
     case "$2" in
-    redis | redis-tls) [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] ;;
     kafka) kcat -b "127.0.0.1:$port" -L -m 2 2>/dev/null | grep -q '1 brokers:' ;;
-    *) return 1 ;;
+    *)
+        cli="$(cli_of "$1" "$2")"
+        [ "$(rcli "$port" ping)" = PONG ]
+        ;;
     esac
 }
 
@@ -247,7 +359,7 @@ wait_ready() {
     local dir="$1" name="$2" deadline="$3" pid label port
     pid="$(tr -dc '0-9' <"$dir/$name.pid")"
     port="$(cat "$dir/$name.port")"
-    label="redis-server"
+    label="$(head -n 1 "$dir/$name.cmd") ($name)"
     [ "$name" != kafka ] || label="the Kafka broker"
     until answers "$dir" "$name"; do
         if ! ours_alive "$pid" "$dir"; then
@@ -262,7 +374,8 @@ wait_ready() {
     done
 }
 
-# start-redis / start-kafka: server $1 of the stack in DIR $2, again.
+# start-node / start-redis / start-kafka: server $1 of the stack in DIR $2,
+# again.
 restart_server() {
     local name="$1" dir t0 secs=20 pid
     dir="$(cd -- "$2" 2>/dev/null && pwd -P)" || die "no stack in $2"
@@ -312,19 +425,144 @@ make_certs() {
     chmod 600 "$d"/*.key
 }
 
-start_stack() {
-    local dir="$1" libs kport cport rport tport tplain cid jopts logopt t0 major jsa cds fmt_cds
-    case "$1" in *[[:space:]]*) die "DIR must not contain whitespace: '$1'" ;; esac
-    dir="$(abs_dir "$1")"
-    for name in kafka redis redis-tls; do
-        if [ -f "$dir/$name.pid" ] && ours_alive "$(tr -dc '0-9' <"$dir/$name.pid")" "$dir"; then
-            die "a stack is already running in $dir (stop it first: $0 stop $dir)"
+# The name of the server of DIR $1 that listens on port $2: the one whose
+# DIR/NAME.port holds it, or (redis-tls) whose command line has --tls-port $2.
+node_by_port() {
+    local dir="$1" port="$2" f name
+    case "$port" in '' | *[!0-9]*) die "not a port: '$port'" ;; esac
+    for f in "$dir"/*.port; do
+        [ -f "$f" ] || continue
+        name="${f##*/}"
+        name="${name%.port}"
+        if [ "$(cat "$f")" = "$port" ]; then
+            echo "$name"
+            return 0
+        fi
+        if [ -f "$dir/$name.cmd" ] &&
+            awk -v p="$port" 'prev == "--tls-port" && $0 == p { found = 1 } { prev = $0 } END { exit !found }' \
+                "$dir/$name.cmd"; then
+            echo "$name"
+            return 0
         fi
     done
-    "$here/deps.sh" test >&2
+    die "no server of the stack in $dir listens on port $port"
+}
+
+# stop-node / start-node DIR PORT
+node_cmd() {
+    local what="$1" dir name
+    dir="$(cd -- "$2" 2>/dev/null && pwd -P)" || die "no stack in $2"
+    name="$(node_by_port "$dir" "$3")" || exit 1
+    case "$what" in
+    stop) stop_servers "$dir" "$name" ;;
+    start) restart_server "$name" "$dir" ;;
+    esac
+}
+
+# A sentinel's run id: 40 hex digits.
+run_id() {
+    od -An -N20 -tx1 /dev/urandom | tr -d ' \n'
+}
+
+# True when the flattened reply of SENTINEL sentinels|replicas on stdin (one
+# value a line: the entries' key/value pairs one after the other) has $1
+# entries, none flagged down or disconnected, and, with $2 = 1, every one
+# with master-link-status ok.
+sentinel_entries_ok() {
+    awk -v want="$1" -v link="$2" '
+        NR % 2 == 1 { k = $0; next }
+        k == "name" { n++ }
+        k == "flags" && $0 ~ /s_down|o_down|disconnected/ { bad = 1 }
+        k == "master-link-status" { if ($0 == "ok") up++; else bad = 1 }
+        END { exit !(n == want && !bad && (link != 1 || up == n)) }'
+}
+
+# True when all sentinels (ports $3...) of the stack report the primary
+# 127.0.0.1:$2 for master $1, the replica (linked) and the two other sentinels.
+sentinels_ready() {
+    local name="$1" primary="$2" port
+    shift 2
+    for port in "$@"; do
+        [ "$(rcli "$port" sentinel get-master-addr-by-name "$name" | tr '\n' ' ')" = "127.0.0.1 $primary " ] ||
+            return 1
+        rcli "$port" sentinel sentinels "$name" | sentinel_entries_ok 2 0 || return 1
+        rcli "$port" sentinel replicas "$name" | sentinel_entries_ok 1 1 || return 1
+    done
+}
+
+# The cluster as node $1 sees it, one node a line, sorted: id, address, role
+# (with any fail/handshake/noaddr flag or link state other than connected),
+# its primary's id or -, and its slots.
+cluster_view() {
+    rcli "$1" cluster nodes | awk '{
+        f = $3; sub(/(^|,)myself/, "", f); sub(/^,/, "", f)
+        role = f
+        if ($8 != "connected") role = role "/" $8
+        addr = $2; sub(/[@,].*/, "", addr)
+        s = ""; for (i = 9; i <= NF; i++) s = s " " $i
+        print $1, addr, role, $4 s
+    }' | sort
+}
+
+# True when every cluster node (ports $2...) says cluster_state:ok, all see
+# the same $1 nodes with the same roles and slots, all of them masters or
+# slaves, and every replica's link to its primary is up. Then sets
+# $cluster_primaries and $cluster_replicas: comma-separated 127.0.0.1:PORT,
+# the primaries in slot order and the replica of each in the same order.
+cluster_ready() {
+    local want="$1" port view first="" info
+    shift
+    for port in "$@"; do
+        info="$(rcli "$port" cluster info)" || return 1
+        case "$info" in *cluster_state:ok*) ;; *) return 1 ;; esac
+        view="$(cluster_view "$port")"
+        [ -n "$view" ] || return 1
+        if [ -z "$first" ]; then
+            first="$view"
+        elif [ "$view" != "$first" ]; then
+            return 1
+        fi
+    done
+    [ "$(printf '%s\n' "$first" | wc -l)" -eq "$want" ] || return 1
+    printf '%s\n' "$first" | awk '$3 != "master" && $3 != "slave" { exit 1 }' || return 1
+    for port in $(printf '%s\n' "$first" | awk '$3 == "slave" { sub(/.*:/, "", $2); print $2 }'); do
+        rcli "$port" info replication | tr -d '\r' | grep -qx 'master_link_status:up' || return 1
+    done
+    cluster_primaries="$(printf '%s\n' "$first" | awk '$3 == "master" && NF > 4 {
+        s = $5; sub(/-.*/, "", s); print s, $2 }' | sort -n | awk '{ print $2 }' | paste -sd, -)"
+    cluster_replicas="$(printf '%s\n' "$first" | awk '
+        $3 == "master" && NF > 4 { s = $5; sub(/-.*/, "", s); first[$1] = s }
+        $3 == "slave" { of[$4] = of[$4] (of[$4] == "" ? "" : " ") $2 }
+        END { for (id in first) if (id in of) print first[id], of[id] }' |
+        sort -n | awk '{ for (i = 2; i <= NF; i++) print $i }' | paste -sd, -)"
+}
+
+start_stack() {
+    local dir="$1" libs kport cport rport tport tplain cid jopts logopt t0 major jsa cds fmt_cds
+    local name port i version ccpid fmtpid cstatus others d20 d30 d120 sdata=() sports=() sids=() cports=() cbus=() caddrs=()
+    local sname=k2rmaster down_after=1000 failover_timeout=5000 node_timeout=2000
+    case "$1" in *[[:space:]]*) die "DIR must not contain whitespace: '$1'" ;; esac
+    pick_flavor
+    dir="$(abs_dir "$1")"
+    while read -r name; do
+        if ours_alive "$(tr -dc '0-9' <"$dir/$name.pid")" "$dir"; then
+            die "a stack is already running in $dir (stop it first: $0 stop $dir)"
+        fi
+    done < <(pid_names "$dir")
+    # A stack stopped in DIR before starts afresh (new ports): its data goes,
+    # its logs are appended to.
+    rm -rf -- "$dir/kafka-data" "$dir"/cluster*-nodes.conf "$dir"/*.rdb "$dir/env"
+    if [ "$flavor" = valkey ]; then
+        "$here/deps.sh" test valkey >&2
+    else
+        "$here/deps.sh" test >&2
+    fi
+    { command -v "$server" && command -v "$cli"; } >/dev/null || die "$server or $cli is not on PATH"
+    version="$("$server" --version | sed -n 's/.* v=\([0-9][0-9.]*\).*/\1/p')"
     libs="$("$here/kafka-libs.sh")"
     [ -d "$libs" ] || die "kafka-libs.sh gave no jar folder"
     t0=$SECONDS # the deadlines count from here, after any download
+    d20=$((t0 + $(scaled 20))) d30=$((t0 + $(scaled 30))) d120=$((t0 + $(scaled 120)))
 
     STACK_DIR="$dir"
     trap 'echo "stack.sh: interrupted; stopping what was started" >&2; stop_stack "$STACK_DIR"; exit 130' INT TERM
@@ -340,29 +578,33 @@ start_stack() {
         exit 1
     }
 
-    mapfile -t ports < <(free_ports 5)
-    [ "${#ports[@]}" -eq 5 ] || die "could not pick free ports (python3 missing?)"
+    # Kafka 2, Redis 1, TLS 2, Sentinel 2 + 3, Cluster 6 + 6 bus ports
+    mapfile -t ports < <(free_ports 22)
+    [ "${#ports[@]}" -eq 22 ] || die "could not pick free ports (python3 missing?)"
     kport="${ports[0]}" cport="${ports[1]}" rport="${ports[2]}"
     tport="${ports[3]}" tplain="${ports[4]}"
+    sdata=("${ports[5]}" "${ports[6]}")
+    sports=("${ports[7]}" "${ports[8]}" "${ports[9]}")
+    cports=("${ports[@]:10:6}")
+    cbus=("${ports[@]:16:6}")
 
-    cd "$dir" # both servers get DIR as working directory; stop relies on it
+    cd "$dir" # all servers get DIR as working directory; stop relies on it
 
-    # ---- Redis ----
-    # Early errors (before the logfile opens) land in the same log (launch).
-    write_cmd "$dir" redis "$rport" redis-server --port "$rport" --bind 127.0.0.1 \
-        --protected-mode yes --save '' --appendonly no --dir "$dir" \
-        --logfile "$dir/redis.log" --daemonize no
-    launch "$dir" redis
-
-    # ---- Redis with TLS ----
-    make_certs "$dir/tls" >>"$dir/redis-tls.log" 2>&1 ||
-        fail "openssl could not make the test certificates" "$dir/redis-tls.log"
-    write_cmd "$dir" redis-tls "$tplain" redis-server --port "$tplain" --tls-port "$tport" \
-        --bind 127.0.0.1 --protected-mode yes --save '' --appendonly no --dir "$dir" \
-        --tls-cert-file "$dir/tls/server.crt" --tls-key-file "$dir/tls/server.key" \
-        --tls-ca-cert-file "$dir/tls/ca.crt" --tls-auth-clients optional \
-        --logfile "$dir/redis-tls.log" --daemonize no
-    launch "$dir" redis-tls
+    # ---- Cluster nodes, first ----
+    # A cluster primary calls the cluster ok only 2 s after its own start, so
+    # these start before anything else. Explicit bus ports (the default, port
+    # + 10000, may not be free).
+    for i in 1 2 3 4 5 6; do
+        port="${cports[$((i - 1))]}"
+        caddrs+=("127.0.0.1:$port")
+        write_cmd "$dir" "cluster$i" "$port" "$server" --port "$port" --bind 127.0.0.1 \
+            --protected-mode yes --save '' --appendonly no --dir "$dir" \
+            --dbfilename "cluster$i.rdb" --cluster-enabled yes \
+            --cluster-config-file "$dir/cluster$i-nodes.conf" \
+            --cluster-node-timeout "$node_timeout" --cluster-port "${cbus[$((i - 1))]}" \
+            --repl-diskless-sync-delay 0 --logfile "$dir/cluster$i.log" --daemonize no
+        launch "$dir" "cluster$i"
+    done
 
     # ---- Kafka ----
     mkdir -p "$dir/kafka-data"
@@ -453,21 +695,157 @@ EOF
         -Djava.net.preferIPv4Stack=true "${cds[@]}" "$logopt")
     cid="$(cluster_id)"
     echo "== kafka.tools.StorageTool format (cluster id $cid)" >>"$dir/kafka.log"
-    if ! java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
-        "${fmt_cds[@]}" "$logopt" \
+    # The format (a JVM: about a second) runs in the background, in DIR with a
+    # PID file (stop stops it), while the Redis-family servers start.
+    (cd "$dir" && exec java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+        -Djava.awt.headless=true "${fmt_cds[@]}" "$logopt" \
         -cp "$libs/*" kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" \
-        </dev/null >>"$dir/kafka.log" 2>&1; then
-        fail "formatting the Kafka log dir failed" "$dir/kafka.log"
-    fi
+        </dev/null >>"$dir/kafka.log" 2>&1) &
+    fmtpid=$!
+    echo "$fmtpid" >"$dir/kafka-format.pid"
+
+
+    # ---- Redis ----
+    # Early errors (before the logfile opens) land in the same log (launch).
+    write_cmd "$dir" redis "$rport" "$server" --port "$rport" --bind 127.0.0.1 \
+        --protected-mode yes --save '' --appendonly no --dir "$dir" \
+        --logfile "$dir/redis.log" --daemonize no
+    launch "$dir" redis
+
+    # ---- Redis with TLS ----
+    make_certs "$dir/tls" >>"$dir/redis-tls.log" 2>&1 ||
+        fail "openssl could not make the test certificates" "$dir/redis-tls.log"
+    write_cmd "$dir" redis-tls "$tplain" "$server" --port "$tplain" --tls-port "$tport" \
+        --bind 127.0.0.1 --protected-mode yes --save '' --appendonly no --dir "$dir" \
+        --tls-cert-file "$dir/tls/server.crt" --tls-key-file "$dir/tls/server.key" \
+        --tls-ca-cert-file "$dir/tls/ca.crt" --tls-auth-clients optional \
+        --logfile "$dir/redis-tls.log" --daemonize no
+    launch "$dir" redis-tls
+
+    # ---- Sentinel: the data nodes ----
+    # Config files, not options: Sentinel rewrites them (CONFIG REWRITE) when
+    # it changes a node's role, so start-node brings a node back in the role
+    # it last had. No diskless-sync delay: a replica syncs at once.
+    for i in 1 2; do
+        {
+            cat <<EOF
+# Sentinel data node $i written by scripts/stack.sh
+port ${sdata[$((i - 1))]}
+bind 127.0.0.1
+protected-mode yes
+daemonize no
+dir $dir
+dbfilename sentinel-data$i.rdb
+save ""
+appendonly no
+logfile $dir/sentinel-data$i.log
+repl-diskless-sync-delay 0
+EOF
+            [ "$i" = 1 ] || echo "replicaof 127.0.0.1 ${sdata[0]}"
+        } >"$dir/sentinel-data$i.conf"
+        write_cmd "$dir" "sentinel-data$i" "${sdata[$((i - 1))]}" "$server" "$dir/sentinel-data$i.conf"
+        launch "$dir" "sentinel-data$i"
+    done
+
+    # ---- Cluster ----
+    # Creating the cluster waits for the nodes to agree (its own 1 s polls):
+    # it runs in the background, in DIR (stop stops it), while Kafka starts.
+    for i in 1 2 3 4 5 6; do
+        wait_ready "$dir" "cluster$i" "$d20" || fail "$why" "$dir/cluster$i.log"
+    done
+    (cd "$dir" && exec "$cli" --cluster create "${caddrs[@]}" --cluster-replicas 1 --cluster-yes \
+        </dev/null >>"$dir/cluster-create.log" 2>&1) &
+    ccpid=$!
+    echo "$ccpid" >"$dir/cluster-create.pid"
+
+    # ---- Kafka, once formatted ----
+    while running "$fmtpid"; do
+        [ "$SECONDS" -lt "$d120" ] || fail "formatting the Kafka log dir did not end in time" "$dir/kafka.log"
+        sleep 0.05
+    done
+    wait "$fmtpid" || fail "formatting the Kafka log dir failed" "$dir/kafka.log"
+    rm -f "$dir/kafka-format.pid"
     echo "== kafka.Kafka $dir/server.properties" >>"$dir/kafka.log"
     write_cmd "$dir" kafka "$kport" java "${jopts[@]}" -cp "$libs/*" kafka.Kafka \
         "$dir/server.properties"
     launch "$dir" kafka
 
-    # ---- wait for both ----
-    wait_ready "$dir" redis $((t0 + $(scaled 20))) || fail "$why" "$dir/redis.log"
-    wait_ready "$dir" redis-tls $((t0 + $(scaled 20))) || fail "$why" "$dir/redis-tls.log"
-    wait_ready "$dir" kafka $((t0 + $(scaled 120))) || fail "$why" "$dir/kafka.log"
+    # ---- Sentinels, once the replica has synced ----
+    # With the replica's link already up when a sentinel first asks it (INFO,
+    # then only every 10 s), the sentinel sees master-link-status ok at once.
+    # Each sentinel's config names the replica and the other two sentinels
+    # (with the run ids given here), so nobody waits for hello messages.
+    for i in 1 2; do
+        wait_ready "$dir" "sentinel-data$i" "$d20" ||
+            fail "$why" "$dir/sentinel-data$i.log"
+    done
+    until rcli "${sdata[1]}" info replication | tr -d '\r' | grep -qx 'master_link_status:up'; do
+        [ "$SECONDS" -lt "$d30" ] ||
+            fail "the Sentinel replica did not sync with its primary in time" "$dir/sentinel-data2.log"
+        sleep 0.1
+    done
+    for i in 1 2 3; do
+        sids+=("$(run_id)")
+    done
+    for i in 1 2 3; do
+        {
+            cat <<EOF
+# sentinel $i written by scripts/stack.sh; the sentinel rewrites it
+port ${sports[$((i - 1))]}
+bind 127.0.0.1
+daemonize no
+dir $dir
+logfile $dir/sentinel$i.log
+sentinel myid ${sids[$((i - 1))]}
+sentinel resolve-hostnames no
+sentinel announce-hostnames no
+sentinel announce-ip 127.0.0.1
+sentinel monitor $sname 127.0.0.1 ${sdata[0]} 2
+sentinel down-after-milliseconds $sname $down_after
+sentinel failover-timeout $sname $failover_timeout
+sentinel parallel-syncs $sname 1
+sentinel known-replica $sname 127.0.0.1 ${sdata[1]}
+EOF
+            for others in 1 2 3; do
+                [ "$others" = "$i" ] ||
+                    echo "sentinel known-sentinel $sname 127.0.0.1 ${sports[$((others - 1))]} ${sids[$((others - 1))]}"
+            done
+        } >"$dir/sentinel$i.conf"
+        write_cmd "$dir" "sentinel$i" "${sports[$((i - 1))]}" "$server" "$dir/sentinel$i.conf" --sentinel
+        launch "$dir" "sentinel$i"
+    done
+
+    # ---- wait for all ----
+    # The broker last: the others are ready while its JVM still starts (the
+    # cluster's primaries need 2 s from their start before they call the
+    # cluster ok; its creation polls once a second).
+    wait_ready "$dir" redis "$d20" || fail "$why" "$dir/redis.log"
+    wait_ready "$dir" redis-tls "$d20" || fail "$why" "$dir/redis-tls.log"
+    for i in 1 2 3; do
+        wait_ready "$dir" "sentinel$i" "$d30" || fail "$why" "$dir/sentinel$i.log"
+    done
+    while running "$ccpid"; do
+        [ "$SECONDS" -lt "$d30" ] ||
+            fail "$cli --cluster create did not finish in time" "$dir/cluster-create.log"
+        sleep 0.1
+    done
+    cstatus=0
+    wait "$ccpid" || cstatus=$?
+    rm -f "$dir/cluster-create.pid"
+    [ "$cstatus" -eq 0 ] || fail "$cli --cluster create failed (exit $cstatus)" "$dir/cluster-create.log"
+    until cluster_ready 6 "${cports[@]}"; do
+        [ "$SECONDS" -lt "$d30" ] ||
+            fail "the cluster nodes did not agree (cluster_state:ok, same slots, replicas linked) in time" \
+                "$dir/cluster1.log"
+        sleep 0.1
+    done
+    until sentinels_ready "$sname" "${sdata[0]}" "${sports[@]}"; do
+        [ "$SECONDS" -lt "$d30" ] ||
+            fail "the sentinels did not all see the primary, the replica and each other in time" \
+                "$dir/sentinel1.log"
+        sleep 0.1
+    done
+    wait_ready "$dir" kafka "$d120" || fail "$why" "$dir/kafka.log"
 
     cat >"$dir/env" <<EOF
 K2R_TEST_KAFKA_BROKERS=127.0.0.1:$kport
@@ -476,21 +854,28 @@ K2R_TEST_REDIS_PORT=$rport
 K2R_TEST_REDIS_TLS_PORT=$tport
 K2R_TEST_REDIS_TLS_PLAIN_PORT=$tplain
 K2R_TEST_TLS_DIR=$dir/tls
+K2R_TEST_REDIS_FLAVOR=$flavor
+K2R_TEST_REDIS_VERSION=$version
+K2R_TEST_REDIS_CLI=$cli
+K2R_TEST_SENTINEL_MASTER=$sname
+K2R_TEST_SENTINEL_ADDRS=127.0.0.1:${sports[0]},127.0.0.1:${sports[1]},127.0.0.1:${sports[2]}
+K2R_TEST_SENTINEL_DATA_PORTS=${sdata[0]},${sdata[1]}
+K2R_TEST_SENTINEL_DOWN_AFTER_MS=$down_after
+K2R_TEST_CLUSTER_ADDRS=$cluster_primaries
+K2R_TEST_CLUSTER_REPLICA_ADDRS=$cluster_replicas
+K2R_TEST_CLUSTER_NODE_TIMEOUT_MS=$node_timeout
 K2R_TEST_STACK_DIR=$dir
 EOF
     trap - INT TERM
-    echo "stack.sh: Kafka $(basename "$(dirname "$libs")" | sed 's/^kafka-//') at 127.0.0.1:$kport (pid $(cat "$dir/kafka.pid")), Redis at 127.0.0.1:$rport (pid $(cat "$dir/redis.pid")), Redis TLS at 127.0.0.1:$tport (plain $tplain, pid $(cat "$dir/redis-tls.pid")); ready in $((SECONDS - t0)) s; state in $dir" >&2
+    echo "stack.sh: Kafka $(basename "$(dirname "$libs")" | sed 's/^kafka-//') at 127.0.0.1:$kport (pid $(cat "$dir/kafka.pid")), $flavor $version at 127.0.0.1:$rport (pid $(cat "$dir/redis.pid")), TLS at 127.0.0.1:$tport (plain $tplain, pid $(cat "$dir/redis-tls.pid")), Sentinel $sname at ${sports[*]} (data ${sdata[*]}), Cluster $cluster_primaries (replicas $cluster_replicas); ready in $((SECONDS - t0)) s; state in $dir" >&2
 }
 
-[ "$#" -eq 2 ] || usage
-case "$1" in
-start) start_stack "$2" ;;
-stop) stop_stack "$2" ;;
-start-redis) restart_server redis "$2" ;;
-start-redis-tls) restart_server redis-tls "$2" ;;
-stop-redis-tls) stop_servers "$2" redis-tls ;;
-start-kafka) restart_server kafka "$2" ;;
-stop-redis) stop_servers "$2" redis ;;
-stop-kafka) stop_servers "$2" kafka ;;
+case "$#:${1:-}" in
+3:start-node) node_cmd start "$2" "$3" ;;
+3:stop-node) node_cmd stop "$2" "$3" ;;
+2:start) start_stack "$2" ;;
+2:stop) stop_stack "$2" ;;
+2:start-redis | 2:start-redis-tls | 2:start-kafka) restart_server "${1#start-}" "$2" ;;
+2:stop-redis | 2:stop-redis-tls | 2:stop-kafka) stop_servers "$2" "${1#stop-}" ;;
 *) usage ;;
 esac

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# with-stack.sh - runs one command against a fresh, private Kafka broker and
-# Redis server and always tears them down afterwards. It makes a temporary
-# folder (mktemp -d), starts both there with `scripts/stack.sh start`, exports
-# the variables of its env file (K2R_TEST_KAFKA_BROKERS, K2R_TEST_REDIS_HOST,
-# K2R_TEST_REDIS_PORT, K2R_TEST_STACK_DIR), runs the command as a child, then
+# with-stack.sh - runs one command against a fresh, private test stack (a
+# Kafka broker and the Redis-family servers of scripts/stack.sh) and always
+# tears it down afterwards. It makes a temporary folder (mktemp -d), starts
+# the stack there with `scripts/stack.sh start`, exports the variables of its
+# env file (K2R_TEST_KAFKA_BROKERS, K2R_TEST_REDIS_HOST, K2R_TEST_REDIS_PORT,
+# K2R_TEST_STACK_DIR, and the TLS, Sentinel and Cluster ones: see stack.sh),
+# runs the command as a child, then
 # stops the stack and removes the folder on every way out: normal exit,
 # failure, SIGINT, SIGTERM, SIGHUP. It exits with the command's status
 # (130/143/129 when interrupted; 1 when the stack could not be started).
@@ -14,8 +16,8 @@
 #        scripts/with-stack.sh bash -c 'kcat -b "$K2R_TEST_KAFKA_BROKERS" -L'
 #   K2R_KEEP_STACK_DIR=1   keep the folder (logs, data, env) for debugging;
 #                          its path is printed on stderr at the end
-#   Other settings (K2R_TEST_TIMEOUT_MULTIPLIER, K2R_KAFKA_VERSION,
-#   K2R_CACHE_DIR) are read by scripts/stack.sh.
+#   Other settings (K2R_TEST_TIMEOUT_MULTIPLIER, K2R_TEST_REDIS_FLAVOR=valkey,
+#   K2R_KAFKA_VERSION, K2R_CACHE_DIR) are read by scripts/stack.sh.
 # shellcheck disable=SC2317  # the trap handlers are reached through trap
 set -euo pipefail
 
