@@ -351,29 +351,15 @@ static int set_target(k2r_redis_t *redis, const char *host, int port) {
 }
 
 k2r_redis_t *k2r_redis_new(const k2r_redis_conf_t *conf, char *errstr, size_t errstr_size) {
+    /* With Sentinel or Cluster, host and port are found, not given. */
+    int found = conf->sentinel_master || conf->ncluster_addrs;
     k2r_redis_t *redis;
 
-    if (conf->ncluster_addrs) {
-        redis = calloc(1, sizeof(*redis));
-        if (!redis) {
-            snprintf(errstr, errstr_size, "out of memory");
-            return NULL;
-        }
-        redis->fd = -1;
-        redis->connect_timeout_ms = conf->connect_timeout_ms;
-        redis->cluster = k2r_cluster_new(conf, errstr, errstr_size);
-        if (!redis->cluster) {
-            free(redis);
-            return NULL;
-        }
-        return redis;
-    }
-
-    if (!conf->sentinel_master && (!conf->host || !*conf->host)) {
+    if (!found && (!conf->host || !*conf->host)) {
         snprintf(errstr, errstr_size, "redis: no host");
         return NULL;
     }
-    if (!conf->sentinel_master && (conf->port < 1 || conf->port > 65535)) {
+    if (!found && (conf->port < 1 || conf->port > 65535)) {
         snprintf(errstr, errstr_size, "redis: port must be 1-65535, not %d", conf->port);
         return NULL;
     }
@@ -397,6 +383,14 @@ k2r_redis_t *k2r_redis_new(const k2r_redis_conf_t *conf, char *errstr, size_t er
     }
     redis->fd = -1;
     redis->connect_timeout_ms = conf->connect_timeout_ms;
+    if (conf->ncluster_addrs) { /* this sink only hands the calls on */
+        redis->cluster = k2r_cluster_new(conf, errstr, errstr_size);
+        if (!redis->cluster) {
+            free(redis);
+            return NULL;
+        }
+        return redis;
+    }
     redis->command_timeout_ms = conf->command_timeout_ms;
     redis->pipeline_depth = conf->pipeline_depth;
     redis->depth_now = conf->pipeline_depth;

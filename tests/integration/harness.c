@@ -1127,6 +1127,48 @@ int h_http_wait(int port, const char *path, int status, const char *body, int64_
     }
 }
 
+/* ---------------------------------------------------- numbered records */
+
+void h_config_numbered(const h_scene_t *sc, int port, const h_config_opts_t *opts, char *yaml,
+                       size_t size) {
+    char rules[512];
+
+    snprintf(rules, sizeof(rules),
+             "  - name: numbered\n"
+             "    topic: %s\n"
+             "    vars:\n"
+             "      n: {path: n}\n"
+             "    channel: \"%s:{n}\"\n"
+             "    message: \"{n}\"\n",
+             sc->topic, sc->prefix);
+    h_config_opts(yaml, size, sc->group, sc->topic, port, opts, rules);
+}
+
+void h_produce_numbered(h_scene_t *sc, int from, int to) {
+    for (int i = from; i < to; i++) {
+        char value[64];
+
+        snprintf(value, sizeof(value), "{\"n\":%d}", i);
+        CU_ASSERT_EQUAL(h_produce(sc->p, sc->topic, 0, NULL, value, strlen(value)), 0);
+    }
+    CU_ASSERT_EQUAL(h_flush(sc->p), 0);
+}
+
+void h_assert_numbered(const h_scene_t *sc, const h_sub_t *sub, int from, int to) {
+    CU_ASSERT_EQUAL(h_sub_count(sub), (size_t)to);
+    for (int i = from; i < to && (size_t)i < h_sub_count(sub); i++) {
+        char channel[160], message[32];
+
+        const h_note_t *note = h_sub_note(sub, (size_t)i);
+
+        snprintf(channel, sizeof(channel), "%s:%d", sc->prefix, i);
+        snprintf(message, sizeof(message), "%d", i);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(note);
+        CU_ASSERT_STRING_EQUAL(note->channel, channel);
+        CU_ASSERT_STRING_EQUAL(note->message, message);
+    }
+}
+
 /* --------------------------------------------------------------- run */
 
 int h_run(const char *cmdline, const char *input, char **output, int merge) {

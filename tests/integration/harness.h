@@ -286,6 +286,17 @@ int h_scene_open(h_scene_t *sc, const char *name, int partitions, const char *pa
  * the producer and the subscriber. */
 void h_scene_close(h_scene_t *sc);
 
+/* Numbered records: {"n":i} to partition 0, one rule mapping each to
+ * PREFIX:i with message i. h_config_numbered writes the config (Redis at
+ * `port`, `opts` as h_config_opts takes them); h_produce_numbered produces
+ * i in [from, to) and flushes; h_assert_numbered checks that `sub` has
+ * exactly `to` notifications, those from `from` on being PREFIX:i with
+ * message i, in order. */
+void h_config_numbered(const h_scene_t *sc, int port, const h_config_opts_t *opts, char *yaml,
+                       size_t size);
+void h_produce_numbered(h_scene_t *sc, int from, int to);
+void h_assert_numbered(const h_scene_t *sc, const h_sub_t *sub, int from, int to);
+
 /* No further notification reaches `sub` within a grace period (1 s, scaled). */
 void h_assert_quiet(h_sub_t *sub);
 

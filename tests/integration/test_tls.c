@@ -58,53 +58,21 @@ static int tls_server_cli(const char *args, const char *want) {
  * `tls` (each "    key: value\n"), one rule: {n} to PREFIX:{n}.
  */
 static void tls_config(const h_scene_t *sc, int port, const char *tls, char *yaml, size_t size) {
-    char rules[512], extra[1024], *url;
+    char extra[1024], *url;
     h_config_opts_t opts = {NULL, NULL, NULL, NULL, NULL};
 
-    snprintf(rules, sizeof(rules),
-             "  - name: tls\n"
-             "    topic: %s\n"
-             "    vars:\n"
-             "      n: {path: n}\n"
-             "    channel: \"%s:{n}\"\n"
-             "    message: \"{n}\"\n",
-             sc->topic, sc->prefix);
     snprintf(extra, sizeof(extra),
              "  command_timeout_ms: 2000\n"
              "  tls:\n"
              "%s",
              tls);
     opts.redis_extra = extra;
-    h_config_opts(yaml, size, sc->group, sc->topic, port, &opts, rules);
+    h_config_numbered(sc, port, &opts, yaml, size);
     url = strstr(yaml, "url: redis://");
     CU_ASSERT_PTR_NOT_NULL_FATAL(url);
     memmove(url + strlen("url: rediss"), url + strlen("url: redis"),
             strlen(url + strlen("url: redis")) + 1);
     url[strlen("url: redis")] = 's';
-}
-
-/* Produces {"n":i} for i in [from, to). */
-static void produce_range(h_scene_t *sc, int from, int to) {
-    for (int i = from; i < to; i++) {
-        char value[64];
-
-        snprintf(value, sizeof(value), "{\"n\":%d}", i);
-        CU_ASSERT_EQUAL(h_produce(sc->p, sc->topic, 0, NULL, value, strlen(value)), 0);
-    }
-    CU_ASSERT_EQUAL(h_flush(sc->p), 0);
-}
-
-/* Every notification of `sub` is PREFIX:i with message i, for i < n, in order. */
-static void assert_exact(const h_scene_t *sc, const h_sub_t *sub, int n) {
-    CU_ASSERT_EQUAL(h_sub_count(sub), (size_t)n);
-    for (size_t i = 0; i < h_sub_count(sub) && i < (size_t)n; i++) {
-        char channel[160], message[32];
-
-        snprintf(channel, sizeof(channel), "%s:%zu", sc->prefix, i);
-        snprintf(message, sizeof(message), "%zu", i);
-        CU_ASSERT_STRING_EQUAL(h_sub_note(sub, i)->channel, channel);
-        CU_ASSERT_STRING_EQUAL(h_sub_note(sub, i)->message, message);
-    }
 }
 
 /* Opens a scene whose subscriber listens on the TLS server's plain port. */
@@ -128,10 +96,10 @@ static void deliver_exactly(const char *name, const char *tls) {
     CU_ASSERT_EQUAL_FATAL(tls_scene_open(&sc, name), 0);
     tls_config(&sc, tls_port(), tls, yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
-    produce_range(&sc, 0, 20);
+    h_produce_numbered(&sc, 0, 20);
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, 20, h_deadline(60000)), 20);
     h_assert_quiet(sc.sub);
-    assert_exact(&sc, sc.sub, 20);
+    h_assert_numbered(&sc, sc.sub, 0, 20);
     CU_ASSERT(h_bridge_log_has(&sc.b, "redis: connected to 127.0.0.1"));
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     h_scene_close(&sc);
@@ -188,7 +156,7 @@ static void refused(const char *name, const char *tls, const char *reason) {
 
     CU_ASSERT_EQUAL_FATAL(tls_scene_open(&sc, name), 0);
     tls_config(&sc, tls_port(), tls, yaml, sizeof(yaml));
-    produce_range(&sc, 0, 1);
+    h_produce_numbered(&sc, 0, 1);
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, 0), 3);
     snprintf(line, sizeof(line),
@@ -257,7 +225,7 @@ static void test_restarts(void) {
     snprintf(tls, sizeof(tls), "    ca_file: %s/ca.crt\n", tls_dir());
     tls_config(&sc, sc.proxy.port, tls, yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
-    produce_range(&sc, 0, BEFORE);
+    h_produce_numbered(&sc, 0, BEFORE);
     n = BEFORE;
     CU_ASSERT_EQUAL_FATAL(h_sub_wait(sc.sub, BEFORE, h_deadline(60000)), BEFORE);
     subs[0] = sc.sub;
@@ -265,7 +233,7 @@ static void test_restarts(void) {
 
     for (int cycle = 0; cycle < CYCLES; cycle++) {
         h_proxy_stop(&sc.proxy);
-        produce_range(&sc, n, n + DURING);
+        h_produce_numbered(&sc, n, n + DURING);
         n += DURING;
         CU_ASSERT_FATAL(h_bridge_wait_log_count(&sc.b, "degraded: holding", (size_t)cycle + 1,
                                                 h_deadline(30000)));

@@ -25,45 +25,12 @@
 #include "harness.h"
 #include "k2r/slots.h"
 
-/* One rule: {"n":i} to PREFIX:i with message i. */
+/* The numbered config (harness.h) with `redis_extra` and `sections`. */
 static void topology_config(const h_scene_t *sc, int port, const char *redis_extra,
                             const char *sections, char *yaml, size_t size) {
-    char rules[512];
     h_config_opts_t opts = {NULL, NULL, NULL, redis_extra, sections};
 
-    snprintf(rules, sizeof(rules),
-             "  - name: topo\n"
-             "    topic: %s\n"
-             "    vars:\n"
-             "      n: {path: n}\n"
-             "    channel: \"%s:{n}\"\n"
-             "    message: \"{n}\"\n",
-             sc->topic, sc->prefix);
-    h_config_opts(yaml, size, sc->group, sc->topic, port, &opts, rules);
-}
-
-/* Produces {"n":i} for i in [from, to) to partition 0. */
-static void produce_range(h_scene_t *sc, int from, int to) {
-    for (int i = from; i < to; i++) {
-        char value[64];
-
-        snprintf(value, sizeof(value), "{\"n\":%d}", i);
-        CU_ASSERT_EQUAL(h_produce(sc->p, sc->topic, 0, NULL, value, strlen(value)), 0);
-    }
-    CU_ASSERT_EQUAL(h_flush(sc->p), 0);
-}
-
-/* Notifications from..to-1 of `sub` are PREFIX:i with message i, in order. */
-static void assert_exact(const h_scene_t *sc, const h_sub_t *sub, int from, int to) {
-    CU_ASSERT_EQUAL(h_sub_count(sub), (size_t)to);
-    for (int i = from; i < to && (size_t)i < h_sub_count(sub); i++) {
-        char channel[160], message[32];
-
-        snprintf(channel, sizeof(channel), "%s:%d", sc->prefix, i);
-        snprintf(message, sizeof(message), "%d", i);
-        CU_ASSERT_STRING_EQUAL(h_sub_note(sub, (size_t)i)->channel, channel);
-        CU_ASSERT_STRING_EQUAL(h_sub_note(sub, (size_t)i)->message, message);
-    }
+    h_config_numbered(sc, port, &opts, yaml, size);
 }
 
 /*
@@ -96,7 +63,7 @@ static void test_slow_redis(void) {
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
     CU_ASSERT(h_bridge_wait_log(&sc.b, "redis: connected", h_deadline(60000)));
     CU_ASSERT(h_bridge_wait_log(&sc.b, "assigned", h_deadline(60000)));
-    produce_range(&sc, 0, N);
+    h_produce_numbered(&sc, 0, N);
     /* While the replies are on their way: the loop turns. */
     until = h_now_ms() + 4000;
     while (h_now_ms() < until) {
@@ -110,12 +77,12 @@ static void test_slow_redis(void) {
     CU_ASSERT(all_ok);
     CU_ASSERT(probes > 1);
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N, h_deadline(60000)), N);
-    assert_exact(&sc, sc.sub, 0, N);
+    h_assert_numbered(&sc, sc.sub, 0, N);
 
     /* A publish under way when SIGTERM comes: the commands reached Redis at
      * once (the subscriber has them), their replies are 5 s away, and the
      * drain gives up after 1 s. */
-    produce_range(&sc, N, 2 * N);
+    h_produce_numbered(&sc, N, 2 * N);
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, 2 * N, h_deadline(30000)), 2 * N);
     /* The drain's second, and up to a second more of librdkafka's own
      * teardown after the consumer closed (rd_kafka_destroy: seen 0 or 1 s). */
@@ -162,9 +129,9 @@ static void test_idle_check(void) {
     CU_ASSERT(h_bridge_wait_log(&sc.b, "again; publishing 0 held", h_deadline(10000)));
     CU_ASSERT(h_http_wait(sc.http_port, "/readyz", 200, "ready\n", h_deadline(10000), &r));
     h_http_free(&r);
-    produce_range(&sc, 0, 10);
+    h_produce_numbered(&sc, 0, 10);
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, 10, h_deadline(30000)), 10);
-    assert_exact(&sc, sc.sub, 0, 10);
+    h_assert_numbered(&sc, sc.sub, 0, 10);
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
 
     /* The same bridge behind a black hole: the handshake passes, the idle
@@ -204,9 +171,9 @@ static void test_sharded_single_node(void) {
     topology_config(&sc, h_redis_port(), "  command_timeout_ms: 2000\n  sharded: true\n", NULL,
                     yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
-    produce_range(&sc, 0, N);
+    h_produce_numbered(&sc, 0, N);
     CU_ASSERT_EQUAL(h_sub_wait(ssub, N, h_deadline(60000)), N);
-    assert_exact(&sc, ssub, 0, N);
+    h_assert_numbered(&sc, ssub, 0, N);
     h_assert_quiet(sc.sub);
     CU_ASSERT_EQUAL(h_sub_count(sc.sub), 0);
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
@@ -237,7 +204,7 @@ static void test_cut_mid_pipeline(void) {
                     yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
     CU_ASSERT(h_bridge_wait_log(&sc.b, "assigned", h_deadline(60000)));
-    produce_range(&sc, 0, N);
+    h_produce_numbered(&sc, 0, N);
     {
         int64_t deadline = h_deadline(120000);
         size_t next = 0;
@@ -343,7 +310,7 @@ static int failover_under_load(h_scene_t *sc, int sentinel, const char *master, 
             free(out);
             out = NULL;
         }
-        produce_range(sc, *next, *next + 5);
+        h_produce_numbered(sc, *next, *next + 5);
         *next += 5;
         pump(a, b, 100);
         now = sentinel_master_port(sentinel, master);
@@ -388,17 +355,17 @@ static void test_sentinel_failover(void) {
     snprintf(line, sizeof(line), "redis: connected to 127.0.0.1:%d, master %s", m0, master);
     CU_ASSERT(h_bridge_wait_log(&sc.b, line, h_deadline(60000)));
 
-    produce_range(&sc, 0, 100);
+    h_produce_numbered(&sc, 0, 100);
     next = 100;
     m1 = failover_under_load(&sc, s0, master, &next, a, b);
     CU_ASSERT(m1 != 0 && m1 != m0);
-    produce_range(&sc, next, next + 100);
+    h_produce_numbered(&sc, next, next + 100);
     next += 100;
     snprintf(line, sizeof(line), "redis: connected to 127.0.0.1:%d again", m1);
     CU_ASSERT(h_bridge_wait_log(&sc.b, line, h_deadline(60000)));
     m2 = failover_under_load(&sc, s0, master, &next, a, b);
     CU_ASSERT(m2 == m0);
-    produce_range(&sc, next, next + 100);
+    h_produce_numbered(&sc, next, next + 100);
     next += 100;
     snprintf(line, sizeof(line), "redis: connected to 127.0.0.1:%d again", m2);
     CU_ASSERT(h_bridge_wait_log(&sc.b, line, h_deadline(60000)));
@@ -782,40 +749,30 @@ static int replica_synced(int port) {
     return yes;
 }
 
-/* CLUSTER FAILOVER on `replica` once it is in sync, asked again when a
- * manual failover times out (5 s), until it is a primary; no records. */
-static int take_over(int replica) {
-    int64_t deadline = h_deadline(60000), asked = 0;
-
-    while (h_now_ms() < deadline && !is_primary(replica)) {
-        if (replica_synced(replica) && h_now_ms() - asked > 6000) {
-            if (h_redis_cli_port(replica, "CLUSTER FAILOVER", "OK") != 0)
-                return 0;
-            asked = h_now_ms();
-        }
-        poll(NULL, 0, 50); /* the cluster bus agrees on its own time: nothing to wait on */
-    }
-    return is_primary(replica);
-}
-
-/* Makes the replica on `replica` take over (CLUSTER FAILOVER), producing
- * records of channel 0 every turn until it is a primary; 1 when it is. */
-static int cluster_failover(h_scene_t *sc, int replica, int *next, h_sub_t *sub) {
+/*
+ * CLUSTER FAILOVER on `replica` once it is in sync, asked again when a
+ * manual failover times out (5 s), until it is a primary; 1 when it is. With
+ * a scene, a record of channel 0 is produced every turn (number *next on)
+ * and `sub` read meanwhile: a steady producer.
+ */
+static int take_over(int replica, h_scene_t *sc, int *next, h_sub_t *sub) {
     int64_t deadline = h_deadline(60000), asked = 0;
 
     while (h_now_ms() < deadline) {
         if (is_primary(replica))
             return 1;
-        /* Asked again when a manual failover timed out (5 s). */
         if (replica_synced(replica) && h_now_ms() - asked > 6000) {
             if (h_redis_cli_port(replica, "CLUSTER FAILOVER", "OK") != 0)
                 return 0;
             asked = h_now_ms();
         }
-        produce_cn(sc, 0, (*next)++);
-        CU_ASSERT_EQUAL(h_flush(sc->p), 0);
-        if (sub)
+        if (sc) {
+            produce_cn(sc, 0, (*next)++);
+            CU_ASSERT_EQUAL(h_flush(sc->p), 0);
             h_sub_wait(sub, (size_t)-1, h_now_ms() + 100);
+        } else {
+            poll(NULL, 0, 50); /* the cluster bus agrees on its own time: nothing to wait on */
+        }
     }
     return 0;
 }
@@ -860,7 +817,7 @@ static void test_cluster_failover(void) {
         produce_cn(&sc, 0, n);
     CU_ASSERT_EQUAL(h_flush(sc.p), 0);
     CU_ASSERT_EQUAL(h_sub_wait(sa, M, h_deadline(60000)), M);
-    CU_ASSERT_FATAL(cluster_failover(&sc, replica, &n, sa));
+    CU_ASSERT_FATAL(take_over(replica, &sc, &n, sa));
     sb = h_ssub_new(replica, ch, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(sb);
     after = n;
@@ -885,7 +842,7 @@ static void test_cluster_failover(void) {
     fprintf(stderr, "[cluster failover: %d records; old primary's subscriber %zu, new one's %zu] ",
             n, h_sub_count(sa), h_sub_count(sb));
     /* The old primary takes its role back. */
-    CU_ASSERT(take_over(owners[a].port));
+    CU_ASSERT(take_over(owners[a].port, NULL, NULL, NULL));
     h_sub_destroy(sa);
     h_sub_destroy(sb);
     h_scene_close(&sc);
