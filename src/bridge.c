@@ -35,7 +35,8 @@
  * channel: -NOPERM; -OOM; a reply that is not an integer). That is not an
  * outage: the record goes to its rule's on_error policy and the rest of the
  * batch proceeds. Errors that describe the server rather than the command
- * (-LOADING, -BUSY, -MASTERDOWN, -TRYAGAIN) are treated as an outage.
+ * (-LOADING, -BUSY, -MASTERDOWN, -TRYAGAIN, -READONLY, -CLUSTERDOWN) are
+ * treated as an outage.
  *
  * The rules' `on_error` policies are carried out here too:
  *
@@ -533,7 +534,10 @@ static int serve(k2r_bridge_t *b, int timeout_ms, int draining) {
 /* 1 when an error reply describes the server, not the command: another
  * attempt later can succeed, so it is treated like an outage. */
 static int server_state_error(const char *error) {
-    static const char *const codes[] = {"LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN "};
+    /* READONLY: a replica (a failover moved the master); CLUSTERDOWN: a
+     * cluster without a quorum or with uncovered slots, for a while. */
+    static const char *const codes[] = {"LOADING ",  "BUSY ",     "MASTERDOWN ",
+                                        "TRYAGAIN ", "READONLY ", "CLUSTERDOWN "};
 
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
         if (strncmp(error, codes[i], strlen(codes[i])) == 0)
