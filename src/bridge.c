@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bridge.c - the main loop that joins the Kafka source, the rules and the
- * Redis sink.
+ * Redis sink: loop and policy.
  *
  * A batch is the unit of work: records taken from Kafka up to
  * limits.max_inflight_records and limits.max_inflight_bytes (their keys,
@@ -63,20 +63,28 @@
  * Rules are reloaded on request (SIGHUP in main.c) between batches: the new
  * rules replace the old ones at once, and the consumer stays in the group.
  *
- * This file decides what happens to the batch; the batch's bookkeeping
- * (records, their notifications and states, holds, stops, which offset a
- * partition may store, removing a partition's part) is batch.c, the dead
- * letters' (which record each belongs to, its delivery state, the backoff of
- * failed ones, when the batch holds for them, which a revoke removes) is
- * deadletter.c, and records arrive as the Kafka source's record view
- * (msgview.h), whose librdkafka message the batch carries as an opaque
- * handle. Here the dead letters are produced, their delivery reports fed
- * back, and a hold logged and carried out (Kafka paused, the group served).
+ * The loop is four files around one state (bridge_int.h): this one turns
+ * the loop and owns the batch's life (records taken, completion, offsets
+ * stored, rebalances, the drain); bridge_publish.c hands notifications to
+ * the Redis sink and carries out what the replies mean (refusals, outages,
+ * reconnecting); bridge_deadletter.c produces dead letters and carries out
+ * their holds; bridge_reload.c reloads on SIGHUP. The loop waits in one poll
+ * for Redis's sockets and Kafka's queue (the sink gives it back its turn
+ * every 100 ms or when Kafka's queue wakes it), so a slow Redis never stalls
+ * Kafka, health, signals or the drain.
+ *
+ * The batch's bookkeeping (records, their notifications and states, holds,
+ * stops, which offset a partition may store, removing a partition's part)
+ * is batch.c, the dead letters' (which record each belongs to, its delivery
+ * state, the backoff of failed ones, when the batch holds for them, which a
+ * revoke removes) is deadletter.c, and records arrive as the Kafka source's
+ * record view (msgview.h), whose librdkafka message the batch carries as an
+ * opaque handle.
  *
  * Not here: what a record means (map.c, with the rules rules.c compiles),
- * how Redis is spoken to (redis.c), how Kafka is consumed and produced to
- * (kafka.c), the batch's bookkeeping (batch.c), the dead letters'
- * (deadletter.c).
+ * how Redis is spoken to (redis.c, cluster.c), how Kafka is consumed and
+ * produced to (kafka.c), the batch's bookkeeping (batch.c), the dead
+ * letters' (deadletter.c).
  */
 #include "k2r/bridge.h"
 
@@ -88,94 +96,17 @@
 #include "k2r/batch.h"
 #include "k2r/clock.h"
 #include "k2r/deadletter.h"
+#include "k2r/json.h"
 #include "k2r/kafka.h"
 #include "k2r/log.h"
 #include "k2r/metrics.h"
-#include "k2r/json.h"
 #include "k2r/redis.h"
 
-/* How often a summary line is logged while something happens. */
-#define STATS_INTERVAL_MS 30000
-/* The shortest time between two commits started after a batch. */
-#define COMMIT_INTERVAL_MS 200
-/* How often the counters are copied for /metrics, /healthz and /readyz. */
-#define METRICS_INTERVAL_MS 250
-/* How long a Redis connection must stay up before the reconnect backoff
- * starts over from redis.reconnect_backoff_ms. */
-#define BACKOFF_RESET_MS 10000
-/* How long a batch waits for its dead letters before Kafka is paused. */
-#define DEAD_LETTER_HOLD_MS 5000
-/* Backoff between attempts to send failed dead letters again. */
-#define DEAD_LETTER_BACKOFF_MS     200
-#define DEAD_LETTER_BACKOFF_MAX_MS 10000
-
-typedef enum drop_e { DROP_NONE = 0, DROP_STALE, DROP_UNAVAILABLE } drop_t;
-
-/* A mapping's detail fits a dead letter's whole. */
-_Static_assert(sizeof(((k2r_mapping_t *)0)->detail) <= K2R_DEADLETTER_DETAIL_SIZE,
-               "a dead letter's detail is shorter than a mapping's");
-
-struct k2r_bridge_s {
-    k2r_config_t *cfg;
-    k2r_rules_t *rules;
-    k2r_json_t *json;
-    k2r_kafka_t *kafka;
-    k2r_redis_t *redis;
-
-    /* The batch. Channel and message bytes live in `bytes`; items refer to
-     * them by offset until just before publishing, since `bytes` may move. */
-    k2r_batch_t *batch;
-    k2r_buf_t bytes;
-    k2r_deadletter_t *dlq; /* the batch's dead letters and their delivery */
-
-    /* The pending items of one publish, as the Redis sink takes them, and
-     * the batch item each one is. */
-    k2r_publish_t *pub;
-    size_t *pub_item;
-    size_t cap_pub, cap_pub_item;
-    /* While the sink has them (k2r_redis_publishing): how many, the bytes
-     * they point into (records taken meanwhile may move them), the start. */
-    size_t npub;
-    const char *pub_base;
-    int64_t pub_start_us;
-
-    /* The headers of the record being mapped (reused for every record). */
-
-    /* Redis reconnection. */
-    int backoff_ms;
-    int64_t next_connect_ms;
-    int redis_down;       /* an outage is in progress (for logging once) */
-    int64_t connected_ms; /* when the connection in use was made */
-    int refused;          /* Redis refused the credentials: the bridge cannot go on */
-    unsigned int rand_state;
-
-    k2r_bridge_stats_t stats;
-    k2r_bridge_stats_t stats_logged;
-    uint64_t reload_failures;
-
-    /* For /metrics: per-rule counters (by rule name, kept across reloads),
-     * the two histograms, and the registry they are copied to. */
-    k2r_metrics_t *metrics;
-    k2r_rule_stats_t *rstats;
-    const char **rstat_ptr; /* per rstats entry: the running rules' copy of its name */
-    size_t nrstats, cap_rstats, cap_rstat_ptr;
-    k2r_hist_t pub_hist, age_hist;
-    int64_t metrics_next_ms;
-    int64_t commit_next_ms;
-    int stopping;
-    int oom;     /* out of memory inside a callback: stop, storing nothing more */
-    int drained; /* the stop's drain is over: revocations finish nothing more */
-    int64_t stats_next_ms;
-    k2r_ratelimit_t skip_rl, dead_rl, perr_rl, conn_rl, dlq_rl, drop_rl, stale_rl, unavail_rl;
-};
-
-static int serve(k2r_bridge_t *b, int timeout_ms, int draining);
-static int publish(k2r_bridge_t *b, const k2r_redis_wait_t *wait);
-static void redis_failed(k2r_bridge_t *b, const char *what, const char *errstr);
+#include "bridge_int.h"
 
 /* ---------------------------------------------------------------- batch */
 
-static size_t pending(const k2r_bridge_t *b) {
+size_t bridge_pending(const k2r_bridge_t *b) {
     return k2r_batch_pending(b->batch);
 }
 
@@ -205,7 +136,7 @@ static size_t rule_stat(k2r_bridge_t *b, const char *name) {
 }
 
 /* Counts a record rule `name` failed on, by reason and action. */
-static void count_failed(k2r_bridge_t *b, const char *name, k2r_skip_t skip, k2r_action_t action) {
+void bridge_count_failed(k2r_bridge_t *b, const char *name, k2r_skip_t skip, k2r_action_t action) {
     size_t i = rule_stat(b, name);
 
     if (i != SIZE_MAX && (unsigned)skip < K2R_SKIP__COUNT && (unsigned)action < 4)
@@ -214,7 +145,7 @@ static void count_failed(k2r_bridge_t *b, const char *name, k2r_skip_t skip, k2r
 
 /* A rate-limited line about one record that a rule failed on (`what` is
  * "skipped" or "dead-lettered"); suppressed ones go to debug level. */
-static void log_failed(k2r_ratelimit_t *rl, const char *what, const k2r_msgview_t *msg,
+void bridge_log_failed(k2r_ratelimit_t *rl, const char *what, const k2r_msgview_t *msg,
                        const k2r_mapping_t *m) {
     uint64_t suppressed;
 
@@ -238,176 +169,12 @@ static size_t record_bytes(const k2r_msgview_t *view) {
     return bytes;
 }
 
-/* ------------------------------------------------------- dead letters */
-
-/* The jitter's random numbers, from the bridge's one random state. */
-static unsigned bridge_rand(void *opaque) {
-    k2r_bridge_t *b = opaque;
-
-    return (unsigned)rand_r(&b->rand_state);
-}
-
-/* A dead letter failed or is overdue: hold the batch, pause Kafka, and send
- * the failed ones again after a backoff (deadletter.c schedules it). `why`
- * is logged. */
-static void dlq_hold(k2r_bridge_t *b, const char *why) {
-    uint64_t suppressed;
-
-    if (k2r_deadletter_hold(b->dlq, k2r_now_ms())) {
-        k2r_log_warn("dead-letter: %s: %s; holding the batch (%zu dead letter(s)), Kafka paused, "
-                     "retrying with backoff up to %d ms",
-                     b->cfg->kafka.dead_letter_topic ? b->cfg->kafka.dead_letter_topic : "-", why,
-                     k2r_deadletter_count(b->dlq), DEAD_LETTER_BACKOFF_MAX_MS);
-    } else if (k2r_log_ratelimit(&b->dlq_rl, &suppressed)) {
-        k2r_log_warn("dead-letter: still failing: %s (%llu failures since the last line)", why,
-                     (unsigned long long)suppressed + 1);
-    }
-    k2r_kafka_pause(b->kafka, 1);
-}
-
-/* Dead letter `i` was too large for its topic and goes as a stub now
- * (coordinates, reason, size): the loud line says so. */
-static void log_shrunk(const k2r_bridge_t *b, size_t i) {
-    const char *rule = k2r_deadletter_entry(b->dlq, i)->rule;
-
-    k2r_log_error("dead-letter: record (rule %s) is too large for the dead-letter topic; sending "
-                  "it without its key, value and headers: k2r.source.topic, .partition and "
-                  ".offset say where to read it",
-                  rule ? rule : "-");
-}
-
-/* Produces dead letter `i` as it stands (whole or a stub). */
-static rd_kafka_resp_err_t dlq_produce(k2r_bridge_t *b, size_t i, char *errstr,
-                                       size_t errstr_size) {
-    const k2r_deadletter_entry_t *d = k2r_deadletter_entry(b->dlq, i);
-    size_t rec = 0;
-    int found = k2r_batch_find(b->batch, d->seq, &rec) == 0;
-
-    /* Dead letters of records that left the batch are removed with them. */
-    assert(found);
-    (void)found;
-    return k2r_kafka_dead_letter(b->kafka, k2r_batch_rec(b->batch, rec)->handle,
-                                 k2r_skip_name((k2r_skip_t)d->reason), d->detail, d->rule, d->stub,
-                                 d->id, errstr, errstr_size);
-}
-
-/* Hands dead letter `i` to the producer; one refused as too large goes again
- * as a stub. Returns 0, or -1 (FAILED, the reason in errstr). */
-static int dlq_send(k2r_bridge_t *b, size_t i, char *errstr, size_t errstr_size) {
-    rd_kafka_resp_err_t err = dlq_produce(b, i, errstr, errstr_size);
-
-    if (err && k2r_deadletter_refused(b->dlq, i, err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) ==
-                   K2R_DEADLETTER_SEND_STUB) {
-        log_shrunk(b, i);
-        err = dlq_produce(b, i, errstr, errstr_size);
-        if (err)
-            k2r_deadletter_refused(b->dlq, i, err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
-    }
-    if (err) {
-        b->stats.dead_letter_failures++;
-        return -1;
-    }
-    k2r_deadletter_sent(b->dlq, i);
-    return 0;
-}
-
-/* Adds record `rec` of the batch to its dead letters, holds the record until
- * the topic acknowledges it, and sends it. Returns 0, or -1 when out of
- * memory. */
-static int dead_letter(k2r_bridge_t *b, size_t rec, k2r_skip_t skip, const char *detail,
-                       const char *rule) {
-    char errstr[256];
-    size_t i;
-
-    if (k2r_deadletter_add(b->dlq, rec, (int)skip, rule, detail, &i) != 0)
-        return -1;
-    if (dlq_send(b, i, errstr, sizeof(errstr)) != 0)
-        dlq_hold(b, errstr);
-    return 0;
-}
-
-/* The outcome of one dead letter (from inside k2r_kafka_dead_letter_poll). */
-static void on_delivery(void *opaque, uint64_t id, rd_kafka_resp_err_t err) {
-    k2r_bridge_t *b = opaque;
-    size_t i = 0;
-
-    switch (
-        k2r_deadletter_report(b->dlq, id, !err, err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, &i)) {
-    case K2R_DEADLETTER_IGNORE: /* its record left the batch: revoked */
-    case K2R_DEADLETTER_DONE:
-        return;
-    case K2R_DEADLETTER_SEND_STUB: {
-        /* The broker's limit, not the producer's: send the stub at once. */
-        char errstr[256];
-        b->stats.dead_letter_failures++;
-        log_shrunk(b, i);
-        if (dlq_send(b, i, errstr, sizeof(errstr)) == 0)
-            return;
-        break;
-    }
-    case K2R_DEADLETTER_RETRY:
-        b->stats.dead_letter_failures++;
-        break;
-    }
-    dlq_hold(b, rd_kafka_err2str(err));
-}
-
-/* Every dead letter is settled (or none is left, after a rebalance): whatever
- * held the batch for them is over, and Kafka may resume. */
-static void dlq_release(k2r_bridge_t *b) {
-    if (k2r_deadletter_release(b->dlq))
-        k2r_log_info("dead-letter: no dead letter is held any more");
-}
-
-/* Sends the failed dead letters again once their backoff is over. */
-static void dlq_resend(k2r_bridge_t *b) {
-    char errstr[256];
-    int64_t now = k2r_now_ms();
-    int failed = 0;
-
-    for (size_t i = 0; (i = k2r_deadletter_next_due(b->dlq, i, now)) != SIZE_MAX; i++)
-        if (dlq_send(b, i, errstr, sizeof(errstr)) != 0)
-            failed = 1;
-    if (failed)
-        dlq_hold(b, errstr);
-}
-
-/*
- * One step of waiting for the batch's dead letters (every publish already has
- * its reply): sends failed ones again once their backoff is over, holds the
- * batch when acknowledgements are overdue, serves delivery reports for up to
- * 100 ms. While held, the group is served too: a record that comes is taken
- * into the batch, or dropped when `draining` (it is not ours to take any
- * more). Returns 0, or -1 when out of memory.
- */
-static int dlq_wait(k2r_bridge_t *b, int draining) {
-    int64_t now = k2r_now_ms();
-    int64_t wait;
-
-    dlq_resend(b);
-    if (k2r_deadletter_waiting(b->dlq, now)) {
-        char why[64];
-        snprintf(why, sizeof(why), "not acknowledged after %d ms", DEAD_LETTER_HOLD_MS);
-        dlq_hold(b, why);
-    }
-    if (k2r_deadletter_held(b->dlq) && serve(b, 0, draining) != 0)
-        return -1;
-    /* Up to 100 ms (a report ends the wait early), or until a resend is due. */
-    wait = k2r_deadletter_retry_ms(b->dlq) - now;
-    k2r_kafka_dead_letter_poll(b->kafka, wait > 0 && wait < 100 ? (int)wait : 100);
-    if (k2r_deadletter_recover(b->dlq))
-        k2r_log_info("dead-letter: %s acknowledged again; %zu held dead letter(s) delivered",
-                     b->cfg->kafka.dead_letter_topic ? b->cfg->kafka.dead_letter_topic : "-",
-                     k2r_deadletter_count(b->dlq));
-    return 0;
-}
-
 /* --------------------------------------------------------------- records */
 
 /* The partition stops at record `rec`: log it loudly, pause the partition
  * for good, and store the record's own offset (or an earlier stopping
  * record's). Returns 0, or -1 when out of memory. */
-static int stop_partition(k2r_bridge_t *b, size_t rec, const char *rule, k2r_skip_t skip,
+int bridge_stop_partition(k2r_bridge_t *b, size_t rec, const char *rule, k2r_skip_t skip,
                           const char *detail) {
     const k2r_batch_rec_t *r = k2r_batch_rec(b->batch, rec);
     const char *topic = k2r_batch_part_topic(b->batch, r->part);
@@ -456,10 +223,10 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
         return -1;
     b->stats.consumed++;
     if (m.action != K2R_ACTION_NONE)
-        count_failed(b, m.rule, m.skip, m.action);
+        bridge_count_failed(b, m.rule, m.skip, m.action);
     if (m.action == K2R_ACTION_STOP)
         /* The mapper published nothing of it; records before it complete. */
-        return stop_partition(b, rec, m.rule, m.skip, m.detail);
+        return bridge_stop_partition(b, rec, m.rule, m.skip, m.detail);
     /* With continue: true a record can publish and fail at once: what did
      * map is published whatever the policy. */
     for (size_t i = 0; i < m.npublish; i++) {
@@ -483,12 +250,12 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
                                    : view.timestamp + m.publish[i].max_age_ms;
     }
     if (m.action == K2R_ACTION_DEAD_LETTER) {
-        log_failed(&b->dead_rl, "dead-lettered", &view, &m);
-        return dead_letter(b, rec, m.skip, m.detail, m.rule);
+        bridge_log_failed(&b->dead_rl, "dead-lettered", &view, &m);
+        return bridge_dead_letter(b, rec, m.skip, m.detail, m.rule);
     }
     if (m.action == K2R_ACTION_SKIP) {
         b->stats.skipped[m.skip]++;
-        log_failed(&b->skip_rl, "skipped", &view, &m);
+        bridge_log_failed(&b->skip_rl, "skipped", &view, &m);
     }
     return 0;
 }
@@ -517,7 +284,7 @@ static int fill(k2r_bridge_t *b, int timeout_ms) {
  * back; fetching is paused, so few can come). When `draining`, such a record
  * is dropped instead: its offset is not stored, so the next owner reads it.
  * Returns 0, or -1 on OOM. */
-static int serve(k2r_bridge_t *b, int timeout_ms, int draining) {
+int bridge_serve(k2r_bridge_t *b, int timeout_ms, int draining) {
     rd_kafka_message_t *rkm = k2r_kafka_poll(b->kafka, timeout_ms);
 
     if (!rkm)
@@ -529,144 +296,13 @@ static int serve(k2r_bridge_t *b, int timeout_ms, int draining) {
     return take_record(b, rkm);
 }
 
-/* ------------------------------------------------------------- refusals */
-
-/* 1 when an error reply describes the server, not the command: another
- * attempt later can succeed, so it is treated like an outage. */
-static int server_state_error(const char *error) {
-    /* READONLY: a replica (a failover moved the master); CLUSTERDOWN: a
-     * cluster without a quorum or with uncovered slots, for a while. */
-    static const char *const codes[] = {"LOADING ",  "BUSY ",     "MASTERDOWN ",
-                                        "TRYAGAIN ", "READONLY ", "CLUSTERDOWN "};
-
-    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-        if (strncmp(error, codes[i], strlen(codes[i])) == 0)
-            return 1;
-    return 0;
-}
-
-/*
- * Carries out what Redis refused in the last publish of the `n` items in
- * b->pub: every item answered with an error goes, once per record, to its
- * rule's on_error policy (skip: counted; dead-letter: sent to the
- * dead-letter topic with reason redis_error; stop: its partition stops at
- * that record). A server-state error puts its item back to be published
- * again and is reported as an outage. Returns 0; 1 after such an outage; -1
- * when out of memory.
- */
-static int handle_refusals(k2r_bridge_t *b, size_t n) {
-    int outage = 0;
-
-    for (size_t k = 0; k < n; k++) {
-        k2r_publish_t *it = &b->pub[k];
-        size_t i = b->pub_item[k];
-        k2r_batch_item_t *item;
-        k2r_batch_rec_t *r;
-        k2r_on_error_t on_error;
-        char detail[160];
-        uint64_t suppressed;
-
-        if (it->status != K2R_PUBLISH_ERROR)
-            continue;
-        item = k2r_batch_item(b->batch, i);
-        if (server_state_error(it->error)) {
-            if (!outage && k2r_redis_connected(b->redis)) {
-                char why[160];
-                snprintf(why, sizeof(why), "the server answered %s", it->error);
-                k2r_redis_disconnect(b->redis);
-                redis_failed(b, "publish", why);
-            }
-            item->state = K2R_BATCH_PENDING;
-            outage = 1;
-            continue;
-        }
-        r = k2r_batch_rec(b->batch, item->rec);
-        on_error = (k2r_on_error_t)item->on_error;
-        b->stats.publish_errors++;
-        snprintf(detail, sizeof(detail), "PUBLISH %.*s: %s",
-                 (int)(it->channel_len > 64 ? 64 : it->channel_len), it->channel, it->error);
-        if (k2r_log_ratelimit(&b->perr_rl, &suppressed))
-            k2r_log_warn("redis: refused for record %s[%d]@%lld (rule %s, on_error %s): %s (%llu "
-                         "more refusals since the last line)",
-                         k2r_batch_part_topic(b->batch, r->part),
-                         (int)k2r_batch_part_partition(b->batch, r->part), (long long)r->offset,
-                         item->rule ? item->rule : "-", k2r_on_error_name((k2r_on_error_t)on_error),
-                         detail, (unsigned long long)suppressed);
-        /* Once per record, unless a later refusal's rule is stricter (stop >
-         * dead-letter > skip): then that one is carried out too. */
-        if (r->failed > (int)on_error)
-            continue;
-        r->failed = (int)on_error + 1;
-        count_failed(b, item->rule, K2R_SKIP_REDIS_ERROR,
-                     on_error == K2R_ON_ERROR_SKIP          ? K2R_ACTION_SKIP
-                     : on_error == K2R_ON_ERROR_DEAD_LETTER ? K2R_ACTION_DEAD_LETTER
-                                                            : K2R_ACTION_STOP);
-        switch (on_error) {
-        case K2R_ON_ERROR_SKIP:
-            b->stats.skipped[K2R_SKIP_REDIS_ERROR]++;
-            break;
-        case K2R_ON_ERROR_DEAD_LETTER:
-            if (dead_letter(b, item->rec, K2R_SKIP_REDIS_ERROR, detail, item->rule) != 0)
-                return -1;
-            break;
-        case K2R_ON_ERROR_STOP:
-            if (stop_partition(b, item->rec, item->rule, K2R_SKIP_REDIS_ERROR, detail) != 0)
-                return -1;
-            break;
-        }
-    }
-    return outage;
-}
-
-/* Gives up every pending item of the batch because Redis is unavailable and
- * redis.on_unavailable is drop: counted, logged (rate-limited). */
-static void drop_pending(k2r_bridge_t *b) {
-    size_t n = 0;
-    uint64_t suppressed;
-
-    for (size_t i = 0; i < k2r_batch_nitems(b->batch); i++) {
-        k2r_batch_item_t *item = k2r_batch_item(b->batch, i);
-        if (item->state != K2R_BATCH_PENDING)
-            continue;
-        item->state = K2R_BATCH_DROPPED;
-        n++;
-    }
-    b->stats.dropped_unavailable += n;
-    if (n && k2r_log_ratelimit(&b->unavail_rl, &suppressed))
-        k2r_log_warn("redis: unavailable; dropped %zu notification(s) (on_unavailable: drop; %llu "
-                     "dropped in all)",
-                     n, (unsigned long long)b->stats.dropped_unavailable);
-}
-
-/* Marks pending items whose record is older than their max_age: they are not
- * sent. */
-static void drop_stale(k2r_bridge_t *b) {
-    int64_t now = k2r_wall_ms();
-    size_t n = 0;
-    uint64_t suppressed;
-
-    for (size_t i = 0; i < k2r_batch_nitems(b->batch); i++) {
-        k2r_batch_item_t *item = k2r_batch_item(b->batch, i);
-        if (item->state != K2R_BATCH_PENDING || item->expires_ms >= now)
-            continue;
-        item->state = K2R_BATCH_DROPPED;
-        b->rstats[item->rstat].stale++;
-        n++;
-    }
-    b->stats.stale += n;
-    if (n && k2r_log_ratelimit(&b->stale_rl, &suppressed))
-        k2r_log_warn("dropped %zu stale notification(s): their records are older than max_age "
-                     "(%llu stale in all)",
-                     n, (unsigned long long)b->stats.stale);
-}
-
 /* ------------------------------------------------------ batch completion */
 
 static void clear_batch(k2r_bridge_t *b) {
     k2r_batch_clear(b->batch);
     b->bytes.len = 0;
     k2r_deadletter_clear(b->dlq);
-    dlq_release(b);
+    bridge_dlq_release(b);
 }
 
 /* Counts the outcome of one finished item; `now` is the wall clock (ms). */
@@ -725,15 +361,15 @@ static void finish_revoked(k2r_bridge_t *b, const int *gone) {
     int64_t deadline = k2r_now_ms() + b->cfg->drain_timeout_ms;
     int waiting;
 
-    if (pending(b) > 0 && k2r_redis_connected(b->redis)) {
+    if (bridge_pending(b) > 0 && k2r_redis_connected(b->redis)) {
         /* All pending items: the rest of the batch is due anyway. */
-        if (publish(b, NULL) == 0 && pending(b) > 0)
-            publish(b, NULL); /* records taken while the last publish was under way */
+        if (bridge_publish(b, NULL) == 0 && bridge_pending(b) > 0)
+            bridge_publish(b, NULL); /* records taken while the last publish was under way */
     }
     do {
         waiting = k2r_deadletter_waits_on(b->dlq, gone);
         if (waiting) {
-            dlq_resend(b);
+            bridge_dlq_resend(b);
             k2r_kafka_dead_letter_poll(b->kafka, 100);
         }
     } while (waiting && k2r_now_ms() < deadline);
@@ -774,7 +410,7 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revok
         if (b->drained)
             k2r_redis_disconnect(b->redis);
         else
-            publish(b, NULL);
+            bridge_publish(b, NULL);
     }
     gone = calloc(nparts, sizeof(*gone));
     if (!gone) {
@@ -782,7 +418,7 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revok
          * let the kept partitions store offsets past the dropped records
          * later, so the bridge stops instead, committing nothing more (the
          * oom path). */
-        b->stats.dropped_on_revoke += pending(b);
+        b->stats.dropped_on_revoke += bridge_pending(b);
         clear_batch(b);
         b->oom = 1;
         return;
@@ -816,308 +452,9 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *revok
     if (!k2r_batch_nparts(b->batch))
         clear_batch(b);
     else if (k2r_deadletter_held(b->dlq) && k2r_deadletter_settled(b->dlq))
-        dlq_release(b);
+        bridge_dlq_release(b);
 out:
     free(gone);
-}
-
-/* ---------------------------------------------------------------- redis */
-
-static void schedule_reconnect(k2r_bridge_t *b) {
-    b->next_connect_ms =
-        k2r_now_ms() + k2r_backoff_jitter(b->backoff_ms, (unsigned)rand_r(&b->rand_state));
-    b->backoff_ms = k2r_backoff_next(b->backoff_ms, b->cfg->redis.backoff_max_ms);
-}
-
-static void redis_failed(k2r_bridge_t *b, const char *what, const char *errstr) {
-    int drop = b->cfg->redis.on_unavailable == K2R_UNAVAILABLE_DROP;
-    uint64_t suppressed;
-
-    b->stats.redis_failures++;
-    if (!b->redis_down) {
-        b->redis_down = 1;
-        if (drop)
-            k2r_log_warn("redis: %s: %s; degraded: notifications are dropped (counted) until it "
-                         "answers (on_unavailable: drop), retrying with backoff up to %d ms",
-                         what, errstr, b->cfg->redis.backoff_max_ms);
-        else
-            k2r_log_warn("redis: %s: %s; degraded: holding %zu unpublished notification(s), "
-                         "Kafka paused (on_unavailable: pause), retrying with backoff up to %d ms",
-                         what, errstr, pending(b), b->cfg->redis.backoff_max_ms);
-    } else if (k2r_log_ratelimit(&b->conn_rl, &suppressed)) {
-        k2r_log_warn("redis: still unavailable: %s: %s (%llu attempts since the last line)", what,
-                     errstr, (unsigned long long)suppressed + 1);
-    }
-    schedule_reconnect(b);
-    if (!drop)
-        k2r_kafka_pause(b->kafka, 1);
-}
-
-/* Returns 0 when connected; -1 when not (a later attempt is scheduled);
- * K2R_ERR_AUTH when Redis refused the credentials, K2R_ERR_TLS when its
- * certificate did not verify or it refused ours (either way b->refused is
- * set and the bridge stops: retrying with the same settings cannot help). */
-static int try_connect(k2r_bridge_t *b, int64_t deadline_ms) {
-    char errstr[512];
-    int rc = k2r_redis_connect_by(b->redis, deadline_ms, errstr, sizeof(errstr));
-
-    if (rc == K2R_ERR_AUTH) {
-        k2r_log_error("redis: %s refused the credentials: %s; check redis.url, "
-                      "K2R_REDIS_PASSWORD or K2R_REDIS_PASSWORD_FILE%s (stopping: retrying cannot "
-                      "help)",
-                      k2r_redis_addr(b->redis), errstr,
-                      b->cfg->redis.sentinel_master ? ", and the redis.sentinel credentials" : "");
-        b->refused = 1;
-        return K2R_ERR_AUTH;
-    }
-    if (rc == K2R_ERR_TLS) {
-        k2r_log_error("redis: %s; check redis.tls.ca_file, redis.tls.server_name, the client "
-                      "certificate and the server's certificate (stopping: retrying cannot help)",
-                      errstr);
-        b->refused = 1;
-        return K2R_ERR_TLS;
-    }
-    if (rc != 0) {
-        redis_failed(b, "connect", errstr);
-        return -1;
-    }
-    b->stats.redis_connects++;
-    /* The backoff starts over only once this connection has stayed up a
-     * while (see the loop): a server that accepts and then fails at once
-     * must not be hammered at the first delay forever. */
-    b->connected_ms = k2r_now_ms();
-    if (b->redis_down)
-        k2r_log_info("redis: connected to %s again; publishing %zu held notification(s)",
-                     k2r_redis_addr(b->redis), pending(b));
-    else
-        k2r_log_info("redis: connected to %s%s%s", k2r_redis_addr(b->redis),
-                     b->cfg->redis.sentinel_master ? ", master " : "",
-                     b->cfg->redis.sentinel_master ? b->cfg->redis.sentinel_master : "");
-    b->redis_down = 0;
-    return 0;
-}
-
-/*
- * Publishes what is pending (stale items are dropped first) and carries out
- * refusals. With a `wait` the sink gives the loop back its turn after at
- * most that long (K2R_REDIS_AGAIN): the same publish goes on at the next
- * call, and records taken meanwhile wait for the next one. Returns 0 when
- * every item has a reply; -1 when Redis failed (the rest stays pending);
- * K2R_ERR_NOMEM when out of memory.
- */
-static int publish(k2r_bridge_t *b, const k2r_redis_wait_t *wait) {
-    char errstr[512];
-    size_t n;
-    int rc, failed;
-
-    if (!k2r_redis_publishing(b->redis)) {
-        size_t nitems;
-
-        drop_stale(b);
-        nitems = k2r_batch_nitems(b->batch);
-        if (k2r_array_reserve(&b->pub, &b->cap_pub, nitems, sizeof(*b->pub), 1024) != 0 ||
-            k2r_array_reserve(&b->pub_item, &b->cap_pub_item, nitems, sizeof(*b->pub_item), 1024) !=
-                0)
-            return K2R_ERR_NOMEM;
-        /* The sink is given the pending items only, in the batch's order: it
-         * would skip the others anyway. */
-        n = 0;
-        for (size_t i = 0; i < nitems; i++) {
-            const k2r_batch_item_t *item = k2r_batch_item(b->batch, i);
-            k2r_publish_t *it = &b->pub[n];
-
-            if (item->state != K2R_BATCH_PENDING)
-                continue;
-            it->channel = b->bytes.data + item->channel_off;
-            it->channel_len = item->channel_len;
-            it->message = b->bytes.data + item->message_off;
-            it->message_len = item->message_len;
-            it->status = K2R_PUBLISH_PENDING;
-            it->receivers = 0;
-            it->error[0] = '\0';
-            it->asking = 0;
-            b->pub_item[n++] = i;
-        }
-        b->npub = n;
-        b->pub_base = b->bytes.data;
-        b->pub_start_us = k2r_now_us();
-    } else if (b->pub_base != b->bytes.data) {
-        /* Records taken while the publish was under way moved the bytes. */
-        for (size_t k = 0; k < b->npub; k++) {
-            const k2r_batch_item_t *item = k2r_batch_item(b->batch, b->pub_item[k]);
-
-            b->pub[k].channel = b->bytes.data + item->channel_off;
-            b->pub[k].message = b->bytes.data + item->message_off;
-        }
-        b->pub_base = b->bytes.data;
-    }
-    n = b->npub;
-    rc = k2r_redis_publish(b->redis, b->pub, n, wait, errstr, sizeof(errstr));
-    if (rc == K2R_REDIS_AGAIN)
-        return K2R_REDIS_AGAIN;
-    failed = rc != 0;
-    /* Replies read before a connection failed count too. */
-    for (size_t k = 0; k < n; k++) {
-        k2r_batch_item_t *item = k2r_batch_item(b->batch, b->pub_item[k]);
-        if (b->pub[k].status == K2R_PUBLISH_OK) {
-            item->state = K2R_BATCH_PUBLISHED;
-            item->receivers = b->pub[k].receivers;
-        } else if (b->pub[k].status == K2R_PUBLISH_ERROR) {
-            item->state = K2R_BATCH_REFUSED; /* carried out just below */
-        }
-    }
-    if (failed) {
-        redis_failed(b, "publish", errstr);
-        /* Replies read before the connection failed may be refusals: their
-         * records' policies must run before anything can complete. */
-        return handle_refusals(b, n) < 0 ? K2R_ERR_NOMEM : -1;
-    }
-    k2r_hist_observe(&b->pub_hist, (double)(k2r_now_us() - b->pub_start_us) / 1e6);
-    rc = handle_refusals(b, n);
-    return rc < 0 ? K2R_ERR_NOMEM : rc > 0 ? -1 : 0;
-}
-
-/* --------------------------------------------------------------- reload */
-
-static const char *env_lookup(const char *name) {
-    return getenv(name);
-}
-
-static int str_differs(const char *a, const char *b) {
-    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
-}
-
-/* Appends ", name" (or "name" first) to the list in out. */
-static void note_change(char *out, size_t size, const char *name) {
-    size_t n = strlen(out);
-    snprintf(out + n, size - n, "%s%s", n ? ", " : "", name);
-}
-
-/* Lists in `out` the settings of `next` that differ from the running ones
- * and take a restart; returns 1 when kafka.topics is among them. */
-static int restart_settings(const k2r_config_t *run, const k2r_config_t *next, char *out,
-                            size_t size) {
-    size_t n;
-    const k2r_setting_t *settings = k2r_settings(&n);
-    const char *last = NULL;
-    int topics = 0;
-
-    /* The table's order; settings that share a restart_name ("http") are
-     * named once. */
-    out[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        const k2r_setting_t *s = &settings[i];
-        const char *name = s->restart_name ? s->restart_name : s->name;
-
-        if (!(s->flags & K2R_SETTING_RESTART) || !k2r_setting_differs(s, run, next))
-            continue;
-        topics |= strcmp(s->name, "kafka.topics") == 0;
-        if (!last || strcmp(last, name) != 0)
-            note_change(out, size, name);
-        last = name;
-    }
-    return topics;
-}
-
-/* The last line of a refused reload (its reasons are logged before it). */
-static void reload_refused(k2r_bridge_t *b) {
-    b->reload_failures++;
-    k2r_log_error("reload failed; keeping the previous rules");
-}
-
-/*
- * Reads the config file again and, when it loads, swaps in its rules and log
- * level. Called only between batches: no dead letter or publish refers to
- * the old rules any more. The running kafka.* and redis.* settings stay (the
- * connections were made with them); the new values are dropped with a
- * warning naming them.
- */
-static void reload_rules(k2r_bridge_t *b) {
-    k2r_errors_t errs = {NULL, 0, 0};
-    k2r_config_t *next = NULL;
-    k2r_rules_t *rules;
-    k2r_kafka_conf_t kafka_section;
-    k2r_redis_section_t redis_section;
-    k2r_mark_t dlq_mark;
-    const char *path = b->cfg->path;
-    const char *lvl = getenv("K2R_LOG_LEVEL");
-    char changed[512], errstr[512];
-    int topics;
-
-    k2r_log_info("reloading rules from %s", path);
-    rules = k2r_rules_load(path, env_lookup, &errs, &next);
-    if (!rules) {
-        for (size_t i = 0; i < errs.count; i++)
-            k2r_log_error("%s", errs.lines[i]);
-        k2r_errors_clear(&errs);
-        reload_refused(b);
-        return;
-    }
-    k2r_errors_clear(&errs);
-    if (k2r_rules_need_dead_letter(rules) && !k2r_kafka_dead_letter_ready(b->kafka)) {
-        /* A producer is made now only for the dead-letter topic the bridge
-         * started with: that one is a running setting like the rest. */
-        if (!b->cfg->kafka.dead_letter_topic ||
-            str_differs(b->cfg->kafka.dead_letter_topic, next->kafka.dead_letter_topic)) {
-            k2r_log_error("%s: the new rules use on_error: dead-letter, but this bridge started "
-                          "without kafka.dead_letter_topic%s%s, so it has no dead-letter producer; "
-                          "a restart applies it",
-                          path, b->cfg->kafka.dead_letter_topic ? " (it started with " : "",
-                          b->cfg->kafka.dead_letter_topic ? "another one)" : "");
-            reload_refused(b);
-            goto discard;
-        }
-        if (k2r_kafka_dead_letter_open(b->kafka, b->cfg, on_delivery, errstr, sizeof(errstr)) !=
-            0) {
-            k2r_log_error("%s: the new rules use on_error: dead-letter: cannot create the "
-                          "dead-letter producer: %s",
-                          path, errstr);
-            reload_refused(b);
-            goto discard;
-        }
-    }
-    topics = restart_settings(b->cfg, next, changed, sizeof(changed));
-    if (changed[0])
-        k2r_log_warn("%s: %s changed: these settings take a restart; the running values stay in "
-                     "effect until then",
-                     path, changed);
-    if (topics)
-        k2r_log_warn("%s: kafka.topics changed: restart required (still subscribed to the "
-                     "topics the bridge started with)",
-                     path);
-
-    /* The new config, with the running connection settings swapped in. */
-    kafka_section = next->kafka;
-    next->kafka = b->cfg->kafka;
-    b->cfg->kafka = kafka_section;
-    redis_section = next->redis;
-    next->redis = b->cfg->redis;
-    b->cfg->redis = redis_section;
-    dlq_mark = next->dead_letter_mark;
-    next->dead_letter_mark = b->cfg->dead_letter_mark;
-    b->cfg->dead_letter_mark = dlq_mark;
-    k2r_config_destroy(b->cfg);
-    b->cfg = next;
-    path = next->path; /* the old one went with the old config */
-    k2r_rules_destroy(b->rules);
-    b->rules = rules;
-    /* The old names are gone: per-rule counters are found by text again. */
-    for (size_t i = 0; i < b->nrstats; i++)
-        b->rstat_ptr[i] = NULL;
-
-    k2r_log_level = next->log_level;
-    if (lvl && *lvl && k2r_log_level_parse(lvl) >= 0)
-        k2r_log_level = k2r_log_level_parse(lvl); /* the environment wins, as at start */
-    b->stats.reloads++;
-    k2r_log_info("reloaded rules from %s: %zu rule(s)", path, k2r_rules_count(rules));
-    if (k2r_kafka_nstopped(b->kafka))
-        k2r_log_warn("%zu stopped partition(s) stay stopped until a restart",
-                     k2r_kafka_nstopped(b->kafka));
-    return;
-
-discard:
-    k2r_rules_destroy(rules);
-    k2r_config_destroy(next);
 }
 
 /* ----------------------------------------------------------------- loop */
@@ -1235,7 +572,7 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, k2r_metrics_
     if (!b->kafka)
         goto fail;
     if (k2r_rules_need_dead_letter(rules) &&
-        k2r_kafka_dead_letter_open(b->kafka, cfg, on_delivery, errstr, errstr_size) != 0)
+        k2r_kafka_dead_letter_open(b->kafka, cfg, bridge_on_delivery, errstr, errstr_size) != 0)
         goto fail;
     return b;
 
@@ -1251,40 +588,41 @@ static int drain(k2r_bridge_t *b) {
     int64_t deadline = k2r_now_ms() + b->cfg->drain_timeout_ms, left;
     k2r_redis_wait_t wait = {.wait_ms = 100, .wake_fd = -1};
 
-    while ((pending(b) > 0 || !k2r_deadletter_settled(b->dlq)) && k2r_now_ms() < deadline &&
+    while ((bridge_pending(b) > 0 || !k2r_deadletter_settled(b->dlq)) && k2r_now_ms() < deadline &&
            !b->refused) {
-        if (pending(b) == 0) {
-            if (dlq_wait(b, 1) != 0)
+        if (bridge_pending(b) == 0) {
+            if (bridge_dlq_wait(b, 1) != 0)
                 break;
             continue;
         }
         if (!k2r_redis_connected(b->redis)) {
             int64_t until = b->next_connect_ms - k2r_now_ms();
             if (b->cfg->redis.on_unavailable == K2R_UNAVAILABLE_DROP) {
-                drop_pending(b);
+                bridge_drop_pending(b);
                 continue;
             }
             if (until > 0) {
                 /* Keep the group alive while waiting for the next attempt. */
-                serve(b, until > 100 ? 100 : (int)until, 1);
+                bridge_serve(b, until > 100 ? 100 : (int)until, 1);
                 continue;
             }
-            if (try_connect(b, deadline) != 0)
+            if (bridge_try_connect(b, deadline) != 0)
                 continue;
         }
         /* In turns of up to 100 ms, so that the deadline holds whatever Redis does. */
         left = deadline - k2r_now_ms();
         wait.wait_ms = left <= 0 ? 0 : left > 100 ? 100 : (int)left;
-        if (publish(b, &wait) == K2R_ERR_NOMEM)
+        if (bridge_publish(b, &wait) == K2R_ERR_NOMEM)
             break;
     }
     if (k2r_redis_publishing(b->redis))
         k2r_redis_disconnect(b->redis); /* out of time: what has no reply stays unpublished */
-    if (pending(b) > 0 || !k2r_deadletter_settled(b->dlq)) {
+    if (bridge_pending(b) > 0 || !k2r_deadletter_settled(b->dlq)) {
         k2r_log_warn("bridge: drain: %zu notification(s) left unpublished, %zu dead letter(s) "
                      "unacknowledged after %d ms; their offsets are not committed, so the next "
                      "run processes them",
-                     pending(b), k2r_deadletter_unacknowledged(b->dlq), b->cfg->drain_timeout_ms);
+                     bridge_pending(b), k2r_deadletter_unacknowledged(b->dlq),
+                     b->cfg->drain_timeout_ms);
         return 1;
     }
     if (k2r_batch_nparts(b->batch))
@@ -1324,7 +662,8 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
             break;
         }
         if (!k2r_redis_connected(b->redis) && k2r_now_ms() >= b->next_connect_ms &&
-            (rc = try_connect(b, INT64_MAX)) != 0 && (rc == K2R_ERR_AUTH || rc == K2R_ERR_TLS)) {
+            (rc = bridge_try_connect(b, INT64_MAX)) != 0 &&
+            (rc == K2R_ERR_AUTH || rc == K2R_ERR_TLS)) {
             failed = 1;
             break;
         }
@@ -1334,7 +673,7 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
         /* Between publishes: notice a connection the server or the network dropped. */
         if (k2r_redis_connected(b->redis) && !k2r_redis_publishing(b->redis) &&
             k2r_redis_tick(b->redis, errstr, sizeof(errstr)) != 0)
-            redis_failed(b, "idle check", errstr);
+            bridge_redis_failed(b, "idle check", errstr);
         if ((k2r_redis_connected(b->redis) || drop) && !k2r_deadletter_held(b->dlq) &&
             k2r_kafka_paused(b->kafka))
             k2r_kafka_pause(b->kafka, 0);
@@ -1345,23 +684,23 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
         if (!k2r_batch_nparts(b->batch)) {
             if (reload && *reload) {
                 *reload = 0;
-                reload_rules(b);
+                bridge_reload(b);
             }
             if (fill(b, 100) != 0 || b->oom)
                 goto oom;
             if (!k2r_batch_nparts(b->batch))
                 continue;
         }
-        if (pending(b) > 0) {
+        if (bridge_pending(b) > 0) {
             if (!k2r_redis_connected(b->redis)) {
                 if (drop) {
-                    drop_pending(b);
+                    bridge_drop_pending(b);
                 } else {
                     /* Serve the group while waiting for the next attempt.
                      * Fetching is paused, so only records fetched before the
                      * pause can arrive. */
                     int64_t wait = b->next_connect_ms - k2r_now_ms();
-                    if (serve(b, wait < 0 ? 0 : wait > 100 ? 100 : (int)wait, 0) != 0)
+                    if (bridge_serve(b, wait < 0 ? 0 : wait > 100 ? 100 : (int)wait, 0) != 0)
                         goto oom;
                     continue;
                 }
@@ -1371,7 +710,7 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
                  * that arrive meanwhile are taken while there is room. */
                 k2r_redis_wait_t wait = {.wait_ms = 100, .wake_fd = k2r_kafka_wake_fd(b->kafka)};
 
-                rc = publish(b, &wait);
+                rc = bridge_publish(b, &wait);
                 if (rc == K2R_ERR_NOMEM)
                     goto oom;
                 if (rc == K2R_REDIS_AGAIN) {
@@ -1381,20 +720,20 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
                     continue;
                 }
                 /* Records taken while it was under way are still pending. */
-                if (rc != 0 || pending(b) > 0)
+                if (rc != 0 || bridge_pending(b) > 0)
                     continue;
             }
         }
         /* Every publish has its reply; the dead letters need theirs too. */
         if (!k2r_deadletter_settled(b->dlq)) {
-            if (dlq_wait(b, 0) != 0)
+            if (bridge_dlq_wait(b, 0) != 0)
                 goto oom;
             continue;
         }
         complete_batch(b);
     }
 
-    k2r_log_info("bridge: stopping: finishing %zu held notification(s)", pending(b));
+    k2r_log_info("bridge: stopping: finishing %zu held notification(s)", bridge_pending(b));
     b->stopping = 1;
     update_metrics(b, 1);
     rc = drain(b);
