@@ -1807,6 +1807,85 @@ static void check_required(loader_t *ld, yaml_node_t *root) {
 }
 
 /* Parses a document; `lenient` keeps the config despite errors (see config.h). */
+/* The most nodes a config may have with its aliases expanded: a big config
+ * has a few thousand; a nest of aliases ("billion laughs") would have more
+ * than the loader can walk. */
+#define EXPANDED_NODES_MAX 200000
+
+/*
+ * The expanded size of node `id` (itself and everything under it, aliases
+ * counted each time they are used), memoised in size[] (0: not known yet;
+ * SIZE_MAX: being counted, so an alias inside its own anchor is a cycle).
+ * Saturates at EXPANDED_NODES_MAX + 1.
+ */
+static size_t expanded(yaml_document_t *doc, int id, size_t *size) {
+    yaml_node_t *node = yaml_document_get_node(doc, id);
+    size_t total = 1, i = (size_t)(id - 1);
+
+    if (!node)
+        return 1;
+    if (size[i] == SIZE_MAX)
+        return EXPANDED_NODES_MAX + 1; /* a cycle */
+    if (size[i])
+        return size[i];
+    size[i] = SIZE_MAX;
+    if (node->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = node->data.sequence.items.start;
+             it < node->data.sequence.items.top && total <= EXPANDED_NODES_MAX; it++)
+            total += expanded(doc, *it, size);
+    } else if (node->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
+             p < node->data.mapping.pairs.top && total <= EXPANDED_NODES_MAX; p++)
+            total += expanded(doc, p->key, size) + expanded(doc, p->value, size);
+    }
+    if (total > EXPANDED_NODES_MAX)
+        total = EXPANDED_NODES_MAX + 1;
+    size[i] = total;
+    return total;
+}
+
+/*
+ * What the loader refuses before reading anything: a tag other than the
+ * plain ones (!!binary, !!int, a local !tag: a value the bridge would read
+ * as its text), and a document whose aliases expand past
+ * EXPANDED_NODES_MAX nodes. Returns 0, or -1 after adding the errors.
+ */
+static int check_document(loader_t *ld, yaml_document_t *doc) {
+    size_t n = (size_t)(doc->nodes.top - doc->nodes.start), *size;
+    int bad = 0;
+
+    for (yaml_node_t *node = doc->nodes.start; node < doc->nodes.top && bad < 5; node++) {
+        const char *tag = (const char *)node->tag;
+
+        if (tag && strcmp(tag, YAML_DEFAULT_SCALAR_TAG) != 0 &&
+            strcmp(tag, YAML_DEFAULT_SEQUENCE_TAG) != 0 &&
+            strcmp(tag, YAML_DEFAULT_MAPPING_TAG) != 0) {
+            int core = strncmp(tag, "tag:yaml.org,2002:", 18) == 0;
+
+            lerr(ld, node, "YAML tag %s%s: not supported (write the value plainly)",
+                 core ? "!!" : "", core ? tag + 18 : tag);
+            bad++;
+        }
+    }
+    if (bad)
+        return -1;
+    size = calloc(n ? n : 1, sizeof(*size));
+    if (!size) {
+        k2r_errors_add(ld->errs, ld->file, (k2r_mark_t){0, 0}, "out of memory");
+        return -1;
+    }
+    if (n && expanded(doc, 1, size) > EXPANDED_NODES_MAX) {
+        k2r_errors_add(ld->errs, ld->file, (k2r_mark_t){0, 0},
+                       "YAML: more than %d nodes with the aliases expanded (an alias nest, or an "
+                       "alias inside its own anchor)",
+                       EXPANDED_NODES_MAX);
+        free(size);
+        return -1;
+    }
+    free(size);
+    return 0;
+}
+
 static k2r_config_t *parse(const char *name, const char *buf, size_t len, k2r_getenv_fn env,
                            k2r_errors_t *errs, int lenient) {
     int readable = 0;
@@ -1844,11 +1923,28 @@ static k2r_config_t *parse(const char *name, const char *buf, size_t len, k2r_ge
         k2r_config_destroy(cfg);
         return NULL;
     }
+    {
+        /* One document per file: a second one (after ---) would be ignored. */
+        yaml_document_t next;
+
+        if (yaml_parser_load(&parser, &next)) {
+            yaml_node_t *next_root = yaml_document_get_root_node(&next);
+
+            if (next_root)
+                k2r_errors_add(errs, name,
+                               (k2r_mark_t){(int)next_root->start_mark.line + 1,
+                                            (int)next_root->start_mark.column + 1},
+                               "a second YAML document: the config is one document");
+            yaml_document_delete(&next);
+        }
+    }
     yaml_parser_delete(&parser);
 
     root = yaml_document_get_root_node(&doc);
     if (!root) {
         k2r_errors_add(errs, name, (k2r_mark_t){0, 0}, "the file is empty");
+    } else if (check_document(&ld, &doc) != 0) {
+        /* its errors are added */
     } else if (root->type != YAML_MAPPING_NODE) {
         lerr(&ld, root, "expected a mapping with kafka:, redis: and rules:, found %s",
              node_kind(root));
@@ -1878,21 +1974,45 @@ k2r_config_t *k2r_config_parse_all(const char *name, const char *buf, size_t len
     return parse(name, buf, len, env, errs, 1);
 }
 
+/* The largest config file read: thousands of rules fit in a fraction. */
+#define CONFIG_FILE_MAX (4 * 1024 * 1024)
+
 static k2r_config_t *load(const char *path, k2r_getenv_fn env, k2r_errors_t *errs, int lenient) {
     k2r_config_t *cfg;
     char *buf = NULL;
     size_t len = 0, cap = 0, n;
-    FILE *f = fopen(path, "rb");
+    struct stat st;
+    /* Non-blocking, so that a FIFO cannot hang a start or a reload. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f;
 
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        k2r_errors_add(errs, path, (k2r_mark_t){0, 0}, "cannot open: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    if (S_ISDIR(st.st_mode) || !S_ISREG(st.st_mode) || st.st_size > CONFIG_FILE_MAX) {
+        if (S_ISDIR(st.st_mode))
+            k2r_errors_add(errs, path, (k2r_mark_t){0, 0}, "cannot read: %s", strerror(EISDIR));
+        else if (!S_ISREG(st.st_mode))
+            k2r_errors_add(errs, path, (k2r_mark_t){0, 0}, "not a regular file");
+        else
+            k2r_errors_add(errs, path, (k2r_mark_t){0, 0}, "larger than %d bytes", CONFIG_FILE_MAX);
+        close(fd);
+        return NULL;
+    }
+    f = fdopen(fd, "rb");
     if (!f) {
         k2r_errors_add(errs, path, (k2r_mark_t){0, 0}, "cannot open: %s", strerror(errno));
+        close(fd);
         return NULL;
     }
     do {
         if (len == cap) {
             char *nb;
             cap = cap ? cap * 2 : 16384;
-            if (cap > (size_t)64 * 1024 * 1024 || !(nb = realloc(buf, cap))) {
+            if (cap > (size_t)2 * CONFIG_FILE_MAX || !(nb = realloc(buf, cap))) {
                 k2r_errors_add(errs, path, (k2r_mark_t){0, 0}, "too large or out of memory");
                 free(buf);
                 fclose(f);

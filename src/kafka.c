@@ -366,7 +366,14 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
          * 16 MiB of small records in a fraction of that and then waits out
          * the rest. 10 ms keeps the fetcher close behind the bridge at the
          * cost of a few more wake-ups of librdkafka's broker thread while it
-         * is full (make bench, README "Figures"). */
+         * is full (make bench, README "Figures").
+         *
+         * topic.metadata.refresh.interval.ms: librdkafka looks for topics
+         * created after the subscription (and new partitions, and topics a
+         * ^regex starts to match) only at this interval, 300000 by default:
+         * a bridge deployed before its producers first write would sit
+         * idle for five minutes. 10 s is what an operator expects, at the
+         * cost of one metadata request per 10 s. */
         char kbytes[24];
         snprintf(kbytes, sizeof(kbytes), "%d", cfg->limits.max_inflight_bytes / 1024);
         const char *const defaults[] = {"client.id",
@@ -379,6 +386,8 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
                                         kbytes,
                                         "statistics.interval.ms",
                                         "15000",
+                                        "topic.metadata.refresh.interval.ms",
+                                        "10000",
                                         NULL};
         const char *const forced[] = {
             "group.id", kc->group_id, "enable.auto.offset.store", "false", "enable.partition.eof",

@@ -179,6 +179,64 @@ static void test_end_to_end(void) {
     h_scene_close(&sc);
 }
 
+/*
+ * Topics that appear after the bridge subscribed: a named topic created
+ * later and a topic a ^regex subscription starts to match are both consumed
+ * within the bridge's metadata refresh (10 s; librdkafka's own default would
+ * be 5 minutes). Exact notifications from each.
+ */
+static void test_topics_after_start(void) {
+    enum { N = 5 };
+    char late[96], rx[96], topics[256], rules[1024], yaml[4096], value[32];
+    h_config_opts_t opts = {NULL, NULL, NULL, NULL, NULL};
+    h_scene_t sc;
+
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "late", 1, NULL, 0), 0);
+    snprintf(late, sizeof(late), "%s-named", sc.topic);
+    snprintf(rx, sizeof(rx), "%s-rx-a", sc.topic);
+    snprintf(topics, sizeof(topics), "%s, \"^%s-rx-.*\"", late, sc.topic);
+    snprintf(rules, sizeof(rules),
+             "  - name: named\n"
+             "    topic: %s\n"
+             "    vars: {n: {path: n}}\n"
+             "    channel: \"%s:named:{n}\"\n"
+             "    message: \"{n}\"\n"
+             "  - name: matched\n"
+             "    topic: \"^%s-rx-.*\"\n"
+             "    vars: {n: {path: n}}\n"
+             "    channel: \"%s:rx:{n}\"\n"
+             "    message: \"{n}\"\n",
+             late, sc.prefix, sc.topic, sc.prefix);
+    h_config_opts(yaml, sizeof(yaml), sc.group, topics, h_redis_port(), &opts, rules);
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+    CU_ASSERT(h_bridge_wait_log(&sc.b, "bridge: running", h_deadline(60000)));
+    CU_ASSERT_EQUAL_FATAL(h_create_topic(late, 1), 0);
+    CU_ASSERT_EQUAL_FATAL(h_create_topic(rx, 1), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(value, sizeof(value), "{\"n\":%d}", i);
+        CU_ASSERT_EQUAL(h_produce(sc.p, late, 0, NULL, value, strlen(value)), 0);
+        CU_ASSERT_EQUAL(h_produce(sc.p, rx, 0, NULL, value, strlen(value)), 0);
+    }
+    CU_ASSERT_EQUAL(h_flush(sc.p), 0);
+    /* The refresh (10 s), the join, the fetch: well under librdkafka's 5 min. */
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, 2 * N, h_deadline(45000)), 2 * N);
+    h_assert_quiet(sc.sub);
+    for (int kind = 0; kind < 2; kind++) {
+        int next = 0;
+
+        for (size_t i = 0; i < h_sub_count(sc.sub); i++) {
+            char channel[160];
+
+            snprintf(channel, sizeof(channel), "%s:%s:%d", sc.prefix, kind ? "rx" : "named", next);
+            if (strcmp(h_sub_note(sc.sub, i)->channel, channel) == 0)
+                next++;
+        }
+        CU_ASSERT_EQUAL(next, N); /* each kind 0..N-1, in order */
+    }
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    h_scene_close(&sc);
+}
+
 static void test_garbage_between_good(void) {
     static const char *const garbage[] = {
         "not json",
@@ -380,6 +438,8 @@ int test_bridge_register(void) {
 
     if (!s || !CU_add_test(s, "end to end: exact channels, bytes, count, order", test_end_to_end) ||
         !CU_add_test(s, "garbage records between good ones", test_garbage_between_good) ||
+        !CU_add_test(s, "topics created after start, by name and by regex",
+                     test_topics_after_start) ||
         !CU_add_test(s, "restart mid-stream loses nothing", test_restart_mid_stream) ||
         !CU_add_test(s, "Redis cut off and back: everything arrives", test_redis_outage) ||
         !CU_add_test(s, "GitHub webhook payloads to events:repo:{id}", test_webhooks))

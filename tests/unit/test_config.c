@@ -314,6 +314,46 @@ static void test_secret_files(void) {
     free(big);
 }
 
+/* YAML the loader refuses: tags, a second document, an alias nest. */
+static void test_yaml_refused(void) {
+    k2r_errors_t errs = {NULL, 0, 0};
+    char yaml[4096];
+    k2r_config_t *cfg;
+
+    snprintf(yaml, sizeof(yaml), "%s---\nfoo: 1\n", minimal);
+    cfg = parse_string(yaml, &errs);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT(errs.count == 1 &&
+              strstr(errs.lines[0], ": a second YAML document: the config is one document"));
+    k2r_errors_clear(&errs);
+
+    cfg = parse_string("kafka: {brokers: !!binary aGk=, group_id: !local g, topics: [t]}\n"
+                       "rules: [{name: r, topic: t, type: user, id: x}]\n",
+                       &errs);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_EQUAL_FATAL(errs.count, 2);
+    CU_ASSERT_STRING_EQUAL(errs.lines[0], "inline.yaml:1:18: YAML tag !!binary: not supported "
+                                          "(write the value plainly)");
+    CU_ASSERT_STRING_EQUAL(errs.lines[1], "inline.yaml:1:43: YAML tag !local: not supported "
+                                          "(write the value plainly)");
+    k2r_errors_clear(&errs);
+
+    /* 10^6 leaves from 60 lines: refused at once, not walked. */
+    cfg = parse_string("a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                       "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                       "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                       "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                       "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+                       "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
+                       &errs);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_EQUAL_FATAL(errs.count, 1);
+    CU_ASSERT_STRING_EQUAL(errs.lines[0], "inline.yaml: YAML: more than 200000 nodes with the "
+                                          "aliases expanded (an alias nest, or an alias inside "
+                                          "its own anchor)");
+    k2r_errors_clear(&errs);
+}
+
 static void test_env_bad_url(void) {
     static const char *const env[] = {"K2R_REDIS_URL", "redis://h:99999", NULL};
     k2r_errors_t errs = {NULL, 0, 0};
@@ -611,6 +651,24 @@ static void test_directory_as_file(void) {
     CU_ASSERT_EQUAL_FATAL(errs.count, 1);
     CU_ASSERT_STRING_EQUAL(errs.lines[0], "/: cannot read: Is a directory");
     k2r_errors_clear(&errs);
+
+    /* A FIFO (a reload on one stalled delivery once) and a device: refused
+     * at once, never waited on or read. */
+    {
+        char dir[] = "/tmp/k2r-test-fifo-XXXXXX", path[64];
+
+        CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+        snprintf(path, sizeof(path), "%s/bridge.yaml", dir);
+        CU_ASSERT_FATAL(mkfifo(path, 0600) == 0);
+        CU_ASSERT_PTR_NULL(k2r_config_load(path, NULL, &errs));
+        CU_ASSERT(errs.count == 1 && strstr(errs.lines[0], ": not a regular file"));
+        k2r_errors_clear(&errs);
+        unlink(path);
+        rmdir(dir);
+        CU_ASSERT_PTR_NULL(k2r_config_load("/dev/zero", NULL, &errs));
+        CU_ASSERT(errs.count == 1 && strcmp(errs.lines[0], "/dev/zero: not a regular file") == 0);
+        k2r_errors_clear(&errs);
+    }
 }
 
 static void test_missing_file(void) {
@@ -765,9 +823,11 @@ int test_config_register(void) {
         !CU_add_test(s, "environment overrides", test_env_overrides) ||
         !CU_add_test(s, "K2R_REDIS_PASSWORD_FILE", test_env_password_file) ||
         !CU_add_test(s, "secret files: whole, or an error naming the file", test_secret_files) ||
+        !CU_add_test(s, "YAML refused: tags, a second document, an alias nest",
+                     test_yaml_refused) ||
         !CU_add_test(s, "bad K2R_REDIS_URL", test_env_bad_url) ||
         !CU_add_test(s, "missing file", test_missing_file) ||
-        !CU_add_test(s, "a directory as the file", test_directory_as_file) ||
+        !CU_add_test(s, "a directory, a FIFO, a device as the file", test_directory_as_file) ||
         !CU_add_test(s, "K2R_KAFKA_BROKERS keeps the dead-letter topic",
                      test_env_brokers_keep_dead_letter_topic) ||
         !CU_add_test(s, "K2R_KAFKA_SASL_* become properties", test_env_sasl) ||
