@@ -173,7 +173,7 @@ static int fit_nodes(k2r_cluster_t *c) {
 
     if (want <= c->cap)
         return 0;
-    node = realloc(c->node, want * sizeof(*node));
+    node = realloc(c->node, want * sizeof(k2r_redis_t *));
     if (!node)
         return -1;
     c->node = node;
@@ -181,7 +181,7 @@ static int fit_nodes(k2r_cluster_t *c) {
     if (!part)
         return -1;
     c->part = part;
-    memset(c->node + old, 0, (want - old) * sizeof(*node));
+    memset(c->node + old, 0, (want - old) * sizeof(k2r_redis_t *));
     memset(c->part + old, 0, (want - old) * sizeof(*part));
     c->cap = want;
     return 0;
@@ -263,7 +263,7 @@ out:
 /* Makes `nm` the map, keeping the sinks of nodes that are still in it. */
 static int adopt(k2r_cluster_t *c, k2r_slotmap_t *nm) {
     size_t n = k2r_slotmap_nnodes(nm);
-    k2r_redis_t **node = calloc(n ? n : 1, sizeof(*node));
+    k2r_redis_t **node = calloc(n ? n : 1, sizeof(k2r_redis_t *));
     part_t *part = calloc(n ? n : 1, sizeof(*part));
 
     if (!node || !part) {

@@ -1534,7 +1534,7 @@ static void string_defaults(k2r_config_t *cfg, k2r_errors_t *errs, const char *n
 }
 
 /* The largest secret file read (a password, a token, a PEM key). */
-#define SECRET_FILE_MAX (64 * 1024)
+#define SECRET_FILE_MAX 65536 /* 64 KiB */
 
 /*
  * Reads a secret from a file, without its trailing newline. Only a regular
@@ -1975,7 +1975,7 @@ k2r_config_t *k2r_config_parse_all(const char *name, const char *buf, size_t len
 }
 
 /* The largest config file read: thousands of rules fit in a fraction. */
-#define CONFIG_FILE_MAX (4 * 1024 * 1024)
+#define CONFIG_FILE_MAX 4194304 /* 4 MiB */
 
 static k2r_config_t *load(const char *path, k2r_getenv_fn env, k2r_errors_t *errs, int lenient) {
     k2r_config_t *cfg;

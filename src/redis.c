@@ -66,7 +66,7 @@
 #include "redis_int.h"
 
 /* The longest reply the sink accepts (see take_reply). */
-#define K2R_REDIS_REPLY_MAX (64 * 1024)
+#define K2R_REDIS_REPLY_MAX 65536 /* 64 KiB */
 
 /* Replies are read in chunks of this size: four thousand PUBLISH replies each. */
 #define READ_CHUNK (16 * 1024)
