@@ -140,6 +140,30 @@ static int cmd_list_settings(int markdown) {
     return 0;
 }
 
+/* Applies K2R_LOG_LEVEL and K2R_LOG_FORMAT over the config's log settings;
+ * -1 (with a message) when one holds something else. */
+static int log_env(void) {
+    const char *lvl = getenv("K2R_LOG_LEVEL"), *fmt = getenv("K2R_LOG_FORMAT");
+
+    if (lvl && *lvl) {
+        int l = k2r_log_level_parse(lvl);
+        if (l < 0) {
+            fprintf(stderr, "K2R_LOG_LEVEL: expected error, warn, info or debug; found \"%s\"\n",
+                    lvl);
+            return -1;
+        }
+        k2r_log_level = l;
+    }
+    if (fmt && *fmt) {
+        if (strcmp(fmt, "json") != 0 && strcmp(fmt, "text") != 0) {
+            fprintf(stderr, "K2R_LOG_FORMAT: expected json or text; found \"%s\"\n", fmt);
+            return -1;
+        }
+        k2r_log_set_format(strcmp(fmt, "json") == 0);
+    }
+    return 0;
+}
+
 static int cmd_check(const char *path) {
     k2r_config_t *cfg;
     k2r_rules_t *rules;
@@ -147,6 +171,12 @@ static int cmd_check(const char *path) {
 
     if (load(path, &cfg, &rules) != 0)
         return 1;
+    /* The overrides `run` applies itself are checked as `run` checks them. */
+    if (log_env() != 0) {
+        k2r_rules_destroy(rules);
+        k2r_config_destroy(cfg);
+        return 1;
+    }
     for (size_t i = 0; i < k2r_rules_count(rules); i++) {
         k2r_rules_describe(rules, i, line, sizeof(line));
         printf("%s\n", line);
@@ -400,30 +430,6 @@ done:
     k2r_rules_destroy(rules);
     k2r_config_destroy(cfg);
     return rc;
-}
-
-/* Applies K2R_LOG_LEVEL and K2R_LOG_FORMAT over the config's log settings;
- * -1 (with a message) when one holds something else. */
-static int log_env(void) {
-    const char *lvl = getenv("K2R_LOG_LEVEL"), *fmt = getenv("K2R_LOG_FORMAT");
-
-    if (lvl && *lvl) {
-        int l = k2r_log_level_parse(lvl);
-        if (l < 0) {
-            fprintf(stderr, "K2R_LOG_LEVEL: expected error, warn, info or debug; found \"%s\"\n",
-                    lvl);
-            return -1;
-        }
-        k2r_log_level = l;
-    }
-    if (fmt && *fmt) {
-        if (strcmp(fmt, "json") != 0 && strcmp(fmt, "text") != 0) {
-            fprintf(stderr, "K2R_LOG_FORMAT: expected json or text; found \"%s\"\n", fmt);
-            return -1;
-        }
-        k2r_log_set_format(strcmp(fmt, "json") == 0);
-    }
-    return 0;
 }
 
 static int cmd_run(const char *path) {

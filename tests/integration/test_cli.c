@@ -193,6 +193,15 @@ static void test_check_env_override(void) {
     CU_ASSERT_EQUAL(rc, 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "K2R_REDIS_URL: "));
     free(out);
+    /* Those `run` applies itself (the log's) too: what makes `run` exit 1
+     * makes `check` exit 1, with the same line. */
+    rc = h_run("K2R_LOG_LEVEL=loud " K2R_SOURCE_DIR
+               "/build/kafka-redis-bridge check -c " K2R_SOURCE_DIR "/config/bridge.example.yaml",
+               NULL, &out, 1);
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_STRING_EQUAL(out,
+                           "K2R_LOG_LEVEL: expected error, warn, info or debug; found \"loud\"\n");
+    free(out);
 }
 
 static void test_map(void) {
