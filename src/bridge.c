@@ -135,6 +135,19 @@ static size_t rule_stat(k2r_bridge_t *b, const char *name) {
     return b->nrstats++;
 }
 
+void bridge_declare_rules(k2r_bridge_t *b) {
+    for (size_t i = 0; i < b->nrstats; i++)
+        b->rstats[i].action = K2R_ACTION_NONE;
+    for (size_t i = 0; i < k2r_rules_count(b->rules); i++) {
+        k2r_action_t action;
+        const char *name = k2r_rules_name(b->rules, i, &action);
+        size_t k = rule_stat(b, name);
+
+        if (k != SIZE_MAX)
+            b->rstats[k].action = (int)action;
+    }
+}
+
 /* Counts a record rule `name` failed on, by reason and action. */
 void bridge_count_failed(k2r_bridge_t *b, const char *name, k2r_skip_t skip, k2r_action_t action) {
     size_t i = rule_stat(b, name);
@@ -568,6 +581,7 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, k2r_metrics_
     if (!b->redis)
         goto fail;
     b->metrics = metrics; /* borrowed */
+    bridge_declare_rules(b);
     b->kafka = k2r_kafka_new(cfg, on_revoke, on_stats, b, errstr, errstr_size);
     if (!b->kafka)
         goto fail;

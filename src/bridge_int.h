@@ -96,6 +96,9 @@ struct k2r_bridge_s {
 
 /* bridge.c */
 size_t bridge_pending(const k2r_bridge_t *b);
+/* Gives every loaded rule its per-rule counters now, with its on_error, so
+ * that /metrics has their series from start (metrics.h). */
+void bridge_declare_rules(k2r_bridge_t *b);
 void bridge_count_failed(k2r_bridge_t *b, const char *name, k2r_skip_t skip, k2r_action_t action);
 void bridge_log_failed(k2r_ratelimit_t *rl, const char *what, const k2r_msgview_t *msg,
                        const k2r_mapping_t *m);

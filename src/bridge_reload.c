@@ -148,6 +148,7 @@ void bridge_reload(k2r_bridge_t *b) {
     /* The old names are gone: per-rule counters are found by text again. */
     for (size_t i = 0; i < b->nrstats; i++)
         b->rstat_ptr[i] = NULL;
+    bridge_declare_rules(b);
 
     k2r_log_level = next->log_level;
     if (lvl && *lvl && k2r_log_level_parse(lvl) >= 0)

@@ -324,9 +324,10 @@ static void histogram(out_t *o, const char *name, const char *help, const k2r_hi
     putf(o, "\n%s_count %" PRIu64 "\n", name, h->count);
 }
 
-/* Failures of one reason and action, when there were any. */
-static void failed_series(out_t *o, const char *rule, int reason, int action, uint64_t v) {
-    if (v == 0)
+/* Failures of one reason and action, when there were any (or `always`). */
+static void failed_series(out_t *o, const char *rule, int reason, int action, uint64_t v,
+                          int always) {
+    if (v == 0 && !always)
         return;
     puts_(o, "k2r_records_failed_total{rule=\"");
     put_label_value(o, rule);
@@ -384,11 +385,13 @@ static void render(out_t *o, const k2r_snapshot_t *s, const k2r_lag_t *lags, siz
                     s->rules[i].no_subscribers);
     family(o, "k2r_records_failed_total", "counter",
            "Records a rule could not map or publish, by rule, reason and on_error action; "
-           "only combinations that occurred.");
+           "every reason with the rule's own action from start, other actions once they "
+           "occurred.");
     for (size_t i = 0; i < s->nrules; i++)
         for (int r = 1; r < K2R_SKIP__COUNT; r++)
             for (int a = K2R_ACTION_SKIP; a <= K2R_ACTION_STOP; a++)
-                failed_series(o, s->rules[i].name, r, a, s->rules[i].failed[r][a]);
+                failed_series(o, s->rules[i].name, r, a, s->rules[i].failed[r][a],
+                              a == s->rules[i].action);
     family(o, "k2r_records_stale_total", "counter",
            "Notifications not sent because the record was older than max_age, by rule.");
     for (size_t i = 0; i < s->nrules; i++)

@@ -555,6 +555,15 @@ size_t k2r_rules_count(const k2r_rules_t *rules) {
     return rules->nrules;
 }
 
+const char *k2r_rules_name(const k2r_rules_t *rules, size_t i, k2r_action_t *action) {
+    const rule_t *r = &rules->rules[i];
+
+    *action = r->on_error == K2R_ON_ERROR_SKIP          ? K2R_ACTION_SKIP
+              : r->on_error == K2R_ON_ERROR_DEAD_LETTER ? K2R_ACTION_DEAD_LETTER
+                                                        : K2R_ACTION_STOP;
+    return r->name;
+}
+
 void k2r_rules_describe(const k2r_rules_t *rules, size_t i, char *out, size_t out_size) {
     const rule_t *r = &rules->rules[i];
     size_t n = 0;

@@ -48,6 +48,11 @@ typedef struct k2r_rule_stats_s {
     /* records the rule failed on, by reason (k2r_skip_t) and action
      * (k2r_action_t: skip, dead-letter, stop) */
     uint64_t failed[K2R_SKIP__COUNT][4];
+    /* The rule's on_error as a k2r_action_t, when the rule is loaded: its
+     * failures are rendered for every reason from start (at 0 until one
+     * happens), so that increase() sees the first; K2R_ACTION_NONE (the
+     * "(none)" entry, a rule of an old reload): only what happened. */
+    int action;
 } k2r_rule_stats_t;
 
 /* Consumer lag of one partition, from librdkafka's statistics. */

@@ -119,6 +119,9 @@ int k2r_rules_need_dead_letter(const k2r_rules_t *rules);
 /* Number of rules, and a one-line summary of rule i for `check` (static storage
  * is not used: the summary is written into out). */
 size_t k2r_rules_count(const k2r_rules_t *rules);
+/* Rule i's name (the pointer mappings carry in k2r_mapping_t.rule) and, in
+ * *action, what its on_error does (K2R_ACTION_SKIP, _DEAD_LETTER, _STOP). */
+const char *k2r_rules_name(const k2r_rules_t *rules, size_t i, k2r_action_t *action);
 void k2r_rules_describe(const k2r_rules_t *rules, size_t i, char *out, size_t out_size);
 
 /*

@@ -125,6 +125,7 @@ static void known_snapshot(k2r_snapshot_t *s, k2r_rule_stats_t rules[2]) {
     snprintf(rules[1].name, sizeof(rules[1].name), "we\"ird\\name\nx");
     rules[1].published = 5;
     rules[1].failed[K2R_SKIP_UNSAFE_CHARS][K2R_ACTION_STOP] = 1;
+    rules[1].action = K2R_ACTION_STOP; /* every reason for stop, at 0 but one */
     s->rules = rules;
     s->nrules = 2;
     s->stats.consumed = 1234;
