@@ -140,7 +140,19 @@ static void test_metrics_scrape(void) {
     /* The subscriber on ops:* heard every one of them. */
     CU_ASSERT_EQUAL(metric(text, "k2r_notifications_no_subscribers_total{rule=\"" RULE "\"}"), 0);
     CU_ASSERT_EQUAL(metric(text, "k2r_records_stale_total{rule=\"" RULE "\"}"), 0);
-    CU_ASSERT(strstr(text, "\nk2r_records_failed_total{") == NULL);
+    /* No record failed: the rule's failure series are there, all 0. */
+    {
+        size_t series_n = 0, nonzero = 0;
+
+        for (const char *p = strstr(text, "\nk2r_records_failed_total{"); p;
+             p = strstr(p + 1, "\nk2r_records_failed_total{")) {
+            const char *sp = strchr(p + 1, ' ');
+            series_n++;
+            nonzero += sp && strtoll(sp + 1, NULL, 10) != 0;
+        }
+        CU_ASSERT(series_n > 0);
+        CU_ASSERT_EQUAL(nonzero, 0);
+    }
     CU_ASSERT_EQUAL(metric(text, "k2r_record_age_seconds_count"), N);
     CU_ASSERT_EQUAL(metric(text, "k2r_record_age_seconds_bucket{le=\"+Inf\"}"), N);
     CU_ASSERT(metric(text, "k2r_publish_duration_seconds_count") >= 1);
@@ -219,6 +231,14 @@ static void test_readyz_follows_redis(void) {
 
     CU_ASSERT_EQUAL_FATAL(scene_start(&sc, "ops-ready"), 0);
     CU_ASSERT(h_http_wait(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
+    h_http_free(&r);
+    /* A loaded rule's failure series exist from start, at 0 (its on_error
+     * is skip), so that an alert's increase() sees the first failure. */
+    h_http_request(sc.http_port, "GET", "/metrics", &r);
+    CU_ASSERT_EQUAL(r.body ? metric(r.body, "k2r_records_failed_total{rule=\"" RULE
+                                            "\",reason=\"not_json\",action=\"skip\"}")
+                           : -2,
+                    0);
     h_http_free(&r);
     produce(&sc, 0, N);
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N, h_deadline(60000)), N);
