@@ -235,6 +235,7 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
     if (k2r_rules_map(b->rules, b->json, &view, &b->bytes, &m) != 0)
         return -1;
     b->stats.consumed++;
+    b->stats.consumed_bytes += bytes;
     if (m.action != K2R_ACTION_NONE)
         bridge_count_failed(b, m.rule, m.skip, m.action);
     if (m.action == K2R_ACTION_STOP)
@@ -327,6 +328,7 @@ static void account_item(k2r_bridge_t *b, size_t i, int64_t now) {
     if (item->state != K2R_BATCH_PUBLISHED)
         return;
     b->stats.published++;
+    b->stats.published_bytes += item->channel_len + item->message_len;
     b->stats.no_subscribers += item->receivers == 0;
     rs->published++;
     rs->no_subscribers += item->receivers == 0;
@@ -501,6 +503,7 @@ static void update_metrics(k2r_bridge_t *b, int force) {
     s.reloads_ok = b->stats.reloads;
     s.reloads_failed = b->reload_failures;
     s.rebalances = k2r_kafka_rebalances(b->kafka);
+    k2r_kafka_commits(b->kafka, &s.commits_ok, &s.commits_failed);
     assigned = k2r_kafka_assigned(b->kafka);
     s.partitions_assigned = assigned;
     s.partitions_paused = k2r_kafka_paused(b->kafka) ? assigned : (int)k2r_kafka_nstopped(b->kafka);

@@ -22,7 +22,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -66,6 +68,89 @@ on_mhd_log(void *cls, const char *fmt, va_list ap) {
 
 /* Queues a response; `body` is copied unless `owned` (then libmicrohttpd
  * frees it with free(3) once sent). */
+/*
+ * The process_* families every Prometheus exporter has (CPU seconds,
+ * resident and virtual memory, open and allowed descriptors, start time),
+ * read from /proc at each scrape, appended to `text` (of *len bytes, grown
+ * with realloc). Returns the text, or NULL when out of memory (text freed).
+ * What /proc does not say is left out, never invented.
+ */
+static char *append_process(char *text, size_t *len) {
+    char buf[1024], more[1024], *out;
+    unsigned long utime = 0, stime = 0, vsize = 0;
+    unsigned long long start = 0;
+    long rss = 0, hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE), btime = 0;
+    size_t n = 0, fds = 0;
+    struct rlimit rl;
+    FILE *f = fopen("/proc/self/stat", "r");
+    DIR *d;
+
+    more[0] = '\0';
+    if (f) {
+        /* The command name (field 2) may hold spaces: fields are read after its ')'. */
+        if (fgets(buf, sizeof(buf), f) && strrchr(buf, ')') && hz > 0 &&
+            sscanf(strrchr(buf, ')') + 2,
+                   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d "
+                   "%llu %lu %ld",
+                   &utime, &stime, &start, &vsize, &rss) == 5)
+            n += (size_t)snprintf(more + n, sizeof(more) - n,
+                                  "# HELP process_cpu_seconds_total User and system CPU time.\n"
+                                  "# TYPE process_cpu_seconds_total counter\n"
+                                  "process_cpu_seconds_total %.2f\n"
+                                  "# HELP process_resident_memory_bytes Resident memory.\n"
+                                  "# TYPE process_resident_memory_bytes gauge\n"
+                                  "process_resident_memory_bytes %ld\n"
+                                  "# HELP process_virtual_memory_bytes Virtual memory.\n"
+                                  "# TYPE process_virtual_memory_bytes gauge\n"
+                                  "process_virtual_memory_bytes %lu\n",
+                                  (double)(utime + stime) / (double)hz, rss * page, vsize);
+        fclose(f);
+    }
+    f = fopen("/proc/stat", "r");
+    if (f) {
+        while (fgets(buf, sizeof(buf), f))
+            if (sscanf(buf, "btime %ld", &btime) == 1)
+                break;
+        fclose(f);
+    }
+    if (btime > 0 && hz > 0 && start > 0 && n < sizeof(more))
+        n += (size_t)snprintf(more + n, sizeof(more) - n,
+                              "# HELP process_start_time_seconds Start time, seconds since the "
+                              "epoch.\n"
+                              "# TYPE process_start_time_seconds gauge\n"
+                              "process_start_time_seconds %.2f\n",
+                              (double)btime + (double)start / (double)hz);
+    d = opendir("/proc/self/fd");
+    if (d) {
+        while (readdir(d))
+            fds++;
+        closedir(d);
+        fds = fds > 3 ? fds - 3 : 0; /* ".", ".." and the directory's own */
+        if (n < sizeof(more))
+            n += (size_t)snprintf(more + n, sizeof(more) - n,
+                                  "# HELP process_open_fds Open file descriptors.\n"
+                                  "# TYPE process_open_fds gauge\n"
+                                  "process_open_fds %zu\n",
+                                  fds);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && n < sizeof(more))
+        n += (size_t)snprintf(more + n, sizeof(more) - n,
+                              "# HELP process_max_fds The limit of open file descriptors.\n"
+                              "# TYPE process_max_fds gauge\n"
+                              "process_max_fds %llu\n",
+                              (unsigned long long)rl.rlim_cur);
+    if (n >= sizeof(more))
+        n = strlen(more);
+    out = realloc(text, *len + n + 1);
+    if (!out) {
+        free(text);
+        return NULL;
+    }
+    memcpy(out + *len, more, n + 1);
+    *len += n;
+    return out;
+}
+
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned int status, char *body,
                                size_t len, int owned, const char *content_type) {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -129,7 +214,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         char *text;
         size_t len;
 
-        if (k2r_metrics_render(http->metrics, &text, &len) != 0)
+        if (k2r_metrics_render(http->metrics, &text, &len) != 0 ||
+            !(text = append_process(text, &len)))
             return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
         return respond(conn, MHD_HTTP_OK, text, len, 1, "text/plain; version=0.0.4; charset=utf-8");
     }

@@ -93,6 +93,10 @@ struct k2r_kafka_s {
     k2r_msgview_header_t *hdrs;
     size_t cap_hdrs;
 
+    /* Offset commits librdkafka reported (main thread: the commit callback
+     * is served by the consumer poll). */
+    uint64_t commits_ok, commits_failed;
+
     /* The consumer queue's wake-up: librdkafka writes a byte to wake[1] when
      * the queue gets something after it was served; the loop polls wake[0]
      * beside its Redis sockets. */
@@ -331,6 +335,28 @@ fail:
     return NULL;
 }
 
+/* Every offset commit's outcome (auto-commit, the loop's asynchronous
+ * ones, the one on revoke): counted for /metrics. Nothing to commit is
+ * neither. */
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+    k2r_kafka_t *kafka = opaque;
+
+    (void)rk;
+    (void)offsets;
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return;
+    if (err)
+        kafka->commits_failed++;
+    else
+        kafka->commits_ok++;
+}
+
+void k2r_kafka_commits(const k2r_kafka_t *kafka, uint64_t *ok, uint64_t *failed) {
+    *ok = kafka->commits_ok;
+    *failed = kafka->commits_failed;
+}
+
 k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
                            k2r_kafka_stats_fn stats, void *opaque, char *errstr,
                            size_t errstr_size) {
@@ -400,6 +426,7 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
     if (stats)
         rd_kafka_conf_set_stats_cb(conf, stats_cb);
     rd_kafka_conf_set_opaque(conf, kafka);

@@ -373,6 +373,15 @@ static void render(out_t *o, const k2r_snapshot_t *s, const k2r_lag_t *lags, siz
     }
 
     single(o, "k2r_records_consumed_total", "counter", "Records taken from Kafka.", st->consumed);
+    single(o, "k2r_records_consumed_bytes_total", "counter",
+           "Bytes of the records taken from Kafka: keys, values and headers.", st->consumed_bytes);
+    single(o, "k2r_notifications_published_bytes_total", "counter",
+           "Bytes of the notifications Redis acknowledged: channels and messages.",
+           st->published_bytes);
+    family(o, "k2r_offset_commits_total", "counter",
+           "Offset commits librdkafka reported, by result (ok, failed).");
+    putf(o, "k2r_offset_commits_total{result=\"ok\"} %" PRIu64 "\n", s->commits_ok);
+    putf(o, "k2r_offset_commits_total{result=\"failed\"} %" PRIu64 "\n", s->commits_failed);
     family(o, "k2r_notifications_published_total", "counter",
            "Notifications Redis acknowledged, by rule.");
     for (size_t i = 0; i < s->nrules; i++)

@@ -143,6 +143,9 @@ int k2r_kafka_paused(const k2r_kafka_t *kafka);
 /* Number of rebalances seen (assignments plus revocations). */
 unsigned long k2r_kafka_rebalances(const k2r_kafka_t *kafka);
 
+/* Offset commits librdkafka reported done and failed, since start. */
+void k2r_kafka_commits(const k2r_kafka_t *kafka, uint64_t *ok, uint64_t *failed);
+
 /* Number of partitions assigned now. */
 int k2r_kafka_assigned(const k2r_kafka_t *kafka);
 

@@ -73,6 +73,7 @@ typedef struct k2r_snapshot_s {
     uint64_t redis_command_errors;
     uint64_t reloads_ok, reloads_failed;
     uint64_t rebalances;
+    uint64_t commits_ok, commits_failed; /* offset commits that librdkafka reported */
     int partitions_assigned;
     int partitions_paused;
     /* Health and readiness. */

@@ -28,6 +28,8 @@ typedef struct k2r_shard_stats_s {
 /* Counters since start; read with k2r_bridge_stats(). */
 typedef struct k2r_bridge_stats_s {
     uint64_t consumed;                 /* records taken from Kafka */
+    uint64_t consumed_bytes;           /* their keys, values and headers */
+    uint64_t published_bytes;          /* channels and messages Redis acknowledged */
     uint64_t published;                /* PUBLISH commands Redis acknowledged */
     uint64_t no_subscribers;           /* ... of which reached zero subscribers */
     uint64_t publish_errors;           /* PUBLISH commands Redis refused (each record went to its

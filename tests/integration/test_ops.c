@@ -159,6 +159,14 @@ static void test_metrics_scrape(void) {
     CU_ASSERT_EQUAL(metric(text, "k2r_publish_duration_seconds_bucket{le=\"+Inf\"}"),
                     metric(text, "k2r_publish_duration_seconds_count"));
     CU_ASSERT_EQUAL(metric(text, "k2r_partitions_assigned"), 1);
+    /* Bytes, commits and the process: what operators chart beside the counts. */
+    CU_ASSERT(metric(text, "k2r_records_consumed_bytes_total") >= (int64_t)N * 10);
+    CU_ASSERT(metric(text, "k2r_notifications_published_bytes_total") >= (int64_t)N * 10);
+    CU_ASSERT(metric(text, "k2r_offset_commits_total{result=\"ok\"}") >= 1);
+    CU_ASSERT_EQUAL(metric(text, "k2r_offset_commits_total{result=\"failed\"}"), 0);
+    CU_ASSERT(metric(text, "process_resident_memory_bytes") > 1000000);
+    CU_ASSERT(metric(text, "process_open_fds") > 3);
+    CU_ASSERT(metric(text, "process_start_time_seconds") > 1700000000);
     CU_ASSERT_EQUAL(metric(text, "k2r_inflight_records"), 0);
     CU_ASSERT_EQUAL(metric(text, "k2r_up"), 1);
     {

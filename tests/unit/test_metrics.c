@@ -129,6 +129,10 @@ static void known_snapshot(k2r_snapshot_t *s, k2r_rule_stats_t rules[2]) {
     s->rules = rules;
     s->nrules = 2;
     s->stats.consumed = 1234;
+    s->stats.consumed_bytes = 185100;
+    s->stats.published_bytes = 98700;
+    s->commits_ok = 41;
+    s->commits_failed = 2;
     s->stats.dropped_unavailable = 3;
     s->stats.dead_lettered = 2;
     s->stats.dead_letter_failures = 1;
