@@ -1430,9 +1430,11 @@ static void rules_section(loader_t *ld, yaml_node_t *value, const char *path) {
             lerr(ld, node, "%s.name: longer than %d bytes", rpath, K2R_RULE_NAME_MAX);
         if (rc->name) {
             for (size_t j = 0; j + 1 < cfg->nrules; j++) {
-                if (cfg->rules[j].name && strcmp(cfg->rules[j].name, rc->name) == 0)
+                if (cfg->rules[j].name && strcmp(cfg->rules[j].name, rc->name) == 0) {
                     lerr(ld, node, "%s.name: duplicate rule name \"%s\" (first at line %d)", rpath,
                          rc->name, cfg->rules[j].mark.line);
+                    break; /* once, against the first: not once per earlier namesake */
+                }
             }
         }
         if (rule_defaults(rc) != 0)

@@ -25,6 +25,18 @@ void k2r_errors_add(k2r_errors_t *errs, const char *file, k2r_mark_t mark, const
     int n = 0;
     va_list ap;
 
+    /* A broken file can have errors without end (10,000 rules of one name):
+     * the first K2R_ERRORS_MAX are kept, then one line says there are more. */
+    if (errs->count > K2R_ERRORS_MAX)
+        return;
+    if (errs->count == K2R_ERRORS_MAX) {
+        if (file)
+            n = snprintf(msg, sizeof(msg), "%s: ", file);
+        snprintf(msg + n, sizeof(msg) - (size_t)n,
+                 "more errors follow; only the first %d are shown", K2R_ERRORS_MAX);
+        goto keep;
+    }
+
     if (file && mark.line > 0)
         n = snprintf(msg, sizeof(msg), "%s:%d:%d: ", file, mark.line, mark.col);
     else if (file)
@@ -33,6 +45,7 @@ void k2r_errors_add(k2r_errors_t *errs, const char *file, k2r_mark_t mark, const
     vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
     va_end(ap);
 
+keep:
     if (errs->count == errs->cap) {
         size_t cap = errs->cap ? errs->cap * 2 : 8;
         char **lines = realloc(errs->lines, cap * sizeof(*lines));

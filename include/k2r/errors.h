@@ -38,6 +38,9 @@ typedef struct k2r_mark_s {
 
 /* A list of error lines, each already formatted "file:line:col: path: what".
  * Zero-initialise it; the list owns its lines until k2r_errors_clear(). */
+/* The most error lines a list keeps (k2r_errors_add); one more says so. */
+#define K2R_ERRORS_MAX 1000
+
 typedef struct k2r_errors_s {
     char **lines;
     size_t count;

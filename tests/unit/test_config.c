@@ -354,6 +354,31 @@ static void test_yaml_refused(void) {
     k2r_errors_clear(&errs);
 }
 
+/* 3,000 rules of one name: one error per rule (against the first, not
+ * every earlier namesake), and no more than K2R_ERRORS_MAX lines plus one
+ * saying so (10,000 such rules made 50 million lines once). */
+static void test_errors_bounded(void) {
+    size_t size = 3000 * 64 + 256, n;
+    char *yaml = malloc(size);
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_config_t *cfg;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(yaml);
+    n = (size_t)snprintf(yaml, size,
+                         "kafka: {brokers: \"h:1\", group_id: g, topics: [t]}\nrules:\n");
+    for (int i = 0; i < 3000; i++)
+        n += (size_t)snprintf(yaml + n, size - n, "  - {name: same, topic: t, type: u, id: x}\n");
+    cfg = parse_string(yaml, &errs);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_EQUAL_FATAL(errs.count, K2R_ERRORS_MAX + 1);
+    CU_ASSERT_STRING_EQUAL(errs.lines[0], "inline.yaml:4:5: rules[1].name: duplicate rule name "
+                                          "\"same\" (first at line 3)");
+    CU_ASSERT_STRING_EQUAL(errs.lines[K2R_ERRORS_MAX],
+                           "inline.yaml: more errors follow; only the first 1000 are shown");
+    k2r_errors_clear(&errs);
+    free(yaml);
+}
+
 static void test_env_bad_url(void) {
     static const char *const env[] = {"K2R_REDIS_URL", "redis://h:99999", NULL};
     k2r_errors_t errs = {NULL, 0, 0};
@@ -825,6 +850,7 @@ int test_config_register(void) {
         !CU_add_test(s, "secret files: whole, or an error naming the file", test_secret_files) ||
         !CU_add_test(s, "YAML refused: tags, a second document, an alias nest",
                      test_yaml_refused) ||
+        !CU_add_test(s, "errors: one per duplicate, at most 1000 lines", test_errors_bounded) ||
         !CU_add_test(s, "bad K2R_REDIS_URL", test_env_bad_url) ||
         !CU_add_test(s, "missing file", test_missing_file) ||
         !CU_add_test(s, "a directory, a FIFO, a device as the file", test_directory_as_file) ||
