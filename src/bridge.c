@@ -160,16 +160,27 @@ void bridge_count_failed(k2r_bridge_t *b, const char *name, k2r_skip_t skip, k2r
  * "skipped" or "dead-lettered"); suppressed ones go to debug level. */
 void bridge_log_failed(k2r_ratelimit_t *rl, const char *what, const k2r_msgview_t *msg,
                        const k2r_mapping_t *m) {
+    char partition[16], offset[24];
+    /* As fields too, so that a log pipeline can count by rule and reason. */
+    const k2r_log_field_t fields[] = {{"rule", m->rule ? m->rule : "-"},
+                                      {"topic", msg->topic},
+                                      {"partition", partition},
+                                      {"offset", offset},
+                                      {"reason", k2r_skip_name(m->skip)}};
     uint64_t suppressed;
 
+    snprintf(partition, sizeof(partition), "%d", (int)msg->partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)msg->offset);
     if (k2r_log_ratelimit(rl, &suppressed))
-        k2r_log_warn("%s record %s[%d]@%lld (rule %s): %s: %s (%llu more %s since the last line)",
-                     what, msg->topic, (int)msg->partition, (long long)msg->offset,
-                     m->rule ? m->rule : "-", k2r_skip_name(m->skip), m->detail,
-                     (unsigned long long)suppressed, what);
+        k2r_log_fields(K2R_LOG_WARN, fields, sizeof(fields) / sizeof(fields[0]),
+                       "%s record %s[%d]@%lld (rule %s): %s: %s (%llu more %s since the last line)",
+                       what, msg->topic, (int)msg->partition, (long long)msg->offset,
+                       m->rule ? m->rule : "-", k2r_skip_name(m->skip), m->detail,
+                       (unsigned long long)suppressed, what);
     else
-        k2r_log_debug("%s record %s[%d]@%lld: %s: %s", what, msg->topic, (int)msg->partition,
-                      (long long)msg->offset, k2r_skip_name(m->skip), m->detail);
+        k2r_log_fields(K2R_LOG_DEBUG, fields, sizeof(fields) / sizeof(fields[0]),
+                       "%s record %s[%d]@%lld: %s: %s", what, msg->topic, (int)msg->partition,
+                       (long long)msg->offset, k2r_skip_name(m->skip), m->detail);
 }
 
 /* What a record counts against limits.max_inflight_bytes: its key, value,

@@ -357,13 +357,18 @@ static char *read_log(const h_bridge_t *b) {
  * the first names the version and config as context fields. */
 static void test_json_log(void) {
     char *log, *line, *save = NULL;
-    size_t lines = 0, bad = 0, starting = 0;
+    size_t lines = 0, bad = 0, starting = 0, skipped = 0;
     h_http_t r;
     h_scene_t sc;
 
     CU_ASSERT_EQUAL_FATAL(scene_start(&sc, "ops-log"), 0);
     CU_ASSERT(h_http_wait(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
     h_http_free(&r);
+    /* A record the rule skips: its line carries rule, topic, partition,
+     * offset and reason as fields. */
+    CU_ASSERT_EQUAL(h_produce(sc.p, sc.topic, 0, NULL, "not json", 8), 0);
+    CU_ASSERT_EQUAL(h_flush(sc.p), 0);
+    CU_ASSERT(h_bridge_wait_log(&sc.b, "\"reason\":\"not_json\"", h_deadline(30000)));
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     log = read_log(&sc.b);
     CU_ASSERT_PTR_NOT_NULL_FATAL(log);
@@ -380,6 +385,13 @@ static void test_json_log(void) {
             !msg) {
             if (bad++ < 3)
                 fprintf(stderr, "\nnot a JSON log line: %s\n", line);
+        } else if (strncmp(msg, "skipped record ", 15) == 0) {
+            skipped++;
+            CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "rule")), RULE);
+            CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "topic")), sc.topic);
+            CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "partition")), "0");
+            CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "offset")), "0");
+            CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "reason")), "not_json");
         } else if (strncmp(msg, "kafka-redis-bridge ", 19) == 0 && strstr(msg, " starting with ")) {
             const char *config = json_string_value(json_object_get(o, "config"));
 
@@ -393,6 +405,7 @@ static void test_json_log(void) {
     CU_ASSERT(lines >= 3);
     CU_ASSERT_EQUAL(bad, 0);
     CU_ASSERT_EQUAL(starting, 1);
+    CU_ASSERT_EQUAL(skipped, 1);
     CU_ASSERT(h_bridge_log_has(&sc.b, "\"msg\":\"http: serving /healthz, /readyz and /metrics on "
                                       "127.0.0.1:"));
     free(log);
