@@ -727,26 +727,26 @@ static int replica_of(int port, const char *id) {
     return found;
 }
 
-/* 1 when the node on `port` says it is a primary. */
-static int is_primary(int port) {
-    char cmd[64], *out = NULL;
+/* 1 when `redis-cli -p PORT ARGS` prints `text` (at the start, when `first`). */
+static int cli_prints(int port, const char *args, const char *text, int first) {
+    char cmd[128], *out = NULL;
     int yes;
 
-    snprintf(cmd, sizeof(cmd), "redis-cli -p %d ROLE", port);
-    yes = h_run(cmd, NULL, &out, 0) == 0 && out && strncmp(out, "master", 6) == 0;
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d %s", port, args);
+    yes = h_run(cmd, NULL, &out, 0) == 0 && out &&
+          (first ? strncmp(out, text, strlen(text)) == 0 : strstr(out, text) != NULL);
     free(out);
     return yes;
 }
 
+/* 1 when the node on `port` says it is a primary. */
+static int is_primary(int port) {
+    return cli_prints(port, "ROLE", "master", 1);
+}
+
 /* 1 when the replica on `port` is in sync with its primary. */
 static int replica_synced(int port) {
-    char cmd[64], *out = NULL;
-    int yes;
-
-    snprintf(cmd, sizeof(cmd), "redis-cli -p %d INFO replication", port);
-    yes = h_run(cmd, NULL, &out, 0) == 0 && out && strstr(out, "master_link_status:up");
-    free(out);
-    return yes;
+    return cli_prints(port, "INFO replication", "master_link_status:up", 0);
 }
 
 /*
