@@ -235,10 +235,11 @@ static int plan_make(hplan_t *plan, const hc_corpus_t *corpus) {
         } else if (strcmp(c->action, "skip") == 0) {
             plan->skipped++;
             /* The first skip of a while is a warning naming the rule, the
-             * others are debug lines; either says the reason and detail. */
+             * others are debug lines; either says the reason and detail
+             * (the debug one ends there, its fields follow: " rule=..."). */
             plan->log_lines[plan->nlog++] = printf_new(
                 "skipped record %s[%d]@%lld (rule %s): %s: %s (" ALT
-                "skipped record %s[%d]@%lld: %s: %s\n",
+                "skipped record %s[%d]@%lld: %s: %s rule=",
                 t->real, c->partition, (long long)offset, c->rule ? c->rule : "-", c->reason,
                 detail, t->real, c->partition, (long long)offset, c->reason, detail);
         } else if (strcmp(c->action, "dead-letter") == 0) {
