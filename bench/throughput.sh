@@ -6,7 +6,8 @@
 # COUNT seed-shaped events (about 150 bytes, 3 partitions) first, then starts
 # the bridge and times it from start until /metrics says every record was
 # published (the wall clock includes joining the group). Reports records per
-# second and the bridge's CPU time per record, from /proc, next to the same
+# second, the bridge's CPU time per record and its peak resident memory
+# (VmHWM), from /proc, next to the same
 # figures for the simplest possible pipeline on the same stack: kcat reading
 # the topic into `redis-cli --pipe` with PUBLISH commands formed by awk (no
 # consumer group, no offsets, no mapping rules: a floor, not a peer). The
@@ -87,6 +88,7 @@ EOF
     done
     elapsed=$(($(now_ms) - start))
     ticks="$(cpu_ticks "$bridge")"
+    peak_kib="$(awk '$1 == "VmHWM:" { print $2 }' "/proc/$bridge/status")"
     kill -TERM "$bridge"
     wait "$bridge" || true
     hz="$(getconf CLK_TCK)"
@@ -94,9 +96,9 @@ EOF
     assigned="$(grep -m1 'kafka: assigned' "$work/bridge-$label.log" | cut -c1-24)"
     assigned_ms="$(date -d "$assigned" +%s%3N)"
     awk -v l="$label" -v n="$published" -v ms="$elapsed" -v t="$ticks" -v hz="$hz" \
-        -v join="$((assigned_ms - start))" 'BEGIN {
-        printf "bridge (%s): %d published in %.2f s from start (%.0f records/s), %.2f s from the assignment (%.0f records/s); CPU %.2f s, %.1f us/record\n",
-            l, n, ms / 1000, n / (ms / 1000), (ms - join) / 1000, n / ((ms - join) / 1000), t / hz, t / hz * 1e6 / n }'
+        -v join="$((assigned_ms - start))" -v peak="$peak_kib" 'BEGIN {
+        printf "bridge (%s): %d published in %.2f s from start (%.0f records/s), %.2f s from the assignment (%.0f records/s); CPU %.2f s, %.1f us/record; peak RSS %.1f MiB\n",
+            l, n, ms / 1000, n / (ms / 1000), (ms - join) / 1000, n / ((ms - join) / 1000), t / hz, t / hz * 1e6 / n, peak / 1024 }'
     [ "$published" -ge "$count" ]
 }
 

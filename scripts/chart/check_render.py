@@ -61,16 +61,18 @@ CREDENTIAL_ENV = {
 }
 SECRET_KEY_NAME = re.compile(r"(?i)password|secret|^sasl\.username$|^sasl\.jaas\.config$")
 
-# The bridge's metric names (issue 6); histograms also have these suffixes.
-METRICS = {
-    "k2r_records_consumed_total", "k2r_notifications_published_total",
-    "k2r_notifications_no_subscribers_total", "k2r_records_failed_total",
-    "k2r_records_stale_total", "k2r_records_dropped_total", "k2r_redis_reconnects_total",
-    "k2r_redis_command_errors_total", "k2r_inflight_records", "k2r_inflight_bytes",
-    "k2r_partitions_paused", "k2r_rebalances_total", "k2r_config_reloads_total",
-    "k2r_publish_duration_seconds", "k2r_record_age_seconds", "k2r_consumer_lag", "k2r_ready",
-    "k2r_redis_up", "k2r_build_info",
-}
+# The bridge's metric names: every family the registry renders, as the unit
+# tests' golden file has them (tests/fixtures/metrics/known.prom), so a new
+# metric is known here without a second list; histograms also have these
+# suffixes.
+def _families():
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "..", "..", "tests", "fixtures", "metrics", "known.prom")
+    with open(path, encoding="utf-8") as f:
+        return {line.split()[2] for line in f if line.startswith("# TYPE ")}
+
+
+METRICS = _families()
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 # Fields of the custom resources, from their CRDs (prometheus-operator
@@ -652,7 +654,8 @@ class Rendering:
                       "lagGrowing": "KafkaRedisBridgeLagGrowing",
                       "publishErrors": "KafkaRedisBridgePublishErrors",
                       "partitionStopped": "KafkaRedisBridgePartitionStopped",
-                      "staleDrops": "KafkaRedisBridgeStaleDrops"}
+                      "staleDrops": "KafkaRedisBridgeStaleDrops",
+                      "absent": "KafkaRedisBridgeAbsent"}
             for key, alert in wanted.items():
                 on = self.values["metrics"]["prometheusRule"]["alerts"][key]["enabled"]
                 ensure((alert in alerts) == on, "%s %s" % (alert, "missing" if on else "present"))
