@@ -296,6 +296,8 @@ static int batch_open(const k2r_bridge_t *b) {
 static int fill(k2r_bridge_t *b, int timeout_ms) {
     rd_kafka_message_t *rkm;
 
+    /* Before the queue is served: a byte written after this is news. */
+    k2r_kafka_wake_clear(b->kafka);
     while (batch_open(b) && !b->oom && (rkm = k2r_kafka_poll(b->kafka, timeout_ms)) != NULL) {
         if (take_record(b, rkm) != 0)
             return -1;
@@ -310,7 +312,10 @@ static int fill(k2r_bridge_t *b, int timeout_ms) {
  * is dropped instead: its offset is not stored, so the next owner reads it.
  * Returns 0, or -1 on OOM. */
 int bridge_serve(k2r_bridge_t *b, int timeout_ms, int draining) {
-    rd_kafka_message_t *rkm = k2r_kafka_poll(b->kafka, timeout_ms);
+    rd_kafka_message_t *rkm;
+
+    k2r_kafka_wake_clear(b->kafka);
+    rkm = k2r_kafka_poll(b->kafka, timeout_ms);
 
     if (!rkm)
         return 0;
@@ -742,7 +747,6 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
                 if (rc == K2R_ERR_NOMEM)
                     goto oom;
                 if (rc == K2R_REDIS_AGAIN) {
-                    k2r_kafka_wake_clear(b->kafka);
                     if (fill(b, 0) != 0 || b->oom)
                         goto oom;
                     continue;

@@ -487,8 +487,6 @@ rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms) {
     rd_kafka_message_t *msg;
     uint64_t suppressed;
 
-    /* Emptied before the queue is served: a byte written after this is news. */
-    k2r_kafka_wake_clear(kafka);
     msg = rd_kafka_consumer_poll(kafka->rk, timeout_ms);
 
     if (!msg || !msg->err)

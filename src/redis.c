@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * redis.c - the Redis sink: one TCP connection the bridge owns over which
- * PUBLISH commands are pipelined, and the sink's settings as the config gives
- * them (k2r_config_redis_conf). The redis:// URL parser is redis_url.c.
+ * redis.c - the Redis sink: one TCP connection over which PUBLISH (or
+ * SPUBLISH) commands are pipelined, found through Sentinel when configured,
+ * and the sink's settings as the config gives them (k2r_config_redis_conf). The redis:// URL parser
+ * is redis_url.c.
  *
  * The socket is ours: non-blocking, connected with a deadline, driven by
  * poll(2), written with MSG_NOSIGNAL so a dead peer is an error code and never
@@ -24,14 +25,24 @@
  * the next poll. A certificate that does not verify is K2R_ERR_TLS, not an
  * outage: the bridge stops on it as on refused credentials.
  *
+ * A publish is resumable (k2r_redis_publish with a wait): its cursors live
+ * in the sink, so the loop gets its turn back while replies are late, and a
+ * readable wake descriptor (librdkafka's queue) ends the wait early. Between
+ * publishes k2r_redis_tick PINGs an idle connection. With Sentinel the sink
+ * asks the sentinels for the master before each connect (a second sink of
+ * this kind speaks to them) and checks ROLE; with Cluster every call is
+ * handed to cluster.c, which keeps one sink of this kind per primary.
+ *
  * This is not a Redis client: there is no reconnect logic (the bridge owns
- * backoff), no cluster, no SELECT (Pub/Sub ignores the db), and the
- * only commands sent are AUTH, PING and PUBLISH. A connection that failed in
+ * backoff) and no SELECT (Pub/Sub ignores the db). The commands sent are
+ * AUTH, PING, PUBLISH or SPUBLISH (redis.sharded), ASKING before a
+ * redirected one, and, while connecting, ROLE, SENTINEL
+ * get-master-addr-by-name and CLUSTER SLOTS. A connection that failed in
  * any way is closed and thrown away, with its reader, so the next connection
  * never sees bytes from the previous one.
  *
  * Logging: one debug line per connection made, closed or lost, nothing per
- * command. The caller (bridge.c) logs the same events at info and warn with
+ * command. The caller (bridge_publish.c) logs the same events at info and warn with
  * the context only it has, and rate-limits repeats during an outage; a failed
  * connect attempt is reported through errstr alone.
  */

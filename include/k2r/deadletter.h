@@ -19,7 +19,7 @@
  * Time comes in as now_ms (a monotonic clock, any origin) and randomness
  * from the caller's function, so that both are the caller's to control.
  *
- * Not here: producing (kafka.c), logging and pausing Kafka (bridge.c), the
+ * Not here: producing (kafka.c), logging and pausing Kafka (bridge_deadletter.c), the
  * records themselves (batch.c).
  */
 #ifndef K2R_DEADLETTER_H

@@ -91,8 +91,9 @@ rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms);
 
 /* A descriptor that becomes readable when the consumer has something to
  * serve (records, a rebalance, an error) after it was last polled: the loop
- * waits on it beside the Redis sockets. k2r_kafka_poll empties it; so does
- * k2r_kafka_wake_clear, for a caller that cannot take records now. */
+ * waits on it beside the Redis sockets. k2r_kafka_wake_clear empties it: the
+ * loop does so once before it polls the queue (not per record: a byte left
+ * over only costs one early wake-up). */
 int k2r_kafka_wake_fd(const k2r_kafka_t *kafka);
 void k2r_kafka_wake_clear(k2r_kafka_t *kafka);
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * redis.h - the Redis sink: one connection the bridge owns, pipelined PUBLISH.
+ * redis.h - the Redis sink: pipelined PUBLISH (or SPUBLISH) on one connection
+ * (a server, or the master Sentinel names), or on one per primary of a Redis
+ * Cluster (cluster.c), behind the same calls.
  *
  * The sink owns its TCP socket and uses hiredis only for what hiredis is good
  * at without its own I/O: the command formatter and the reply reader. That

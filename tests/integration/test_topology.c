@@ -468,10 +468,22 @@ static int owner_of(const owner_t *owners, size_t n, const char *channel) {
     return -1;
 }
 
-/* Channel c's rule: {"c":c,"n":n} to PREFIX:c with message n. */
-static void cluster_config(const h_scene_t *sc, const char *extra, char *yaml, size_t size) {
-    char rules[512], sections[96];
+/* Channel c's rule: {"c":c,"n":n} to PREFIX:c with message n; Redis is
+ * the cluster of the `nseeds` seeds, sharded. */
+static void cluster_config(const h_scene_t *sc, char seeds[][64], size_t nseeds, char *yaml,
+                           size_t size) {
+    char rules[512], sections[96], extra[512];
+    size_t n = (size_t)snprintf(extra, sizeof(extra),
+                                "  command_timeout_ms: 2000\n"
+                                "  sharded: true\n"
+                                "  cluster:\n"
+                                "    addresses: [");
     h_config_opts_t opts = {NULL, NULL, NULL, extra, NULL};
+
+    for (size_t i = 0; i < nseeds && n < sizeof(extra); i++)
+        n += (size_t)snprintf(extra + n, sizeof(extra) - n, "%s\"%s\"", i ? ", " : "", seeds[i]);
+    if (n < sizeof(extra))
+        snprintf(extra + n, sizeof(extra) - n, "]\n");
 
     if (sc->http_port) {
         snprintf(sections, sizeof(sections), "http:\n  listen: 127.0.0.1:%d\n", sc->http_port);
@@ -522,7 +534,7 @@ static int channel_in_order(const h_scene_t *sc, const h_sub_t *sub, int c, int 
  */
 static void test_cluster_sharded(void) {
     enum { C = 12, M = 25 };
-    char seeds[3][64], extra[1024], yaml[4096], names[C][160];
+    char seeds[3][64], yaml[4096], names[C][160];
     owner_t owners[8];
     h_sub_t *subs[8] = {NULL};
     size_t nseeds = env_list("K2R_TEST_CLUSTER_ADDRS", seeds, 3), nown, per[8] = {0};
@@ -546,13 +558,7 @@ static void test_cluster_sharded(void) {
         if (n)
             subs[o] = h_ssub_new(owners[o].port, mine, n);
     }
-    snprintf(extra, sizeof(extra),
-             "  command_timeout_ms: 2000\n"
-             "  sharded: true\n"
-             "  cluster:\n"
-             "    addresses: [\"%s\", \"%s\", \"%s\"]\n",
-             seeds[0], seeds[1], seeds[2]);
-    cluster_config(&sc, extra, yaml, sizeof(yaml));
+    cluster_config(&sc, seeds, 3, yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
     for (int n = 0; n < M; n++)
         for (int c = 0; c < C; c++)
@@ -595,6 +601,24 @@ static void test_cluster_sharded(void) {
     h_scene_close(&sc);
 }
 
+/* Reads `sub` until its last message is `last` (or the deadline); checks it
+ * has at least `at_least`, each one more than the one before. Returns 1 when
+ * `last` came. */
+static int tail_in_order(h_sub_t *sub, int last, size_t at_least) {
+    int64_t deadline = h_deadline(60000);
+    size_t n;
+
+    while (h_now_ms() < deadline &&
+           !(h_sub_count(sub) && atoi(h_sub_note(sub, h_sub_count(sub) - 1)->message) == last))
+        h_sub_wait(sub, (size_t)-1, h_now_ms() + 200);
+    n = h_sub_count(sub);
+    CU_ASSERT(n >= at_least);
+    for (size_t i = 1; i < n; i++)
+        CU_ASSERT_EQUAL(atoi(h_sub_note(sub, i)->message),
+                        atoi(h_sub_note(sub, i - 1)->message) + 1);
+    return n && atoi(h_sub_note(sub, n - 1)->message) == last;
+}
+
 /* CLUSTER SETSLOT on every primary of the list; 0 when all answered OK. */
 static int setslot_all(const owner_t *owners, size_t n, unsigned slot, const char *how) {
     int rc = 0;
@@ -618,7 +642,7 @@ static int setslot_all(const owner_t *owners, size_t n, unsigned slot, const cha
  */
 static void test_cluster_migration(void) {
     enum { M = 60 };
-    char seeds[3][64], extra[1024], yaml[4096], channel[160], line[96];
+    char seeds[3][64], yaml[4096], channel[160], line[96];
     const char *ch[1] = {channel};
     owner_t owners[8];
     size_t nown;
@@ -639,13 +663,7 @@ static void test_cluster_migration(void) {
     bi = (a + 1) % (int)nown;
     sa = h_ssub_new(owners[a].port, ch, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(sa);
-    snprintf(extra, sizeof(extra),
-             "  command_timeout_ms: 2000\n"
-             "  sharded: true\n"
-             "  cluster:\n"
-             "    addresses: [\"%s\"]\n",
-             seeds[0]);
-    cluster_config(&sc, extra, yaml, sizeof(yaml));
+    cluster_config(&sc, seeds, 1, yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
     for (; n < M; n++)
         produce_cn(&sc, 0, n);
@@ -672,20 +690,7 @@ static void test_cluster_migration(void) {
     CU_ASSERT_EQUAL(h_flush(sc.p), 0);
     /* Those after the move reach B, in order (B may also have some of the
      * middle ones, published after the move and before B's subscriber). */
-    {
-        int64_t deadline = h_deadline(60000);
-        while (h_now_ms() < deadline) {
-            h_sub_wait(sb, (size_t)-1, h_now_ms() + 200);
-            if (h_sub_count(sb) && atoi(h_sub_note(sb, h_sub_count(sb) - 1)->message) == 3 * M - 1)
-                break;
-        }
-        CU_ASSERT(h_sub_count(sb) >= (size_t)M);
-        for (size_t i = 1; i < h_sub_count(sb); i++)
-            CU_ASSERT_EQUAL(atoi(h_sub_note(sb, i)->message),
-                            atoi(h_sub_note(sb, i - 1)->message) + 1);
-        CU_ASSERT(h_sub_count(sb) &&
-                  atoi(h_sub_note(sb, h_sub_count(sb) - 1)->message) == 3 * M - 1);
-    }
+    CU_ASSERT(tail_in_order(sb, 3 * M - 1, M));
     /* A's subscriber: 0, 1, 2, ... with no gap or repeat, at least the first M. */
     CU_ASSERT(h_sub_count(sa) >= (size_t)M);
     CU_ASSERT(channel_in_order(&sc, sa, 0, 0, (int)h_sub_count(sa)));
@@ -786,7 +791,7 @@ static int take_over(int replica, h_scene_t *sc, int *next, h_sub_t *sub) {
  */
 static void test_cluster_failover(void) {
     enum { M = 40 };
-    char seeds[3][64], extra[1024], yaml[4096], channel[160], line[96];
+    char seeds[3][64], yaml[4096], channel[160], line[96];
     const char *ch[1] = {channel};
     owner_t owners[8];
     size_t nown;
@@ -805,13 +810,7 @@ static void test_cluster_failover(void) {
     CU_ASSERT_FATAL(replica > 0);
     sa = h_ssub_new(owners[a].port, ch, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(sa);
-    snprintf(extra, sizeof(extra),
-             "  command_timeout_ms: 2000\n"
-             "  sharded: true\n"
-             "  cluster:\n"
-             "    addresses: [\"%s\", \"%s\", \"%s\"]\n",
-             seeds[0], seeds[1], seeds[2]);
-    cluster_config(&sc, extra, yaml, sizeof(yaml));
+    cluster_config(&sc, seeds, 3, yaml, sizeof(yaml));
     CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
     for (; n < M; n++)
         produce_cn(&sc, 0, n);
@@ -824,16 +823,7 @@ static void test_cluster_failover(void) {
     for (; n < after + M; n++)
         produce_cn(&sc, 0, n);
     CU_ASSERT_EQUAL(h_flush(sc.p), 0);
-    {
-        int64_t deadline = h_deadline(60000);
-        while (h_now_ms() < deadline &&
-               !(h_sub_count(sb) && atoi(h_sub_note(sb, h_sub_count(sb) - 1)->message) == n - 1))
-            h_sub_wait(sb, (size_t)-1, h_now_ms() + 200);
-        CU_ASSERT(h_sub_count(sb) >= (size_t)M);
-        for (size_t i = 1; i < h_sub_count(sb); i++)
-            CU_ASSERT_EQUAL(atoi(h_sub_note(sb, i)->message),
-                            atoi(h_sub_note(sb, i - 1)->message) + 1);
-    }
+    (void)tail_in_order(sb, n - 1, M);
     CU_ASSERT(channel_in_order(&sc, sa, 0, 0, (int)h_sub_count(sa)));
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     snprintf(line, sizeof(line), "published=%d ", n);

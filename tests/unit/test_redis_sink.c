@@ -452,8 +452,9 @@ static void test_refusals(void) {
 /*
  * Server-state errors, byte by byte. The sink reports them like any refusal,
  * with the server's line, and keeps the connection; the bridge
- * (server_state_error in bridge.c) recognises the leading "LOADING ",
- * "BUSY ", "MASTERDOWN " or "TRYAGAIN " and treats the item as an outage, so
+ * (server_state_error in bridge_publish.c) recognises the leading "LOADING ",
+ * "BUSY ", "MASTERDOWN ", "TRYAGAIN ", "READONLY " or "CLUSTERDOWN " and
+ * treats the item as an outage, so
  * the exact line, code and space included, is what is asserted here.
  */
 static void test_server_state_errors(void) {
