@@ -53,6 +53,12 @@ typedef struct k2r_redis_conf_s {
      * says where the primaries are (cluster.c). */
     char *const *cluster_addrs; /* "host:port" */
     size_t ncluster_addrs;
+    /* Dedupe (the `dedupe` setting), for items that name their record
+     * (k2r_publish_t.dd_topic): how long a record's mark lives after its
+     * last use, and the prefix of the marks' keys. */
+    int64_t dedupe_window_ms;
+    const char *dedupe_prefix;  /* NULL: "k2r:dedupe:" */
+    const char *history_prefix; /* a rule's history stream: this + channel; NULL: "history:" */
 } k2r_redis_conf_t;
 
 /* The loaded configuration (config.h); only k2r_config_redis_conf reads it. */
@@ -82,6 +88,23 @@ typedef struct k2r_publish_s {
     long long receivers;  /* subscribers reached, when OK */
     char error[96];       /* Redis's error line, when ERROR (truncated) */
     unsigned char asking; /* the sink's own (Cluster -ASK); 0 from the caller */
+    /* Set by the sink with OK when dedupe found that the record's other
+     * publisher (the bridge, or the shim) had published it: not sent again. */
+    unsigned char suppressed;
+    /* Dedupe: the record this notification came from, named the same way by
+     * the bridge and by the producer shim, so that one publish between them
+     * reaches subscribers (a script on Redis checks and publishes in one
+     * step). dd_topic NULL: a plain PUBLISH. dd_index is the notification's
+     * place among its record's notifications (k2r_mapping_t.publish[]). */
+    const char *dd_topic;
+    int32_t dd_partition;
+    int64_t dd_offset;
+    uint32_t dd_index;
+    /* History (a rule's `history`): the notification is also appended to the
+     * stream beside its channel, trimmed to about history_maxlen entries and
+     * expiring history_ttl_ms (0: never) after the last; 0: no history. */
+    uint32_t history_maxlen;
+    int64_t history_ttl_ms;
 } k2r_publish_t;
 
 typedef struct k2r_redis_s k2r_redis_t;

@@ -83,6 +83,8 @@ typedef struct k2r_mapping_s {
         const char *rule;        /* the rule that produced it (borrowed from the rules) */
         k2r_on_error_t on_error; /* that rule's policy, should Redis refuse it */
         int64_t max_age_ms;      /* that rule's age cutoff (or limits.max_age); 0 = none */
+        uint32_t history_maxlen; /* that rule's history (k2r_publish_t); 0 = none */
+        int64_t history_ttl_ms;
         size_t channel_off, channel_len;
         size_t message_off, message_len;
     } publish[K2R_FANOUT_MAX];
