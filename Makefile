@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # kafka-redis-bridge - plain GNU make; every library through pkg-config.
 #
-#   make            build build/kafka-redis-bridge
+#   make            build build/kafka-redis-bridge, build/libk2r_shim.so (the
+#                   producer shim: a librdkafka plugin and a C API) and
+#                   build/shim-producer (its C example)
 #   make test       install what is missing, build, unit tests, integration
 #                   tests against a real Kafka broker and redis-server
 #   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
@@ -75,9 +77,12 @@ CORE    := $(shell sed -n 's/^CORE="\(.*\)"$$/\1/p' scripts/check-layers.sh) log
 CORE_OBJ := $(filter $(foreach m,$(CORE),$(BUILD)/src/$(m).o),$(LIB_OBJ))
 EDGE_OBJ := $(filter-out $(CORE_OBJ),$(LIB_OBJ))
 LIBCORE := $(BUILD)/libk2r_core.a
+# The producer shim and its C example (see "The producer shim" below).
+SHIM         := $(BUILD)/libk2r_shim.so
+SHIM_EXAMPLE := $(BUILD)/shim-producer
 
-.PHONY: FORCE readme-settings print-pkgs all test unit integration check lint layers demo bench install clean deps fuzz fuzz-smoke fuzz-build
-all: $(BIN)
+.PHONY: FORCE readme-settings print-pkgs all test unit integration check lint layers demo bench install clean deps fuzz fuzz-smoke fuzz-build examples
+all: $(BIN) $(SHIM) $(SHIM_EXAMPLE)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -113,8 +118,50 @@ $(BUILD)/test-unit: $(UNIT_OBJ) $(LIBK2R) $(LIBCORE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/integration/%.o: CPPFLAGS += $(CUNIT_CFLAGS) -DK2R_SOURCE_DIR='"$(CURDIR)"'
-$(BUILD)/test-integration: $(ITEST_OBJ) $(LIBK2R) $(LIBCORE)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(LDLIBS)
+# test_shim.c calls the shim's C API: the library is found beside the binary.
+$(BUILD)/test-integration: $(ITEST_OBJ) $(LIBK2R) $(LIBCORE) $(SHIM) $(SHIM_EXAMPLE)
+	$(CC) $(LDFLAGS) -o $@ $(ITEST_OBJ) $(LIBK2R) $(LIBCORE) $(SHIM) -Wl,-rpath,'$$ORIGIN' \
+	    $(CUNIT_LIBS) $(LDLIBS)
+
+# The producer shim (include/k2r/shim.h, src/shim/): a shared library that is
+# a librdkafka interceptor plugin and a C API at once. It is built from its
+# own tree of position-independent objects ($(BUILD)/pic/): the core, the
+# Redis sink and src/shim/*.c, with -fvisibility=hidden and a version script
+# that exports only conf_init and k2r_shim_*. It links no librdkafka: the
+# plugin calls the librdkafka that loaded it through a table it fills at
+# conf_init (src/shim/plugin.c), and `nm -D --undefined-only` shows no
+# rd_kafka_ symbol (checked below). src/shim/ is outside LIB_C on purpose:
+# rdkconf.c defines rd_kafka_conf_* stand-ins that must never reach an
+# archive the bridge links.
+SHIM_PKGS    := hiredis simdjson jansson yaml-0.1 openssl
+SHIM_LIBS    := $(shell $(PKG_CONFIG) --libs $(SHIM_PKGS) 2>/dev/null) -lstdc++ -lm -lpthread -ldl
+SHIM_SRC     := $(wildcard src/shim/*.c)
+PIC_OBJ      := $(patsubst $(BUILD)/%,$(BUILD)/pic/%,$(CORE_OBJ)) \
+                $(BUILD)/pic/src/redis.o $(BUILD)/pic/src/cluster.o \
+                $(SHIM_SRC:%.c=$(BUILD)/pic/%.o)
+PIC_FLAGS    := -fPIC -fvisibility=hidden
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(filter-out -fPIE,$(CFLAGS)) $(PIC_FLAGS) -c -o $@ $<
+
+$(BUILD)/pic/%.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(filter-out -fPIE,$(CXXFLAGS)) $(PIC_FLAGS) -fvisibility-inlines-hidden -c -o $@ $<
+
+$(SHIM): $(PIC_OBJ) src/shim/shim.map
+	$(CC) -shared -Wl,-soname,libk2r_shim.so -Wl,--version-script=src/shim/shim.map \
+	    -Wl,-z,defs -Wl,-z,relro,-z,now -o $@ $(PIC_OBJ) $(SHIM_LIBS)
+	@if nm -D --undefined-only $@ | grep -q ' rd_kafka_'; then \
+	    echo "$@: links against rd_kafka_ symbols:"; nm -D --undefined-only $@ | grep ' rd_kafka_'; \
+	    rm -f $@; exit 1; fi
+
+# The C example: a plain librdkafka producer that publishes through the C
+# API from its delivery report callback; it finds the library beside itself.
+$(SHIM_EXAMPLE): examples/shim/producer.c $(SHIM)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -lk2r_shim -Wl,-rpath,'$$ORIGIN' $(LDLIBS)
+
+examples: $(SHIM_EXAMPLE)
 
 # The README's settings reference is the settings table (src/config.c) as the
 # binary prints it: this replaces what lies between its two markers.
@@ -137,7 +184,7 @@ unit: $(BUILD)/test-unit
 
 # The integration suite runs against a real Kafka broker and redis-server
 # that scripts/with-stack.sh starts on free loopback ports and always stops.
-integration: $(BIN) $(BUILD)/test-integration
+integration: $(BIN) $(SHIM) $(BUILD)/test-integration
 	scripts/with-stack.sh $(BUILD)/test-integration
 
 test: deps
@@ -215,7 +262,7 @@ fuzz-smoke:
 
 lint:
 	@scripts/deps.sh lint
-	clang-format --dry-run --Werror src/*.c src/*.cpp include/k2r/*.h tests/unit/*.c tests/integration/*.c tests/integration/*.h
+	clang-format --dry-run --Werror src/*.c src/*.cpp src/shim/*.c src/shim/*.h examples/shim/*.c include/k2r/*.h tests/unit/*.c tests/integration/*.c tests/integration/*.h
 	clang-tidy --quiet src/*.c -- $(CPPFLAGS) -std=c11
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --suppressions-list=.cppcheck-suppressions --inline-suppr -Iinclude src
@@ -244,10 +291,13 @@ bench: deps
 	scripts/with-stack.sh bench/throughput.sh $(BUILD)
 	scripts/with-stack.sh bench/outage-memory.sh $(BUILD)
 
-install: $(BIN)
+install: $(BIN) $(SHIM)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge \
-	    $(DESTDIR)$(PREFIX)/share/doc/kafka-redis-bridge
+	    $(DESTDIR)$(PREFIX)/share/doc/kafka-redis-bridge $(DESTDIR)$(PREFIX)/lib \
+	    $(DESTDIR)$(PREFIX)/include/k2r
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/kafka-redis-bridge
+	install -m 0755 $(SHIM) $(DESTDIR)$(PREFIX)/lib/libk2r_shim.so
+	install -m 0644 include/k2r/shim.h $(DESTDIR)$(PREFIX)/include/k2r/shim.h
 	install -m 0644 config/bridge.example.yaml $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge/
 	install -m 0644 LICENSE $(DESTDIR)$(PREFIX)/share/doc/kafka-redis-bridge/
 
@@ -258,5 +308,5 @@ clean:
 print-pkgs:
 	@echo $(PKGS)
 
--include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(ITEST_OBJ:.o=.d) $(BUILD)/src/main.d
+-include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(ITEST_OBJ:.o=.d) $(BUILD)/src/main.d $(PIC_OBJ:.o=.d)
 -include $(wildcard $(FUZZ_DIR)/obj/*/*.d)
