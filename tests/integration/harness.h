@@ -309,5 +309,6 @@ int test_faults_register(void);
 int test_ops_register(void);
 int test_tls_register(void);
 int test_topology_register(void);
+int test_shim_register(void);
 
 #endif

@@ -5,8 +5,8 @@ tests/integration/test_shim.c.
 
 usage: PYTHON shim_produce.py BROKERS TOPIC PLUGIN CONFIG < records
 
-Each line of stdin is one record: KEY<TAB>VALUE (an empty KEY: no key). The
-records go to partition 0 in order; the script waits for every delivery
+Each line of stdin is one record: KEY<TAB>VALUE (an empty KEY: no key), sent
+with one header, x-h: hv. The records go to partition 0 in order; the script waits for every delivery
 report and prints "delivered N failed M librdkafka V". Exit status 0 when
 every record was delivered.
 """
@@ -32,7 +32,7 @@ def main():
     for line in sys.stdin.buffer:
         key, _, value = line.rstrip(b"\n").partition(b"\t")
         producer.produce(topic, value=value, key=key or None, partition=0,
-                         on_delivery=on_delivery)
+                         headers=[("x-h", b"hv")], on_delivery=on_delivery)
         producer.poll(0)
     producer.flush(30)
     print("delivered %d failed %d librdkafka %s" % (counts["delivered"], counts["failed"],
