@@ -57,6 +57,10 @@
 #define PUBLISH_SLICE_MS 100
 /* An idle thread wakes this often (idle PINGs, reconnects, the summary). */
 #define IDLE_WAKE_MS 200
+/* A busy thread (records within ACTIVE_MS) looks at the queue this often
+ * without being woken (see run). */
+#define ACTIVE_MS 100
+#define POLL_US   250
 /* At most one summary of drops per interval. */
 #define SUMMARY_MS 10000
 /* A connection that stayed up this long starts the backoff over. */
@@ -485,60 +489,88 @@ static void summary(k2r_shim_t *shim, int force) {
     shim->next_summary_ms = t + SUMMARY_MS;
 }
 
+/* Maps and publishes one chunk of taken records, then accounts for them. */
+static void process(k2r_shim_t *shim, qrec_t *batch, size_t nrec, size_t nbytes) {
+    size_t n = map_batch(shim, batch);
+    int closing;
+    int64_t close_deadline_ms;
+
+    pthread_mutex_lock(&shim->lock);
+    closing = shim->closing;
+    close_deadline_ms = shim->close_deadline_ms;
+    pthread_mutex_unlock(&shim->lock);
+    if (n) {
+        if (closing && k2r_now_ms() >= close_deadline_ms)
+            count(&shim->c.dropped_redis, n);
+        else
+            publish_items(shim, n, closing, close_deadline_ms);
+    }
+    free_batch(batch);
+    pthread_mutex_lock(&shim->lock);
+    __atomic_store_n(&shim->nrecords, shim->nrecords - nrec, __ATOMIC_RELAXED);
+    shim->nbytes -= nbytes;
+    shim->seq_done += nrec;
+    pthread_cond_broadcast(&shim->flushed);
+    pthread_mutex_unlock(&shim->lock);
+}
+
+/*
+ * The thread. Idle, it sleeps until a producer wakes it (the `waiting`
+ * flag), or IDLE_WAKE_MS for idle PINGs and reconnects. Busy (records came
+ * within ACTIVE_MS), it looks at the queue every POLL_US instead and no
+ * producer wakes it: a wake-up per record would cost the producer's
+ * delivery thread a system call each, and the thread a context switch,
+ * where a look every quarter millisecond takes whole bursts at once.
+ */
 static void *run(void *arg) {
     k2r_shim_t *shim = arg;
+    int64_t active_until = 0;
 
     for (;;) {
-        qrec_t *batch = NULL, *last = NULL;
-        size_t nrec = 0, nbytes = 0;
+        qrec_t *all;
         int closing;
-        int64_t close_deadline_ms;
 
         pthread_mutex_lock(&shim->lock);
         if (!shim->head && !shim->closing) {
-            struct timespec ts;
-            int64_t wake_ms = k2r_now_ms() + IDLE_WAKE_MS;
+            if (k2r_now_ms() < active_until) {
+                struct timespec nap = {0, POLL_US * 1000L};
 
-            /* CLOCK_MONOTONIC, as the condition variable was made. */
-            ts.tv_sec = (time_t)(wake_ms / 1000);
-            ts.tv_nsec = (long)(wake_ms % 1000) * 1000000L;
-            shim->waiting = 1;
-            pthread_cond_timedwait(&shim->wake, &shim->lock, &ts);
-            shim->waiting = 0;
+                pthread_mutex_unlock(&shim->lock);
+                nanosleep(&nap, NULL);
+                pthread_mutex_lock(&shim->lock);
+            } else {
+                struct timespec ts;
+                int64_t wake_ms = k2r_now_ms() + IDLE_WAKE_MS;
+
+                /* CLOCK_MONOTONIC, as the condition variable was made. */
+                ts.tv_sec = (time_t)(wake_ms / 1000);
+                ts.tv_nsec = (long)(wake_ms % 1000) * 1000000L;
+                shim->waiting = 1;
+                pthread_cond_timedwait(&shim->wake, &shim->lock, &ts);
+                shim->waiting = 0;
+            }
         }
-        while (shim->head && nrec < BATCH_MAX) {
-            qrec_t *q = shim->head;
-            shim->head = q->next;
-            q->next = NULL;
-            if (last)
-                last->next = q;
-            else
-                batch = q;
-            last = q;
-            nrec++;
-            nbytes += q->bytes;
-        }
-        if (!shim->head)
-            shim->tail = NULL;
+        /* Everything queued, in one step; processed in chunks below. */
+        all = shim->head;
+        shim->head = shim->tail = NULL;
         closing = shim->closing;
-        close_deadline_ms = shim->close_deadline_ms;
         pthread_mutex_unlock(&shim->lock);
 
-        if (batch) {
-            size_t n = map_batch(shim, batch);
-            if (n) {
-                if (closing && k2r_now_ms() >= close_deadline_ms)
-                    count(&shim->c.dropped_redis, n);
-                else
-                    publish_items(shim, n, closing, close_deadline_ms);
+        if (all) {
+            active_until = k2r_now_ms() + ACTIVE_MS;
+            while (all) {
+                qrec_t *batch = all, *last = all;
+                size_t nrec = 1, nbytes = all->bytes;
+
+                while (last->next && nrec < BATCH_MAX) {
+                    last = last->next;
+                    nrec++;
+                    nbytes += last->bytes;
+                }
+                all = last->next;
+                last->next = NULL;
+                process(shim, batch, nrec, nbytes);
             }
-            free_batch(batch);
-            pthread_mutex_lock(&shim->lock);
-            __atomic_store_n(&shim->nrecords, shim->nrecords - nrec, __ATOMIC_RELAXED);
-            shim->nbytes -= nbytes;
-            shim->seq_done += nrec;
-            pthread_cond_broadcast(&shim->flushed);
-            pthread_mutex_unlock(&shim->lock);
         } else if (closing) {
             break;
         } else if (k2r_redis_connected(shim->redis)) {
