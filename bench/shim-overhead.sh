@@ -13,10 +13,16 @@
 #           every notification dropped and counted
 # and reports, per way, the median wall time of the whole produce (start to
 # the last acknowledgement, kcat's exit), records per second, kcat's CPU
-# seconds (user + system, the shim's thread included), and the ratio of each
-# to plain. With the shim the counters kcat's stderr shows at close
-# (k2r.debug) are summed: published, dropped at a full queue, dropped with
-# Redis unavailable.
+# seconds (user + system), the part of it spent outside the shim's thread
+# (what the producer's own threads paid: the copy into the queue on the
+# delivery path, and contention), and the ratio of each to plain. With the
+# shim the counters kcat's stderr shows at close (k2r.debug) are summed:
+# published, dropped at a full queue, dropped with Redis unavailable (or
+# still queued when k2r.flush_timeout_ms ran out at close).
+#
+# On a machine whose cores are shared, the wall times move with the load of
+# the moment (the shim's thread needs a core too); the CPU figures move
+# less.
 #
 # usage: scripts/with-stack.sh bench/shim-overhead.sh [BUILD_DIR]
 # env:   COUNT (200000), ROUNDS (3)
@@ -60,10 +66,10 @@ EOF
 config "$work/up.yaml" "$K2R_TEST_REDIS_PORT"
 config "$work/down.yaml" "$(free_port)"
 
-# run WAY ROUND: one timed produce; appends "wall user sys" to $work/WAY.times
-# and the shim's counters at close to $work/WAY.counters.
+# run WAY ROUND: one timed produce; appends "wall user sys shim_thread_cpu" to
+# $work/WAY.times and the shim's counters at close to $work/WAY.counters.
 run() {
-    local way="$1" extra=() t
+    local way="$1" extra=() t thread
     case "$way" in
     shim) extra=(-X "plugin.library.paths=$plugin" -X "k2r.config=$work/up.yaml" -X k2r.debug=true) ;;
     down) extra=(-X "plugin.library.paths=$plugin" -X "k2r.config=$work/down.yaml" -X k2r.debug=true) ;;
@@ -72,7 +78,8 @@ run() {
     # shellcheck disable=SC2086
     t="$( { time kcat -P -b "$K2R_TEST_KAFKA_BROKERS" -t "$topic" -p 0 -X acks=all \
         -X linger.ms=5 "${extra[@]}" -l "$work/events" 2>"$work/kcat.err"; } 2>&1)"
-    echo "$t" >>"$work/$way.times"
+    thread="$(awk '{ for (i = 1; i < NF; i++) if ($i == "thread_cpu_us") print $(i + 1) / 1e6 }' "$work/kcat.err")"
+    echo "$t ${thread:-0}" >>"$work/$way.times"
     grep -o 'closed: .*' "$work/kcat.err" >>"$work/$way.counters" || true
 }
 
@@ -86,16 +93,19 @@ done
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 base_wall="$(awk '{ print $1 }' "$work/plain.times" | median)"
 base_cpu="$(awk '{ print $2 + $3 }' "$work/plain.times" | median)"
-printf '%-6s %9s %12s %9s %9s %9s  %s\n' way wall_s records/s cpu_s wall_x cpu_x "shim counters (summed over rounds)"
+printf '%-6s %8s %10s %7s %11s %7s %6s %11s  %s\n' way wall_s records/s cpu_s producer_cpu wall_x cpu_x producer_x \
+    "shim counters (summed over rounds)"
 for way in plain shim down; do
     wall="$(awk '{ print $1 }' "$work/$way.times" | median)"
     cpu="$(awk '{ print $2 + $3 }' "$work/$way.times" | median)"
+    pcpu="$(awk '{ print $2 + $3 - $4 }' "$work/$way.times" | median)"
     counters=""
     if [ -s "$work/$way.counters" ]; then
         counters="$(awk '{
             for (i = 1; i <= NF; i++) { gsub(",", "", $(i + 1)); if ($i == "published" || $i == "dropped_queue_full" || $i == "dropped_redis") s[$i] += $(i + 1) }
         } END { printf "published %d, dropped_queue_full %d, dropped_redis %d", s["published"], s["dropped_queue_full"], s["dropped_redis"] }' "$work/$way.counters")"
     fi
-    awk -v w="$way" -v wall="$wall" -v cpu="$cpu" -v bw="$base_wall" -v bc="$base_cpu" -v n="$count" -v c="$counters" \
-        'BEGIN { printf "%-6s %9.3f %12.0f %9.3f %9.3f %9.3f  %s\n", w, wall, n / wall, cpu, wall / bw, cpu / bc, c }'
+    awk -v w="$way" -v wall="$wall" -v cpu="$cpu" -v pcpu="$pcpu" -v bw="$base_wall" -v bc="$base_cpu" \
+        -v n="$count" -v c="$counters" \
+        'BEGIN { printf "%-6s %8.3f %10.0f %7.3f %11.3f %7.2f %6.2f %11.2f  %s\n", w, wall, n / wall, cpu, pcpu, wall / bw, cpu / bc, pcpu / bc, c }'
 done

@@ -125,12 +125,14 @@ typedef struct k2r_shim_stats_s {
                                     (no_rule, not_json, ...: the rules' skip reasons) */
     uint64_t published;          /* notifications Redis took (not counting suppressed) */
     uint64_t suppressed;         /* notifications dedupe found already published */
-    uint64_t dropped_redis;      /* notifications not published: Redis unavailable or gone */
+    uint64_t dropped_redis;      /* notifications not published: Redis unavailable or gone,
+                                    or still queued when flush_timeout_ms ran out at close */
     uint64_t dropped_stale;      /* notifications older than their rule's max_age */
     uint64_t errors;             /* notifications Redis refused, and records lost to no memory */
     uint64_t redis_connects;     /* connections made */
     uint64_t queued_records;     /* records in the queue now (a gauge) */
     uint64_t queued_bytes;       /* their bytes now (a gauge) */
+    uint64_t thread_cpu_us;      /* CPU time the shim's thread used, in microseconds */
 } k2r_shim_stats_t;
 
 K2R_SHIM_API void k2r_shim_stats(k2r_shim_t *shim, k2r_shim_stats_t *out);

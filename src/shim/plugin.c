@@ -334,11 +334,13 @@ static rd_kafka_resp_err_t on_destroy(rd_kafka_t *rk, void *ic_opaque) {
             char line[512];
             snprintf(line, sizeof(line),
                      "closed: enqueued %llu, published %llu, suppressed %llu, skipped_by_rules "
-                     "%llu, dropped_queue_full %llu, dropped_redis %llu, errors %llu",
+                     "%llu, dropped_queue_full %llu, dropped_redis %llu, errors %llu, "
+                     "thread_cpu_us %llu",
                      (unsigned long long)st.enqueued, (unsigned long long)st.published,
                      (unsigned long long)st.suppressed, (unsigned long long)st.skipped_by_rules,
                      (unsigned long long)st.dropped_queue_full,
-                     (unsigned long long)st.dropped_redis, (unsigned long long)st.errors);
+                     (unsigned long long)st.dropped_redis, (unsigned long long)st.errors,
+                     (unsigned long long)st.thread_cpu_us);
             plugin_log(ici, 7, line);
         }
     }

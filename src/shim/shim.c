@@ -116,7 +116,8 @@ struct k2r_shim_s {
     k2r_publish_t *items;
     size_t cap_items;
     int64_t next_summary_ms;
-    counters_t last; /* the counters at the last summary */
+    counters_t last;       /* the counters at the last summary */
+    uint64_t final_cpu_us; /* the thread's CPU time when it ended */
 };
 
 static void count(uint64_t *counter, uint64_t n) {
@@ -489,6 +490,15 @@ static void summary(k2r_shim_t *shim, int force) {
     shim->next_summary_ms = t + SUMMARY_MS;
 }
 
+/* CPU time of a thread's clock, in microseconds (0 when unknown). */
+static uint64_t thread_cpu_us(clockid_t clock) {
+    struct timespec ts;
+
+    if (clock_gettime(clock, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /* Maps and publishes one chunk of taken records, then accounts for them. */
 static void process(k2r_shim_t *shim, qrec_t *batch, size_t nrec, size_t nbytes) {
     size_t n = map_batch(shim, batch);
@@ -585,6 +595,7 @@ static void *run(void *arg) {
         summary(shim, 0);
     }
     summary(shim, 1);
+    shim->final_cpu_us = thread_cpu_us(CLOCK_THREAD_CPUTIME_ID);
     return NULL;
 }
 
@@ -707,6 +718,13 @@ void k2r_shim_stats(k2r_shim_t *shim, k2r_shim_stats_t *out) {
     out->dropped_stale = read_counter(&shim->c.dropped_stale);
     out->errors = read_counter(&shim->c.errors);
     out->redis_connects = read_counter(&shim->c.redis_connects);
+    if (shim->joined) {
+        out->thread_cpu_us = shim->final_cpu_us;
+    } else if (shim->started) {
+        clockid_t clock;
+        if (pthread_getcpuclockid(shim->thread, &clock) == 0)
+            out->thread_cpu_us = thread_cpu_us(clock);
+    }
     pthread_mutex_lock(&shim->lock);
     out->queued_records = shim->nrecords;
     out->queued_bytes = shim->nbytes;
