@@ -32,6 +32,7 @@
  * librdkafka offers plugins no way to reach the client's log callback.
  *
  * Consumers: the plugin does nothing for them (on_new returns at once).
+ * Transactional producers: the shim disables itself (see on_new).
  */
 #include <dlfcn.h>
 #include <librdkafka/rdkafka.h>
@@ -67,6 +68,7 @@ typedef struct rdk_s {
     __typeof__(&rd_kafka_header_cnt) header_cnt;
     __typeof__(&rd_kafka_header_get_all) header_get_all;
     __typeof__(&rd_kafka_log_print) log_print;
+    __typeof__(&rd_kafka_conf_get) conf_get;
 } rdk_t;
 
 #define RDK_FN(field, name)                                                                        \
@@ -89,6 +91,7 @@ static const struct {
     RDK_FN(header_cnt, rd_kafka_header_cnt),
     RDK_FN(header_get_all, rd_kafka_header_get_all),
     RDK_FN(log_print, rd_kafka_log_print),
+    RDK_FN(conf_get, rd_kafka_conf_get),
 };
 
 /* Tables of the librdkafkas seen, never released (a few hundred bytes
@@ -369,11 +372,11 @@ static rd_kafka_resp_err_t on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf, v
     ici_t *ici = ic_opaque;
     const rdk_t *rdk = ici->rdk;
     k2r_shim_opts_t opts;
-    char why[400];
-    size_t flush = 0;
+    char why[400], txn[256];
+    size_t flush = 0, txn_size = sizeof(txn);
 
-    (void)conf;
     ici->rk = rk;
+    txn[0] = '\0';
     if (rdk->type(rk) != RD_KAFKA_PRODUCER)
         return RD_KAFKA_RESP_ERR_NO_ERROR;
     memset(&opts, 0, sizeof(opts));
@@ -387,6 +390,13 @@ static rd_kafka_resp_err_t on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf, v
                  ici->unknown);
     else if (!ici->config)
         snprintf(why, sizeof(why), "k2r.config is not set: it names the bridge's config file");
+    else if (rdk->conf_get(conf, "transactional.id", txn, &txn_size) == RD_KAFKA_CONF_OK && *txn)
+        /* A transactional producer's records are acknowledged before their
+         * transaction commits: an aborted one's would be published here and
+         * never by the bridge (which reads committed records only). */
+        snprintf(why, sizeof(why),
+                 "transactional producers are not supported (transactional.id is set): records "
+                 "are acknowledged before their transaction commits");
     else if (parse_size("k2r.queue_size", ici->queue_size, &opts.queue_records, why, sizeof(why)) !=
                  0 ||
              parse_size("k2r.queue_bytes", ici->queue_bytes, &opts.queue_bytes, why, sizeof(why)) !=
