@@ -17,6 +17,7 @@
  * - the hostile corpus through the C API: the process survives, every
  *   notification is what k2r_rules_map gives, and the counters say what
  *   happened;
+ * - the C API through Sentinel and Redis Cluster, as the config says;
  * - the C example (build/shim-producer) publishes what it produces.
  *
  * Every wait is a deadline scaled by K2R_TEST_TIMEOUT_MULTIPLIER.
@@ -401,13 +402,6 @@ static void test_hostile_c_api(void) {
     if (!shim)
         fprintf(stderr, "k2r_shim_new: %s\n", err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(shim);
-    /* Connected first, so that nothing is dropped for a connect in progress. */
-    for (int64_t deadline = h_deadline(10000); h_now_ms() < deadline;) {
-        k2r_shim_stats(shim, &st);
-        if (st.redis_connects)
-            break;
-        h_sub_wait(sub, 1, h_now_ms() + 20); /* a bounded wait on the subscriber */
-    }
     for (size_t i = 0; i < corpus.ncases; i++) {
         const hc_case_t *c = &corpus.cases[i];
         k2r_shim_header_t *hdrs = calloc(c->nheaders + 1, sizeof(*hdrs));
@@ -492,6 +486,86 @@ static void test_hostile_c_api(void) {
     hc_free(&corpus);
 }
 
+/* The first port of a comma-separated list of host:port or port in the
+ * environment, or -1. */
+static int first_port(const char *var) {
+    const char *v = getenv(var), *colon;
+
+    if (!v || !*v)
+        return -1;
+    colon = strchr(v, ':');
+    return colon && colon < v + strcspn(v, ",") ? atoi(colon + 1) : atoi(v);
+}
+
+/* The C API on Sentinel and on Cluster: the sink's topologies, as the
+ * bridge's config names them. */
+static void test_topologies_c_api(void) {
+    static const char *const names[] = {"sentinel", "cluster"};
+
+    for (size_t t = 0; t < 2; t++) {
+        char prefix[96], pattern[112], yaml[2048], cfg[64], err[512], redis[512], value[64];
+        const char *addrs = getenv(t == 0 ? "K2R_TEST_SENTINEL_ADDRS" : "K2R_TEST_CLUSTER_ADDRS");
+        int port = first_port(t == 0 ? "K2R_TEST_SENTINEL_DATA_PORTS" : "K2R_TEST_CLUSTER_ADDRS");
+        k2r_shim_stats_t st;
+        k2r_shim_t *shim;
+        h_sub_t *sub;
+        enum { N = 20 };
+
+        CU_ASSERT_FATAL(addrs && port > 0);
+        if (t == 0)
+            snprintf(redis, sizeof(redis), "  sentinel:\n    master: %s\n    addresses: [%s]\n",
+                     getenv("K2R_TEST_SENTINEL_MASTER"), addrs);
+        else
+            snprintf(redis, sizeof(redis), "  cluster:\n    addresses: [%s]\n", addrs);
+        snprintf(prefix, sizeof(prefix), "shim-%s", names[t]);
+        h_unique(prefix, sizeof(prefix), prefix);
+        snprintf(yaml, sizeof(yaml),
+                 "kafka: {brokers: %s, group_id: g, topics: [t]}\n"
+                 "redis:\n%s"
+                 "rules:\n"
+                 "  - {name: r, topic: t, type: {const: x}, id: {const: y},\n"
+                 "     channel: \"%s:{type}:{id}\", notification: [n]}\n",
+                 h_brokers(), redis, prefix);
+        CU_ASSERT_EQUAL_FATAL(write_temp(cfg, sizeof(cfg), yaml), 0);
+        /* A PUBLISH reaches subscribers of every node of a cluster, and of
+         * the replicas of a Sentinel-watched primary. */
+        snprintf(pattern, sizeof(pattern), "%s:*", prefix);
+        sub = h_sub_new(port, pattern);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+        shim = k2r_shim_new(cfg, NULL, err, sizeof(err));
+        if (!shim)
+            fprintf(stderr, "%s: %s\n", names[t], err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(shim);
+        for (int i = 0; i < N; i++) {
+            k2r_shim_record_t rec;
+
+            memset(&rec, 0, sizeof(rec));
+            rec.topic = "t";
+            rec.offset = i;
+            rec.timestamp = -1;
+            rec.value = value;
+            rec.value_len = (size_t)snprintf(value, sizeof(value), "{\"n\":%d}", i);
+            CU_ASSERT_EQUAL(k2r_shim_publish(shim, &rec), K2R_SHIM_QUEUED);
+        }
+        CU_ASSERT_EQUAL(k2r_shim_flush(shim, (int)(h_deadline(20000) - h_now_ms())), 0);
+        k2r_shim_stats(shim, &st);
+        CU_ASSERT_EQUAL(st.published, N);
+        CU_ASSERT_EQUAL(st.dropped_redis, 0);
+        CU_ASSERT_EQUAL(h_sub_wait(sub, N, h_deadline(10000)), N);
+        for (int i = 0; i < N && (size_t)i < h_sub_count(sub); i++) {
+            char channel[160], message[32];
+
+            snprintf(channel, sizeof(channel), "%s:x:y", prefix);
+            snprintf(message, sizeof(message), "{\"n\":%d}", i);
+            CU_ASSERT_STRING_EQUAL(h_sub_note(sub, (size_t)i)->channel, channel);
+            CU_ASSERT_STRING_EQUAL(h_sub_note(sub, (size_t)i)->message, message);
+        }
+        k2r_shim_destroy(shim);
+        h_sub_destroy(sub);
+        unlink(cfg);
+    }
+}
+
 /* The C example: a plain producer publishing through the C API. */
 static void test_c_example(void) {
     h_scene_t sc;
@@ -549,6 +623,7 @@ int test_shim_register(void) {
                      test_redis_unreachable) ||
         !CU_add_test(s, "a bad config disables the shim, not the producer", test_bad_config) ||
         !CU_add_test(s, "the hostile corpus through the C API", test_hostile_c_api) ||
+        !CU_add_test(s, "the C API on Sentinel and on Cluster", test_topologies_c_api) ||
         !CU_add_test(s, "the C example publishes through the C API", test_c_example))
         return CU_get_error();
     return 0;
