@@ -12,6 +12,8 @@
  *   (meta.offset, meta.timestamp, the key and a header included);
  * - with Redis unreachable, kcat's produce of 100,000 records completes,
  *   every record is in the topic, and the shim's counters account for each;
+ * - with a Redis that never answers, the queue fills to its bound, the
+ *   rest is dropped and counted, and k2r_shim_publish never waits;
  * - a config the shim cannot use (or a transactional producer) disables it,
  *   in librdkafka's log, and the producer delivers as before;
  * - the hostile corpus through the C API: the process survives, every
@@ -280,6 +282,70 @@ static void test_redis_unreachable(void) {
     free(out);
     unlink(cfg);
     h_scene_close(&sc);
+}
+
+/* Redis that takes commands and never answers: the queue fills to its
+ * bound and the rest is dropped and counted; k2r_shim_publish never waits. */
+static void test_black_hole_queue_bound(void) {
+    enum { N = 100, QUEUE = 10 };
+    h_proxy_t proxy;
+    char yaml[1024], cfg[64], err[512], value[64];
+    k2r_shim_opts_t opts;
+    k2r_shim_stats_t st;
+    k2r_shim_t *shim;
+    int64_t slowest_us = 0;
+
+    memset(&proxy, 0, sizeof(proxy));
+    /* The handshake's +PONG passes (7 bytes), nothing after it. */
+    CU_ASSERT_EQUAL_FATAL(h_delay_proxy_start(&proxy, h_redis_port(), -1, 7), 0);
+    snprintf(yaml, sizeof(yaml),
+             "kafka: {brokers: %s, group_id: g, topics: [t]}\n"
+             "redis: {url: \"redis://127.0.0.1:%d\", command_timeout_ms: 1000,\n"
+             "        reconnect_backoff_ms: 50, reconnect_backoff_max_ms: 200}\n"
+             "rules:\n"
+             "  - {name: r, topic: t, type: {const: x}, id: {const: y}, notification: [n]}\n",
+             h_brokers(), proxy.port);
+    CU_ASSERT_EQUAL_FATAL(write_temp(cfg, sizeof(cfg), yaml), 0);
+    memset(&opts, 0, sizeof(opts));
+    opts.queue_records = QUEUE;
+    shim = k2r_shim_new(cfg, &opts, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(shim);
+    for (int i = 0; i < N; i++) {
+        k2r_shim_record_t rec;
+        struct timespec a, b;
+
+        memset(&rec, 0, sizeof(rec));
+        rec.topic = "t";
+        rec.offset = i;
+        rec.timestamp = -1;
+        rec.value = value;
+        rec.value_len = (size_t)snprintf(value, sizeof(value), "{\"n\":%d}", i);
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        k2r_shim_publish(shim, &rec);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        if ((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000 > slowest_us)
+            slowest_us = (b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000;
+    }
+    /* The thread took the first few and waits for replies that never come;
+     * the queue took QUEUE more; the rest was dropped at once. */
+    k2r_shim_stats(shim, &st);
+    CU_ASSERT_EQUAL(st.enqueued + st.dropped_queue_full, N);
+    CU_ASSERT(st.enqueued >= QUEUE && st.enqueued <= 2 * QUEUE);
+    CU_ASSERT(slowest_us < 100000); /* 100 ms: a call copies and returns */
+    /* Each connection's publish times out; what it carried is dropped. */
+    CU_ASSERT_EQUAL(k2r_shim_flush(shim, (int)(h_deadline(30000) - h_now_ms())), 0);
+    k2r_shim_stats(shim, &st);
+    CU_ASSERT_EQUAL(st.published, 0);
+    CU_ASSERT_EQUAL(st.dropped_redis, st.enqueued);
+    CU_ASSERT_EQUAL(st.queued_records, 0);
+    fprintf(stderr,
+            "  (black hole: %llu queued, %llu dropped at the bound of %d, %llu dropped with Redis "
+            "silent; slowest k2r_shim_publish %lld us)\n",
+            (unsigned long long)st.enqueued, (unsigned long long)st.dropped_queue_full, QUEUE,
+            (unsigned long long)st.dropped_redis, (long long)slowest_us);
+    k2r_shim_destroy(shim);
+    h_proxy_stop(&proxy);
+    unlink(cfg);
 }
 
 /* A config the shim cannot use: disabled, said in librdkafka's log, and
@@ -621,6 +687,8 @@ int test_shim_register(void) {
         !CU_add_test(s, "confluent-kafka (PyPI) loads the plugin: the same", test_python_plugin) ||
         !CU_add_test(s, "Redis unreachable: 100,000 records produced and acknowledged",
                      test_redis_unreachable) ||
+        !CU_add_test(s, "a silent Redis: the queue's bound, never a wait",
+                     test_black_hole_queue_bound) ||
         !CU_add_test(s, "a bad config disables the shim, not the producer", test_bad_config) ||
         !CU_add_test(s, "the hostile corpus through the C API", test_hostile_c_api) ||
         !CU_add_test(s, "the C API on Sentinel and on Cluster", test_topologies_c_api) ||
