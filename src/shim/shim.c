@@ -692,6 +692,7 @@ k2r_shim_t *k2r_shim_new(const char *path, const k2r_shim_opts_t *opts, char *er
         }
     }
     shim->started = 1;
+    pthread_setname_np(shim->thread, "k2r-shim"); /* for top -H; failing is harmless */
     shim_log(shim, 7, "%s: %zu rule(s) from %s, queue of %zu records / %zu bytes",
              k2r_shim_version(), k2r_rules_count(shim->rules), path, shim->max_records,
              shim->max_bytes);
