@@ -2129,7 +2129,7 @@ static void check_addresses(loader_t *ld, k2r_mark_t mark, const char *name, cha
             k2r_errors_add(ld->errs, ld->file, mark,
                            "%s[%zu]: expected host:port or [ipv6]:port with a port 1-65535; "
                            "found \"%s\"",
-                           name, i, addrs[i]);
+                           name, i, k2r_config_shown(ld->cfg, name, addrs[i]));
 }
 
 /*

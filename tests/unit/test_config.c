@@ -539,16 +539,20 @@ static void test_providers_config(void) {
                        "    auto.offset.reset: ${env:BAD_RESET}\n"
                        "redis:\n"
                        "  pipeline_depth: ${env:BIG_DEPTH}\n"
+                       "  cluster: {addresses: [\"${env:BAD_RESET}\"]}\n"
                        "rules:\n"
                        "  - {name: r, topic: t, type: a, id: b}\n",
                        &errs);
     CU_ASSERT_PTR_NULL(cfg);
-    CU_ASSERT_EQUAL_FATAL(errs.count, 2);
+    CU_ASSERT_EQUAL_FATAL(errs.count, 3);
     CU_ASSERT_STRING_EQUAL(
         errs.lines[0], "inline.yaml:6:5: kafka.properties[\"auto.offset.reset\"]: librdkafka: "
                        "Invalid value \"***\" for configuration property \"auto.offset.reset\"");
     CU_ASSERT_STRING_EQUAL(
         errs.lines[1], "inline.yaml:8:19: redis.pipeline_depth: *** is out of range (1 to 65536)");
+    CU_ASSERT_STRING_EQUAL(errs.lines[2],
+                           "inline.yaml:9:24: redis.cluster.addresses[0]: expected host:port or "
+                           "[ipv6]:port with a port 1-65535; found \"***\"");
     k2r_errors_clear(&errs);
 
     /* kafka.group_instance_id and the property are one setting, given once. */
