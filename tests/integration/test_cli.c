@@ -224,7 +224,8 @@ static int secrets_in(const char *text, const char *const *secrets, const char *
 
 /*
  * Values from ${env:} and ${file:} are used and never shown: `check` lists
- * where they came from with ***; a run (debug logs, a reload, a record
+ * where they came from with ***; a run (debug logs, a reload after the
+ * password file changed, a record
  * published through Redis with the password from a file, static membership
  * with the instance id from the environment) logs *** where it names them;
  * /metrics holds none of them.
@@ -232,8 +233,8 @@ static int secrets_in(const char *text, const char *const *secrets, const char *
 static void test_provider_secrets_never_shown(void) {
     char dir[] = "/tmp/k2r-cli-secrets-XXXXXX", pw_path[96], yaml[4096], rules[512], sections[256],
          props[256], opts_kafka[128], user[64], password[64], client_id[64], instance[64],
-         group_env[96], cmd[512], want[512], config[64], *out = NULL, *log;
-    const char *secrets[] = {password, client_id, instance, group_env, NULL};
+         group_env[96], cmd[512], want[512], config[64], rotated[64], *out = NULL, *log;
+    const char *secrets[] = {password, client_id, instance, group_env, rotated, NULL};
     h_config_opts_t opts = {NULL, opts_kafka, props, NULL, sections};
     h_scene_t sc;
     h_http_t r;
@@ -244,6 +245,7 @@ static void test_provider_secrets_never_shown(void) {
     CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "cli-secrets", 1, NULL, H_SCENE_HTTP), 0);
     h_unique(user, sizeof(user), "cli-secret-user");
     h_unique(password, sizeof(password), "pw-from-file");
+    h_unique(rotated, sizeof(rotated), "pw-rotated");
     h_unique(client_id, sizeof(client_id), "client-from-env");
     h_unique(instance, sizeof(instance), "instance-from-env");
     snprintf(group_env, sizeof(group_env), "%s", sc.group);
@@ -338,8 +340,15 @@ static void test_provider_secrets_never_shown(void) {
         CU_ASSERT_EQUAL(secrets_in(r.body, secrets, "/metrics"), 0);
         h_http_free(&r);
     }
+    /* A rotated password file: the reload reads it again and names the
+     * setting that takes a restart, not its value. */
+    f = fopen(pw_path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "%s\n", rotated);
+    fclose(f);
     CU_ASSERT_EQUAL(kill(sc.b.pid, SIGHUP), 0);
     CU_ASSERT(h_bridge_wait_log(&sc.b, "reloaded rules from", h_deadline(30000)));
+    CU_ASSERT(h_bridge_log_has(&sc.b, ": redis.password changed: these settings take a restart"));
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     log = read_all(sc.b.log);
     CU_ASSERT_PTR_NOT_NULL_FATAL(log);
