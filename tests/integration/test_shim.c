@@ -10,6 +10,9 @@
  *   order, channel and bytes; then the bridge, run afterwards on the same
  *   topic, publishes the same bytes on the same channels, record for record
  *   (meta.offset, meta.timestamp, the key and a header included);
+ * - the shim and the bridge together, dedupe on: each notification once,
+ *   the one publisher's suppressions the other's publishes, and records
+ *   published again through the C API all suppressed;
  * - with Redis unreachable, kcat's produce of 100,000 records completes,
  *   every record is in the topic, and the shim's counters account for each;
  * - with a Redis that never answers, the queue fills to its bound, the
@@ -231,6 +234,134 @@ static void test_python_plugin(void) {
              scaled_seconds(60), python, K2R_SOURCE_DIR, h_brokers(), sc.topic, plugin_path(), cfg);
     check_plugin_producer(&sc, cmd, '\t', yaml);
     free(python);
+    unlink(cfg);
+    h_scene_close(&sc);
+}
+
+/*
+ * The shim and the bridge together, dedupe on: kcat produces with the
+ * plugin while the bridge follows the topic; every record is published by
+ * exactly one of them (the other's is suppressed on Redis), so the
+ * subscriber gets each notification once.
+ */
+static void test_dedupe_with_bridge(void) {
+    enum { N = 1000 };
+    h_scene_t sc;
+    char yaml[4096], cfg[64], cmd[8192], rules[1024], sections[256], series_pub[160], *input,
+        *out = NULL, *text;
+    const char *series[2];
+    int64_t want[2];
+    long long shim_pub, shim_sup;
+    size_t len = 0;
+    unsigned char *seen;
+
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "shim-dedupe", 1, NULL, H_SCENE_HTTP), 0);
+    snprintf(rules, sizeof(rules),
+             "  - name: shim\n"
+             "    topic: %s\n"
+             "    type: kind\n"
+             "    id: {meta: key}\n"
+             "    channel: \"%s:{type}:{id}\"\n"
+             "    notification: [n, {offset: {meta: offset}}]\n",
+             sc.topic, sc.prefix);
+    snprintf(sections, sizeof(sections),
+             "dedupe: {enabled: true, window: 10m}\nhttp: {enabled: true, listen: "
+             "\"127.0.0.1:%d\"}\n",
+             sc.http_port);
+    {
+        h_config_opts_t opts = {NULL, NULL, NULL, NULL, sections};
+        h_config_opts(yaml, sizeof(yaml), sc.group, sc.topic, h_redis_port(), &opts, rules);
+    }
+    CU_ASSERT_EQUAL_FATAL(write_temp(cfg, sizeof(cfg), yaml), 0);
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+
+    input = malloc((size_t)N * 48);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(input);
+    for (int i = 0; i < N; i++)
+        len += (size_t)sprintf(input + len, "key%d|{\"n\":%d,\"kind\":\"k\"}\n", i, i);
+    snprintf(cmd, sizeof(cmd),
+             "timeout %d kcat -P -b %s -t %s -p 0 -K '|' -X linger.ms=5 "
+             "-X plugin.library.paths=%s -X k2r.config=%s -X k2r.debug=true",
+             scaled_seconds(60), h_brokers(), sc.topic, plugin_path(), cfg);
+    CU_ASSERT_EQUAL(h_run(cmd, input, &out, 1), 0);
+    free(input);
+    shim_pub = counter_of(out, "published");
+    shim_sup = counter_of(out, "suppressed");
+    CU_ASSERT_EQUAL(shim_pub + shim_sup, N);
+
+    /* The bridge has read every record: Redis took each of its notifications
+     * (suppressed ones included), and suppressed those the shim published. */
+    snprintf(series_pub, sizeof(series_pub), "k2r_notifications_published_total{rule=\"shim\"}");
+    series[0] = series_pub;
+    series[1] = "k2r_dedup_suppressed_total";
+    want[0] = N;
+    want[1] = shim_pub;
+    text = h_wait_metrics(sc.http_port, series, want, 2, h_deadline(60000));
+    CU_ASSERT_PTR_NOT_NULL(text);
+    CU_ASSERT(text && h_metric(text, series[0]) == N);
+    /* What one publisher suppressed, the other published. */
+    CU_ASSERT(text && h_metric(text, series[1]) == shim_pub);
+    fprintf(stderr,
+            "  (dedupe: shim published %lld and was suppressed %lld times; the bridge suppressed "
+            "%lld)\n",
+            shim_pub, shim_sup, text ? (long long)h_metric(text, series[1]) : -1LL);
+    free(text);
+    free(out);
+
+    /* Each notification exactly once. */
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N, h_deadline(30000)), N);
+    h_assert_quiet(sc.sub);
+    CU_ASSERT_EQUAL(h_sub_count(sc.sub), N);
+    seen = calloc(N, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(seen);
+    for (size_t i = 0; i < h_sub_count(sc.sub); i++) {
+        const h_note_t *note = h_sub_note(sc.sub, i);
+        char channel[160], message[64];
+        int n = -1;
+
+        if (sscanf(note->message, "{\"n\":%d,", &n) != 1 || n < 0 || n >= N) {
+            CU_FAIL("a notification of no record");
+            continue;
+        }
+        snprintf(channel, sizeof(channel), "%s:k:key%d", sc.prefix, n);
+        snprintf(message, sizeof(message), "{\"n\":%d,\"offset\":%d}", n, n);
+        CU_ASSERT_STRING_EQUAL(note->channel, channel);
+        CU_ASSERT_STRING_EQUAL(note->message, message);
+        CU_ASSERT_EQUAL(seen[n], 0);
+        seen[n] = 1;
+    }
+    free(seen);
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+
+    /* The other way round: the same records through the C API, after both
+     * published them: every notification suppressed, nothing sent. */
+    {
+        k2r_shim_stats_t st;
+        char err[512], key[32], value[64];
+        k2r_shim_t *shim = k2r_shim_new(cfg, NULL, err, sizeof(err));
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(shim);
+        for (int i = 0; i < N; i++) {
+            k2r_shim_record_t rec;
+
+            memset(&rec, 0, sizeof(rec));
+            rec.topic = sc.topic;
+            rec.offset = i;
+            rec.timestamp = -1;
+            rec.key = key;
+            rec.key_len = (size_t)snprintf(key, sizeof(key), "key%d", i);
+            rec.value = value;
+            rec.value_len = (size_t)snprintf(value, sizeof(value), "{\"n\":%d,\"kind\":\"k\"}", i);
+            CU_ASSERT_EQUAL(k2r_shim_publish(shim, &rec), K2R_SHIM_QUEUED);
+        }
+        CU_ASSERT_EQUAL(k2r_shim_flush(shim, (int)(h_deadline(30000) - h_now_ms())), 0);
+        k2r_shim_stats(shim, &st);
+        CU_ASSERT_EQUAL(st.suppressed, N);
+        CU_ASSERT_EQUAL(st.published, 0);
+        k2r_shim_destroy(shim);
+        h_assert_quiet(sc.sub);
+        CU_ASSERT_EQUAL(h_sub_count(sc.sub), N);
+    }
     unlink(cfg);
     h_scene_close(&sc);
 }
@@ -685,6 +816,8 @@ int test_shim_register(void) {
         !CU_add_test(s, "kcat loads the plugin: exact notifications, the bridge's bytes",
                      test_kcat_plugin) ||
         !CU_add_test(s, "confluent-kafka (PyPI) loads the plugin: the same", test_python_plugin) ||
+        !CU_add_test(s, "with the bridge, dedupe on: each notification once",
+                     test_dedupe_with_bridge) ||
         !CU_add_test(s, "Redis unreachable: 100,000 records produced and acknowledged",
                      test_redis_unreachable) ||
         !CU_add_test(s, "a silent Redis: the queue's bound, never a wait",
