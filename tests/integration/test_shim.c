@@ -12,7 +12,9 @@
  *   (meta.offset, meta.timestamp, the key and a header included);
  * - the shim and the bridge together, dedupe on: each notification once,
  *   the one publisher's suppressions the other's publishes, and records
- *   published again through the C API all suppressed;
+ *   published again through the C API all suppressed; and with the path
+ *   to Redis cut for a while (the shim drops, the bridge holds and catches
+ *   up): 0 lost, 0 duplicates;
  * - with Redis unreachable, kcat's produce of 100,000 records completes,
  *   every record is in the topic, and the shim's counters account for each;
  * - with a Redis that never answers, the queue fills to its bound, the
@@ -362,6 +364,114 @@ static void test_dedupe_with_bridge(void) {
         h_assert_quiet(sc.sub);
         CU_ASSERT_EQUAL(h_sub_count(sc.sub), N);
     }
+    unlink(cfg);
+    h_scene_close(&sc);
+}
+
+/* kcat with the plugin (k2r.debug: the counters at close) produces records
+ * key<i>|{"n":i,"kind":"k"} for i in [from, to) to partition 0; the shim's
+ * published, suppressed and dropped_redis counts go to out[0..2]. */
+static void kcat_shim_range(const h_scene_t *sc, const char *cfg, int from, int to,
+                            long long out[3]) {
+    char cmd[8192], *input = malloc((size_t)(to - from) * 48 + 1), *text = NULL;
+    size_t len = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(input);
+    input[0] = '\0';
+    for (int i = from; i < to; i++)
+        len += (size_t)sprintf(input + len, "key%d|{\"n\":%d,\"kind\":\"k\"}\n", i, i);
+    snprintf(cmd, sizeof(cmd),
+             "timeout %d kcat -P -b %s -t %s -p 0 -K '|' -X linger.ms=5 "
+             "-X plugin.library.paths=%s -X k2r.config=%s -X k2r.debug=true",
+             scaled_seconds(60), h_brokers(), sc->topic, plugin_path(), cfg);
+    CU_ASSERT_EQUAL(h_run(cmd, input, &text, 1), 0);
+    out[0] = counter_of(text, "published");
+    out[1] = counter_of(text, "suppressed");
+    out[2] = counter_of(text, "dropped_redis");
+    free(text);
+    free(input);
+}
+
+/*
+ * The path to Redis cut for a while, for the shim and the bridge alike,
+ * dedupe on, the subscriber connected all along: the shim drops what is
+ * produced meanwhile, the bridge holds it and publishes it when Redis is
+ * back; every record's notification arrives once.
+ */
+static void test_dedupe_outage(void) {
+    enum { N = 900 };
+    h_scene_t sc;
+    char yaml[4096], cfg[64], rules[1024], sections[256], series_pub[160], *text;
+    const char *series[1];
+    int64_t want[1];
+    long long a[3], b[3], c[3];
+    unsigned char *seen;
+    size_t dups = 0, lost = 0;
+
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "shim-outage", 1, NULL, H_SCENE_PROXY | H_SCENE_HTTP),
+                          0);
+    snprintf(rules, sizeof(rules),
+             "  - name: shim\n"
+             "    topic: %s\n"
+             "    type: kind\n"
+             "    id: {meta: key}\n"
+             "    channel: \"%s:{type}:{id}\"\n"
+             "    notification: [n, {offset: {meta: offset}}]\n",
+             sc.topic, sc.prefix);
+    snprintf(sections, sizeof(sections),
+             "dedupe: {enabled: true, window: 10m}\nhttp: {enabled: true, listen: "
+             "\"127.0.0.1:%d\"}\n",
+             sc.http_port);
+    {
+        /* Both publishers reach Redis through the proxy. */
+        h_config_opts_t opts = {NULL, NULL, NULL, NULL, sections};
+        h_config_opts(yaml, sizeof(yaml), sc.group, sc.topic, sc.redis_port, &opts, rules);
+    }
+    CU_ASSERT_EQUAL_FATAL(write_temp(cfg, sizeof(cfg), yaml), 0);
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+    snprintf(series_pub, sizeof(series_pub), "k2r_notifications_published_total{rule=\"shim\"}");
+    series[0] = series_pub;
+
+    /* A third with Redis there, and the bridge through them too. */
+    kcat_shim_range(&sc, cfg, 0, 300, a);
+    want[0] = 300;
+    text = h_wait_metrics(sc.http_port, series, want, 1, h_deadline(60000));
+    CU_ASSERT(text && h_metric(text, series[0]) == 300);
+    free(text);
+    /* A third with the path cut: the shim drops every one. */
+    h_proxy_stop(&sc.proxy);
+    kcat_shim_range(&sc, cfg, 300, 600, b);
+    CU_ASSERT_EQUAL(b[0] + b[1], 0);
+    CU_ASSERT_EQUAL(b[2], 300);
+    /* The path back, and a third more. */
+    CU_ASSERT_EQUAL_FATAL(h_proxy_start(&sc.proxy, h_redis_port()), 0);
+    kcat_shim_range(&sc, cfg, 600, N, c);
+    want[0] = N;
+    text = h_wait_metrics(sc.http_port, series, want, 1, h_deadline(60000));
+    CU_ASSERT(text && h_metric(text, series[0]) == N);
+    free(text);
+
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N, h_deadline(30000)), N);
+    h_assert_quiet(sc.sub);
+    seen = calloc(N, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(seen);
+    for (size_t i = 0; i < h_sub_count(sc.sub); i++) {
+        int n = -1;
+
+        if (sscanf(h_sub_note(sc.sub, i)->message, "{\"n\":%d,", &n) == 1 && n >= 0 && n < N)
+            dups += seen[n]++ > 0;
+    }
+    for (int n = 0; n < N; n++)
+        lost += seen[n] == 0;
+    fprintf(stderr,
+            "  (outage: shim published %lld/%lld/%lld before/during/after, dropped %lld during; "
+            "subscriber: %zu notifications, %zu lost, %zu duplicates)\n",
+            a[0], b[0], c[0], b[2], h_sub_count(sc.sub), lost, dups);
+    CU_ASSERT_EQUAL(lost, 0);
+    CU_ASSERT_EQUAL(dups, 0);
+    CU_ASSERT_EQUAL(h_sub_count(sc.sub), N);
+    free(seen);
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     unlink(cfg);
     h_scene_close(&sc);
 }
@@ -818,6 +928,8 @@ int test_shim_register(void) {
         !CU_add_test(s, "confluent-kafka (PyPI) loads the plugin: the same", test_python_plugin) ||
         !CU_add_test(s, "with the bridge, dedupe on: each notification once",
                      test_dedupe_with_bridge) ||
+        !CU_add_test(s, "with the bridge, dedupe on, Redis cut for a while: 0 lost, 0 twice",
+                     test_dedupe_outage) ||
         !CU_add_test(s, "Redis unreachable: 100,000 records produced and acknowledged",
                      test_redis_unreachable) ||
         !CU_add_test(s, "a silent Redis: the queue's bound, never a wait",
