@@ -19,7 +19,7 @@
  * RTLD_NOLOAD; the program itself, dlopen(NULL), when librdkafka is linked
  * into it statically and exported) and looks up every function this file
  * uses into a table, checking that each comes from that object. One table
- * per librdkafka (a process may hold two), kept for the process's life.
+ * per librdkafka (a process may hold two), kept while the plugin is loaded.
  *
  * Never in the producer's way. The acknowledgement interceptor copies the
  * record into the shim's bounded queue (shim.c) and returns; errors of the
@@ -94,12 +94,24 @@ static const struct {
     RDK_FN(conf_get, rd_kafka_conf_get),
 };
 
-/* Tables of the librdkafkas seen, never released (a few hundred bytes
- * each): a client's interceptors point at theirs for the client's life. */
+/* Tables of the librdkafkas seen (a few hundred bytes each), kept while the
+ * plugin is loaded: a client's interceptors point at theirs for the
+ * client's life. */
 #define MAX_RDK 8
 static rdk_t *rdks[MAX_RDK];
 static size_t nrdks;
 static pthread_mutex_t rdks_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* When the plugin is unloaded (librdkafka closes it after the last conf
+ * that loaded it is destroyed, so no interceptor of ours is left), or at
+ * exit: the tables go with it. */
+__attribute__((destructor)) static void rdk_release(void) {
+    pthread_mutex_lock(&rdks_lock);
+    for (size_t i = 0; i < nrdks; i++)
+        free(rdks[i]);
+    nrdks = 0;
+    pthread_mutex_unlock(&rdks_lock);
+}
 
 /* The table of the librdkafka whose code is at `caller`, found or made;
  * NULL with the reason in errstr. */

@@ -160,6 +160,10 @@ int k2r_shim_publish(k2r_shim_t *shim, const k2r_shim_record_t *rec) {
     char *p;
     int wake;
 
+    if (!rec || !rec->topic) {
+        count(&shim->c.errors, 1); /* a caller's mistake, counted rather than a crash */
+        return K2R_SHIM_DROPPED;
+    }
     if (rec->offset < 0) {
         /* acks=0, or a record acknowledged implicitly by a later batch: its
          * offset is unknown, so its notification (meta.offset, the dedupe
