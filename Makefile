@@ -263,7 +263,7 @@ fuzz-smoke:
 lint:
 	@scripts/deps.sh lint
 	clang-format --dry-run --Werror src/*.c src/*.cpp src/shim/*.c src/shim/*.h examples/shim/*.c include/k2r/*.h tests/unit/*.c tests/integration/*.c tests/integration/*.h
-	clang-tidy --quiet src/*.c -- $(CPPFLAGS) -std=c11
+	clang-tidy --quiet src/*.c src/shim/*.c -- $(CPPFLAGS) -std=c11
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --suppressions-list=.cppcheck-suppressions --inline-suppr -Iinclude src
 	$(MAKE) --no-print-directory $(LIBCORE)

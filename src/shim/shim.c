@@ -49,7 +49,7 @@
 #include "shim_int.h"
 
 #define DEFAULT_QUEUE_RECORDS 100000
-#define DEFAULT_QUEUE_BYTES   (64u * 1024 * 1024)
+#define DEFAULT_QUEUE_BYTES   ((size_t)64 << 20)
 #define DEFAULT_FLUSH_MS      1000
 /* Records mapped and published together: one pipelined publish. */
 #define BATCH_MAX 2048
@@ -115,6 +115,8 @@ struct k2r_shim_s {
     k2r_buf_t bytes;
     k2r_publish_t *items;
     size_t cap_items;
+    size_t *offs; /* each item's channel and message offsets in `bytes` */
+    size_t cap_offs;
     int64_t next_summary_ms;
     counters_t last;       /* the counters at the last summary */
     uint64_t final_cpu_us; /* the thread's CPU time when it ended */
@@ -345,6 +347,8 @@ static size_t map_batch(k2r_shim_t *shim, qrec_t *batch) {
 
         if (k2r_array_reserve(&shim->items, &shim->cap_items, n + K2R_FANOUT_MAX,
                               sizeof(*shim->items), 1024) != 0 ||
+            k2r_array_reserve(&shim->offs, &shim->cap_offs, 2 * (n + K2R_FANOUT_MAX),
+                              sizeof(*shim->offs), 2048) != 0 ||
             k2r_rules_map(shim->rules, shim->json, &q->view, &shim->bytes, &m) != 0) {
             errors++;
             continue;
@@ -364,9 +368,9 @@ static size_t map_batch(k2r_shim_t *shim, qrec_t *batch) {
             }
             memset(it, 0, sizeof(*it));
             /* Offsets for now: the buffer may still move. */
-            it->channel = (const char *)(uintptr_t)m.publish[k].channel_off;
+            shim->offs[2 * n] = m.publish[k].channel_off;
+            shim->offs[2 * n + 1] = m.publish[k].message_off;
             it->channel_len = m.publish[k].channel_len;
-            it->message = (const char *)(uintptr_t)m.publish[k].message_off;
             it->message_len = m.publish[k].message_len;
             it->status = K2R_PUBLISH_PENDING;
             it->dd_topic = q->view.topic;
@@ -379,8 +383,8 @@ static size_t map_batch(k2r_shim_t *shim, qrec_t *batch) {
         }
     }
     for (size_t i = 0; i < n; i++) {
-        shim->items[i].channel = shim->bytes.data + (uintptr_t)shim->items[i].channel;
-        shim->items[i].message = shim->bytes.data + (uintptr_t)shim->items[i].message;
+        shim->items[i].channel = shim->bytes.data + shim->offs[2 * i];
+        shim->items[i].message = shim->bytes.data + shim->offs[2 * i + 1];
     }
     count(&shim->c.skipped_by_rules, skipped);
     count(&shim->c.dropped_stale, stale);
@@ -462,7 +466,7 @@ static void free_batch(qrec_t *batch) {
 
 /* One line at most every SUMMARY_MS when anything was dropped since the last. */
 static void summary(k2r_shim_t *shim, int force) {
-    counters_t now;
+    counters_t now = {0};
     uint64_t full, redis, stale, noff, errs;
     int64_t t = k2r_now_ms();
 
@@ -778,6 +782,7 @@ void k2r_shim_destroy(k2r_shim_t *shim) {
     free_batch(shim->head);
     k2r_buf_free(&shim->bytes);
     free(shim->items);
+    free(shim->offs);
     k2r_json_destroy(shim->json);
     k2r_redis_destroy(shim->redis);
     k2r_rules_destroy(shim->rules);
