@@ -119,7 +119,8 @@ K2R_SHIM_API int k2r_shim_publish(k2r_shim_t *shim, const k2r_shim_record_t *rec
  * are told apart: one record maps to zero or more notifications. */
 typedef struct k2r_shim_stats_s {
     uint64_t enqueued;           /* records queued */
-    uint64_t dropped_queue_full; /* records not queued: queue at its record or byte bound */
+    uint64_t dropped_queue_full; /* records not queued: queue at its record or byte bound,
+                                    or the shim closing */
     uint64_t dropped_no_offset;  /* records not queued: no offset (acks=0, implicit acks) */
     uint64_t skipped_by_rules;   /* records the rules did not publish, or not all of
                                     (no_rule, not_json, ...: the rules' skip reasons) */
@@ -128,7 +129,8 @@ typedef struct k2r_shim_stats_s {
     uint64_t dropped_redis;      /* notifications not published: Redis unavailable or gone,
                                     or still queued when flush_timeout_ms ran out at close */
     uint64_t dropped_stale;      /* notifications older than their rule's max_age */
-    uint64_t errors;             /* notifications Redis refused, and records lost to no memory */
+    uint64_t errors;             /* notifications Redis refused; records lost to no memory
+                                    or given without a topic */
     uint64_t redis_connects;     /* connections made */
     uint64_t queued_records;     /* records in the queue now (a gauge) */
     uint64_t queued_bytes;       /* their bytes now (a gauge) */
