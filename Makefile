@@ -118,9 +118,11 @@ $(BUILD)/test-unit: $(UNIT_OBJ) $(LIBK2R) $(LIBCORE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/integration/%.o: CPPFLAGS += $(CUNIT_CFLAGS) -DK2R_SOURCE_DIR='"$(CURDIR)"'
-# test_shim.c calls the shim's C API: the library is found beside the binary.
+# test_shim.c calls the shim's C API (the library is found beside the
+# binary) and loads the plugin into this program, which links librdkafka
+# statically: -rdynamic exports its rd_kafka_* for the plugin to find.
 $(BUILD)/test-integration: $(ITEST_OBJ) $(LIBK2R) $(LIBCORE) $(SHIM) $(SHIM_EXAMPLE)
-	$(CC) $(LDFLAGS) -o $@ $(ITEST_OBJ) $(LIBK2R) $(LIBCORE) $(SHIM) -Wl,-rpath,'$$ORIGIN' \
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $(ITEST_OBJ) $(LIBK2R) $(LIBCORE) $(SHIM) -Wl,-rpath,'$$ORIGIN' \
 	    $(CUNIT_LIBS) $(LDLIBS)
 
 # The producer shim (include/k2r/shim.h, src/shim/): a shared library that is

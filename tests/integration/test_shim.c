@@ -21,6 +21,8 @@
  *   rest is dropped and counted, and k2r_shim_publish never waits;
  * - a config the shim cannot use (or a transactional producer) disables it,
  *   in librdkafka's log, and the producer delivers as before;
+ * - a program with librdkafka linked in statically (this one, -rdynamic)
+ *   loads the plugin, which finds librdkafka's functions in the program;
  * - the hostile corpus through the C API: the process survives, every
  *   notification is what k2r_rules_map gives, and the counters say what
  *   happened;
@@ -647,6 +649,72 @@ static void test_bad_config(void) {
     h_scene_close(&sc);
 }
 
+/* A delivery report callback that only counts. */
+static void count_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque) {
+    (void)rk;
+    if (!rkmessage->err)
+        (*(int *)opaque)++;
+}
+
+/*
+ * A program with librdkafka linked in statically (this test binary, linked
+ * with -rdynamic so that its rd_kafka_* are exported): the plugin finds
+ * them in the program itself (dlopen(NULL)) and publishes.
+ */
+static void test_static_host(void) {
+    h_scene_t sc;
+    char yaml[4096], cfg[64], errstr[512], value[64];
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
+    int delivered = 0;
+
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "shim-static", 1, NULL, 0), 0);
+    producer_config(yaml, sizeof(yaml), &sc, h_redis_port());
+    CU_ASSERT_EQUAL_FATAL(write_temp(cfg, sizeof(cfg), yaml), 0);
+    conf = rd_kafka_conf_new();
+    CU_ASSERT_EQUAL_FATAL(
+        rd_kafka_conf_set(conf, "plugin.library.paths", plugin_path(), errstr, sizeof(errstr)),
+        RD_KAFKA_CONF_OK);
+    CU_ASSERT_EQUAL_FATAL(rd_kafka_conf_set(conf, "k2r.config", cfg, errstr, sizeof(errstr)),
+                          RD_KAFKA_CONF_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        rd_kafka_conf_set(conf, "bootstrap.servers", h_brokers(), errstr, sizeof(errstr)),
+        RD_KAFKA_CONF_OK);
+    rd_kafka_conf_set_dr_msg_cb(conf, count_delivery);
+    rd_kafka_conf_set_opaque(conf, &delivered);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rk);
+    for (int i = 0; i < 5; i++) {
+        char key[16];
+        const char *hv = "hv";
+
+        snprintf(key, sizeof(key), "key%d", i);
+        snprintf(value, sizeof(value), "{\"n\":%d,\"kind\":\"k%d\"}", i, i % 3);
+        CU_ASSERT_EQUAL(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(sc.topic), RD_KAFKA_V_PARTITION(0),
+                                          RD_KAFKA_V_KEY(key, strlen(key)),
+                                          RD_KAFKA_V_VALUE(value, strlen(value)),
+                                          RD_KAFKA_V_HEADER("x-h", hv, 2),
+                                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                        RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+    CU_ASSERT_EQUAL(rd_kafka_flush(rk, (int)(h_deadline(30000) - h_now_ms())),
+                    RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+    CU_ASSERT_EQUAL(delivered, 5);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, 5, h_deadline(10000)), 5);
+    for (size_t i = 0; i < 5 && i < h_sub_count(sc.sub); i++) {
+        char channel[160], head[96];
+
+        snprintf(channel, sizeof(channel), "%s:k%zu:key%zu", sc.prefix, i % 3, i);
+        snprintf(head, sizeof(head),
+                 "{\"n\":%zu,\"key\":\"key%zu\",\"partition\":0,\"offset\":%zu,", i, i, i);
+        CU_ASSERT_STRING_EQUAL(h_sub_note(sc.sub, i)->channel, channel);
+        CU_ASSERT(strncmp(h_sub_note(sc.sub, i)->message, head, strlen(head)) == 0);
+    }
+    unlink(cfg);
+    h_scene_close(&sc);
+}
+
 /* The hostile corpus through the C API. */
 static void test_hostile_c_api(void) {
     hc_corpus_t corpus = {NULL, 0};
@@ -935,6 +1003,8 @@ int test_shim_register(void) {
         !CU_add_test(s, "a silent Redis: the queue's bound, never a wait",
                      test_black_hole_queue_bound) ||
         !CU_add_test(s, "a bad config disables the shim, not the producer", test_bad_config) ||
+        !CU_add_test(s, "a program with librdkafka linked in statically loads the plugin",
+                     test_static_host) ||
         !CU_add_test(s, "the hostile corpus through the C API", test_hostile_c_api) ||
         !CU_add_test(s, "the C API on Sentinel and on Cluster", test_topologies_c_api) ||
         !CU_add_test(s, "the C example publishes through the C API", test_c_example))
