@@ -141,7 +141,11 @@ class Hub {
       entry.listener = (message) => {
         for (const s of entry.sessions) s.live(message);
       };
-      entry.ready = this.subscriber.subscribe(session.channel, entry.listener);
+      entry.ready = this.subscriber.subscribe(session.channel, entry.listener).catch((err) => {
+        // Not subscribed: the next client of the channel tries again.
+        if (this.channels.get(session.channel) === entry) this.channels.delete(session.channel);
+        throw err;
+      });
       this.channels.set(session.channel, entry);
       ch = entry;
     }
