@@ -24,6 +24,9 @@
 #          system sentinel service on port 26379)
 #   lint   clang, clang-tidy, clang-format, cppcheck
 #   check  nothing extra: gcc's ASan/UBSan runtimes come with gcc
+#   browser Debian's chromium, for the SSE gateway's browser test
+#          (scripts/gateway-test.sh; playwright-core drives it, and downloads
+#          no browser of its own)
 #   fuzz   clang and libFuzzer (Debian 12 ships clang 14's libFuzzer in
 #          libclang-rt-14-dev, with its sanitizer runtimes)
 #   valkey valkey-server and valkey-tools (valkey-cli), for the test stack's
@@ -48,6 +51,7 @@ pkgs_test=(kcat redis-server redis-tools socat maven openjdk-17-jre-headless nod
 pkgs_lint=(clang clang-tidy clang-format cppcheck)
 pkgs_check=()
 pkgs_fuzz=(clang libclang-rt-14-dev)
+pkgs_browser=(chromium)
 # installed from the system's sources when they have them, else from backports
 pkgs_valkey=(valkey-server valkey-tools)
 
@@ -106,9 +110,10 @@ for group in "$@"; do
     lint) wanted+=("${pkgs_lint[@]}") ;;
     check) wanted+=("${pkgs_check[@]+"${pkgs_check[@]}"}") ;;
     fuzz) wanted+=("${pkgs_fuzz[@]}") ;;
+    browser) wanted+=("${pkgs_browser[@]}") ;;
     valkey) wanted+=("${pkgs_valkey[@]}") ;;
     *)
-        echo "deps.sh: unknown group '$group' (known: build test lint check fuzz valkey)" >&2
+        echo "deps.sh: unknown group '$group' (known: build test lint check fuzz browser valkey)" >&2
         exit 2
         ;;
     esac
