@@ -9,6 +9,8 @@
 #   make layers     no include cycle, no I/O header in the core (see `layers:`)
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (fuzz-smoke: 10 s)
 #   make demo       the whole pipeline, live, on a local stack
+#   make demo-browser  the same to a browser: the bridge with history, the
+#                   SSE gateway (examples/sse-gateway), a page's URL; until Ctrl-C
 #   make bench      benchmarks on a local stack (bench/): backlog throughput, memory
 #                   through a Redis outage
 #   make readme-settings  rewrite the README's settings table from the binary's
@@ -76,7 +78,7 @@ CORE_OBJ := $(filter $(foreach m,$(CORE),$(BUILD)/src/$(m).o),$(LIB_OBJ))
 EDGE_OBJ := $(filter-out $(CORE_OBJ),$(LIB_OBJ))
 LIBCORE := $(BUILD)/libk2r_core.a
 
-.PHONY: FORCE readme-settings print-pkgs all test unit integration check lint layers demo bench install clean deps fuzz fuzz-smoke fuzz-build
+.PHONY: FORCE readme-settings print-pkgs all test unit integration check lint layers demo demo-browser bench install clean deps fuzz fuzz-smoke fuzz-build
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -237,6 +239,12 @@ layers: $(LIBCORE)
 demo: deps
 	$(MAKE) --no-print-directory all
 	scripts/demo.sh $(BIN)
+
+# The bridge with a history beside each channel, the reference SSE gateway
+# (node, its locked dependencies from npm) and a producer, until Ctrl-C.
+demo-browser: deps
+	$(MAKE) --no-print-directory all
+	scripts/demo-browser.sh $(BIN)
 
 # Benchmarks against a real broker and redis-server (scripts/with-stack.sh).
 bench: deps
