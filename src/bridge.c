@@ -266,6 +266,9 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
         item->rule = m.publish[i].rule;
         item->rstat = rule_stat(b, m.publish[i].rule);
         item->on_error = (int)m.publish[i].on_error;
+        item->index = (uint32_t)i;
+        item->history_maxlen = m.publish[i].history_maxlen;
+        item->history_ttl_ms = m.publish[i].history_ttl_ms;
         item->expires_ms = INT64_MAX;
         if (item->rstat == SIZE_MAX)
             return -1;

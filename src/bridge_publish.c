@@ -30,8 +30,10 @@
 static int server_state_error(const char *error) {
     /* READONLY: a replica (a failover moved the master); CLUSTERDOWN: a
      * cluster without a quorum or with uncovered slots, for a while. */
-    static const char *const codes[] = {"LOADING ",  "BUSY ",     "MASTERDOWN ",
-                                        "TRYAGAIN ", "READONLY ", "CLUSTERDOWN "};
+    /* NOSCRIPT: the server forgot the notification script (SCRIPT FLUSH, a
+     * restart behind a proxy); a new connection loads it again. */
+    static const char *const codes[] = {"LOADING ",  "BUSY ",        "MASTERDOWN ", "TRYAGAIN ",
+                                        "READONLY ", "CLUSTERDOWN ", "NOSCRIPT "};
 
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
         if (strncmp(error, codes[i], strlen(codes[i])) == 0)
@@ -258,17 +260,26 @@ int bridge_publish(k2r_bridge_t *b, const k2r_redis_wait_t *wait) {
         for (size_t i = 0; i < nitems; i++) {
             const k2r_batch_item_t *item = k2r_batch_item(b->batch, i);
             k2r_publish_t *it = &b->pub[n];
+            const k2r_batch_rec_t *r;
 
             if (item->state != K2R_BATCH_PENDING)
                 continue;
+            memset(it, 0, sizeof(*it));
             it->channel = b->bytes.data + item->channel_off;
             it->channel_len = item->channel_len;
             it->message = b->bytes.data + item->message_off;
             it->message_len = item->message_len;
             it->status = K2R_PUBLISH_PENDING;
-            it->receivers = 0;
-            it->error[0] = '\0';
-            it->asking = 0;
+            it->history_maxlen = item->history_maxlen;
+            it->history_ttl_ms = item->history_ttl_ms;
+            if (b->cfg->dedupe.enabled) {
+                /* The record's name, as the producer shim gives it (shim.c). */
+                r = k2r_batch_rec(b->batch, item->rec);
+                it->dd_topic = k2r_batch_part_topic(b->batch, r->part);
+                it->dd_partition = k2r_batch_part_partition(b->batch, r->part);
+                it->dd_offset = r->offset;
+                it->dd_index = item->index;
+            }
             b->pub_item[n++] = i;
         }
         b->npub = n;
@@ -295,6 +306,7 @@ int bridge_publish(k2r_bridge_t *b, const k2r_redis_wait_t *wait) {
         if (b->pub[k].status == K2R_PUBLISH_OK) {
             item->state = K2R_BATCH_PUBLISHED;
             item->receivers = b->pub[k].receivers;
+            b->stats.dedup_suppressed += b->pub[k].suppressed;
         } else if (b->pub[k].status == K2R_PUBLISH_ERROR) {
             item->state = K2R_BATCH_REFUSED; /* carried out just below */
         }

@@ -101,6 +101,8 @@ k2r_cluster_t *k2r_cluster_new(const k2r_redis_conf_t *conf, char *errstr, size_
     c->conf.tls_cert_file = dup_or_null(conf->tls_cert_file, &oom);
     c->conf.tls_key_file = dup_or_null(conf->tls_key_file, &oom);
     c->conf.tls_server_name = dup_or_null(conf->tls_server_name, &oom);
+    c->conf.dedupe_prefix = dup_or_null(conf->dedupe_prefix, &oom);
+    c->conf.history_prefix = dup_or_null(conf->history_prefix, &oom);
     c->sharded = conf->sharded;
     c->seeds = calloc(conf->ncluster_addrs, sizeof(*c->seeds));
     oom |= !c->seeds;
@@ -121,6 +123,8 @@ k2r_cluster_t *k2r_cluster_new(const k2r_redis_conf_t *conf, char *errstr, size_
     pc.port = 1;
     pc.pipeline_depth = 1;
     pc.idle_check_ms = 0;
+    pc.dedupe_window_ms = 0; /* the probe reads slot maps, it runs no script */
+    pc.history = 0;
     c->probe = k2r_redis_new(&pc, errstr, errstr_size);
     if (!c->probe)
         goto fail;
@@ -162,6 +166,8 @@ void k2r_cluster_destroy(k2r_cluster_t *c) {
     free((char *)c->conf.tls_cert_file);
     free((char *)c->conf.tls_key_file);
     free((char *)c->conf.tls_server_name);
+    free((char *)c->conf.dedupe_prefix);
+    free((char *)c->conf.history_prefix);
     free(c);
 }
 
@@ -200,6 +206,8 @@ static k2r_redis_t *node_sink(k2r_cluster_t *c, int i, char *errstr, size_t errs
         nc.host = n->host;
         nc.port = n->port;
         c->node[i] = k2r_redis_new(&nc, errstr, errstr_size);
+        if (c->node[i])
+            k2r__redis_set_cluster_member(c->node[i]);
     }
     return c->node[i];
 }
@@ -446,14 +454,16 @@ int k2r_cluster_tick(k2r_cluster_t *c, char *errstr, size_t errstr_size) {
 
 /* ----------------------------------------------------------- publish */
 
-/* The node item i goes to: an -ASK's, else its slot's owner (sharded), else
- * the first primary. -1 when the map has no owner for its slot. */
+/* The node item i goes to: an -ASK's, else its slot's owner (sharded, or
+ * with the notification script, whose keys carry the channel's slot:
+ * slots.h), else the first primary. -1 when the map has no owner for its
+ * slot. */
 static int route(const k2r_cluster_t *c, size_t i) {
     const k2r_publish_t *it = &c->items[i];
 
     if (c->ask[i] >= 0)
         return c->ask[i];
-    if (!c->sharded)
+    if (!c->sharded && !((it->dd_topic && c->conf.dedupe_window_ms > 0) || it->history_maxlen > 0))
         return c->map.nnodes ? 0 : -1;
     return k2r_slotmap_owner(&c->map, k2r_slot_of(it->channel, it->channel_len));
 }
@@ -543,6 +553,7 @@ static int end_round(k2r_cluster_t *c, char *errstr, size_t errstr_size) {
 
             it->status = pt->sub[k].status;
             it->receivers = pt->sub[k].receivers;
+            it->suppressed = pt->sub[k].suppressed;
             memcpy(it->error, pt->sub[k].error, sizeof(it->error));
             if (it->status != K2R_PUBLISH_ERROR)
                 continue;

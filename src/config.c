@@ -620,6 +620,32 @@ static const k2r_setting_t settings[] = {
      .dflt = "5s",
      .flags = K2R_SETTING_RESTART,
      .description = "PING a connection idle this long, so health notices a dead one"},
+    {.name = "redis.history_prefix",
+     .type = K2R_SETTING_STRING,
+     FIELD(redis.history_prefix),
+     .dflt = "history:",
+     .flags = K2R_SETTING_RESTART,
+     .description = "a rule's `history` stream is this + the channel (docs/history.md)"},
+    {.name = "dedupe.enabled",
+     .type = K2R_SETTING_BOOL,
+     FIELD(dedupe.enabled),
+     .dflt = "false",
+     .flags = K2R_SETTING_RESTART,
+     .description = "publish each record once between the bridge and the producer shim"},
+    {.name = "dedupe.window",
+     .type = K2R_SETTING_DURATION,
+     FIELD(dedupe.window_ms),
+     .min = 1000,
+     .max = 7 * DAY_MS,
+     .dflt = "10m",
+     .flags = K2R_SETTING_RESTART,
+     .description = "how long Redis remembers that a record was published"},
+    {.name = "dedupe.prefix",
+     .type = K2R_SETTING_STRING,
+     FIELD(dedupe.prefix),
+     .dflt = "k2r:dedupe:",
+     .flags = K2R_SETTING_RESTART,
+     .description = "the prefix of the keys that remember it"},
     {.name = "rules",
      .type = K2R_SETTING_RULES,
      ARRAY(rules),
@@ -933,8 +959,8 @@ static void section_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml
 /* ------------------------------------------------------------- rules: */
 
 static const char *const rule_keys[] = {
-    "name",     "topic",        "type",    "id",       "vars",   "when",     "channel",
-    "channels", "notification", "message", "on_error", "unsafe", "continue", "max_age"};
+    "name",         "topic",   "type",     "id",     "vars",     "when",    "channel", "channels",
+    "notification", "message", "on_error", "unsafe", "continue", "max_age", "history"};
 
 /* A plain scalar written as a decimal integer ("42", "-7"). */
 static int plain_int(const yaml_node_t *node) {
@@ -1281,6 +1307,26 @@ drop:
     free_source(&f.src);
 }
 
+/* One key of a rule's `history:` mapping. */
+static void history_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_node_t *value,
+                         const char *path, void *ctx) {
+    static const char *const keys[] = {"maxlen", "ttl"};
+    k2r_rule_conf_t *rc = ctx;
+    char sub[320];
+
+    snprintf(sub, sizeof(sub), "%s.%s", path, key);
+    if (strcmp(key, "maxlen") == 0) {
+        int n = 0;
+
+        get_int(ld, value, sub, 1, 1000000, &n);
+        rc->history_maxlen = (uint32_t)n;
+    } else if (strcmp(key, "ttl") == 0) {
+        get_duration(ld, value, sub, 1000, INT64_C(365) * DAY_MS, &rc->history_ttl_ms);
+    } else {
+        unknown_key(ld, knode, path, key, keys, sizeof(keys) / sizeof(keys[0]));
+    }
+}
+
 /* Per-rule scratch while walking: what was written, for the checks after. */
 typedef struct rule_walk_s {
     k2r_rule_conf_t *rc;
@@ -1335,6 +1381,19 @@ static void rule_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
         get_bool(ld, value, sub, &rc->cont);
     } else if (strcmp(key, "max_age") == 0) {
         get_duration(ld, value, sub, 0, INT64_C(30) * 24 * 3600000, &rc->max_age_ms);
+    } else if (strcmp(key, "history") == 0) {
+        int has_maxlen = 0;
+
+        walk_mapping(ld, value, sub, history_pair, rc);
+        for (yaml_node_pair_t *p =
+                 value->type == YAML_MAPPING_NODE ? value->data.mapping.pairs.start : NULL;
+             p && p < value->data.mapping.pairs.top; p++) {
+            yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
+            has_maxlen |= k && k->type == YAML_SCALAR_NODE &&
+                          strcmp((const char *)k->data.scalar.value, "maxlen") == 0;
+        }
+        if (!has_maxlen && value->type == YAML_MAPPING_NODE)
+            lerr(ld, value, "%s: maxlen is required (how many entries the stream keeps)", sub);
     } else {
         unknown_key(ld, knode, path, key, rule_keys, sizeof(rule_keys) / sizeof(rule_keys[0]));
     }
@@ -2077,6 +2136,8 @@ void k2r_config_destroy(k2r_config_t *cfg) {
         free(cfg->redis.cluster_addrs[i]);
     free(cfg->redis.cluster_addrs);
     free(cfg->http.listen);
+    free(cfg->redis.history_prefix);
+    free(cfg->dedupe.prefix);
     k2r_redis_url_free(&cfg->redis.parsed);
     for (size_t i = 0; i < cfg->nrules; i++) {
         k2r_rule_conf_t *rc = &cfg->rules[i];

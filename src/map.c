@@ -514,6 +514,8 @@ static int apply(ctx_t *x, const rule_t *r, k2r_buf_t *out, k2r_mapping_t *m, fa
             m->publish[m->npublish].rule = r->name;
             m->publish[m->npublish].on_error = r->on_error;
             m->publish[m->npublish].max_age_ms = r->max_age_ms;
+            m->publish[m->npublish].history_maxlen = r->history_maxlen;
+            m->publish[m->npublish].history_ttl_ms = r->history_ttl_ms;
             m->publish[m->npublish].channel_off = ch_off;
             m->publish[m->npublish].channel_len = out->len - ch_off;
             m->npublish++;

@@ -409,6 +409,10 @@ static void render(out_t *o, const k2r_snapshot_t *s, const k2r_lag_t *lags, siz
            "Notifications given up without being published, by reason.");
     putf(o, "k2r_notifications_dropped_total{reason=\"redis_unavailable\"} %" PRIu64 "\n",
          st->dropped_unavailable);
+    single(o, "k2r_dedup_suppressed_total", "counter",
+           "Notifications not published again because the producer shim (or an earlier "
+           "attempt of the bridge) had published them (dedupe).",
+           st->dedup_suppressed);
     single(o, "k2r_dead_letters_total", "counter", "Records the dead-letter topic acknowledged.",
            st->dead_lettered);
     single(o, "k2r_dead_letter_failures_total", "counter",

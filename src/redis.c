@@ -67,13 +67,16 @@
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "k2r/addr.h"
+#include "k2r/buf.h"
 #include "k2r/clock.h"
 #include "k2r/config.h"
 #include "k2r/log.h"
+#include "k2r/slots.h"
 #include "redis_int.h"
 
 /* The longest reply the sink accepts (see take_reply). */
@@ -162,6 +165,15 @@ struct k2r_redis_s {
     size_t out_len;
     size_t out_off;
     size_t out_cap;
+
+    /* The notification script (dedupe, history): loaded at connect when
+     * `scripts`; its keys are named for a cluster when cluster_member. */
+    int scripts;
+    int cluster_member;
+    int64_t dd_window_ms;
+    char *dd_prefix;
+    char *hist_prefix;
+    k2r_buf_t key[2]; /* the keys of the command being formatted */
 
     char in[READ_CHUNK];
 };
@@ -407,6 +419,14 @@ k2r_redis_t *k2r_redis_new(const k2r_redis_conf_t *conf, char *errstr, size_t er
     redis->depth_now = conf->pipeline_depth;
     redis->sharded = conf->sharded;
     redis->idle_check_ms = conf->idle_check_ms;
+    redis->dd_window_ms = conf->dedupe_window_ms;
+    redis->scripts = conf->dedupe_window_ms > 0 || conf->history;
+    redis->dd_prefix = strdup(conf->dedupe_prefix ? conf->dedupe_prefix : "k2r:dedupe:");
+    redis->hist_prefix = strdup(conf->history_prefix ? conf->history_prefix : "history:");
+    if (!redis->dd_prefix || !redis->hist_prefix) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
     redis->server_name_fixed = conf->tls_server_name != NULL;
     redis->user = conf->user ? strdup(conf->user) : NULL;
     redis->password = conf->password ? strdup(conf->password) : NULL;
@@ -433,6 +453,8 @@ k2r_redis_t *k2r_redis_new(const k2r_redis_conf_t *conf, char *errstr, size_t er
         sc.sentinel_master = NULL;
         sc.nsentinel_addrs = 0;
         sc.pipeline_depth = 1;
+        sc.dedupe_window_ms = 0; /* sentinels run no scripts */
+        sc.history = 0;
         redis->sentinel = k2r_redis_new(&sc, errstr, errstr_size);
         redis->sentinel_master = strdup(conf->sentinel_master);
         redis->sentinels = calloc(conf->nsentinel_addrs, sizeof(*redis->sentinels));
@@ -479,6 +501,10 @@ void k2r_redis_destroy(k2r_redis_t *redis) {
         free(redis->password);
     }
     free(redis->out);
+    free(redis->dd_prefix);
+    free(redis->hist_prefix);
+    k2r_buf_free(&redis->key[0]);
+    k2r_buf_free(&redis->key[1]);
     free(redis);
 }
 
@@ -909,6 +935,10 @@ void k2r__redis_pollfd(const k2r_redis_t *redis, struct pollfd *pfd) {
     pfd->revents = 0;
 }
 
+void k2r__redis_set_cluster_member(k2r_redis_t *redis) {
+    redis->cluster_member = 1;
+}
+
 int k2r__redis_set_target(k2r_redis_t *redis, const char *host, int port) {
     return set_target(redis, host, port);
 }
@@ -971,6 +1001,95 @@ fail:
     return -1;
 }
 
+/* ---------------------------------------------------- the notification script */
+
+/*
+ * One notification with dedupe or history, in one atomic step on Redis, so
+ * that a reader never sees the history without the publish or the other way
+ * round, and the bridge and the producer shim publish a record once between
+ * them (whoever comes second finds the mark and publishes nothing).
+ *
+ * KEYS: the dedupe mark (when ARGV[1] is not "0"), the history stream (when
+ * ARGV[7] is not "0"), the channel (when sharded: a sharded channel is a key
+ * to Redis Cluster). ARGV: [1] "b" a bit in a bitmap, "k" a key per
+ * notification, "0" none; [2] the bit; [3] the window in ms; [4] PUBLISH or
+ * SPUBLISH; [5] the channel; [6] the notification; [7] the history's
+ * MAXLEN (~), "0" none; [8] its ttl in ms, "0" none.
+ *
+ * Returns the publish's receivers, or -1 when the mark was already there.
+ * With history the live message gains the stream entry's id as its first
+ * member, "history_id" (docs/history.md), so a late joiner can merge the
+ * stream and the channel without gap or duplicate; the stream keeps the plain
+ * notification in its field "n".
+ */
+static const char notify_script[] =
+    "local k = 1\n"
+    "if ARGV[1] == 'b' then\n"
+    "  if redis.call('SETBIT', KEYS[1], ARGV[2], 1) == 1 then return -1 end\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+    "  k = 2\n"
+    "elseif ARGV[1] == 'k' then\n"
+    "  if not redis.call('SET', KEYS[1], '', 'NX', 'PX', ARGV[3]) then return -1 end\n"
+    "  k = 2\n"
+    "end\n"
+    "local m = ARGV[6]\n"
+    "if ARGV[7] ~= '0' then\n"
+    "  local id = redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[7], '*', 'n', m)\n"
+    "  if ARGV[8] ~= '0' then redis.call('PEXPIRE', KEYS[k], ARGV[8]) end\n"
+    "  if m == '{}' then m = '{\"history_id\":\"' .. id .. '\"}'\n"
+    "  elseif string.sub(m, 1, 1) == '{' then\n"
+    "    m = '{\"history_id\":\"' .. id .. '\",' .. string.sub(m, 2)\n"
+    "  end\n"
+    "end\n"
+    "return redis.call(ARGV[4], ARGV[5], m)\n";
+
+/* The script's SHA1 in hex, as EVALSHA names it (computed once; "" when
+ * OpenSSL could not, and then EVAL sends the source instead). */
+static const char *notify_sha(void) {
+    static char hex[41];
+    static int done;
+
+    if (!done) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+
+        if (EVP_Digest(notify_script, sizeof(notify_script) - 1, md, &n, EVP_sha1(), NULL) == 1 &&
+            n == 20)
+            for (unsigned i = 0; i < n; i++)
+                snprintf(hex + 2 * i, 3, "%02x", md[i]);
+        done = 1;
+    }
+    return hex;
+}
+
+/*
+ * SCRIPT LOAD of the notification script, on every connection that may need
+ * it (dedupe, history): a server restarted, failed over or flushed has
+ * forgotten it, and a NOSCRIPT during a publish is then taken as a server
+ * state (the caller reconnects, which loads it again). Returns 0, -1, or
+ * K2R_ERR_AUTH when the ACL user may not run scripts (NOPERM).
+ */
+static int load_script(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size_t errstr_size) {
+    const char *argv[3] = {"SCRIPT", "LOAD", notify_script};
+    size_t argvlen[3] = {6, 4, sizeof(notify_script) - 1};
+
+    if (roundtrip(redis, 3, argv, argvlen, deadline_ms, errstr, errstr_size) != 0)
+        return -1;
+    if (redis->reply.type == REDIS_REPLY_ERROR) {
+        snprintf(errstr, errstr_size, "SCRIPT LOAD (dedupe and history run a script): %s%s",
+                 redis->reply.str,
+                 strncmp(redis->reply.str, "NOPERM", 6) == 0
+                     ? "; the ACL user needs +script|load +evalsha (and the commands it runs)"
+                     : "");
+        return strncmp(redis->reply.str, "NOPERM", 6) == 0 ? K2R_ERR_AUTH : -1;
+    }
+    if (redis->reply.type != REDIS_REPLY_STRING) {
+        snprintf(errstr, errstr_size, "SCRIPT LOAD: unexpected reply type");
+        return -1;
+    }
+    return 0;
+}
+
 /* AUTH when a password is set, then PING. Returns 0, or -1 with the reason
  * in errstr; K2R_ERR_AUTH when the server refused the credentials (see redis.h). */
 static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size_t errstr_size) {
@@ -1026,7 +1145,7 @@ static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size
         snprintf(errstr, errstr_size, "PING: expected PONG");
         return -1;
     }
-    return 0;
+    return redis->scripts ? load_script(redis, deadline_ms, errstr, errstr_size) : 0;
 }
 
 /* 1 when `name` is an IPv4 or IPv6 literal, which is verified against the
@@ -1408,6 +1527,74 @@ static int out_append_publish(k2r_redis_t *redis, const k2r_publish_t *item) {
     return 0;
 }
 
+/* 1 when the item goes through the script rather than a plain PUBLISH. */
+static int uses_script(const k2r_redis_t *redis, const k2r_publish_t *item) {
+    return (item->dd_topic && redis->dd_window_ms > 0) || item->history_maxlen > 0;
+}
+
+/*
+ * Appends EVALSHA (or EVAL, when no SHA could be computed) of the
+ * notification script for one item. Returns 0, or -1 when out of memory.
+ * Formatted by hiredis: the script's own cost on the server dwarfs the
+ * formatting here.
+ */
+static int out_append_script(k2r_redis_t *redis, const k2r_publish_t *item) {
+    const char *argv[14];
+    size_t argvlen[14];
+    char nkeys[4], bit[16], window[24], maxlen[16], ttl[24];
+    int argc = 0, dedupe = item->dd_topic && redis->dd_window_ms > 0, keys = 0;
+    const char *sha = notify_sha();
+
+#define ARG(p, n) (argv[argc] = (p), argvlen[argc++] = (n))
+    redis->key[0].len = redis->key[1].len = 0;
+    if (dedupe && k2r_dedupe_key(&redis->key[0], redis->dd_prefix, item->dd_topic,
+                                 item->dd_partition, item->dd_offset, item->dd_index, item->channel,
+                                 item->channel_len, redis->cluster_member) != 0)
+        return -1;
+    if (item->history_maxlen > 0 &&
+        k2r_history_key(&redis->key[1], redis->hist_prefix, item->channel, item->channel_len,
+                        redis->cluster_member) != 0)
+        return -1;
+    if (item->asking) {
+        const char *asking[1] = {"ASKING"};
+        size_t asking_len[1] = {6};
+
+        if (out_append_argv(redis, 1, asking, asking_len) != 0)
+            return -1;
+    }
+    if (sha[0]) {
+        ARG("EVALSHA", 7);
+        ARG(sha, 40);
+    } else {
+        ARG("EVAL", 4);
+        ARG(notify_script, sizeof(notify_script) - 1);
+    }
+    keys = dedupe + (item->history_maxlen > 0) + redis->sharded;
+    snprintf(nkeys, sizeof(nkeys), "%d", keys);
+    ARG(nkeys, strlen(nkeys));
+    if (dedupe)
+        ARG(redis->key[0].data, redis->key[0].len);
+    if (item->history_maxlen > 0)
+        ARG(redis->key[1].data, redis->key[1].len);
+    if (redis->sharded)
+        ARG(item->channel, item->channel_len);
+    ARG(!dedupe ? "0" : redis->cluster_member ? "k" : "b", 1);
+    snprintf(bit, sizeof(bit), "%u", (unsigned)(dedupe ? k2r_dedupe_bit(item->dd_offset) : 0));
+    ARG(bit, strlen(bit));
+    snprintf(window, sizeof(window), "%lld", (long long)redis->dd_window_ms);
+    ARG(window, strlen(window));
+    ARG(redis->sharded ? "SPUBLISH" : "PUBLISH", redis->sharded ? 8 : 7);
+    ARG(item->channel, item->channel_len);
+    ARG(item->message, item->message_len);
+    snprintf(maxlen, sizeof(maxlen), "%u", (unsigned)item->history_maxlen);
+    ARG(maxlen, strlen(maxlen));
+    snprintf(ttl, sizeof(ttl), "%lld",
+             (long long)(item->history_maxlen ? item->history_ttl_ms : 0));
+    ARG(ttl, strlen(ttl));
+#undef ARG
+    return out_append_argv(redis, argc, argv, argvlen);
+}
+
 /* Records the reply in redis->reply on the item it answers. */
 static void apply_reply(k2r_publish_t *item, const reply_t *reply) {
     size_t n;
@@ -1415,7 +1602,9 @@ static void apply_reply(k2r_publish_t *item, const reply_t *reply) {
     switch (reply->type) {
     case REDIS_REPLY_INTEGER:
         item->status = K2R_PUBLISH_OK;
-        item->receivers = reply->integer;
+        /* -1: the notification script found the record's dedupe mark. */
+        item->suppressed = reply->integer < 0;
+        item->receivers = reply->integer < 0 ? 0 : reply->integer;
         break;
     case REDIS_REPLY_ERROR:
         item->status = K2R_PUBLISH_ERROR;
@@ -1539,7 +1728,10 @@ int k2r_redis_publish(k2r_redis_t *redis, k2r_publish_t *items, size_t nitems,
         while (redis->p_send < nitems && redis->p_inflight < depth &&
                redis->out_len - redis->out_off < OUT_HIGH_WATER) {
             if (items[redis->p_send].status == K2R_PUBLISH_PENDING) {
-                if (out_append_publish(redis, &items[redis->p_send]) != 0) {
+                const k2r_publish_t *it = &items[redis->p_send];
+
+                if ((uses_script(redis, it) ? out_append_script(redis, it)
+                                            : out_append_publish(redis, it)) != 0) {
                     snprintf(errstr, errstr_size, "out of memory");
                     goto fail;
                 }
@@ -1685,4 +1877,10 @@ void k2r_config_redis_conf(const k2r_config_t *cfg, k2r_redis_conf_t *out) {
     out->sentinel_tls = rs->sentinel_tls;
     out->cluster_addrs = rs->cluster_addrs;
     out->ncluster_addrs = rs->ncluster_addrs;
+    out->dedupe_window_ms = cfg->dedupe.enabled ? cfg->dedupe.window_ms : 0;
+    out->dedupe_prefix = cfg->dedupe.prefix;
+    out->history_prefix = rs->history_prefix;
+    out->history = 0;
+    for (size_t i = 0; i < cfg->nrules; i++)
+        out->history |= cfg->rules[i].history_maxlen > 0;
 }

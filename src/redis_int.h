@@ -26,6 +26,10 @@ int k2r__redis_set_target(k2r_redis_t *redis, const char *host, int port);
 int k2r__redis_command(k2r_redis_t *redis, int argc, const char **argv, const size_t *argvlen,
                        int64_t deadline_ms, redisReply **out, char *errstr, size_t errstr_size);
 
+/* Marks a sink as one primary's of a cluster: the notification script's
+ * keys are named to share the channel's slot (slots.h). */
+void k2r__redis_set_cluster_member(k2r_redis_t *redis);
+
 /* What the sink's socket waits for (fd -1 when not connected). */
 void k2r__redis_pollfd(const k2r_redis_t *redis, struct pollfd *pfd);
 

@@ -377,6 +377,8 @@ static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_c
     r->name = strdup(rc->name);
     r->on_error = rc->on_error;
     r->max_age_ms = rc->max_age_ms >= 0 ? rc->max_age_ms : cfg->limits.max_age_ms;
+    r->history_maxlen = rc->history_maxlen;
+    r->history_ttl_ms = rc->history_ttl_ms;
     r->escape = rc->escape;
     r->cont = rc->cont;
     r->topic_kind = TOPIC_EXACT;
@@ -602,6 +604,9 @@ void k2r_rules_describe(const k2r_rules_t *rules, size_t i, char *out, size_t ou
         emit(", on_error %s", k2r_on_error_name(r->on_error));
     if (r->max_age_ms > 0)
         emit(", max_age %lldms", (long long)r->max_age_ms);
+    if (r->history_maxlen > 0)
+        emit(", history %u entries%s", (unsigned)r->history_maxlen,
+             r->history_ttl_ms > 0 ? " with a ttl" : "");
     if (r->escape)
         emit(", unsafe escape");
     if (r->cont)

@@ -97,7 +97,9 @@ typedef struct rule_s {
     tpl_t message;
     int has_message;
     k2r_on_error_t on_error;
-    int64_t max_age_ms; /* effective: the rule's, else limits.max_age; 0 = none */
+    int64_t max_age_ms;      /* effective: the rule's, else limits.max_age; 0 = none */
+    uint32_t history_maxlen; /* the rule's history: (k2r_publish_t); 0 = none */
+    int64_t history_ttl_ms;
     int escape;
     int cont;
 } rule_t;

@@ -282,3 +282,70 @@ k2r_redirect_kind_t k2r_slot_redirect_parse(const char *line, size_t len, k2r_re
     out->port = (int)port;
     return kind;
 }
+
+/* ------------------------------------------------- keys beside a channel */
+
+/* The tag that puts a key in the channel's slot: the channel's own tag,
+ * else the whole channel when it has no brace; NULL when neither works. */
+static const char *slot_tag(const char *channel, size_t len, size_t *tag_len) {
+    const char *lbrace = len ? memchr(channel, '{', len) : NULL;
+    const char *rbrace = len ? memchr(channel, '}', len) : NULL;
+
+    if (lbrace) {
+        size_t rest = len - (size_t)(lbrace - channel) - 1;
+        const char *close = rest ? memchr(lbrace + 1, '}', rest) : NULL;
+
+        if (close && close > lbrace + 1) {
+            *tag_len = (size_t)(close - lbrace - 1);
+            return lbrace + 1;
+        }
+        return NULL;
+    }
+    if (rbrace)
+        return NULL;
+    *tag_len = len;
+    return channel;
+}
+
+static int append_str(k2r_buf_t *out, const char *s) {
+    return k2r_buf_append(out, s, strlen(s));
+}
+
+int k2r_history_key(k2r_buf_t *out, const char *prefix, const char *channel, size_t len,
+                    int cluster) {
+    size_t tag_len = 0;
+    const char *tag = cluster ? slot_tag(channel, len, &tag_len) : NULL;
+
+    if (append_str(out, prefix) != 0)
+        return -1;
+    if (tag == channel) /* no tag of its own and no braces: the channel is the tag */
+        return k2r_buf_append(out, "{", 1) || k2r_buf_append(out, channel, len) ||
+                       k2r_buf_append(out, "}", 1)
+                   ? -1
+                   : 0;
+    return k2r_buf_append(out, channel, len);
+}
+
+int k2r_dedupe_key(k2r_buf_t *out, const char *prefix, const char *topic, int32_t partition,
+                   int64_t offset, uint32_t index, const char *channel, size_t len, int cluster) {
+    char num[96];
+    size_t tag_len = 0;
+    const char *tag = cluster ? slot_tag(channel, len, &tag_len) : NULL;
+    int n;
+
+    if (append_str(out, prefix) != 0)
+        return -1;
+    if (!cluster) {
+        n = index ? snprintf(num, sizeof(num), ":%d:%lld:%u", (int)partition,
+                             (long long)(offset / K2R_DEDUPE_BLOCK), (unsigned)index)
+                  : snprintf(num, sizeof(num), ":%d:%lld", (int)partition,
+                             (long long)(offset / K2R_DEDUPE_BLOCK));
+        return append_str(out, topic) || k2r_buf_append(out, num, (size_t)n) ? -1 : 0;
+    }
+    if (tag && (k2r_buf_append(out, "{", 1) || k2r_buf_append(out, tag, tag_len) ||
+                k2r_buf_append(out, "}:", 2)))
+        return -1;
+    n = snprintf(num, sizeof(num), ":%d:%lld:%u", (int)partition, (long long)offset,
+                 (unsigned)index);
+    return append_str(out, topic) || k2r_buf_append(out, num, (size_t)n) ? -1 : 0;
+}

@@ -70,6 +70,9 @@ typedef struct k2r_batch_item_s {
     int on_error;       /* the rule's policy */
     int64_t expires_ms; /* wall clock after which it is stale */
     long long receivers;
+    uint32_t index;          /* its place among its record's notifications (dedupe) */
+    uint32_t history_maxlen; /* its rule's history (k2r_publish_t); 0: none */
+    int64_t history_ttl_ms;
 } k2r_batch_item_t;
 
 /* Returns a new, empty batch, or NULL when out of memory. `release` (not

@@ -137,10 +137,12 @@ typedef struct k2r_rule_conf_s {
     size_t nfields;
     char *message; /* plain-string template, or NULL */
     k2r_on_error_t on_error;
-    int64_t max_age_ms; /* -1: limits.max_age applies; 0: no cutoff */
-    int escape;         /* unsafe: escape (1) or reject (0) */
-    int cont;           /* continue: true */
-    int nbroken;        /* variables written but refused (their errors are reported) */
+    int64_t max_age_ms;      /* -1: limits.max_age applies; 0: no cutoff */
+    uint32_t history_maxlen; /* history.maxlen; 0: no history */
+    int64_t history_ttl_ms;  /* history.ttl; 0: the stream does not expire */
+    int escape;              /* unsafe: escape (1) or reject (0) */
+    int cont;                /* continue: true */
+    int nbroken;             /* variables written but refused (their errors are reported) */
     k2r_mark_t mark, topic_mark, message_mark, fields_mark, on_error_mark;
 } k2r_rule_conf_t;
 
@@ -194,7 +196,15 @@ typedef struct k2r_redis_section_s {
     k2r_mark_t cluster_mark; /* of redis.cluster.addresses, when written */
     int sharded;             /* SPUBLISH instead of PUBLISH */
     int idle_check_ms;       /* PING a connection idle this long */
+    char *history_prefix;    /* a rule's history stream: this + channel */
 } k2r_redis_section_t;
+
+/* dedupe: the bridge and the producer shim publish each record once between them. */
+typedef struct k2r_dedupe_conf_s {
+    int enabled;
+    int64_t window_ms; /* how long a record's mark lives on Redis after its last use */
+    char *prefix;      /* of the marks' keys */
+} k2r_dedupe_conf_t;
 
 typedef struct k2r_limits_s {
     int max_channel_bytes;
@@ -222,6 +232,7 @@ typedef struct k2r_config_s {
     k2r_log_format_t log_format;
     int drain_timeout_ms; /* shutdown.drain_timeout */
     k2r_http_conf_t http;
+    k2r_dedupe_conf_t dedupe;
     k2r_mark_t rules_mark;
     k2r_mark_t dead_letter_mark; /* of kafka.dead_letter_topic, when set */
 } k2r_config_t;

@@ -56,9 +56,12 @@ typedef struct k2r_redis_conf_s {
     /* Dedupe (the `dedupe` setting), for items that name their record
      * (k2r_publish_t.dd_topic): how long a record's mark lives after its
      * last use, and the prefix of the marks' keys. */
-    int64_t dedupe_window_ms;
+    int64_t dedupe_window_ms;   /* 0: dedupe off (dd_topic is not looked at) */
     const char *dedupe_prefix;  /* NULL: "k2r:dedupe:" */
     const char *history_prefix; /* a rule's history stream: this + channel; NULL: "history:" */
+    /* 1: some rule keeps history: the notification script is loaded at
+     * every connect (SCRIPT LOAD), as it is when dedupe is on. */
+    int history;
 } k2r_redis_conf_t;
 
 /* The loaded configuration (config.h); only k2r_config_redis_conf reads it. */

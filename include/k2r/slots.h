@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "k2r/buf.h"
+
 /* The number of hash slots; slots are 0 to K2R_SLOTS - 1. */
 #define K2R_SLOTS 16384
 
@@ -139,5 +141,38 @@ typedef struct k2r_redirect_s {
  * (out zeroed) for anything else, malformed redirections included.
  */
 k2r_redirect_kind_t k2r_slot_redirect_parse(const char *line, size_t len, k2r_redirect_t *out);
+
+/* ------------------------------------------------- keys beside a channel */
+
+/*
+ * The keys a notification's script writes (dedupe marks, a rule's history
+ * stream; redis.c sends the script), named here so that the bridge, the
+ * producer shim and the docs agree. Each appends the key to `out` and
+ * returns 0, or -1 when out of memory.
+ *
+ * On a Redis Cluster the script's keys must share the channel's slot (a
+ * sharded channel counts as a key): they carry the channel's hash tag, or
+ * the channel itself as the tag when it has none and no braces ("{" or "}")
+ * at all. A channel with braces but no tag ("a}b") cannot be wrapped; its
+ * keys are named as off a cluster, and a cluster refuses the script
+ * (CROSSSLOT), which the caller counts as a refusal.
+ */
+
+/* The stream of a channel's history: prefix + channel; on a cluster,
+ * prefix + "{" + channel + "}" when the channel has no tag and no braces. */
+int k2r_history_key(k2r_buf_t *out, const char *prefix, const char *channel, size_t len,
+                    int cluster);
+
+/* A dedupe mark. Off a cluster, one bitmap per topic, partition, notification
+ * index (when not 0) and block of K2R_DEDUPE_BLOCK offsets: `prefix
+ * topic:partition:block[:index]`, whose bit (offset mod K2R_DEDUPE_BLOCK)
+ * marks the record (k2r_dedupe_bit). On a cluster one key per notification,
+ * in its channel's slot: `prefix{tag}:topic:partition:offset:index`. */
+#define K2R_DEDUPE_BLOCK 65536
+int k2r_dedupe_key(k2r_buf_t *out, const char *prefix, const char *topic, int32_t partition,
+                   int64_t offset, uint32_t index, const char *channel, size_t len, int cluster);
+static inline uint32_t k2r_dedupe_bit(int64_t offset) {
+    return (uint32_t)(offset % K2R_DEDUPE_BLOCK);
+}
 
 #endif

@@ -38,6 +38,8 @@ typedef struct k2r_bridge_stats_s {
     uint64_t stale;                    /* notifications not sent: record older than max_age */
     uint64_t dropped_unavailable;      /* notifications given up while Redis was unavailable
                                           (redis.on_unavailable: drop) */
+    uint64_t dedup_suppressed;         /* notifications the dedupe script did not publish: the
+                                          producer shim (or an earlier attempt) had */
     uint64_t skipped[K2R_SKIP__COUNT]; /* records a rule failed on with on_error: skip, by
                                           reason (with continue: true, other rules may still
                                           have published for them) */

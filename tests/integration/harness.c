@@ -14,6 +14,7 @@
 #include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1124,6 +1125,48 @@ int h_http_wait(int port, const char *path, int status, const char *body, int64_
             return 0;
         h_http_free(last);
         poll(NULL, 0, 50); /* the next probe: nothing to wait on but time */
+    }
+}
+
+/* ---------------------------------------------------------- metrics */
+
+/* The value of the series named exactly `series` (name and labels), or -1
+ * when /metrics has no such line. */
+int64_t h_metric(const char *text, const char *series) {
+    size_t n = strlen(series);
+
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtoll(p + n + 1, NULL, 10);
+    }
+    return -1;
+}
+
+/* Scrapes /metrics until every `series[i]` has `want[i]`, or the deadline
+ * passes; returns the last text (free it), or NULL when none came. */
+char *h_wait_metrics(int port, const char *const *series, const int64_t *want, size_t n,
+                     int64_t deadline) {
+    for (;;) {
+        h_http_t r;
+        size_t i = 0;
+
+        h_http_request(port, "GET", "/metrics", &r);
+        if (r.status == 200) {
+            while (i < n && h_metric(r.body, series[i]) == want[i])
+                i++;
+        }
+        if ((r.status == 200 && i == n) || h_now_ms() >= deadline) {
+            char *body = r.body;
+
+            r.body = NULL;
+            h_http_free(&r);
+            if (i < n && body)
+                fprintf(stderr, "\n%s: %" PRId64 " (want %" PRId64 ")\n", series[i],
+                        h_metric(body, series[i]), want[i]);
+            return body;
+        }
+        h_http_free(&r);
+        poll(NULL, 0, 100); /* the bridge copies its counters 4 times a second */
     }
 }
 

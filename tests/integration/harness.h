@@ -180,6 +180,15 @@ int h_http_wait(int port, const char *path, int status, const char *body, int64_
 /* The built binary and source dir. */
 const char *h_binary(void);
 
+/* The value of the series named exactly `series` (name and labels) in a
+ * /metrics text, or -1 when it has no such line. */
+int64_t h_metric(const char *text, const char *series);
+
+/* Scrapes /metrics at `port` until every `series[i]` has `want[i]`, or the
+ * deadline passes; returns the last text (free it), or NULL when none came. */
+char *h_wait_metrics(int port, const char *const *series, const int64_t *want, size_t n,
+                     int64_t deadline);
+
 /*
  * Writes a bridge config for tests: group and topic, Redis at redis_port,
  * fast commits and session timeouts; `dlq` (may be NULL) the dead-letter
@@ -309,5 +318,6 @@ int test_faults_register(void);
 int test_ops_register(void);
 int test_tls_register(void);
 int test_topology_register(void);
+int test_history_register(void);
 
 #endif

@@ -33,46 +33,6 @@
 
 /* ------------------------------------------------------------- HTTP */
 
-/* The value of the series named exactly `series` (name and labels), or -1
- * when /metrics has no such line. */
-static int64_t metric(const char *text, const char *series) {
-    size_t n = strlen(series);
-
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, series, n) == 0 && p[n] == ' ')
-            return strtoll(p + n + 1, NULL, 10);
-    }
-    return -1;
-}
-
-/* Scrapes /metrics until every `series[i]` has `want[i]`, or the deadline
- * passes; returns the last text (free it), or NULL when none came. */
-static char *wait_metrics(int port, const char *const *series, const int64_t *want, size_t n,
-                          int64_t deadline) {
-    for (;;) {
-        h_http_t r;
-        size_t i = 0;
-
-        h_http_request(port, "GET", "/metrics", &r);
-        if (r.status == 200) {
-            while (i < n && metric(r.body, series[i]) == want[i])
-                i++;
-        }
-        if ((r.status == 200 && i == n) || h_now_ms() >= deadline) {
-            char *body = r.body;
-
-            r.body = NULL;
-            h_http_free(&r);
-            if (i < n && body)
-                fprintf(stderr, "\n%s: %" PRId64 " (want %" PRId64 ")\n", series[i],
-                        metric(body, series[i]), want[i]);
-            return body;
-        }
-        h_http_free(&r);
-        poll(NULL, 0, 100); /* the bridge copies its counters 4 times a second */
-    }
-}
-
 /* ------------------------------------------------------------ scene */
 
 #define RULE "ops-rule"
@@ -133,13 +93,13 @@ static void test_metrics_scrape(void) {
     produce(&sc, 0, N);
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N, h_deadline(60000)), N);
     snprintf(published, sizeof(published), "k2r_notifications_published_total{rule=\"%s\"}", RULE);
-    text = wait_metrics(sc.http_port, series, want, 5, h_deadline(10000));
+    text = h_wait_metrics(sc.http_port, series, want, 5, h_deadline(10000));
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
-    CU_ASSERT_EQUAL(metric(text, "k2r_records_consumed_total"), N);
-    CU_ASSERT_EQUAL(metric(text, published), N);
+    CU_ASSERT_EQUAL(h_metric(text, "k2r_records_consumed_total"), N);
+    CU_ASSERT_EQUAL(h_metric(text, published), N);
     /* The subscriber on ops:* heard every one of them. */
-    CU_ASSERT_EQUAL(metric(text, "k2r_notifications_no_subscribers_total{rule=\"" RULE "\"}"), 0);
-    CU_ASSERT_EQUAL(metric(text, "k2r_records_stale_total{rule=\"" RULE "\"}"), 0);
+    CU_ASSERT_EQUAL(h_metric(text, "k2r_notifications_no_subscribers_total{rule=\"" RULE "\"}"), 0);
+    CU_ASSERT_EQUAL(h_metric(text, "k2r_records_stale_total{rule=\"" RULE "\"}"), 0);
     /* No record failed: the rule's failure series are there, all 0. */
     {
         size_t series_n = 0, nonzero = 0;
@@ -153,22 +113,22 @@ static void test_metrics_scrape(void) {
         CU_ASSERT(series_n > 0);
         CU_ASSERT_EQUAL(nonzero, 0);
     }
-    CU_ASSERT_EQUAL(metric(text, "k2r_record_age_seconds_count"), N);
-    CU_ASSERT_EQUAL(metric(text, "k2r_record_age_seconds_bucket{le=\"+Inf\"}"), N);
-    CU_ASSERT(metric(text, "k2r_publish_duration_seconds_count") >= 1);
-    CU_ASSERT_EQUAL(metric(text, "k2r_publish_duration_seconds_bucket{le=\"+Inf\"}"),
-                    metric(text, "k2r_publish_duration_seconds_count"));
-    CU_ASSERT_EQUAL(metric(text, "k2r_partitions_assigned"), 1);
+    CU_ASSERT_EQUAL(h_metric(text, "k2r_record_age_seconds_count"), N);
+    CU_ASSERT_EQUAL(h_metric(text, "k2r_record_age_seconds_bucket{le=\"+Inf\"}"), N);
+    CU_ASSERT(h_metric(text, "k2r_publish_duration_seconds_count") >= 1);
+    CU_ASSERT_EQUAL(h_metric(text, "k2r_publish_duration_seconds_bucket{le=\"+Inf\"}"),
+                    h_metric(text, "k2r_publish_duration_seconds_count"));
+    CU_ASSERT_EQUAL(h_metric(text, "k2r_partitions_assigned"), 1);
     /* Bytes, commits and the process: what operators chart beside the counts. */
-    CU_ASSERT(metric(text, "k2r_records_consumed_bytes_total") >= (int64_t)N * 10);
-    CU_ASSERT(metric(text, "k2r_notifications_published_bytes_total") >= (int64_t)N * 10);
-    CU_ASSERT(metric(text, "k2r_offset_commits_total{result=\"ok\"}") >= 1);
-    CU_ASSERT_EQUAL(metric(text, "k2r_offset_commits_total{result=\"failed\"}"), 0);
-    CU_ASSERT(metric(text, "process_resident_memory_bytes") > 1000000);
-    CU_ASSERT(metric(text, "process_open_fds") > 3);
-    CU_ASSERT(metric(text, "process_start_time_seconds") > 1700000000);
-    CU_ASSERT_EQUAL(metric(text, "k2r_inflight_records"), 0);
-    CU_ASSERT_EQUAL(metric(text, "k2r_up"), 1);
+    CU_ASSERT(h_metric(text, "k2r_records_consumed_bytes_total") >= (int64_t)N * 10);
+    CU_ASSERT(h_metric(text, "k2r_notifications_published_bytes_total") >= (int64_t)N * 10);
+    CU_ASSERT(h_metric(text, "k2r_offset_commits_total{result=\"ok\"}") >= 1);
+    CU_ASSERT_EQUAL(h_metric(text, "k2r_offset_commits_total{result=\"failed\"}"), 0);
+    CU_ASSERT(h_metric(text, "process_resident_memory_bytes") > 1000000);
+    CU_ASSERT(h_metric(text, "process_open_fds") > 3);
+    CU_ASSERT(h_metric(text, "process_start_time_seconds") > 1700000000);
+    CU_ASSERT_EQUAL(h_metric(text, "k2r_inflight_records"), 0);
+    CU_ASSERT_EQUAL(h_metric(text, "k2r_up"), 1);
     {
         /* The version `kafka-redis-bridge version` prints, and the librdkafka
          * that runs: the one this test links, as the bridge does. */
@@ -192,9 +152,9 @@ static void test_metrics_scrape(void) {
         const int64_t zero[] = {0};
 
         snprintf(lag, sizeof(lag), "k2r_consumer_lag{topic=\"%s\",partition=\"0\"}", sc.topic);
-        text = wait_metrics(sc.http_port, lag_series, zero, 1, h_deadline(30000));
+        text = h_wait_metrics(sc.http_port, lag_series, zero, 1, h_deadline(30000));
         CU_ASSERT_PTR_NOT_NULL(text);
-        CU_ASSERT_EQUAL(text ? metric(text, lag) : -2, 0);
+        CU_ASSERT_EQUAL(text ? h_metric(text, lag) : -2, 0);
         free(text);
     }
 
@@ -243,8 +203,8 @@ static void test_readyz_follows_redis(void) {
     /* A loaded rule's failure series exist from start, at 0 (its on_error
      * is skip), so that an alert's increase() sees the first failure. */
     h_http_request(sc.http_port, "GET", "/metrics", &r);
-    CU_ASSERT_EQUAL(r.body ? metric(r.body, "k2r_records_failed_total{rule=\"" RULE
-                                            "\",reason=\"not_json\",action=\"skip\"}")
+    CU_ASSERT_EQUAL(r.body ? h_metric(r.body, "k2r_records_failed_total{rule=\"" RULE
+                                              "\",reason=\"not_json\",action=\"skip\"}")
                            : -2,
                     0);
     h_http_free(&r);
@@ -262,8 +222,8 @@ static void test_readyz_follows_redis(void) {
     h_http_free(&r);
     h_http_request(sc.http_port, "GET", "/metrics", &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_EQUAL(r.body ? metric(r.body, "k2r_ready") : -2, 0);
-    CU_ASSERT_EQUAL(r.body ? metric(r.body, "k2r_redis_up") : -2, 0);
+    CU_ASSERT_EQUAL(r.body ? h_metric(r.body, "k2r_ready") : -2, 0);
+    CU_ASSERT_EQUAL(r.body ? h_metric(r.body, "k2r_redis_up") : -2, 0);
     h_http_free(&r);
 
     CU_ASSERT_EQUAL_FATAL(h_proxy_start(&sc.proxy, h_redis_port()), 0);
@@ -271,9 +231,9 @@ static void test_readyz_follows_redis(void) {
     h_http_free(&r);
     CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N + 1, h_deadline(30000)), N + 1);
     snprintf(published, sizeof(published), "k2r_notifications_published_total{rule=\"%s\"}", RULE);
-    text = wait_metrics(sc.http_port, series, want, 3, h_deadline(10000));
+    text = h_wait_metrics(sc.http_port, series, want, 3, h_deadline(10000));
     CU_ASSERT_PTR_NOT_NULL(text);
-    CU_ASSERT(text && metric(text, "k2r_redis_reconnects_total") >= 1);
+    CU_ASSERT(text && h_metric(text, "k2r_redis_reconnects_total") >= 1);
     free(text);
     CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
     h_scene_close(&sc);

@@ -468,16 +468,20 @@ static int owner_of(const owner_t *owners, size_t n, const char *channel) {
     return -1;
 }
 
-/* Channel c's rule: {"c":c,"n":n} to PREFIX:c with message n; Redis is
- * the cluster of the `nseeds` seeds, sharded. */
-static void cluster_config(const h_scene_t *sc, char seeds[][64], size_t nseeds, char *yaml,
-                           size_t size) {
-    char rules[512], sections[96], extra[512];
+/* Channel c's rule: {"c":c,"n":n} to PREFIX:c, ending with `rule_tail`
+ * (its message, its history); Redis is the cluster of the `nseeds` seeds,
+ * sharded or not; `sections` are added at the top level; `group` is the
+ * consumer group. */
+static void cluster_config_with(const h_scene_t *sc, char seeds[][64], size_t nseeds, int sharded,
+                                const char *rule_tail, const char *sections, const char *group,
+                                char *yaml, size_t size) {
+    char rules[512], more[256], extra[512];
     size_t n = (size_t)snprintf(extra, sizeof(extra),
                                 "  command_timeout_ms: 2000\n"
-                                "  sharded: true\n"
+                                "  sharded: %s\n"
                                 "  cluster:\n"
-                                "    addresses: [");
+                                "    addresses: [",
+                                sharded ? "true" : "false");
     h_config_opts_t opts = {NULL, NULL, NULL, extra, NULL};
 
     for (size_t i = 0; i < nseeds && n < sizeof(extra); i++)
@@ -485,10 +489,11 @@ static void cluster_config(const h_scene_t *sc, char seeds[][64], size_t nseeds,
     if (n < sizeof(extra))
         snprintf(extra + n, sizeof(extra) - n, "]\n");
 
-    if (sc->http_port) {
-        snprintf(sections, sizeof(sections), "http:\n  listen: 127.0.0.1:%d\n", sc->http_port);
-        opts.sections = sections;
-    }
+    if (sc->http_port)
+        snprintf(more, sizeof(more), "%shttp:\n  listen: 127.0.0.1:%d\n", sections, sc->http_port);
+    else
+        snprintf(more, sizeof(more), "%s", sections);
+    opts.sections = more;
 
     snprintf(rules, sizeof(rules),
              "  - name: shard\n"
@@ -497,9 +502,16 @@ static void cluster_config(const h_scene_t *sc, char seeds[][64], size_t nseeds,
              "      c: {path: c}\n"
              "      n: {path: n}\n"
              "    channel: \"%s:{c}\"\n"
-             "    message: \"{n}\"\n",
-             sc->topic, sc->prefix);
-    h_config_opts(yaml, size, sc->group, sc->topic, h_redis_port(), &opts, rules);
+             "%s",
+             sc->topic, sc->prefix, rule_tail);
+    h_config_opts(yaml, size, group, sc->topic, h_redis_port(), &opts, rules);
+}
+
+/* Channel c's rule: {"c":c,"n":n} to PREFIX:c with message n; Redis is
+ * the cluster of the `nseeds` seeds, sharded. */
+static void cluster_config(const h_scene_t *sc, char seeds[][64], size_t nseeds, char *yaml,
+                           size_t size) {
+    cluster_config_with(sc, seeds, nseeds, 1, "    message: \"{n}\"\n", "", sc->group, yaml, size);
 }
 
 static void produce_cn(h_scene_t *sc, int c, int n) {
@@ -599,6 +611,143 @@ static void test_cluster_sharded(void) {
     for (size_t o = 0; o < nown; o++)
         h_sub_destroy(subs[o]);
     h_scene_close(&sc);
+}
+
+/* Polls group `group`'s committed offset of partition 0 until it is `want`. */
+static int wait_committed(const char *group, const char *topic, int64_t want) {
+    int64_t deadline = h_deadline(60000), off = -1;
+
+    while (h_now_ms() < deadline) {
+        if (h_committed(group, topic, 1, &off) == 0 && off == want)
+            return 1;
+        poll(NULL, 0, 100); /* the next question to the coordinator */
+    }
+    return 0;
+}
+
+/*
+ * A rule with history and dedupe on a Cluster, sharded and not: each live
+ * message carries its entry's id and the channel's stream (named to share the
+ * channel's slot: history:{channel}) on the primary that owns the channel
+ * holds the same sequence; a second bridge (another group) over the same
+ * records publishes nothing, because every record's mark is found in the
+ * channel's slot.
+ */
+static void cluster_history_dedupe(int sharded) {
+    enum { C = 6, M = 10 };
+    char seeds[3][64], yaml[4096], names[C][160], group2[128];
+    owner_t owners[8];
+    h_sub_t *sub = NULL;
+    size_t nseeds = env_list("K2R_TEST_CLUSTER_ADDRS", seeds, 3), nown;
+    const char *tail = "    notification: [n]\n    history: {maxlen: 1000}\n";
+    const char *dedupe = "dedupe: {enabled: true}\n";
+    h_scene_t sc;
+
+    CU_ASSERT_FATAL(nseeds == 3);
+    nown = cluster_primaries(port_of(seeds[0]), owners, 8);
+    CU_ASSERT_EQUAL_FATAL(nown, 3);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, sharded ? "chist-s" : "chist", 1, NULL, 0), 0);
+    for (int c = 0; c < C; c++)
+        snprintf(names[c], sizeof(names[c]), "%s:%d", sc.prefix, c);
+    if (!sharded) { /* PUBLISH reaches every node's subscribers: one on any node */
+        char pattern[200];
+
+        snprintf(pattern, sizeof(pattern), "%s:*", sc.prefix);
+        sub = h_sub_new(port_of(seeds[0]), pattern);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+    }
+    {
+        h_sub_t *subs[8] = {NULL};
+        size_t per[8] = {0};
+
+        if (sharded)
+            for (size_t o = 0; o < nown; o++) {
+                const char *mine[C];
+                size_t n = 0;
+
+                for (int c = 0; c < C; c++)
+                    if (owner_of(owners, nown, names[c]) == (int)o)
+                        mine[n++] = names[c];
+                per[o] = n;
+                if (n)
+                    subs[o] = h_ssub_new(owners[o].port, mine, n);
+            }
+        cluster_config_with(&sc, seeds, 3, sharded, tail, dedupe, sc.group, yaml, sizeof(yaml));
+        CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+        for (int n = 0; n < M; n++)
+            for (int c = 0; c < C; c++)
+                produce_cn(&sc, c, n);
+        CU_ASSERT_EQUAL(h_flush(sc.p), 0);
+        if (sharded) {
+            for (size_t o = 0; o < nown; o++)
+                if (subs[o])
+                    CU_ASSERT_EQUAL(h_sub_wait(subs[o], per[o] * M, h_deadline(60000)), per[o] * M);
+        } else {
+            CU_ASSERT_EQUAL(h_sub_wait(sub, C * M, h_deadline(60000)), C * M);
+        }
+        CU_ASSERT(wait_committed(sc.group, sc.topic, C * M));
+
+        /* The second publisher of the same records: nothing reaches anyone. */
+        snprintf(group2, sizeof(group2), "%s-second", sc.group);
+        cluster_config_with(&sc, seeds, 3, sharded, tail, dedupe, group2, yaml, sizeof(yaml));
+        CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b2, yaml), 0);
+        CU_ASSERT(wait_committed(group2, sc.topic, C * M));
+        for (size_t o = 0; o < nown; o++)
+            if (subs[o]) {
+                h_assert_quiet(subs[o]);
+                CU_ASSERT_EQUAL(h_sub_count(subs[o]), per[o] * M);
+            }
+        if (sub) {
+            h_assert_quiet(sub);
+            CU_ASSERT_EQUAL(h_sub_count(sub), C * M);
+        }
+
+        /* Each channel's live messages, in order, name its stream's entries. */
+        for (int c = 0; c < C; c++) {
+            int o = owner_of(owners, nown, names[c]);
+            h_sub_t *from = sharded ? (o >= 0 ? subs[o] : NULL) : sub;
+            char cmd[512], *out = NULL, *save = NULL, *line;
+            int want = 0;
+
+            CU_ASSERT_FATAL(o >= 0 && from);
+            snprintf(cmd, sizeof(cmd), "redis-cli --raw -p %d XRANGE 'history:{%s}' - +",
+                     owners[o].port, names[c]);
+            CU_ASSERT_EQUAL(h_run(cmd, NULL, &out, 0), 0);
+            line = out ? strtok_r(out, "\n", &save) : NULL;
+            for (size_t i = 0; i < h_sub_count(from); i++) {
+                const h_note_t *note = h_sub_note(from, i);
+                char live[256];
+
+                if (strcmp(note->channel, names[c]) != 0)
+                    continue;
+                CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+                snprintf(live, sizeof(live), "{\"history_id\":\"%s\",\"n\":%d}", line, want);
+                CU_ASSERT_STRING_EQUAL(note->message, live);
+                line = strtok_r(NULL, "\n", &save); /* "n" */
+                CU_ASSERT(line && strcmp(line, "n") == 0);
+                line = strtok_r(NULL, "\n", &save); /* the plain notification */
+                snprintf(live, sizeof(live), "{\"n\":%d}", want);
+                CU_ASSERT(line && strcmp(line, live) == 0);
+                line = strtok_r(NULL, "\n", &save);
+                want++;
+            }
+            CU_ASSERT_EQUAL(want, M);
+            CU_ASSERT_PTR_NULL(line);
+            free(out);
+        }
+        for (size_t o = 0; o < nown; o++)
+            h_sub_destroy(subs[o]);
+    }
+    h_sub_destroy(sub);
+    h_scene_close(&sc);
+}
+
+static void test_cluster_history_dedupe_sharded(void) {
+    cluster_history_dedupe(1);
+}
+
+static void test_cluster_history_dedupe(void) {
+    cluster_history_dedupe(0);
 }
 
 /* Reads `sub` until its last message is `last` (or the deadline); checks it
@@ -854,6 +1003,10 @@ int test_topology_register(void) {
         !CU_add_test(s, "Cluster, sharded: each channel to its shard, in order",
                      test_cluster_sharded) ||
         !CU_add_test(s, "Cluster: a slot migrated while publishing", test_cluster_migration) ||
+        !CU_add_test(s, "Cluster, sharded: history and dedupe in the channel's slot",
+                     test_cluster_history_dedupe_sharded) ||
+        !CU_add_test(s, "Cluster: history and dedupe in the channel's slot",
+                     test_cluster_history_dedupe) ||
         !CU_add_test(s, "Cluster: a primary failover under a steady producer",
                      test_cluster_failover))
         return CU_get_error();

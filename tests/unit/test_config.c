@@ -840,6 +840,55 @@ static void test_settings_differ(void) {
     k2r_config_destroy(b);
 }
 
+/* dedupe: and a rule's history: as written, their defaults, and what is refused. */
+static void test_dedupe_history(void) {
+    static const char base[] = "kafka: {brokers: b, group_id: g, topics: [t]}\n"
+                               "redis: {url: \"redis://127.0.0.1:6379\"}\n";
+    char yaml[1024];
+    k2r_errors_t errs;
+    k2r_config_t *cfg;
+
+    memset(&errs, 0, sizeof(errs));
+    snprintf(yaml, sizeof(yaml), "%srules:\n  - {name: a, topic: t}\n", base);
+    cfg = parse_string(yaml, &errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(cfg->dedupe.enabled, 0);
+    CU_ASSERT_EQUAL(cfg->dedupe.window_ms, 600000);
+    CU_ASSERT_STRING_EQUAL(cfg->dedupe.prefix, "k2r:dedupe:");
+    CU_ASSERT_STRING_EQUAL(cfg->redis.history_prefix, "history:");
+    CU_ASSERT_EQUAL(cfg->rules[0].history_maxlen, 0);
+    k2r_config_destroy(cfg);
+
+    snprintf(yaml, sizeof(yaml),
+             "%sdedupe: {enabled: true, window: 90s, prefix: \"d:\"}\n"
+             "rules:\n  - {name: a, topic: t, history: {maxlen: 100, ttl: 1h}}\n  - {name: b, "
+             "topic: t, history: "
+             "{maxlen: 5}}\n",
+             base);
+    cfg = parse_string(yaml, &errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(cfg->dedupe.enabled, 1);
+    CU_ASSERT_EQUAL(cfg->dedupe.window_ms, 90000);
+    CU_ASSERT_STRING_EQUAL(cfg->dedupe.prefix, "d:");
+    CU_ASSERT_EQUAL(cfg->rules[0].history_maxlen, 100);
+    CU_ASSERT_EQUAL(cfg->rules[0].history_ttl_ms, 3600000);
+    CU_ASSERT_EQUAL(cfg->rules[1].history_maxlen, 5);
+    CU_ASSERT_EQUAL(cfg->rules[1].history_ttl_ms, 0);
+    k2r_config_destroy(cfg);
+
+    snprintf(yaml, sizeof(yaml),
+             "%sdedupe: {window: 10ms}\nrules:\n  - {name: a, topic: t, history: {ttl: 1h}}\n"
+             "  - {name: b, topic: t, history: {maxlen: 0, size: 3}}\n",
+             base);
+    CU_ASSERT_PTR_NULL(parse_string(yaml, &errs));
+    CU_ASSERT_EQUAL(errs.count, 4);
+    CU_ASSERT(errs.count == 4 && strstr(errs.lines[0], "dedupe.window") &&
+              strstr(errs.lines[1], "rules[0].history: maxlen is required") &&
+              strstr(errs.lines[2], "rules[1].history.maxlen") &&
+              strstr(errs.lines[3], "unknown key \"size\""));
+    k2r_errors_clear(&errs);
+}
+
 int test_config_register(void) {
     CU_pSuite s = CU_add_suite("config", NULL, NULL);
 
@@ -865,7 +914,8 @@ int test_config_register(void) {
         !CU_add_test(s, "invalid fixtures, exact messages", test_invalid_fixtures) ||
         !CU_add_test(s, "config/bridge.example.yaml loads", test_example_config_loads) ||
         !CU_add_test(s, "settings: what a reload compares", test_settings_differ) ||
-        !CU_add_test(s, "settings: the README's table is the table", test_settings_readme))
+        !CU_add_test(s, "settings: the README's table is the table", test_settings_readme) ||
+        !CU_add_test(s, "dedupe and a rule's history", test_dedupe_history))
         return CU_get_error();
     return 0;
 }

@@ -387,6 +387,49 @@ static void test_redirect(void) {
     redirect_is(longline, (size_t)n, NONE, 0, "", 0);
 }
 
+/* The key built into a fresh buffer equals `want`. */
+static void key_is(int rc, k2r_buf_t *b, const char *want) {
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(b->len, strlen(want));
+    CU_ASSERT(b->len == strlen(want) && memcmp(b->data, want, b->len) == 0);
+    b->len = 0;
+}
+
+/* The keys beside a channel: off a cluster as documented (docs/history.md,
+ * README "Fast path"); on one, in the channel's slot, or as off one when the
+ * channel's braces make that impossible. */
+static void test_keys(void) {
+    k2r_buf_t b = {0};
+
+#define CH(s) s, sizeof(s) - 1
+    key_is(k2r_history_key(&b, "history:", CH("events:user:octocat"), 0), &b,
+           "history:events:user:octocat");
+    key_is(k2r_history_key(&b, "history:", CH("events:user:octocat"), 1), &b,
+           "history:{events:user:octocat}");
+    key_is(k2r_history_key(&b, "h:", CH("events:{user}:1"), 1), &b, "h:events:{user}:1");
+    key_is(k2r_history_key(&b, "h:", CH("a}b"), 1), &b, "h:a}b");
+    CU_ASSERT_EQUAL(k2r_slot_of(CH("history:{events:user:octocat}")),
+                    k2r_slot_of(CH("events:user:octocat")));
+
+    /* Bitmaps off a cluster: a block of 65536 offsets, the index when not 0. */
+    key_is(k2r_dedupe_key(&b, "k2r:dedupe:", "orders", 2, 70000, 0, CH("events:x:1"), 0), &b,
+           "k2r:dedupe:orders:2:1");
+    CU_ASSERT_EQUAL(k2r_dedupe_bit(70000), 70000 - 65536);
+    CU_ASSERT_EQUAL(k2r_dedupe_bit(65535), 65535);
+    key_is(k2r_dedupe_key(&b, "k2r:dedupe:", "orders", 0, 5, 3, CH("events:x:1"), 0), &b,
+           "k2r:dedupe:orders:0:0:3");
+    /* A key per notification on a cluster, in the channel's slot. */
+    key_is(k2r_dedupe_key(&b, "d:", "orders", 2, 70000, 1, CH("events:x:1"), 1), &b,
+           "d:{events:x:1}:orders:2:70000:1");
+    CU_ASSERT_EQUAL(k2r_slot_of(CH("d:{events:x:1}:orders:2:70000:1")),
+                    k2r_slot_of(CH("events:x:1")));
+    key_is(k2r_dedupe_key(&b, "d:", "orders", 2, 7, 0, CH("ev:{u}:1"), 1), &b,
+           "d:{u}:orders:2:7:0");
+    key_is(k2r_dedupe_key(&b, "d:", "orders", 2, 7, 0, CH("a{b"), 1), &b, "d:orders:2:7:0");
+#undef CH
+    k2r_buf_free(&b);
+}
+
 int test_slots_register(void) {
     CU_pSuite suite = CU_add_suite("slots", NULL, NULL);
 
@@ -395,7 +438,8 @@ int test_slots_register(void) {
         !CU_add_test(suite, "the slot map: nodes, ranges, clear and reuse", test_map) ||
         !CU_add_test(suite, "the slot map grows past its first table", test_map_growth) ||
         !CU_add_test(suite, "CLUSTER SLOTS ranges, endpoints and refusals", test_add_range) ||
-        !CU_add_test(suite, "MOVED and ASK, well-formed and malformed", test_redirect))
+        !CU_add_test(suite, "MOVED and ASK, well-formed and malformed", test_redirect) ||
+        !CU_add_test(suite, "the keys of dedupe marks and history streams", test_keys))
         return CU_get_error();
     return 0;
 }
