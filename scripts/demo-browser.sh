@@ -4,7 +4,7 @@
 # broker and redis-server (scripts/with-stack.sh), the bridge with
 # config/bridge.history.yaml (its rule keeps a history beside each channel),
 # the reference SSE gateway (examples/sse-gateway), and a producer of sample
-# events, two a second; prints the page's URL and keeps everything running
+# events, about two a second; prints the page's URL and keeps everything running
 # until Ctrl-C. Reload the page, or stop the gateway and start it again: the
 # list goes on without gap or duplicate (docs/history.md). Everything started
 # here is stopped on every exit path.
@@ -78,23 +78,28 @@ done
 url="$(sed -n 's/^listening on //p' "$dir/gateway.out")"
 
 say "6. Producing $rate events a second to Kafka (users octocat, mona, hubot; repos)"
+# One kcat per event: kcat -P reads its input in blocks, so a long-running
+# one would hold events back and send them in bursts.
 users=(octocat mona hubot)
 repos=(octo-org/hello-world microsoft/vscode torvalds/linux)
 kinds=(PushEvent IssuesEvent WatchEvent ForkEvent PullRequestEvent)
+pause="$(awk -v r="$rate" 'BEGIN { print 1 / r }')"
 (
-    i=0
+    i=0 u=0
     while :; do
         i=$((i + 1))
-        if [ $((i % 3)) -ne 0 ]; then
-            st=user sid="${users[$((i % 5 % 3))]}"
+        if [ $((i % 3)) -ne 0 ]; then # two events in three are a user's
+            u=$((u + 1))
+            st=user sid="${users[$((u % 3))]}" kind="${kinds[$(((u / 3 + u) % 5))]}"
         else
-            st=repo sid="${repos[$((i % 3))]}"
+            st=repo sid="${repos[$((i / 3 % 3))]}" kind="${kinds[$((i % 5))]}"
         fi
         printf '%s\t{"id":"evt-%04d","type":"%s","source_type":"%s","source_id":"%s"}\n' \
-            "$sid" "$i" "${kinds[$((i % 5))]}" "$st" "$sid"
-        sleep "$(awk -v r="$rate" 'BEGIN { print 1 / r }')" # pacing for people watching
+            "$sid" "$i" "$kind" "$st" "$sid" |
+            kcat -P -b "$K2R_TEST_KAFKA_BROKERS" -t github.events -K '\t' || exit 1
+        sleep "$pause" # pacing for people watching
     done
-) | kcat -P -b "$K2R_TEST_KAFKA_BROKERS" -t github.events -K '\t' -X queue.buffering.max.ms=0 &
+) &
 producer_pid=$!
 
 page="$url/?channel=events:user:octocat"

@@ -62,16 +62,19 @@ test(`the page shows every event once, in order, across two gateway restarts`, a
   assert.deepEqual(await shown(), Array.from({ length: 40 }, (_, i) => i + 1), 'the history, oldest first');
 
   // Then 260 more at 100/s, in segments. The gateway goes away twice while
-  // a segment is being produced (once with SIGTERM, once with SIGKILL) and
-  // comes back when it is done: what was produced meanwhile comes from the
-  // history, the rest live.
+  // a segment is being produced (once with SIGTERM, once with SIGKILL); the
+  // rest of that segment, and a whole one more, are produced while it is away
+  // and come from the history once the browser is back; the rest live.
   await source.produce(41, 100, 100);
-  for (const [signal, from, to] of [['SIGTERM', 101, 160], ['SIGKILL', 161, 240]]) {
-    const producing = source.produce(from, to, 100);
+  for (const [signal, from, mid, to] of [['SIGTERM', 101, 140, 160], ['SIGKILL', 161, 210, 240]]) {
+    const producing = source.produce(from, mid, 100);
     await waitFor(`event ${from + 9} to be published`, async () => (await source.published()) >= from + 9, 30000);
     await gateway.stop(signal);
     await waitFor('the page to see the gateway gone', async () => (await page.$eval('#state', (s) => s.textContent)) === 'connecting', 10000);
     await producing;
+    await source.produce(mid + 1, to);
+    await waitFor(`event ${to} to be published`, async () => (await source.published()) >= to, 30000);
+    assert.ok((await shownCount()) <= mid, 'events produced while the gateway is away are not on the page yet');
     gateway = await startGateway({ redisUrl: redis.url, port });
   }
   await source.produce(241, 300, 100);
@@ -80,6 +83,9 @@ test(`the page shows every event once, in order, across two gateway restarts`, a
   await waitFor('the page to say it is live', async () => (await page.$eval('#state', (s) => s.textContent)) === 'live', 10000);
   assert.deepEqual(await shown(), Array.from({ length: 300 }, (_, i) => i + 1), 'every event once, in order');
   assert.equal(await page.$eval('#count', (c) => c.textContent), '300');
+  // Each row's SSE id is the id of that event's entry in the history stream.
+  const rows = await page.$$eval('#events li', (lis) => lis.map((li) => li.dataset.streamId));
+  assert.deepEqual(rows, await source.streamIds(1, 300));
   assert.equal(await page.$eval('#state', (s) => s.textContent), 'live');
   assert.equal(await page.$eval('#notice', (n) => n.className), '', 'no reset');
   assert.deepEqual(errors, []);

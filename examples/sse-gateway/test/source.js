@@ -111,7 +111,7 @@ function bridgeHasHistory(redis) {
   }
 }
 
-// { channel, description, produce(from, to, rate), published(), close() }:
+// { channel, description, produce(from, to, rate), published(), streamIds(from, to), close() }:
 // published() is the number of the newest event in the channel's history.
 export async function openSource(redis) {
   const sourceId = process.env.K2R_GATEWAY_TEST_USER ?? `octocat-${process.pid}`;
@@ -139,6 +139,16 @@ export async function openSource(redis) {
     async published() {
       const [last] = await reader.xRevRange(`history:${channel}`, '+', '-', { COUNT: 1 });
       return last ? Number(JSON.parse(last.message.n).id) : 0;
+    },
+    // The stream ids of events from..to, in the stream's order.
+    async streamIds(from, to) {
+      const entries = await reader.xRange(`history:${channel}`, '-', '+');
+      return entries
+        .filter((e) => {
+          const n = Number(JSON.parse(e.message.n).id);
+          return n >= from && n <= to;
+        })
+        .map((e) => e.id);
     },
     async close() {
       await src.close();
