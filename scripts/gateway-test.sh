@@ -36,7 +36,7 @@ export K2R_BRIDGE_BIN="$build/kafka-redis-bridge"
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 rc=0
-(cd "$gw" && node --test --test-reporter=tap test/*.test.js) 2>&1 | tee "$out" || rc=$?
+(cd "$gw" && node --test --test-concurrency=1 --test-reporter=tap test/*.test.js) 2>&1 | tee "$out" || rc=$?
 # The TAP reporter's closing lines: "# pass N", "# fail N" (cancelled counts as failed).
 passed="$(awk '$1 == "#" && $2 == "pass" { print $3 }' "$out" | tail -1)"
 failed="$(awk '$1 == "#" && ($2 == "fail" || $2 == "cancelled") { n += $3 } END { print n + 0 }' "$out")"

@@ -6,7 +6,7 @@
 // receives, and waits that poll a condition against a deadline scaled by
 // K2R_TEST_TIMEOUT_MULTIPLIER. Nothing here sleeps to synchronise.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -53,40 +53,70 @@ function killChildren() {
 }
 process.on('exit', killChildren);
 
-// The Redis the tests run against: { url, port, stop() }.
+async function redisAnswers(url) {
+  const c = createClient({ url, socket: { reconnectStrategy: false } });
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    await c.ping();
+    await c.quit();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const STACK_SH = path.join(GATEWAY_DIR, '..', '..', 'scripts', 'stack.sh');
+
+function runStackSh(verb) {
+  const r = spawnSync(STACK_SH, [verb, process.env.K2R_TEST_STACK_DIR], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (r.status !== 0) throw new Error(`scripts/stack.sh ${verb} failed (${r.status})`);
+}
+
+// The Redis the tests run against: { url, port, restart(), stop() }. The
+// stack's when scripts/with-stack.sh runs the tests (restarted through
+// scripts/stack.sh), else its own, without persistence either.
 export async function startRedis() {
   if (process.env.K2R_TEST_REDIS_PORT) {
     const port = Number(process.env.K2R_TEST_REDIS_PORT);
-    return { url: `redis://127.0.0.1:${port}`, port, stop: async () => {} };
+    return {
+      url: `redis://127.0.0.1:${port}`,
+      port,
+      restart: async () => {
+        runStackSh('stop-redis');
+        runStackSh('start-redis');
+      },
+      stop: async () => {},
+    };
   }
   if (ownRedis) return ownRedis;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sse-gateway-redis.'));
   const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  children.add(child);
   const url = `redis://127.0.0.1:${port}`;
-  await waitFor(`redis-server on port ${port}`, async () => {
-    const c = createClient({ url, socket: { reconnectStrategy: false } });
-    c.on('error', () => {});
-    try {
-      await c.connect();
-      await c.ping();
-      await c.quit();
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  let child = null;
+  const launch = async () => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    children.add(child);
+    await waitFor(`redis-server on port ${port}`, () => redisAnswers(url));
+  };
+  const halt = async () => {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+    children.delete(child);
+  };
+  await launch();
   ownRedis = {
     url,
     port,
+    restart: async () => {
+      await halt();
+      await launch();
+    },
     stop: async () => {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-      children.delete(child);
+      await halt();
       rmSync(dir, { recursive: true, force: true });
     },
   };

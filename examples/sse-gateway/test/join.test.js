@@ -216,6 +216,38 @@ describe('join protocol', () => {
     c.close();
   });
 
+  test('Redis restarted (no persistence): the gateway ends its streams; a client that comes back is reset, then gets the new events', async () => {
+    const channel = channelName('restart');
+    const sourceId = channel.split(':').pop();
+    const ids = new Map();
+    const c = new SseClient(`${gateway.url}/events/${encodeURIComponent(channel)}`);
+    await c.connect();
+    await waitFor('the subscription', async () => (await admin.pubSubNumSub(channel))[channel] === 1);
+    await publish(publisher, { channel, count: 20, onPublished: (n, id) => ids.set(n, id) });
+    await waitFor('20 live events', () => c.messages().length >= 20);
+
+    await redis.restart();
+    // The gateway's subscriber lost its connection: the stream is ended.
+    await waitFor('the gateway to end the stream', () => !c.connected, 20000);
+    await waitFor('the gateway to be healthy again', async () => (await get(`${gateway.url}/healthz`)).status === 200, 20000);
+    // The history went with the server: like a browser, come back with the last id.
+    await c.connect();
+    await waitFor('the reset', () => c.events.length >= 21);
+    await waitFor('the subscription', async () => {
+      try {
+        return (await admin.pubSubNumSub(channel))[channel] === 1;
+      } catch {
+        return false; // admin reconnects by itself
+      }
+    }, 20000);
+    await publish(publisher, { channel, count: 5, first: 21, onPublished: (n, id) => ids.set(n, id) });
+    await waitFor('5 more live events', () => c.messages().length >= 25);
+    assert.deepEqual(numbers(c, ids, sourceId), range(1, 25));
+    assert.deepEqual(c.events[20], { id: '', event: 'reset', data: JSON.stringify({ reason: 'expired', last_event_id: ids.get(20) }) });
+    assert.equal(c.events.length, 26);
+    c.close();
+  });
+
   test('/healthz, the page, and channels outside the prefix', async () => {
     const health = await get(`${gateway.url}/healthz`);
     assert.equal(health.status, 200);
