@@ -89,16 +89,22 @@ describe('join protocol', () => {
       joins.push({ before, after: Number(JSON.parse(newest.message.n).id) });
     }
 
-    // Cut each client off once, keep it away while at least 2,500 events
-    // are published (more than two pages of the resuming read), and bring it
-    // back with its Last-Event-ID, as a browser does.
-    for (const c of clients) {
-      await waitFor('the client to be live', () => c.messages().length > 200);
-      c.close();
-      const at = published;
-      await waitFor('2,500 more events while the client is away', () => published >= at + 2500 || published === total);
-      await c.connect();
-    }
+    // Cut each client off once, at staggered moments, keep it away while
+    // 2,500 events are published (more than two pages of the resuming read),
+    // and bring it back with its Last-Event-ID, as a browser does.
+    const away = [];
+    await Promise.all(
+      clients.map(async (c, k) => {
+        await waitFor(`event ${5400 + k * 200}`, () => published >= 5400 + k * 200);
+        c.close();
+        const at = published;
+        await waitFor('2,500 more events while the client is away', () => published >= at + 2500);
+        away.push(published - at);
+        await c.connect();
+      }),
+    );
+    assert.equal(away.length, 8);
+    assert.ok(published < total, 'every client came back before the last event');
 
     await run;
     assert.equal(published, total);
