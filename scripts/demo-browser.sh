@@ -12,6 +12,7 @@
 # usage: scripts/demo-browser.sh BIN   (make demo-browser)
 #   GATEWAY_LISTEN=HOST:PORT   where the gateway listens (default 127.0.0.1 and a free port)
 #   DEMO_RATE=N                events per second (default 2)
+# shellcheck disable=SC2317  # the trap handlers are reached through trap
 set -euo pipefail
 . "$(dirname "$0")/loopback.sh"
 cd "$(dirname "$0")/.."

@@ -32,6 +32,10 @@ after(async () => {
   await redis?.stop();
 });
 
+// 2,000/s is what the publisher aims at; on a busy machine it falls behind
+// (the deadlines below bound how far), and catches up as the clock allows.
+const SLOW = 60000;
+
 let unique = 0;
 function channelName(what) {
   return `events:user:${what}-${process.pid}-${++unique}`;
@@ -54,12 +58,13 @@ function range(from, to) {
 }
 
 describe('join protocol', () => {
-  test('clients that join at 2,000/s and are cut off mid-stream get every event once, in order', async () => {
+  test('clients that join at 2,000/s and are cut off mid-stream get every event once, in order', async (t) => {
     const channel = channelName('flow');
     const sourceId = channel.split(':').pop();
     const total = 12000; // 6 s at 2,000/s
     const ids = new Map(); // notification number -> stream id
     let published = 0;
+    const started = performance.now();
     const run = publish(publisher, {
       channel,
       count: total,
@@ -76,11 +81,11 @@ describe('join protocol', () => {
     const clients = [];
     const joins = [];
     for (let k = 0; k < 8; k++) {
-      await waitFor(`${1000 + k * 600} events published`, () => published >= 1000 + k * 600);
+      await waitFor(`${1000 + k * 600} events published`, () => published >= 1000 + k * 600, SLOW);
       const c = new SseClient(`${gateway.url}/events/${encodeURIComponent(channel)}`);
       const before = published;
       await c.connect();
-      await waitFor(`client ${k}'s first event`, () => c.messages().length > 0);
+      await waitFor(`client ${k}'s first event`, () => c.messages().length > 0, SLOW);
       // The newest event Redis holds now: at least the newest when the
       // gateway read the history (this process hears of a publish later
       // than Redis has it, so `published` cannot say).
@@ -95,10 +100,10 @@ describe('join protocol', () => {
     const away = [];
     await Promise.all(
       clients.map(async (c, k) => {
-        await waitFor(`event ${5400 + k * 200}`, () => published >= 5400 + k * 200);
+        await waitFor(`event ${5400 + k * 200}`, () => published >= 5400 + k * 200, SLOW);
         c.close();
         const at = published;
-        await waitFor('2,500 more events while the client is away', () => published >= at + 2500);
+        await waitFor('2,500 more events while the client is away', () => published >= at + 2500, SLOW);
         away.push(published - at);
         await c.connect();
       }),
@@ -108,8 +113,9 @@ describe('join protocol', () => {
 
     await run;
     assert.equal(published, total);
+    t.diagnostic(`${total} events published at ${Math.round(total / ((performance.now() - started) / 1000))}/s on average (aimed at 2,000/s)`);
     for (const [k, c] of clients.entries()) {
-      await waitFor(`client ${k} to receive event ${total}`, () => c.messages().at(-1)?.id === ids.get(total), 20000, () => `(has ${c.messages().length})`);
+      await waitFor(`client ${k} to receive event ${total}`, () => c.messages().at(-1)?.id === ids.get(total), SLOW, () => `(has ${c.messages().length})`);
       const got = numbers(c, ids, sourceId);
       const first = got[0];
       // It joined afresh: the newest 100 events when the gateway read the
