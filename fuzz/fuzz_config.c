@@ -14,7 +14,10 @@
  * exercised too, not only their parsing.
  *
  * Environment overrides are not fuzzed (env is NULL), so nothing reads a
- * password file or the process environment.
+ * password file or the process environment: every ${env:NAME} is an unset
+ * variable. A ${file:/path} reference is read as written, so a fuzzed path
+ * may read a file of this machine: only a regular one, at most 64 KiB,
+ * opened non-blocking, which changes nothing and cannot hang the target.
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -9,7 +9,9 @@
 #      existing ConfigMap (also with Redis TLS files), ServiceMonitor +
 #      PrometheusRule, PodMonitor, most knobs at once, Redis mutual TLS from a
 #      Secret, rediss:// on the system trust store, Sentinel with TLS and with
-#      development passwords, Cluster with sharded Pub/Sub), each validated by
+#      development passwords, Cluster with sharded Pub/Sub; Kafka SASL_SSL
+#      with SCRAM, OAUTHBEARER/OIDC, mutual TLS, static membership), each
+#      checked against values.schema.json by helm and validated by
 #      kubeconform -strict
 #      against the Kubernetes JSON schemas of several versions (K8S_VERSIONS);
 #      the custom resources (ServiceMonitor, PodMonitor, PrometheusRule, KEDA
@@ -25,9 +27,16 @@
 #      values (Sentinel, Cluster, sharded, idle check, username) rendered as
 #      given, HPA and KEDA exclusive, replicas omitted under an autoscaler, a
 #      restricted security context, the config mounted as a directory (not
-#      subPath), the checksum annotation, probes, selectors;
+#      subPath), the checksum annotation, probes, selectors; every ${file:}
+#      of the config a read-only 0440 file of a Secret in the pod, every
+#      ${env:} a variable of the container; kafka.tls, kafka.oidc and the
+#      SASL files (ssl.*.pem, sasl.* as ${file:...}) and staticMembership
+#      (group_instance_id ${env:POD_NAME}, POD_NAME from the downward API)
+#      rendered as the values say;
 #   4. the bridge.yaml of every rendered ConfigMap passes
-#      `build/kafka-redis-bridge check` (built with `make -s all`);
+#      `build/kafka-redis-bridge check` (built with `make -s all`), its
+#      ${file:} references to the pod's Secrets pointed at placeholder files
+#      and its ${env:} variables set, as check_render.py writes them;
 #   5. renderings that must fail (scripts/chart/fixtures/*.yaml) fail, with
 #      the message each fixture's "# expect:" lines name (both autoscalers,
 #      wrong types rejected by values.schema.json, credentials in the config,
@@ -308,6 +317,18 @@ runtime_packages_match() {
     fi
 }
 
+# `kafka-redis-bridge check` on a rendered bridge.yaml as check_render.py
+# wrote it: its ${file:} references point at placeholder files, and the
+# variables its ${env:} references name are set from FILE.env, as the pod
+# would set them.
+check_config() {
+    local config="$1" vars=()
+    if [ -s "$config.env" ]; then
+        mapfile -t vars <"$config.env"
+    fi
+    env "${vars[@]}" "$binary" check -c "$config"
+}
+
 # Every expression and `for` of the rendering's PrometheusRule parses.
 promql_parses() {
     "$python" scripts/chart/check_render.py rules-json "$1" >"$work/rules.jsonl"
@@ -359,7 +380,7 @@ for values in "$chart"/ci/*.yaml; do
     count_assertions "$work/$name.assert"
     if [ -f "$work/$name.bridge.yaml" ]; then
         check "$name: rendered bridge.yaml passes kafka-redis-bridge check" \
-            "$binary" check -c "$work/$name.bridge.yaml"
+            check_config "$work/$name.bridge.yaml"
     fi
     check "$name: NOTES.txt renders" notes_render "$values"
     if grep -q '^kind: PrometheusRule' "$out"; then

@@ -677,14 +677,18 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
                                sizeof(errstr)) != 0) {
         if (*stop)
             return K2R_RUN_OK;
-        k2r_log_error("kafka: cannot start: %s (brokers %s)", errstr, b->cfg->kafka.brokers);
+        k2r_log_error("kafka: cannot start: %s (brokers %s)", errstr,
+                      k2r_config_shown(b->cfg, "kafka.brokers", b->cfg->kafka.brokers));
         return K2R_RUN_FAILED;
     }
-    k2r_log_info("bridge: running: group %s, %zu topic(s), %zu rule(s), redis %s:%d%s%s",
-                 b->cfg->kafka.group_id, b->cfg->kafka.ntopics, k2r_rules_count(b->rules),
-                 b->cfg->redis.parsed.host, b->cfg->redis.parsed.port,
-                 k2r_kafka_dead_letter_ready(b->kafka) ? ", dead letters to " : "",
-                 k2r_kafka_dead_letter_ready(b->kafka) ? b->cfg->kafka.dead_letter_topic : "");
+    k2r_log_info(
+        "bridge: running: group %s, %zu topic(s), %zu rule(s), redis %s:%d%s%s",
+        k2r_config_shown(b->cfg, "kafka.group_id", b->cfg->kafka.group_id), b->cfg->kafka.ntopics,
+        k2r_rules_count(b->rules), b->cfg->redis.parsed.host, b->cfg->redis.parsed.port,
+        k2r_kafka_dead_letter_ready(b->kafka) ? ", dead letters to " : "",
+        k2r_kafka_dead_letter_ready(b->kafka)
+            ? k2r_config_shown(b->cfg, "kafka.dead_letter_topic", b->cfg->kafka.dead_letter_topic)
+            : "");
 
     while (!*stop) {
         int drop = b->cfg->redis.on_unavailable == K2R_UNAVAILABLE_DROP;

@@ -22,10 +22,23 @@
  * that set it. The `rules:` section is a language, not settings: it has its
  * own reader below the table.
  *
+ * Config providers come first: before any section is read, every scalar
+ * value of the settings sections is resolved in place (`${env:NAME}`,
+ * `${file:/path}`, k2r_config_resolve), so each reader below sees the value
+ * as if it had been written so, and a reference that cannot be resolved is
+ * one error at its own line and column. The loader remembers which values
+ * came from a provider: their errors show `***` instead of the value, and
+ * so do `check` and the log lines that name a setting's value. The rules
+ * are not resolved: their values become channels and notifications that
+ * every subscriber reads, so a secret never belongs there, and `{...}` is
+ * their template syntax.
+ *
  * Environment overrides (K2R_KAFKA_BROKERS, K2R_REDIS_URL, K2R_REDIS_PASSWORD,
  * K2R_REDIS_PASSWORD_FILE, K2R_HTTP_LISTEN, K2R_KAFKA_SASL_*) are applied after
  * the file and win over it; K2R_LOG_LEVEL and K2R_LOG_FORMAT are applied by
- * `run` (main.c).
+ * `run` (main.c). A *_FILE variable and a ${file:...} reference are read by
+ * the same function (read_secret_file), so there is one place that decides
+ * what a secret file may be.
  */
 #include "k2r/config.h"
 
@@ -63,7 +76,17 @@ typedef struct loader_s {
      * errors about what they lack; NULL when absent. */
     yaml_node_t *section_node[MAX_SECTIONS];
     uint64_t present; /* bit i: settings[i] was written, valid or not */
+    /* Per node of the document (by index): NODE_* bits from the providers' pass. */
+    unsigned char *node_state;
 } loader_t;
+
+/* loader_t.node_state */
+enum {
+    NODE_SEEN = 1,     /* resolved (an alias reaches a node twice: once is enough) */
+    NODE_PROVIDED = 2, /* its value came from ${env:} or ${file:}: never printed */
+    NODE_BROKEN = 4,   /* a reference in it failed, with its error: not read further */
+    NODE_RULES = 8,    /* checked as part of rules: */
+};
 
 /* In k2r_on_error_t's order. */
 static const char *const on_error_names[K2R_ON_ERROR_COUNT] = {"skip", "dead-letter", "stop"};
@@ -77,7 +100,46 @@ static k2r_mark_t mark_of(const yaml_node_t *node) {
     return m;
 }
 
-#define lerr(ld, node, ...) k2r_errors_add((ld)->errs, (ld)->file, mark_of(node), __VA_ARGS__)
+static unsigned node_state(const loader_t *ld, const yaml_node_t *node) {
+    return ld->node_state ? ld->node_state[node - ld->doc->nodes.start] : 0;
+}
+
+/*
+ * Replaces every occurrence of `secret` in the string `msg` (of `size`
+ * bytes) with "***", cutting what no longer fits. Errors about a value that
+ * came from a provider pass through it, whatever wrote them (a range check,
+ * librdkafka), so that the value never reaches a terminal or a log.
+ */
+static void redact(char *msg, size_t size, const char *secret) {
+    size_t slen = strlen(secret), n = 0;
+    char out[1024];
+    const char *p = msg, *hit;
+
+    if (!slen || size == 0)
+        return;
+    while ((hit = strstr(p, secret)) != NULL && n < sizeof(out)) {
+        n += (size_t)snprintf(out + n, sizeof(out) - n, "%.*s***", (int)(hit - p), p);
+        p = hit + slen;
+    }
+    if (n < sizeof(out))
+        snprintf(out + n, sizeof(out) - n, "%s", p);
+    snprintf(msg, size, "%s", out);
+}
+
+/* Adds an error at `node`; a value from a provider is shown as "***". */
+static void lerr(loader_t *ld, const yaml_node_t *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void lerr(loader_t *ld, const yaml_node_t *node, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (node->type == YAML_SCALAR_NODE && (node_state(ld, node) & NODE_PROVIDED))
+        redact(msg, sizeof(msg), (const char *)node->data.scalar.value);
+    k2r_errors_add(ld->errs, ld->file, mark_of(node), "%s", msg);
+}
 
 static const char *node_kind(const yaml_node_t *node) {
     switch (node->type) {
@@ -103,8 +165,11 @@ static int is_null(const yaml_node_t *node) {
            strcmp(v, "NULL") == 0;
 }
 
-/* Reads a non-empty string; returns a new copy or NULL after adding an error. */
+/* Reads a non-empty string; returns a new copy or NULL after adding an error
+ * (a value whose reference failed has its error already: NULL). */
 static char *get_string(loader_t *ld, const yaml_node_t *node, const char *path) {
+    if (node_state(ld, node) & NODE_BROKEN)
+        return NULL;
     if (node->type != YAML_SCALAR_NODE) {
         lerr(ld, node, "%s: expected a string, found %s", path, node_kind(node));
         return NULL;
@@ -337,6 +402,7 @@ static void kafka_property(loader_t *ld, const char *key, yaml_node_t *knode, ya
     char full[300], errstr[512];
     k2r_property_t *props;
     const char *v;
+    int secret;
 
     snprintf(full, sizeof(full), "%s[\"%s\"]", path, key);
     for (size_t i = 0; i < sizeof(owned_properties) / sizeof(owned_properties[0]); i++) {
@@ -350,8 +416,13 @@ static void kafka_property(loader_t *ld, const char *key, yaml_node_t *knode, ya
              is_null(value) ? "nothing" : node_kind(value));
         return;
     }
+    if (node_state(ld, value) & NODE_BROKEN)
+        return; /* the reference's error says what is wrong */
     v = (const char *)value->data.scalar.value;
+    secret = (node_state(ld, value) & NODE_PROVIDED) || k2r_property_is_credential(key);
     if (rd_kafka_conf_set(conf, key, v, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+        if (secret)
+            redact(errstr, sizeof(errstr), v);
         lerr(ld, knode, "%s: librdkafka: %s", full, errstr);
         return;
     }
@@ -362,6 +433,7 @@ static void kafka_property(loader_t *ld, const char *key, yaml_node_t *knode, ya
     props[kc->nproperties].name = strdup(key);
     props[kc->nproperties].value = strdup(v);
     props[kc->nproperties].mark = mark_of(knode);
+    props[kc->nproperties].secret = secret;
     kc->nproperties++;
 }
 
@@ -454,6 +526,12 @@ static const k2r_setting_t settings[] = {
      .env = env_sasl,
      .flags = K2R_SETTING_RESTART,
      .description = "any librdkafka property, as-is (consumer and dead-letter producer)"},
+    {.name = "kafka.group_instance_id",
+     .type = K2R_SETTING_STRING,
+     FIELD(kafka.group_instance_id),
+     .flags = K2R_SETTING_RESTART,
+     .description = "static membership: this member's group.instance.id, unique per member "
+                    "(e.g. ${env:POD_NAME}); unset: a dynamic member"},
     {.name = "kafka.startup_timeout",
      .type = K2R_SETTING_DURATION,
      FIELD(kafka.startup_timeout_ms),
@@ -825,9 +903,11 @@ int k2r_setting_differs(const k2r_setting_t *s, const k2r_config_t *a, const k2r
 /* Appends one list item (a topic). */
 static void list_item(loader_t *ld, yaml_node_t *item, const char *path, void *ctx) {
     const k2r_setting_t *s = ctx;
-    char *t = get_string(ld, item, path);
+    char *t = node_state(ld, item) & NODE_BROKEN ? NULL : get_string(ld, item, path);
     char **slot = t ? grow(AT(ld->cfg, s, char **), COUNT_AT(ld->cfg, s), sizeof(char *)) : NULL;
 
+    if (node_state(ld, item) & NODE_PROVIDED)
+        ld->cfg->provided |= UINT64_C(1) << (s - settings);
     if (slot)
         *slot = t;
     else
@@ -841,6 +921,10 @@ static void read_setting(loader_t *ld, const k2r_setting_t *s, yaml_node_t *valu
 
     if (s->mark_offset)
         *(k2r_mark_t *)(void *)((char *)cfg + s->mark_offset) = mark_of(value);
+    if (node_state(ld, value) & NODE_BROKEN)
+        return; /* the reference's error says what is wrong */
+    if (node_state(ld, value) & NODE_PROVIDED)
+        cfg->provided |= UINT64_C(1) << (s - settings);
     switch (s->type) {
     case K2R_SETTING_STRING:
     case K2R_SETTING_SECRET: {
@@ -976,6 +1060,8 @@ static int plain_int(const yaml_node_t *node) {
 
 /* A scalar, possibly empty (constants and condition values may be ""). */
 static char *get_scalar(loader_t *ld, const yaml_node_t *node, const char *path) {
+    if (node_state(ld, node) & NODE_BROKEN)
+        return NULL;
     if (node->type != YAML_SCALAR_NODE || is_null(node)) {
         lerr(ld, node, "%s: expected a value, found %s", path,
              is_null(node) ? "nothing" : node_kind(node));
@@ -1594,13 +1680,10 @@ static void string_defaults(k2r_config_t *cfg, k2r_errors_t *errs, const char *n
     }
 }
 
-/* The largest secret file read (a password, a token, a PEM key). */
-#define SECRET_FILE_MAX 65536 /* 64 KiB */
-
 /*
  * Reads a secret from a file, without its trailing newline. Only a regular
  * file (a Kubernetes Secret's mounted file is a symlink to one) of at most
- * SECRET_FILE_MAX bytes, read whole: a FIFO, a device (/dev/zero), a
+ * K2R_SECRET_MAX bytes, read whole: a FIFO, a device (/dev/zero), a
  * directory, a larger file or one with a NUL byte is an error naming the
  * file, never a cut or empty secret. Opened non-blocking, so a FIFO cannot
  * hang the loader.
@@ -1619,17 +1702,17 @@ static char *read_secret_file(const char *path, char *errstr, size_t errstr_size
         snprintf(errstr, errstr_size, "%s is not a regular file", path);
         goto fail;
     }
-    if (st.st_size > SECRET_FILE_MAX) {
-        snprintf(errstr, errstr_size, "%s is larger than %d bytes", path, SECRET_FILE_MAX);
+    if (st.st_size > K2R_SECRET_MAX) {
+        snprintf(errstr, errstr_size, "%s is larger than %d bytes", path, K2R_SECRET_MAX);
         goto fail;
     }
-    buf = malloc(SECRET_FILE_MAX + 2);
+    buf = malloc(K2R_SECRET_MAX + 2);
     if (!buf) {
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
     for (;;) { /* to the end, whatever the size said (the file may grow) */
-        ssize_t got = read(fd, buf + n, SECRET_FILE_MAX + 1 - n);
+        ssize_t got = read(fd, buf + n, K2R_SECRET_MAX + 1 - n);
 
         if (got < 0 && errno == EINTR)
             continue;
@@ -1640,8 +1723,8 @@ static char *read_secret_file(const char *path, char *errstr, size_t errstr_size
         if (got == 0)
             break;
         n += (size_t)got;
-        if (n > SECRET_FILE_MAX) {
-            snprintf(errstr, errstr_size, "%s is larger than %d bytes", path, SECRET_FILE_MAX);
+        if (n > K2R_SECRET_MAX) {
+            snprintf(errstr, errstr_size, "%s is larger than %d bytes", path, K2R_SECRET_MAX);
             goto fail;
         }
     }
@@ -1652,8 +1735,13 @@ static char *read_secret_file(const char *path, char *errstr, size_t errstr_size
         snprintf(errstr, errstr_size, "%s contains a NUL byte", path);
         goto fail;
     }
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+    /* One line ending is the file's (an editor's, `echo`'s), not the
+     * secret's; a second one is kept, as the file says. */
+    if (n > 0 && buf[n - 1] == '\n') {
         buf[--n] = '\0';
+        if (n > 0 && buf[n - 1] == '\r')
+            buf[--n] = '\0';
+    }
     if (n == 0) {
         snprintf(errstr, errstr_size, "%s is empty", path);
         goto fail;
@@ -1664,9 +1752,320 @@ fail:
     if (fd >= 0)
         close(fd);
     if (buf)
-        explicit_bzero(buf, SECRET_FILE_MAX + 2);
+        explicit_bzero(buf, K2R_SECRET_MAX + 2);
     free(buf);
     return NULL;
+}
+
+/* ------------------------------------------------- config providers */
+
+static const char *const provider_names[] = {"env", "file"};
+
+/* Appends "${" the reference "}" to the ", "-separated list in refs. */
+static void note_ref(char *refs, size_t size, const char *ref, size_t len) {
+    size_t n;
+
+    if (!refs || !size)
+        return;
+    n = strlen(refs);
+    if (n < size)
+        snprintf(refs + n, size - n, "%s${%.*s}", n ? ", " : "", (int)len, ref);
+}
+
+/*
+ * The value of one reference, `ref` being the `len` bytes between "${" and
+ * "}" ("env:NAME", "file:/path"): a new string, or NULL with errstr. A file's
+ * bytes are wiped before they are freed on every path; so are a value's.
+ */
+static char *resolve_ref(const char *ref, size_t len, k2r_getenv_fn env, char *errstr,
+                         size_t errstr_size) {
+    const char *colon = memchr(ref, ':', len);
+    char arg[PATH_MAX], why[512], hint[96];
+    size_t nlen, alen;
+    const char *v;
+
+    if (!colon) {
+        snprintf(errstr, errstr_size,
+                 "\"${%.*s}\" is not a reference: write ${env:NAME} or ${file:/path} (or $${ for "
+                 "a literal ${)",
+                 (int)len, ref);
+        return NULL;
+    }
+    nlen = (size_t)(colon - ref);
+    alen = len - nlen - 1;
+    if (alen >= sizeof(arg)) {
+        snprintf(errstr, errstr_size, "${%.*s:...}: longer than %zu bytes", (int)nlen, ref,
+                 sizeof(arg) - 1);
+        return NULL;
+    }
+    memcpy(arg, colon + 1, alen);
+    arg[alen] = '\0';
+    if (nlen == 3 && strncmp(ref, "env", 3) == 0) {
+        if (!alen) {
+            snprintf(errstr, errstr_size, "${env:}: names no environment variable");
+            return NULL;
+        }
+        v = env ? env(arg) : NULL;
+        if (!v || !*v) {
+            snprintf(errstr, errstr_size, "${env:%s}: the environment variable %s is %s", arg, arg,
+                     v ? "empty" : "not set");
+            return NULL;
+        }
+        return strdup(v);
+    }
+    if (nlen == 4 && strncmp(ref, "file", 4) == 0) {
+        char *s;
+
+        if (arg[0] != '/') {
+            /* Relative to what? The daemon's working directory is nobody's
+             * choice: a path must say where the file is. */
+            snprintf(errstr, errstr_size, "${file:%s}: the path must be absolute", arg);
+            return NULL;
+        }
+        s = read_secret_file(arg, why, sizeof(why));
+        if (!s)
+            snprintf(errstr, errstr_size, "${file:%s}: %s", arg, why);
+        return s;
+    }
+    {
+        char name[64];
+
+        snprintf(name, sizeof(name), "%.*s", (int)nlen, ref);
+        suggest(name, provider_names, sizeof(provider_names) / sizeof(provider_names[0]), hint,
+                sizeof(hint));
+        snprintf(errstr, errstr_size,
+                 "${%s:...}: unknown config provider \"%s\"%s (known: env, file)", name, name,
+                 hint);
+    }
+    return NULL;
+}
+
+/* Frees a buffer that may hold a secret, wiping it first. */
+static void wipe(char *s, size_t n) {
+    if (s) {
+        explicit_bzero(s, n);
+        free(s);
+    }
+}
+
+char *k2r_config_resolve(const char *text, k2r_getenv_fn env, char *refs, size_t refs_size,
+                         char *errstr, size_t errstr_size) {
+    k2r_buf_t b = {NULL, 0, 0};
+    const char *p = text, *d;
+
+    if (refs && refs_size)
+        refs[0] = '\0';
+    while ((d = strchr(p, '$')) != NULL) {
+        const char *end;
+        char *v;
+        int rc;
+
+        if (k2r_buf_append(&b, p, (size_t)(d - p)) != 0)
+            goto nomem;
+        if (strncmp(d, "$${", 3) == 0) { /* the escape: a literal ${ */
+            rc = k2r_buf_append(&b, "${", 2);
+            p = d + 3;
+        } else if (d[1] != '{') { /* a lone $ is itself */
+            rc = k2r_buf_append(&b, "$", 1);
+            p = d + 1;
+        } else if ((end = strchr(d + 2, '}')) == NULL) {
+            snprintf(errstr, errstr_size,
+                     "\"%.40s\": a ${ without its closing } (write $${ for a literal ${)", d);
+            goto fail;
+        } else if ((v = resolve_ref(d + 2, (size_t)(end - d - 2), env, errstr, errstr_size)) ==
+                   NULL) {
+            goto fail;
+        } else {
+            size_t vlen = strlen(v);
+
+            rc = k2r_buf_append(&b, v, vlen);
+            wipe(v, vlen);
+            note_ref(refs, refs_size, d + 2, (size_t)(end - d - 2));
+            p = end + 1;
+        }
+        if (rc != 0)
+            goto nomem;
+        if (b.len > K2R_SECRET_MAX) {
+            snprintf(errstr, errstr_size, "longer than %d bytes once its references are resolved",
+                     K2R_SECRET_MAX);
+            goto fail;
+        }
+    }
+    if (k2r_buf_append(&b, p, strlen(p) + 1) != 0) /* the rest, and the NUL */
+        goto nomem;
+    return b.data;
+
+nomem:
+    snprintf(errstr, errstr_size, "out of memory");
+fail:
+    wipe(b.data, b.cap);
+    return NULL;
+}
+
+int k2r_property_is_credential(const char *name) {
+    static const char *const exact[] = {"sasl.jaas.config", "ssl.key.pem", "ssl_key"};
+
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+        if (strcmp(name, exact[i]) == 0)
+            return 1;
+    return strstr(name, "password") != NULL || strstr(name, "secret") != NULL;
+}
+
+int k2r_config_provided(const k2r_config_t *cfg, const char *name) {
+    const k2r_setting_t *s = k2r_setting_find(name);
+
+    return s && (cfg->provided & UINT64_C(1) << (s - settings)) != 0;
+}
+
+const char *k2r_config_shown(const k2r_config_t *cfg, const char *name, const char *value) {
+    return k2r_config_provided(cfg, name) ? "***" : value;
+}
+
+/* The path of `key` under `path`: "kafka.group_id", or with a dotted key
+ * (a librdkafka property) kafka.properties["sasl.password"]. */
+static void key_path(char *out, size_t size, const char *path, const char *key) {
+    if (strchr(key, '.'))
+        snprintf(out, size, "%s[\"%s\"]", path, key);
+    else
+        snprintf(out, size, "%s%s%s", path, *path ? "." : "", key);
+}
+
+/* Keeps where a provider's value went and which references made it. */
+static void note_resolved(loader_t *ld, const yaml_node_t *node, const char *path,
+                          const char *refs) {
+    k2r_config_t *cfg = ld->cfg;
+    k2r_resolved_t *r = grow(&cfg->resolved, &cfg->nresolved, sizeof(*r));
+
+    if (!r || !(r->path = strdup(path)) || !(r->refs = strdup(refs))) {
+        if (r) {
+            free(r->path);
+            cfg->nresolved--;
+        }
+        k2r_errors_add(ld->errs, ld->file, mark_of(node), "out of memory");
+        return;
+    }
+    r->mark = mark_of(node);
+}
+
+/*
+ * Resolves the references in every scalar value under node `id` (keys are
+ * names, never resolved), replacing each value in the document, so that the
+ * section readers see it as if it had been written so. `path` names the
+ * node in errors.
+ */
+static void resolve_node(loader_t *ld, k2r_getenv_fn env, int id, const char *path) {
+    yaml_node_t *node = yaml_document_get_node(ld->doc, id);
+    unsigned char *state;
+    char sub[320];
+
+    if (!node)
+        return;
+    state = &ld->node_state[node - ld->doc->nodes.start];
+    if (*state & NODE_SEEN)
+        return;
+    *state |= NODE_SEEN;
+    if (node->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = node->data.sequence.items.start;
+             it < node->data.sequence.items.top; it++) {
+            snprintf(sub, sizeof(sub), "%s[%zu]", path,
+                     (size_t)(it - node->data.sequence.items.start));
+            resolve_node(ld, env, *it, sub);
+        }
+    } else if (node->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
+             p++) {
+            yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
+
+            key_path(sub, sizeof(sub), path,
+                     k && k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?");
+            resolve_node(ld, env, p->value, sub);
+        }
+    } else if (node->type == YAML_SCALAR_NODE &&
+               memchr(node->data.scalar.value, '$', node->data.scalar.length)) {
+        char refs[512], errstr[768], *v;
+
+        if (memchr(node->data.scalar.value, '\0', node->data.scalar.length))
+            return; /* the reader refuses it */
+        v = k2r_config_resolve((const char *)node->data.scalar.value, env, refs, sizeof(refs),
+                               errstr, sizeof(errstr));
+        if (!v) {
+            lerr(ld, node, "%s: %s", path, errstr);
+            *state |= NODE_BROKEN;
+            return;
+        }
+        if (refs[0]) {
+            *state |= NODE_PROVIDED;
+            note_resolved(ld, node, path, refs);
+        }
+        /* libyaml allocates with malloc and frees with free (yaml_free). */
+        free(node->data.scalar.value);
+        node->data.scalar.value = (yaml_char_t *)v;
+        node->data.scalar.length = strlen(v);
+    }
+}
+
+/*
+ * Rules are not resolved (see the top of this file): a reference written in
+ * one, or a value the settings' pass resolved that an alias brings into one,
+ * is an error rather than a literal "${env:...}" in a channel.
+ */
+static void refuse_refs(loader_t *ld, int id, const char *path) {
+    yaml_node_t *node = yaml_document_get_node(ld->doc, id);
+    unsigned char *state;
+    char sub[320];
+
+    if (!node)
+        return;
+    state = &ld->node_state[node - ld->doc->nodes.start];
+    if (*state & NODE_RULES)
+        return;
+    *state |= NODE_RULES;
+    if (node->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = node->data.sequence.items.start;
+             it < node->data.sequence.items.top; it++) {
+            snprintf(sub, sizeof(sub), "%s[%zu]", path,
+                     (size_t)(it - node->data.sequence.items.start));
+            refuse_refs(ld, *it, sub);
+        }
+    } else if (node->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
+             p++) {
+            yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
+
+            snprintf(sub, sizeof(sub), "%s.%s", path,
+                     k && k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?");
+            refuse_refs(ld, p->value, sub);
+        }
+    } else if (node->type == YAML_SCALAR_NODE) {
+        const char *v = (const char *)node->data.scalar.value;
+
+        if ((*state & NODE_PROVIDED) || strstr(v, "${env:") || strstr(v, "${file:")) {
+            lerr(ld, node,
+                 "%s: ${env:...} and ${file:...} are resolved in the settings, not in rules (a "
+                 "rule's values go into channels and notifications)",
+                 path);
+            *state |= NODE_BROKEN;
+        }
+    }
+}
+
+/* The providers' pass over the document: every settings section, then the
+ * check of rules:. */
+static void resolve_document(loader_t *ld, k2r_getenv_fn env, yaml_node_t *root) {
+    yaml_node_pair_t *p;
+
+    for (int pass = 0; pass < 2; pass++) {
+        for (p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+            yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
+            const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
+            int rules = strcmp(key, "rules") == 0;
+
+            if (pass == 0 && !rules)
+                resolve_node(ld, env, p->value, key);
+            else if (pass == 1 && rules)
+                refuse_refs(ld, p->value, key);
+        }
+    }
 }
 
 /* Sets a librdkafka property from the environment, replacing one from the file. */
@@ -1688,6 +2087,7 @@ static void set_property(loader_t *ld, const char *name, const char *value) {
     }
     free(prop->value);
     prop->value = v;
+    prop->secret = k2r_property_is_credential(name);
 }
 
 /* Applies the environment overrides the loader owns (the table's env rows
@@ -1723,6 +2123,8 @@ static void apply_env(loader_t *ld, k2r_getenv_fn env) {
             } else {
                 continue;
             }
+            /* What the environment sets did not come from a provider. */
+            cfg->provided &= ~(UINT64_C(1) << i);
             if (s->type == K2R_SETTING_MAP) {
                 set_property(ld, e->property, value);
                 free(value);
@@ -1786,7 +2188,7 @@ static void check_addresses(loader_t *ld, k2r_mark_t mark, const char *name, cha
             k2r_errors_add(ld->errs, ld->file, mark,
                            "%s[%zu]: expected host:port or [ipv6]:port with a port 1-65535; "
                            "found \"%s\"",
-                           name, i, addrs[i]);
+                           name, i, k2r_config_shown(ld->cfg, name, addrs[i]));
 }
 
 /*
@@ -1859,6 +2261,13 @@ static void check_required(loader_t *ld, yaml_node_t *root) {
         if (cfg->rules[i].on_error == K2R_ON_ERROR_DEAD_LETTER && !cfg->kafka.dead_letter_topic)
             k2r_errors_add(ld->errs, ld->file, cfg->rules[i].on_error_mark,
                            "rules[%zu].on_error: dead-letter needs kafka.dead_letter_topic", i);
+    if (cfg->kafka.group_instance_id) {
+        for (size_t i = 0; i < cfg->kafka.nproperties; i++)
+            if (strcmp(cfg->kafka.properties[i].name, "group.instance.id") == 0)
+                k2r_errors_add(ld->errs, ld->file, cfg->kafka.properties[i].mark,
+                               "kafka.properties[\"group.instance.id\"]: give it once, as "
+                               "kafka.group_instance_id");
+    }
     check_tls(ld, redis_node ? redis_node : root);
     check_topology(ld, redis_node ? redis_node : root);
     if (cfg->redis.backoff_initial_ms > cfg->redis.backoff_max_ms)
@@ -2011,11 +2420,21 @@ static k2r_config_t *parse(const char *name, const char *buf, size_t len, k2r_ge
              node_kind(root));
     } else {
         readable = 1;
+        ld.node_state = calloc((size_t)(doc.nodes.top - doc.nodes.start) + 1, 1);
+        if (!ld.node_state)
+            k2r_errors_add(errs, name, (k2r_mark_t){0, 0}, "out of memory");
+        else
+            resolve_document(&ld, env, root);
         walk_mapping(&ld, root, "", top_pair, NULL);
         apply_env(&ld, env);
         check_required(&ld, root);
     }
+    /* The config keeps its own copies: the document's are wiped. */
+    for (yaml_node_t *node = doc.nodes.start; ld.node_state && node < doc.nodes.top; node++)
+        if (ld.node_state[node - doc.nodes.start] & NODE_PROVIDED)
+            explicit_bzero(node->data.scalar.value, node->data.scalar.length);
     yaml_document_delete(&doc);
+    free(ld.node_state);
 
     string_defaults(cfg, errs, name);
     if (errs->count > ld.nerrs_at_start && !(lenient && readable)) {
@@ -2111,6 +2530,12 @@ void k2r_config_destroy(k2r_config_t *cfg) {
     free(cfg->kafka.brokers);
     free(cfg->kafka.dead_letter_topic);
     free(cfg->kafka.group_id);
+    free(cfg->kafka.group_instance_id);
+    for (size_t i = 0; i < cfg->nresolved; i++) {
+        free(cfg->resolved[i].path);
+        free(cfg->resolved[i].refs);
+    }
+    free(cfg->resolved);
     for (size_t i = 0; i < cfg->kafka.ntopics; i++)
         free(cfg->kafka.topics[i]);
     free(cfg->kafka.topics);

@@ -321,9 +321,15 @@ static rd_kafka_conf_t *layered_conf(const k2r_kafka_conf_t *kc, const char *con
     for (size_t i = 0; defaults[i]; i += 2)
         if (set(conf, defaults[i], defaults[i + 1], errstr, errstr_size))
             goto fail;
-    for (size_t i = 0; i < kc->nproperties; i++)
-        if (set(conf, kc->properties[i].name, kc->properties[i].value, errstr, errstr_size))
+    for (size_t i = 0; i < kc->nproperties; i++) {
+        if (set(conf, kc->properties[i].name, kc->properties[i].value, errstr, errstr_size)) {
+            /* librdkafka's reason may quote the value. */
+            if (kc->properties[i].secret)
+                snprintf(errstr, errstr_size, "kafka property %s: refused (the value is not shown)",
+                         kc->properties[i].name);
             goto fail;
+        }
+    }
     if (set(conf, "bootstrap.servers", kc->brokers, errstr, errstr_size))
         goto fail;
     for (size_t i = 0; forced[i]; i += 2)
@@ -415,9 +421,17 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
                                         "topic.metadata.refresh.interval.ms",
                                         "10000",
                                         NULL};
-        const char *const forced[] = {
-            "group.id", kc->group_id, "enable.auto.offset.store", "false", "enable.partition.eof",
-            "false",    NULL};
+        /* group.instance.id last: without kafka.group_instance_id the list
+         * ends before it. */
+        const char *const forced[] = {"group.id",
+                                      kc->group_id,
+                                      "enable.auto.offset.store",
+                                      "false",
+                                      "enable.partition.eof",
+                                      "false",
+                                      kc->group_instance_id ? "group.instance.id" : NULL,
+                                      kc->group_instance_id,
+                                      NULL};
         conf = layered_conf(kc, defaults, forced, errstr, errstr_size);
         if (!conf)
             goto fail;

@@ -181,6 +181,10 @@ static int cmd_check(const char *path) {
         k2r_rules_describe(rules, i, line, sizeof(line));
         printf("%s\n", line);
     }
+    /* Which settings came from config providers, and from where; never
+     * their values. */
+    for (size_t i = 0; i < cfg->nresolved; i++)
+        printf("%s: *** (from %s)\n", cfg->resolved[i].path, cfg->resolved[i].refs);
     printf("%s: OK (%zu rule(s), %zu topic(s))\n", path, k2r_rules_count(rules),
            cfg->kafka.ntopics);
     k2r_rules_destroy(rules);
@@ -438,7 +442,7 @@ static int cmd_run(const char *path) {
     k2r_bridge_t *bridge;
     k2r_metrics_t *metrics;
     k2r_http_t *http = NULL;
-    char errstr[512], listen[300] = "";
+    char errstr[512], listen[300] = "", shown_listen[300];
     int rc;
 
     if (load(path, &cfg, &rules) != 0)
@@ -452,6 +456,9 @@ static int cmd_run(const char *path) {
     }
     if (cfg->http.enabled)
         snprintf(listen, sizeof(listen), "%s", cfg->http.listen);
+    /* A value from a config provider is not logged, whatever it is. */
+    snprintf(shown_listen, sizeof(shown_listen), "%s",
+             k2r_config_shown(cfg, "http.listen", listen));
     install_signals();
     {
         const k2r_log_field_t fields[] = {{"version", K2R_VERSION}, {"config", path}};
@@ -479,17 +486,19 @@ static int cmd_run(const char *path) {
     /* The endpoint is up before Kafka and Redis are contacted, so probes
      * answer (not ready yet) while the bridge waits for the brokers. */
     if (listen[0]) {
-        const k2r_log_field_t fields[] = {{"listen", listen}};
+        const k2r_log_field_t fields[] = {{"listen", shown_listen}};
 
         http = k2r_http_start(listen, metrics, errstr, sizeof(errstr));
         if (!http) {
-            k2r_log_error("cannot start: %s", errstr);
+            k2r_log_error("cannot start: %s", strcmp(shown_listen, listen) == 0
+                                                  ? errstr
+                                                  : "http: cannot listen on http.listen");
             k2r_bridge_destroy(bridge);
             k2r_metrics_destroy(metrics);
             return 1;
         }
         k2r_log_fields(K2R_LOG_INFO, fields, 1,
-                       "http: serving /healthz, /readyz and /metrics on %s", listen);
+                       "http: serving /healthz, /readyz and /metrics on %s", shown_listen);
     }
     rc = k2r_bridge_run(bridge, &stop_requested, &reload_requested);
     /* The server renders what the bridge reported: both stop before the registry goes. */

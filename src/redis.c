@@ -174,6 +174,7 @@ struct k2r_redis_s {
     char *dd_prefix;
     char *hist_prefix;
     k2r_buf_t key[2]; /* the keys of the command being formatted */
+    char sha[41];     /* the script's SHA1 (notify_sha) */
 
     char in[READ_CHUNK];
 };
@@ -258,6 +259,62 @@ static redisReplyObjectFunctions reply_functions = {
     .createNil = reply_nil,
     .freeObject = reply_free,
 };
+
+/* ---------------------------------------------------- the notification script */
+
+/*
+ * One notification with dedupe or history, in one atomic step on Redis, so
+ * that a reader never sees the history without the publish or the other way
+ * round, and the bridge and the producer shim publish a record once between
+ * them (whoever comes second finds the mark and publishes nothing).
+ *
+ * KEYS: the dedupe mark (when ARGV[1] is not "0"), the history stream (when
+ * ARGV[7] is not "0"), the channel (when sharded: a sharded channel is a key
+ * to Redis Cluster). ARGV: [1] "b" a bit in a bitmap, "k" a key per
+ * notification, "0" none; [2] the bit; [3] the window in ms; [4] PUBLISH or
+ * SPUBLISH; [5] the channel; [6] the notification; [7] the history's
+ * MAXLEN (~), "0" none; [8] its ttl in ms, "0" none.
+ *
+ * Returns the publish's receivers, or -1 when the mark was already there.
+ * With history the live message gains the stream entry's id as its first
+ * member, "history_id" (docs/history.md), so a late joiner can merge the
+ * stream and the channel without gap or duplicate; the stream keeps the plain
+ * notification in its field "n".
+ */
+static const char notify_script[] =
+    "local k = 1\n"
+    "if ARGV[1] == 'b' then\n"
+    "  if redis.call('SETBIT', KEYS[1], ARGV[2], 1) == 1 then return -1 end\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+    "  k = 2\n"
+    "elseif ARGV[1] == 'k' then\n"
+    "  if not redis.call('SET', KEYS[1], '', 'NX', 'PX', ARGV[3]) then return -1 end\n"
+    "  k = 2\n"
+    "end\n"
+    "local m = ARGV[6]\n"
+    "if ARGV[7] ~= '0' then\n"
+    "  local id = redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[7], '*', 'n', m)\n"
+    "  if ARGV[8] ~= '0' then redis.call('PEXPIRE', KEYS[k], ARGV[8]) end\n"
+    "  if m == '{}' then m = '{\"history_id\":\"' .. id .. '\"}'\n"
+    "  elseif string.sub(m, 1, 1) == '{' then\n"
+    "    m = '{\"history_id\":\"' .. id .. '\",' .. string.sub(m, 2)\n"
+    "  end\n"
+    "end\n"
+    "return redis.call(ARGV[4], ARGV[5], m)\n";
+
+/* Writes the script's SHA1 in hex, as EVALSHA names it, into hex[41]; ""
+ * when OpenSSL could not compute it (then EVAL sends the source instead). */
+static void notify_sha(char hex[41]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    hex[0] = '\0';
+    if (EVP_Digest(notify_script, sizeof(notify_script) - 1, md, &n, EVP_sha1(), NULL) != 1 ||
+        n != 20)
+        return;
+    for (size_t i = 0; i < 20; i++)
+        snprintf(hex + (i * 2), 3, "%02x", md[i]);
+}
 
 /* ----------------------------------------------------------------- sink */
 
@@ -421,6 +478,7 @@ k2r_redis_t *k2r_redis_new(const k2r_redis_conf_t *conf, char *errstr, size_t er
     redis->idle_check_ms = conf->idle_check_ms;
     redis->dd_window_ms = conf->dedupe_window_ms;
     redis->scripts = conf->dedupe_window_ms > 0 || conf->history;
+    notify_sha(redis->sha);
     redis->dd_prefix = strdup(conf->dedupe_prefix ? conf->dedupe_prefix : "k2r:dedupe:");
     redis->hist_prefix = strdup(conf->history_prefix ? conf->history_prefix : "history:");
     if (!redis->dd_prefix || !redis->hist_prefix) {
@@ -1001,67 +1059,6 @@ fail:
     return -1;
 }
 
-/* ---------------------------------------------------- the notification script */
-
-/*
- * One notification with dedupe or history, in one atomic step on Redis, so
- * that a reader never sees the history without the publish or the other way
- * round, and the bridge and the producer shim publish a record once between
- * them (whoever comes second finds the mark and publishes nothing).
- *
- * KEYS: the dedupe mark (when ARGV[1] is not "0"), the history stream (when
- * ARGV[7] is not "0"), the channel (when sharded: a sharded channel is a key
- * to Redis Cluster). ARGV: [1] "b" a bit in a bitmap, "k" a key per
- * notification, "0" none; [2] the bit; [3] the window in ms; [4] PUBLISH or
- * SPUBLISH; [5] the channel; [6] the notification; [7] the history's
- * MAXLEN (~), "0" none; [8] its ttl in ms, "0" none.
- *
- * Returns the publish's receivers, or -1 when the mark was already there.
- * With history the live message gains the stream entry's id as its first
- * member, "history_id" (docs/history.md), so a late joiner can merge the
- * stream and the channel without gap or duplicate; the stream keeps the plain
- * notification in its field "n".
- */
-static const char notify_script[] =
-    "local k = 1\n"
-    "if ARGV[1] == 'b' then\n"
-    "  if redis.call('SETBIT', KEYS[1], ARGV[2], 1) == 1 then return -1 end\n"
-    "  redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
-    "  k = 2\n"
-    "elseif ARGV[1] == 'k' then\n"
-    "  if not redis.call('SET', KEYS[1], '', 'NX', 'PX', ARGV[3]) then return -1 end\n"
-    "  k = 2\n"
-    "end\n"
-    "local m = ARGV[6]\n"
-    "if ARGV[7] ~= '0' then\n"
-    "  local id = redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[7], '*', 'n', m)\n"
-    "  if ARGV[8] ~= '0' then redis.call('PEXPIRE', KEYS[k], ARGV[8]) end\n"
-    "  if m == '{}' then m = '{\"history_id\":\"' .. id .. '\"}'\n"
-    "  elseif string.sub(m, 1, 1) == '{' then\n"
-    "    m = '{\"history_id\":\"' .. id .. '\",' .. string.sub(m, 2)\n"
-    "  end\n"
-    "end\n"
-    "return redis.call(ARGV[4], ARGV[5], m)\n";
-
-/* The script's SHA1 in hex, as EVALSHA names it (computed once; "" when
- * OpenSSL could not, and then EVAL sends the source instead). */
-static const char *notify_sha(void) {
-    static char hex[41];
-    static int done;
-
-    if (!done) {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int n = 0;
-
-        if (EVP_Digest(notify_script, sizeof(notify_script) - 1, md, &n, EVP_sha1(), NULL) == 1 &&
-            n == 20)
-            for (unsigned i = 0; i < n; i++)
-                snprintf(hex + 2 * i, 3, "%02x", md[i]);
-        done = 1;
-    }
-    return hex;
-}
-
 /*
  * SCRIPT LOAD of the notification script, on every connection that may need
  * it (dedupe, history): a server restarted, failed over or flushed has
@@ -1543,7 +1540,7 @@ static int out_append_script(k2r_redis_t *redis, const k2r_publish_t *item) {
     size_t argvlen[14];
     char nkeys[4], bit[16], window[24], maxlen[16], ttl[24];
     int argc = 0, dedupe = item->dd_topic && redis->dd_window_ms > 0, keys = 0;
-    const char *sha = notify_sha();
+    const char *sha = redis->sha;
 
 #define ARG(p, n) (argv[argc] = (p), argvlen[argc++] = (n))
     redis->key[0].len = redis->key[1].len = 0;

@@ -3,8 +3,9 @@
  * config.h - the bridge's configuration: loading the YAML file, checking every
  * key against a schema, applying K2R_* environment overrides.
  *
- * Loading is pure apart from reading the named files (the config and, when
- * K2R_REDIS_PASSWORD_FILE is set, the password file): nothing connects
+ * Loading is pure apart from reading the named files (the config, the files
+ * that K2R_*_FILE variables and ${file:...} references name) and the
+ * environment (through a k2r_getenv_fn the caller passes): nothing connects
  * anywhere, so `kafka-redis-bridge check` and the unit tests use the same code
  * as the daemon. The settings of the scalar sections are described once, in
  * the settings table (k2r_settings), which drives the loader, the reference
@@ -33,7 +34,16 @@ typedef struct k2r_property_s {
     char *name;
     char *value;
     k2r_mark_t mark;
+    int secret; /* never printed: from ${env:}/${file:}, or a credential by its name */
 } k2r_property_t;
+
+/* A setting whose value came from config providers (${env:NAME},
+ * ${file:/path}): where it is and which references made it, for `check`. */
+typedef struct k2r_resolved_s {
+    char *path; /* "kafka.properties[\"sasl.password\"]" */
+    char *refs; /* the references, ", "-separated: "${file:/run/secrets/pw}" */
+    k2r_mark_t mark;
+} k2r_resolved_t;
 
 /* Where a rule variable or notification field takes its value from. */
 typedef enum k2r_source_kind_e {
@@ -153,6 +163,7 @@ typedef struct k2r_kafka_conf_s {
     size_t ntopics;
     k2r_property_t *properties;
     size_t nproperties;
+    char *group_instance_id; /* static membership: librdkafka's group.instance.id; NULL: none */
     char *dead_letter_topic; /* where `on_error: dead-letter` sends records; NULL when unset */
     int startup_timeout_ms;  /* brokers must answer within this at start */
 } k2r_kafka_conf_t;
@@ -235,6 +246,9 @@ typedef struct k2r_config_s {
     k2r_dedupe_conf_t dedupe;
     k2r_mark_t rules_mark;
     k2r_mark_t dead_letter_mark; /* of kafka.dead_letter_topic, when set */
+    uint64_t provided;           /* bit i: setting i of the table came from ${env:}/${file:} */
+    k2r_resolved_t *resolved;    /* every value that did, in the file's order */
+    size_t nresolved;
 } k2r_config_t;
 
 /*
@@ -318,6 +332,42 @@ char *k2r_settings_render(int markdown);
 
 /* Looks an environment variable up; getenv(3) in the daemon, a table in tests. */
 typedef const char *(*k2r_getenv_fn)(const char *name);
+
+/* The largest secret file read (K2R_*_FILE, ${file:...}), and the longest
+ * value once its references are resolved. */
+#define K2R_SECRET_MAX 65536
+
+/*
+ * Config providers, in Kafka Connect's spelling: resolves every reference in
+ * `text`, a value as written in the config file. `${env:NAME}` is the
+ * environment variable NAME (looked up with `env`), `${file:/path}` the whole
+ * content of the file at the absolute /path, read as K2R_*_FILE files are (a
+ * regular file of at most K2R_SECRET_MAX bytes without a NUL byte; one
+ * trailing "\n" or "\r\n" is dropped). A reference may sit inside a longer
+ * value ("user-${env:SUFFIX}"); `$${` is a literal `${`; a `$` before
+ * anything else is itself. A variable that is unset or empty, a file that is
+ * not as above, an unknown provider (${vault:x}), a relative path, a `${`
+ * without its `}` or its `provider:` are each an error, never an empty or
+ * partial value.
+ *
+ * Returns the resolved value (new; release with free), or NULL with the
+ * reason in errstr (which names the variable or file, never a value). When
+ * `refs` is not NULL it receives the references resolved, ", "-separated, or
+ * "" when the text had none (it was returned unchanged but for `$${`).
+ */
+char *k2r_config_resolve(const char *text, k2r_getenv_fn env, char *refs, size_t refs_size,
+                         char *errstr, size_t errstr_size);
+
+/* 1 when librdkafka property `name` is a credential by its name (a password,
+ * a secret, a private key, a JAAS config): its value is never printed. */
+int k2r_property_is_credential(const char *name);
+
+/* 1 when setting `name`'s value came from ${env:} or ${file:}, else 0. */
+int k2r_config_provided(const k2r_config_t *cfg, const char *name);
+
+/* What a log line may show of setting `name`'s value `value`: the value, or
+ * "***" when it came from a config provider (static storage or `value`). */
+const char *k2r_config_shown(const k2r_config_t *cfg, const char *name, const char *value);
 
 /*
  * Parses `len` bytes of YAML named `name` (used in messages), checks them

@@ -6,7 +6,10 @@ kubeconform checks each Kubernetes object against its schema; this module
 checks what no schema can: how the objects fit together and the promises the
 chart makes (credentials never in the ConfigMap, credentials only from the
 Secret keys the values name, the redis.tls files of the configuration exactly
-the files mounted from redis.tls's Secret, the redis values rendered as given,
+the files mounted from redis.tls's Secret, every ${file:} reference of the
+configuration a read-only file of a Secret in the pod and every ${env:} one a
+variable of the container, Kafka's TLS, OIDC and SASL files and static
+membership rendered as given, the redis values rendered as given,
 HPA and KEDA exclusive, replicas omitted under an autoscaler, a restricted
 security context, the configuration mounted as a directory, a checksum
 annotation, probes on the bridge's endpoints). The custom resources (ServiceMonitor, PodMonitor,
@@ -22,7 +25,10 @@ usage:
   check_render.py render NAME RENDERED VALUES_FILE [CONFIG_OUT]
       assertions on one rendering; VALUES_FILE is the scenario's values (the
       chart defaults are merged under it); CONFIG_OUT receives the rendered
-      bridge.yaml, when there is one, for `kafka-redis-bridge check`
+      bridge.yaml, when there is one, for `kafka-redis-bridge check`: its
+      ${file:} references to the pod's Secrets point at placeholder files
+      under CONFIG_OUT.secrets/, and CONFIG_OUT.env lists a NAME=value line
+      for each ${env:NAME}
   check_render.py checksum-differs RENDERED_A RENDERED_B
       the pods' checksum/config annotations differ
   check_render.py readme CHART_DIR
@@ -60,6 +66,36 @@ CREDENTIAL_ENV = {
     "K2R_KAFKA_SASL_PASSWORD": ("kafkaSasl", "passwordKey"),
 }
 SECRET_KEY_NAME = re.compile(r"(?i)password|secret|^sasl\.username$|^sasl\.jaas\.config$")
+# A value that is one config-provider reference as a whole: the bridge reads
+# it in the pod, so a credential written so is not in the ConfigMap.
+WHOLE_REFERENCE = re.compile(r"^\$\{(env|file):[^}]+\}$")
+REFERENCE = re.compile(r"(?<!\$)\$\{(env|file):([^}]+)\}")
+# Kafka's secrets the chart mounts: the librdkafka property, the values
+# block and key naming the Secret's key, and the file the chart projects it
+# to (the paths the chart README documents).
+KAFKA_SECRET_FILES = (
+    ("ssl.ca.pem", ("kafka", "tls"), "caKey", SECRETS_DIR + "/kafka-tls/ca.crt"),
+    ("ssl.certificate.pem", ("kafka", "tls"), "certKey", SECRETS_DIR + "/kafka-tls/tls.crt"),
+    ("ssl.key.pem", ("kafka", "tls"), "keyKey", SECRETS_DIR + "/kafka-tls/tls.key"),
+    ("ssl.key.password", ("kafka", "tls"), "keyPasswordKey",
+     SECRETS_DIR + "/kafka-tls/key-password"),
+    ("sasl.oauthbearer.client.secret", ("kafka", "oidc"), "clientSecretKey",
+     SECRETS_DIR + "/kafka-oidc/client-secret"),
+    ("sasl.username", ("secrets", "kafkaSasl"), "usernameKey", SECRETS_DIR + "/kafka-sasl/username"),
+    ("sasl.password", ("secrets", "kafkaSasl"), "passwordKey", SECRETS_DIR + "/kafka-sasl/password"),
+)
+
+
+def strings(node):
+    """Every string value under node (keys aside)."""
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from strings(value)
+    elif isinstance(node, str):
+        yield node
 
 # The bridge's metric names: every family the registry renders, as the unit
 # tests' golden file has them (tests/fixtures/metrics/known.prom), so a new
@@ -354,7 +390,8 @@ class Rendering:
             if isinstance(node, dict):
                 for key, value in node.items():
                     path = "%s.%s" % (where, key) if where else str(key)
-                    ensure(not SECRET_KEY_NAME.search(str(key)), "%s in the ConfigMap" % path)
+                    ensure(not SECRET_KEY_NAME.search(str(key))
+                           or WHOLE_REFERENCE.match(str(value)), "%s in the ConfigMap" % path)
                     walk(value, path)
             elif isinstance(node, list):
                 for i, value in enumerate(node):
@@ -362,8 +399,9 @@ class Rendering:
         walk({k: v for k, v in cfg.items() if k != "rules"}, "")
         ensure(not re.match(r"^rediss?://.*@", str((cfg.get("redis") or {}).get("url", ""))),
                "credentials in redis.url")
-        for key in ((cfg.get("kafka") or {}).get("properties") or {}):
-            ensure(not re.search(r"(?i)password|secret|^sasl\.username$|^sasl\.jaas\.config$", key),
+        for key, value in ((cfg.get("kafka") or {}).get("properties") or {}).items():
+            ensure(not re.search(r"(?i)password|secret|^sasl\.username$|^sasl\.jaas\.config$", key)
+                   or WHOLE_REFERENCE.match(str(value)),
                    "kafka.properties.%s in the ConfigMap" % key)
 
     def credentials_only_from_secrets(self):
@@ -428,9 +466,15 @@ class Rendering:
                == bool(sv["redisSentinel"]["usernameKey"]),
                "K2R_REDIS_SENTINEL_USERNAME(_FILE) and secrets.redisSentinel.usernameKey disagree")
         if sv["kafkaSasl"]["existingSecret"] or sv["kafkaSasl"]["password"]:
-            ensure({"K2R_KAFKA_SASL_USERNAME"} <= names
-                   and names & {"K2R_KAFKA_SASL_PASSWORD", "K2R_KAFKA_SASL_PASSWORD_FILE"},
+            props = ((self.config() or {}).get("kafka") or {}).get("properties") or {}
+            refs = all(WHOLE_REFERENCE.match(str(props.get(p, "")))
+                       for p in ("sasl.username", "sasl.password"))
+            ensure(refs or ({"K2R_KAFKA_SASL_USERNAME"} <= names
+                            and names & {"K2R_KAFKA_SASL_PASSWORD", "K2R_KAFKA_SASL_PASSWORD_FILE"}),
                    "SASL credentials are configured but the bridge is not given them")
+            ensure(not (refs and names & {"K2R_KAFKA_SASL_USERNAME", "K2R_KAFKA_SASL_PASSWORD",
+                                          "K2R_KAFKA_SASL_PASSWORD_FILE"}),
+                   "SASL credentials given twice: ${file:} references and K2R_KAFKA_SASL_*")
 
     def redis_tls_files_mounted(self):
         """redis.tls.ca_file/cert_file/key_file in the config are exactly the
@@ -487,6 +531,132 @@ class Rendering:
         ensure(not extra, "files under %s that no setting names: %s" % (tls_dir, extra))
         if not wanted:
             ensure(tls_dir not in mounts, "%s mounted without redis.tls.existingSecret" % tls_dir)
+
+    def projected_files(self):
+        """Every file of every Secret volume the bridge mounts, by path:
+        (Secret name, key, mount, volume)."""
+        c, spec = self.bridge(), self.pod_spec()
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        projected = {}
+        for mount in c["volumeMounts"]:
+            secret = volumes[mount["name"]].get("secret")
+            for item in (secret or {}).get("items") or []:
+                projected[os.path.join(mount["mountPath"], item["path"])] = (
+                    secret["secretName"], item["key"], mount, volumes[mount["name"]])
+        return projected
+
+    def references_resolve_in_the_pod(self):
+        """Every ${file:PATH} in the config is a file the pod projects
+        read-only (0440) from a Secret that is rendered or named in values;
+        every ${env:NAME} is a variable of the bridge container."""
+        cfg = self.config()
+        if cfg is None:
+            return
+        files = self.projected_files()
+        env = {e["name"] for e in self.bridge().get("env") or []}
+        known_secrets = self.rendered_secret_names() | {
+            self.values["kafka"]["tls"]["existingSecret"],
+            self.values["kafka"]["oidc"]["existingSecret"]} - {""}
+        for text in strings(cfg):
+            for provider, arg in REFERENCE.findall(text):
+                if provider == "env":
+                    ensure(arg in env, "${env:%s}: the container has no %s" % (arg, arg))
+                    continue
+                ensure(arg in files, "${file:%s}: no Secret volume projects it" % arg)
+                secret_name, _, mount, volume = files[arg]
+                ensure(mount.get("readOnly") is True, "${file:%s}: a writable mount" % arg)
+                ensure("subPath" not in mount, "${file:%s}: a subPath mount" % arg)
+                ensure(volume["secret"].get("defaultMode") == 0o440,
+                       "${file:%s}: not mode 0440" % arg)
+                ensure(secret_name in known_secrets, "${file:%s}: Secret %s is neither rendered "
+                       "nor named in values" % (arg, secret_name))
+
+    def kafka_secrets_rendered(self):
+        """kafka.tls, kafka.oidc and (file mode, own ConfigMap) secrets.kafkaSasl
+        are exactly the config's ${file:...} properties, each the file of the
+        Secret key the values name; staticMembership is group_instance_id
+        ${env:POD_NAME} with POD_NAME the pod's name."""
+        v = self.values
+        files = self.projected_files()
+        sasl_secret = v["secrets"]["kafkaSasl"]["existingSecret"] or (
+            v["secrets"]["kafkaSasl"]["password"] and "dev")
+        wanted = {}
+        for prop, block, key_value, path in KAFKA_SECRET_FILES:
+            section = v[block[0]][block[1]]
+            if block[1] == "kafkaSasl":
+                on = sasl_secret and v["secrets"]["mode"] == "file" and not v["existingConfigMap"]
+            else:
+                on = section["existingSecret"] and section[key_value]
+            if on:
+                wanted[prop] = (path, section[key_value], section.get("existingSecret"))
+        for prop, (path, key, secret) in wanted.items():
+            ensure(path in files, "%s: %s is not mounted" % (prop, path))
+            ensure(files[path][1] == key, "%s: %s is the Secret's key %s, not %s"
+                   % (prop, path, files[path][1], key))
+            if secret:
+                ensure(files[path][0] == secret, "%s: %s is from Secret %s, not %s"
+                       % (prop, path, files[path][0], secret))
+        for d in ("kafka-tls", "kafka-oidc"):
+            extra = sorted(p for p in files if p.startswith("%s/%s/" % (SECRETS_DIR, d))
+                           and p not in [w[0] for w in wanted.values()])
+            ensure(not extra, "files under %s that no property names: %s" % (d, extra))
+        env = {e["name"]: e for e in self.bridge().get("env") or []}
+        if v["staticMembership"]:
+            ref = ((env.get("POD_NAME") or {}).get("valueFrom") or {}).get("fieldRef") or {}
+            ensure(ref.get("fieldPath") == "metadata.name",
+                   "staticMembership without POD_NAME from metadata.name")
+        else:
+            ensure("POD_NAME" not in env or v["extraEnv"], "POD_NAME without staticMembership")
+        cfg = self.config()
+        if cfg is None:
+            return
+        kafka = cfg.get("kafka") or {}
+        props = kafka.get("properties") or {}
+        for prop, (path, _, _) in wanted.items():
+            ensure(props.get(prop) == "${file:%s}" % path,
+                   "kafka.properties.%s is %r, not ${file:%s}" % (prop, props.get(prop), path))
+        for prop, _, _, path in KAFKA_SECRET_FILES:
+            if prop not in wanted:
+                ensure(props.get(prop) != "${file:%s}" % path,
+                       "kafka.properties.%s names %s, which values do not mount" % (prop, path))
+        if v["staticMembership"]:
+            ensure(kafka.get("group_instance_id") == "${env:POD_NAME}",
+                   "group_instance_id is %r, not ${env:POD_NAME}" % kafka.get("group_instance_id"))
+        for instance in (kafka.get("group_instance_id"), props.get("group.instance.id")):
+            ensure(instance is None or "${env:" in str(instance),
+                   "a group instance id the same in every pod: %r" % instance)
+
+    def checkable_config(self, config_out):
+        """Writes the rendered bridge.yaml for `kafka-redis-bridge check` on
+        this machine: each ${file:} under the pod's Secrets directory points
+        at a placeholder file under CONFIG_OUT.secrets/ instead, and
+        CONFIG_OUT.env lists NAME=value for each ${env:NAME} (the pod's own
+        values, such as its name, are not known here)."""
+        cfg_maps = of_kind(self.docs, "ConfigMap")
+        if not cfg_maps:
+            return
+        text = cfg_maps[0]["data"]["bridge.yaml"]
+        names = []
+
+        def to_placeholder(m):
+            provider, arg = m.group(1), m.group(2)
+            if provider == "env":
+                if arg not in names:
+                    names.append(arg)
+                return m.group(0)
+            if not arg.startswith(SECRETS_DIR + "/"):
+                return m.group(0)
+            local = config_out + ".secrets" + arg[len(SECRETS_DIR):]
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            with open(local, "w") as f:
+                f.write("placeholder-%s\n" % os.path.basename(arg))
+            return "${file:%s}" % local
+        text = REFERENCE.sub(to_placeholder, text)
+        with open(config_out, "w") as f:
+            f.write(text)
+        with open(config_out + ".env", "w") as f:
+            for name in names:
+                f.write("%s=placeholder-%s\n" % (name, name.lower()))
 
     def redis_values_rendered(self):
         """The chart's redis values are the config's redis section, as values say."""
@@ -716,11 +886,16 @@ class Rendering:
         # The same Secret and keys the bridge's own container reads.
         env = {e["name"]: e for e in self.bridge().get("env") or []}
         by_param = {r["parameter"]: r for r in refs}
-        if "K2R_KAFKA_SASL_USERNAME" not in env:
+        files = self.projected_files()
+        user_file = files.get(SECRETS_DIR + "/kafka-sasl/username")
+        if "K2R_KAFKA_SASL_USERNAME" in env:
+            user = env["K2R_KAFKA_SASL_USERNAME"]["valueFrom"]["secretKeyRef"]
+        elif user_file:
+            user = {"name": user_file[0], "key": user_file[1]}
+        else:
             ensure(not ({"username", "password"} & set(by_param)),
                    "KEDA gets SASL credentials the bridge does not use")
             return
-        user = env["K2R_KAFKA_SASL_USERNAME"]["valueFrom"]["secretKeyRef"]
         ensure("username" in by_param and "password" in by_param,
                "the bridge uses SASL credentials KEDA is not given")
         ensure((by_param["username"]["name"], by_param["username"]["key"])
@@ -744,6 +919,10 @@ class Rendering:
              self.redis_tls_files_mounted),
             ("redis values rendered into the config (username, idle_check, sharded, sentinel, "
              "cluster)", self.redis_values_rendered),
+            ("every ${file:} of the config is a read-only 0440 Secret file in the pod, every "
+             "${env:} a container variable", self.references_resolve_in_the_pod),
+            ("kafka.tls, kafka.oidc, SASL files and staticMembership rendered as values say",
+             self.kafka_secrets_rendered),
             ("grace period covers drain_timeout + 10s", self.grace_period_covers_drain),
             ("probes on /healthz and /readyz at the http port", self.probes_on_bridge_endpoints),
             ("selectors pick the bridge pods, not the test pod",
@@ -756,10 +935,7 @@ class Rendering:
         for what, fn in checks:
             self.run(what, fn)
         if config_out:
-            cfg_maps = of_kind(self.docs, "ConfigMap")
-            if cfg_maps:
-                with open(config_out, "w") as f:
-                    f.write(cfg_maps[0]["data"]["bridge.yaml"])
+            self.checkable_config(config_out)
         return 1 if self.failed else 0
 
 

@@ -3,11 +3,13 @@
  * test_cli.c - the command as users run it before deploying: `check` (exit
  * codes and exact messages), `check --list-settings` (the settings table, no
  * config file read), `map` (exact output lines), `version`, usage
- * errors; and `run` refusing hostile configs and environments with one line
- * and a non-zero status (the last two of those against the stack's servers).
+ * errors; `run` refusing hostile configs and environments with one line
+ * and a non-zero status; and values from ${env:} and ${file:} used by a run
+ * and never shown (the last three against the stack's servers).
  */
 #include <CUnit/CUnit.h>
 #include <librdkafka/rdkafka.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +184,190 @@ static void test_run_hostile_config(void) {
     CU_ASSERT_EQUAL(h_redis_cli(cmd, "1"), 0);
 }
 
+/* The whole of a file, NUL-terminated (NULL when it cannot be read). */
+static char *read_all(const char *path) {
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+
+    if (!f)
+        return NULL;
+    do {
+        if (len + 4096 + 1 > cap) {
+            char *nb = realloc(buf, cap = len + 65536);
+            if (!nb)
+                break;
+            buf = nb;
+        }
+        n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+    } while (n > 0);
+    fclose(f);
+    if (buf)
+        buf[len] = '\0';
+    return buf;
+}
+
+/* Counts the secrets of `secrets` (NULL-terminated) that occur in `text`,
+ * naming each on stderr; `where` says what text it is. */
+static int secrets_in(const char *text, const char *const *secrets, const char *where) {
+    int found = 0;
+
+    for (size_t i = 0; secrets[i]; i++) {
+        if (text && strstr(text, secrets[i])) {
+            fprintf(stderr, "\nsecret \"%s\" appears in %s\n", secrets[i], where);
+            found++;
+        }
+    }
+    return found;
+}
+
+/*
+ * Values from ${env:} and ${file:} are used and never shown: `check` lists
+ * where they came from with ***; a run (debug logs, a reload after the
+ * password file changed, a record
+ * published through Redis with the password from a file, static membership
+ * with the instance id from the environment) logs *** where it names them;
+ * /metrics holds none of them.
+ */
+static void test_provider_secrets_never_shown(void) {
+    char dir[] = "/tmp/k2r-cli-secrets-XXXXXX", pw_path[96], yaml[4096], rules[512], sections[256],
+         props[256], opts_kafka[128], user[64], password[64], client_id[64], instance[64],
+         group_env[96], cmd[512], want[512], config[64], rotated[64], *out = NULL, *log;
+    const char *secrets[] = {password, client_id, instance, group_env, rotated, NULL};
+    h_config_opts_t opts = {NULL, opts_kafka, props, NULL, sections};
+    h_scene_t sc;
+    h_http_t r;
+    FILE *f;
+    int rc;
+
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "cli-secrets", 1, NULL, H_SCENE_HTTP), 0);
+    h_unique(user, sizeof(user), "cli-secret-user");
+    h_unique(password, sizeof(password), "pw-from-file");
+    h_unique(rotated, sizeof(rotated), "pw-rotated");
+    h_unique(client_id, sizeof(client_id), "client-from-env");
+    h_unique(instance, sizeof(instance), "instance-from-env");
+    snprintf(group_env, sizeof(group_env), "%s", sc.group);
+    snprintf(pw_path, sizeof(pw_path), "%s/redis-password", dir);
+    f = fopen(pw_path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "%s\n", password);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "ACL SETUSER %s on '>%s' '&*' +publish +ping", user, password);
+    CU_ASSERT_EQUAL_FATAL(h_redis_cli(cmd, "OK"), 0);
+    setenv("K2R_TEST_GROUP", group_env, 1);
+    setenv("K2R_TEST_CLIENT_ID", client_id, 1);
+    setenv("K2R_TEST_INSTANCE", instance, 1);
+    setenv("K2R_TEST_REDIS_USER", user, 1);
+
+    snprintf(rules, sizeof(rules),
+             "  - name: numbered\n"
+             "    topic: %s\n"
+             "    vars:\n"
+             "      n: {path: n}\n"
+             "    channel: \"%s:{n}\"\n"
+             "    message: \"{n}\"\n",
+             sc.topic, sc.prefix);
+    snprintf(props, sizeof(props), "    client.id: ${env:K2R_TEST_CLIENT_ID}\n");
+    snprintf(opts_kafka, sizeof(opts_kafka), "  group_instance_id: ${env:K2R_TEST_INSTANCE}\n");
+    snprintf(sections, sizeof(sections),
+             "log:\n  format: text\n  level: debug\n"
+             "http:\n  enabled: true\n  listen: 127.0.0.1:%d\n",
+             sc.http_port);
+    opts.redis_extra = NULL;
+    h_config_opts(yaml, sizeof(yaml), "${env:K2R_TEST_GROUP}", sc.topic, sc.redis_port, &opts,
+                  rules);
+    /* The Redis credentials from the providers too. */
+    {
+        char *at = strstr(yaml, "redis:\n");
+        char tail[4096];
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+        snprintf(tail, sizeof(tail), "%s", at + strlen("redis:\n"));
+        snprintf(at, sizeof(yaml) - (size_t)(at - yaml),
+                 "redis:\n  username: ${env:K2R_TEST_REDIS_USER}\n  password: ${file:%s}\n%s",
+                 pw_path, tail);
+    }
+
+    /* check: where each came from, never what. */
+    write_temp(config, sizeof(config), yaml);
+    snprintf(cmd, sizeof(cmd), "check -c %s", config);
+    rc = run(cmd, NULL, &out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(secrets_in(out, secrets, "check's output"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nkafka.group_id: *** (from ${env:K2R_TEST_GROUP})\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(out, "\nkafka.group_instance_id: *** (from ${env:K2R_TEST_INSTANCE})\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(out, "\nkafka.properties[\"client.id\"]: *** (from ${env:K2R_TEST_CLIENT_ID})\n"));
+    snprintf(want, sizeof(want), "\nredis.password: *** (from ${file:%s})\n", pw_path);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+    free(out);
+
+    /* A run that uses them all: it publishes (AUTH with the file's password
+     * worked), reloads (they are resolved again), and stops. */
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+    CU_ASSERT(h_http_wait(sc.http_port, "/readyz", 200, "ready\n", h_deadline(60000), &r));
+    h_http_free(&r);
+    h_produce_numbered(&sc, 0, 5);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, 5, h_deadline(30000)), 5);
+    h_assert_numbered(&sc, sc.sub, 0, 5);
+    {
+        /* The broker knows the member by the client.id from the environment. */
+        h_member_t members[4];
+        int n = h_group_members(sc.group, members, 4, NULL);
+
+        CU_ASSERT_EQUAL(n, 1);
+        if (n == 1)
+            CU_ASSERT_STRING_EQUAL(members[0].client_id, client_id);
+    }
+    {
+        /* The registry takes the counters four times a second: asked until
+         * it has the five records. */
+        int64_t deadline = h_deadline(10000);
+        int counted = 0;
+
+        do {
+            h_http_request(sc.http_port, "GET", "/metrics", &r);
+            counted = r.body && strstr(r.body, "\nk2r_records_consumed_total 5\n");
+            if (!counted && h_now_ms() < deadline) {
+                h_http_free(&r);
+                poll(NULL, 0, 100);
+            }
+        } while (!counted && h_now_ms() < deadline);
+        CU_ASSERT(counted);
+        CU_ASSERT_EQUAL(secrets_in(r.body, secrets, "/metrics"), 0);
+        h_http_free(&r);
+    }
+    /* A rotated password file: the reload reads it again and names the
+     * setting that takes a restart, not its value. */
+    f = fopen(pw_path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "%s\n", rotated);
+    fclose(f);
+    CU_ASSERT_EQUAL(kill(sc.b.pid, SIGHUP), 0);
+    CU_ASSERT(h_bridge_wait_log(&sc.b, "reloaded rules from", h_deadline(30000)));
+    CU_ASSERT(h_bridge_log_has(&sc.b, ": redis.password changed: these settings take a restart"));
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    log = read_all(sc.b.log);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    CU_ASSERT_EQUAL(secrets_in(log, secrets, "the bridge's log"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "bridge: running: group ***, 1 topic(s)"));
+    free(log);
+
+    unsetenv("K2R_TEST_GROUP");
+    unsetenv("K2R_TEST_CLIENT_ID");
+    unsetenv("K2R_TEST_INSTANCE");
+    unsetenv("K2R_TEST_REDIS_USER");
+    snprintf(cmd, sizeof(cmd), "ACL DELUSER %s", user);
+    CU_ASSERT_EQUAL(h_redis_cli(cmd, "1"), 0);
+    unlink(config);
+    unlink(pw_path);
+    rmdir(dir);
+    h_scene_close(&sc);
+}
+
 static void test_check_env_override(void) {
     char *out = NULL;
     int rc = run("check -c config/bridge.example.yaml", NULL, &out);
@@ -343,7 +529,9 @@ int test_cli_register(void) {
         !CU_add_test(s, "map --envelope: exact lines", test_map_envelope) ||
         !CU_add_test(s, "usage and version", test_usage) ||
         !CU_add_test(s, "run: hostile configs and environments: one line, non-zero status",
-                     test_run_hostile_config))
+                     test_run_hostile_config) ||
+        !CU_add_test(s, "${env:} and ${file:} values: never in check, logs or /metrics",
+                     test_provider_secrets_never_shown))
         return CU_get_error();
     return 0;
 }

@@ -314,6 +314,289 @@ static void test_secret_files(void) {
     free(big);
 }
 
+/* k2r_config_resolve() on `text`: the value (or NULL) and what errstr or
+ * refs say. */
+static void expect_resolved(const char *text, const char *want, const char *want_refs) {
+    char refs[256], errstr[512];
+    char *got = k2r_config_resolve(text, table_env, refs, sizeof(refs), errstr, sizeof(errstr));
+
+    if (!got)
+        fprintf(stderr, "\n%s: %s\n", text, errstr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    CU_ASSERT_STRING_EQUAL(got, want);
+    CU_ASSERT_STRING_EQUAL(refs, want_refs);
+    free(got);
+}
+
+static void expect_refused(const char *text, const char *want) {
+    char refs[256], errstr[512];
+    char *got = k2r_config_resolve(text, table_env, refs, sizeof(refs), errstr, sizeof(errstr));
+
+    CU_ASSERT_PTR_NULL(got);
+    if (got)
+        fprintf(stderr, "\n%s: resolved to \"%s\", expected an error\n", text, got);
+    else
+        CU_ASSERT_STRING_EQUAL(errstr, want);
+    free(got);
+}
+
+/* Writes `n` bytes to dir/name; returns the path in `path`. */
+static void write_file(char *path, size_t size, const char *dir, const char *name,
+                       const char *bytes, size_t n) {
+    FILE *f;
+
+    snprintf(path, size, "%s/%s", dir, name);
+    f = fopen(path, "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+}
+
+/* ${env:NAME} and ${file:/path}: whole values, embedded ones, the $${
+ * escape, and every refusal with its exact reason. */
+static void test_providers(void) {
+    static char big[40001];
+    const char *env[] = {"USER_A", "alice", "SUFFIX", "-0", "EMPTY", "", "BIG", big, NULL};
+    char dir[] = "/tmp/k2r-test-providers-XXXXXX", path[256], text[600], want[600];
+    char *huge = malloc(K2R_SECRET_MAX + 10);
+
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL && huge != NULL);
+    memset(big, 'b', sizeof(big) - 1);
+    test_env = env;
+
+    expect_resolved("plain", "plain", "");
+    expect_resolved("${env:USER_A}", "alice", "${env:USER_A}");
+    expect_resolved("pod${env:SUFFIX}/${env:USER_A}", "pod-0/alice",
+                    "${env:SUFFIX}, ${env:USER_A}");
+    expect_resolved("$${env:USER_A}", "${env:USER_A}", ""); /* escaped: not resolved */
+    expect_resolved("a$b$ $}{$", "a$b$ $}{$", "");          /* a lone $ is itself */
+    expect_refused("${env:NOPE}", "${env:NOPE}: the environment variable NOPE is not set");
+    expect_refused("x${env:EMPTY}", "${env:EMPTY}: the environment variable EMPTY is empty");
+    expect_refused("${env:}", "${env:}: names no environment variable");
+    expect_refused("${vault:kv/kafka#password}",
+                   "${vault:...}: unknown config provider \"vault\" (known: env, file)");
+    expect_refused("${ENV:USER_A}",
+                   "${ENV:...}: unknown config provider \"ENV\" (known: env, file)");
+    expect_refused("${USER_A}", "\"${USER_A}\" is not a reference: write ${env:NAME} or "
+                                "${file:/path} (or $${ for a literal ${)");
+    expect_refused("pre-${env:USER_A",
+                   "\"${env:USER_A\": a ${ without its closing } (write $${ for a literal ${)");
+    expect_refused("${file:secrets/pw}", "${file:secrets/pw}: the path must be absolute");
+    expect_refused("${env:BIG}${env:BIG}",
+                   "longer than 65536 bytes once its references are resolved");
+
+    /* Files: one line ending dropped (\n or \r\n), a second one kept. */
+    write_file(path, sizeof(path), dir, "lf", "s3cret\n", 7);
+    snprintf(text, sizeof(text), "${file:%s}", path);
+    expect_resolved(text, "s3cret", text);
+    write_file(path, sizeof(path), dir, "crlf", "s3cret\r\n", 8);
+    snprintf(text, sizeof(text), "user:${file:%s}@", path);
+    snprintf(want, sizeof(want), "${file:%s}", path);
+    expect_resolved(text, "user:s3cret@", want);
+    write_file(path, sizeof(path), dir, "two", "s3cret\n\n", 8);
+    snprintf(text, sizeof(text), "${file:%s}", path);
+    expect_resolved(text, "s3cret\n", text);
+    write_file(path, sizeof(path), dir, "bare", "s3cret", 6);
+    snprintf(text, sizeof(text), "${file:%s}", path);
+    expect_resolved(text, "s3cret", text);
+    /* ... and what a secret file may not be, each naming the file. */
+    memset(huge, 'k', K2R_SECRET_MAX + 1);
+    write_file(path, sizeof(path), dir, "exact", huge, K2R_SECRET_MAX);
+    snprintf(text, sizeof(text), "${file:%s}", path);
+    {
+        char errstr[256], *v = k2r_config_resolve(text, NULL, NULL, 0, errstr, sizeof(errstr));
+        CU_ASSERT(v != NULL && strlen(v) == K2R_SECRET_MAX);
+        free(v);
+    }
+    write_file(path, sizeof(path), dir, "over", huge, K2R_SECRET_MAX + 1);
+    snprintf(text, sizeof(text), "${file:%s}", path);
+    snprintf(want, sizeof(want), "${file:%s}: %s is larger than 65536 bytes", path, path);
+    expect_refused(text, want);
+    write_file(path, sizeof(path), dir, "empty", "\n", 1);
+    snprintf(text, sizeof(text), "${file:%s}", path);
+    snprintf(want, sizeof(want), "${file:%s}: %s is empty", path, path);
+    expect_refused(text, want);
+    write_file(path, sizeof(path), dir, "nul", "pass\0word", 9);
+    snprintf(text, sizeof(text), "${file:%s}", path);
+    snprintf(want, sizeof(want), "${file:%s}: %s contains a NUL byte", path, path);
+    expect_refused(text, want);
+    snprintf(path, sizeof(path), "%s/fifo", dir);
+    CU_ASSERT_FATAL(mkfifo(path, 0600) == 0);
+    snprintf(text, sizeof(text), "${file:%s}", path);
+    snprintf(want, sizeof(want), "${file:%s}: %s is not a regular file", path, path);
+    expect_refused(text, want); /* returns: the FIFO is not waited on */
+    snprintf(text, sizeof(text), "${file:%s}", dir);
+    snprintf(want, sizeof(want), "${file:%s}: %s is not a regular file", dir, dir);
+    expect_refused(text, want);
+    expect_refused("${file:/dev/zero}", "${file:/dev/zero}: /dev/zero is not a regular file");
+    snprintf(text, sizeof(text), "${file:%s/missing}", dir);
+    snprintf(want, sizeof(want),
+             "${file:%s/missing}: cannot read %s/missing: No such file or directory", dir, dir);
+    expect_refused(text, want);
+
+    for (const char *const *n = (const char *const[]){"lf", "crlf", "two", "bare", "exact", "over",
+                                                      "empty", "nul", "fifo", NULL};
+         *n; n++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, *n);
+        unlink(path);
+    }
+    rmdir(dir);
+    free(huge);
+    test_env = NULL;
+}
+
+/* Through the loader: every kind of setting takes a provider's value, the
+ * loader knows which did (check lists them, log lines show ***), and an
+ * error about such a value never shows it. */
+static void test_providers_config(void) {
+    char dir[] = "/tmp/k2r-test-providers-XXXXXX", path[256], yaml[2048];
+    const char *env[] = {"POD_NAME",  "bridge-7", "DEPTH", "64",        "TOPIC",
+                         "orders",    "LEVEL",    "debug", "BIG_DEPTH", "9999999",
+                         "BAD_RESET", "hunter2",  NULL};
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_config_t *cfg;
+
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    write_file(path, sizeof(path), dir, "pw", "hunter2\n", 8);
+    test_env = env;
+    snprintf(yaml, sizeof(yaml),
+             "kafka:\n"
+             "  brokers: b:9092\n"
+             "  group_id: g\n"
+             "  group_instance_id: ${env:POD_NAME}\n"
+             "  topics: [t, \"${env:TOPIC}\"]\n"
+             "  properties:\n"
+             "    client.id: bridge-${env:POD_NAME}\n"
+             "    sasl.password: ${file:%s}\n"
+             "    sasl.username: bridge\n"
+             "redis:\n"
+             "  pipeline_depth: ${env:DEPTH}\n"
+             "log:\n"
+             "  level: ${env:LEVEL}\n"
+             "rules:\n"
+             "  - {name: r, topic: t, type: a, id: b}\n",
+             path);
+    cfg = parse_string(yaml, &errs);
+    for (size_t i = 0; i < errs.count; i++)
+        fprintf(stderr, "unexpected: %s\n", errs.lines[i]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.group_instance_id, "bridge-7");
+    CU_ASSERT_EQUAL_FATAL(cfg->kafka.ntopics, 2);
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.topics[1], "orders");
+    CU_ASSERT_EQUAL_FATAL(cfg->kafka.nproperties, 3);
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.properties[0].value, "bridge-bridge-7");
+    CU_ASSERT_EQUAL(cfg->kafka.properties[0].secret, 1); /* from a provider */
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.properties[1].value, "hunter2");
+    CU_ASSERT_EQUAL(cfg->kafka.properties[1].secret, 1);
+    CU_ASSERT_EQUAL(cfg->kafka.properties[2].secret, 0); /* written, and no credential */
+    CU_ASSERT_EQUAL(cfg->redis.pipeline_depth, 64);
+    CU_ASSERT_EQUAL(cfg->log_level, K2R_LOG_DEBUG);
+    CU_ASSERT_EQUAL(k2r_config_provided(cfg, "kafka.group_instance_id"), 1);
+    CU_ASSERT_EQUAL(k2r_config_provided(cfg, "kafka.topics"), 1);
+    CU_ASSERT_EQUAL(k2r_config_provided(cfg, "redis.pipeline_depth"), 1);
+    CU_ASSERT_EQUAL(k2r_config_provided(cfg, "kafka.group_id"), 0);
+    CU_ASSERT_STRING_EQUAL(k2r_config_shown(cfg, "kafka.group_id", "g"), "g");
+    CU_ASSERT_STRING_EQUAL(k2r_config_shown(cfg, "kafka.group_instance_id", "bridge-7"), "***");
+    /* What `check` lists: where, and from which references. */
+    CU_ASSERT_EQUAL_FATAL(cfg->nresolved, 6);
+    CU_ASSERT_STRING_EQUAL(cfg->resolved[0].path, "kafka.group_instance_id");
+    CU_ASSERT_STRING_EQUAL(cfg->resolved[0].refs, "${env:POD_NAME}");
+    CU_ASSERT_EQUAL(cfg->resolved[0].mark.line, 4);
+    CU_ASSERT_EQUAL(cfg->resolved[0].mark.col, 22);
+    CU_ASSERT_STRING_EQUAL(cfg->resolved[1].path, "kafka.topics[1]");
+    CU_ASSERT_STRING_EQUAL(cfg->resolved[2].path, "kafka.properties[\"client.id\"]");
+    CU_ASSERT_STRING_EQUAL(cfg->resolved[3].path, "kafka.properties[\"sasl.password\"]");
+    {
+        char want[300];
+        snprintf(want, sizeof(want), "${file:%s}", path);
+        CU_ASSERT_STRING_EQUAL(cfg->resolved[3].refs, want);
+    }
+    CU_ASSERT_STRING_EQUAL(cfg->resolved[4].path, "redis.pipeline_depth");
+    CU_ASSERT_STRING_EQUAL(cfg->resolved[5].path, "log.level");
+    k2r_config_destroy(cfg);
+
+    /* An environment override replaces a provider's value: not hidden. */
+    {
+        const char *env2[] = {"POD_NAME", "b:1", "K2R_KAFKA_BROKERS", "b:2", NULL};
+        test_env = env2;
+        cfg = parse_string("kafka: {brokers: \"${env:POD_NAME}\", group_id: g, topics: t}\n"
+                           "rules: [{name: r, topic: t, type: a, id: b}]\n",
+                           &errs);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+        CU_ASSERT_STRING_EQUAL(cfg->kafka.brokers, "b:2");
+        CU_ASSERT_EQUAL(k2r_config_provided(cfg, "kafka.brokers"), 0);
+        k2r_config_destroy(cfg);
+        test_env = env;
+    }
+
+    /* Errors about a provided value show *** in its place, whoever wrote
+     * them: the range check, librdkafka. */
+    cfg = parse_string("kafka:\n"
+                       "  brokers: b:9092\n"
+                       "  group_id: g\n"
+                       "  topics: t\n"
+                       "  properties:\n"
+                       "    auto.offset.reset: ${env:BAD_RESET}\n"
+                       "redis:\n"
+                       "  pipeline_depth: ${env:BIG_DEPTH}\n"
+                       "  cluster: {addresses: [\"${env:BAD_RESET}\"]}\n"
+                       "rules:\n"
+                       "  - {name: r, topic: t, type: a, id: b}\n",
+                       &errs);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_EQUAL_FATAL(errs.count, 3);
+    CU_ASSERT_STRING_EQUAL(
+        errs.lines[0], "inline.yaml:6:5: kafka.properties[\"auto.offset.reset\"]: librdkafka: "
+                       "Invalid value \"***\" for configuration property \"auto.offset.reset\"");
+    CU_ASSERT_STRING_EQUAL(
+        errs.lines[1], "inline.yaml:8:19: redis.pipeline_depth: *** is out of range (1 to 65536)");
+    CU_ASSERT_STRING_EQUAL(errs.lines[2],
+                           "inline.yaml:9:24: redis.cluster.addresses[0]: expected host:port or "
+                           "[ipv6]:port with a port 1-65535; found \"***\"");
+    k2r_errors_clear(&errs);
+
+    /* kafka.group_instance_id and the property are one setting, given once. */
+    cfg = parse_string("kafka:\n"
+                       "  brokers: b:9092\n"
+                       "  group_id: g\n"
+                       "  group_instance_id: a\n"
+                       "  topics: t\n"
+                       "  properties: {group.instance.id: b}\n"
+                       "rules:\n"
+                       "  - {name: r, topic: t, type: a, id: b}\n",
+                       &errs);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_EQUAL_FATAL(errs.count, 1);
+    CU_ASSERT_STRING_EQUAL(errs.lines[0],
+                           "inline.yaml:6:16: kafka.properties[\"group.instance.id\"]: "
+                           "give it once, as kafka.group_instance_id");
+    k2r_errors_clear(&errs);
+
+    unlink(path);
+    rmdir(dir);
+    test_env = NULL;
+}
+
+/* One reader checks every secret file: a K2R_*_FILE one drops one line
+ * ending, as ${file:} does. */
+static void test_secret_file_newline(void) {
+    char dir[] = "/tmp/k2r-test-providers-XXXXXX", path[256];
+    const char *env[] = {"K2R_REDIS_PASSWORD_FILE", path, NULL};
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_config_t *cfg;
+
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    write_file(path, sizeof(path), dir, "pw", "pw\r\n\r\n", 6);
+    test_env = env;
+    cfg = parse_string(minimal, &errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->redis.password, "pw\r\n");
+    k2r_config_destroy(cfg);
+    unlink(path);
+    rmdir(dir);
+    test_env = NULL;
+}
+
 /* YAML the loader refuses: tags, a second document, an alias nest. */
 static void test_yaml_refused(void) {
     k2r_errors_t errs = {NULL, 0, 0};
@@ -745,9 +1028,9 @@ static void check_invalid(const char *name) {
 
 static void test_invalid_fixtures(void) {
     static const char *const names[] = {
-        "unknown-keys.yaml", "bad-values.yaml",       "bad-rules.yaml",
-        "not-yaml.yaml",     "missing-sections.yaml", "empty.yaml",
-        "scalar-root.yaml",  "duplicate-keys.yaml",   "bad-settings.yaml"};
+        "unknown-keys.yaml",     "bad-values.yaml",   "bad-rules.yaml",   "not-yaml.yaml",
+        "missing-sections.yaml", "empty.yaml",        "scalar-root.yaml", "duplicate-keys.yaml",
+        "bad-settings.yaml",     "bad-providers.yaml"};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         check_invalid(names[i]);
@@ -897,6 +1180,10 @@ int test_config_register(void) {
         !CU_add_test(s, "environment overrides", test_env_overrides) ||
         !CU_add_test(s, "K2R_REDIS_PASSWORD_FILE", test_env_password_file) ||
         !CU_add_test(s, "secret files: whole, or an error naming the file", test_secret_files) ||
+        !CU_add_test(s, "config providers: ${env:} and ${file:}, each refusal", test_providers) ||
+        !CU_add_test(s, "config providers in the loader: every kind, never shown",
+                     test_providers_config) ||
+        !CU_add_test(s, "secret files drop one line ending", test_secret_file_newline) ||
         !CU_add_test(s, "YAML refused: tags, a second document, an alias nest",
                      test_yaml_refused) ||
         !CU_add_test(s, "errors: one per duplicate, at most 1000 lines", test_errors_bounded) ||

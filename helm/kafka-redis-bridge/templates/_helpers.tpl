@@ -90,7 +90,51 @@ optional maps are left out rather than written as {}.
 {{- if $redis }}
 {{- $_ := set $cfg "redis" (merge $redis (default dict $cfg.redis)) }}
 {{- end }}
+{{- /* Kafka's secrets: files mounted from Secrets, referenced as ${file:...}, so they never reach the ConfigMap. */ -}}
+{{- $files := include "kafka-redis-bridge.kafkaSecretFiles" . | fromYaml }}
+{{- if $files }}
+{{- $props := default dict $cfg.kafka.properties }}
+{{- range $property, $file := $files }}
+{{- $_ := set $props $property (printf "${file:%s}" $file.path) }}
+{{- end }}
+{{- $_ := set $cfg.kafka "properties" $props }}
+{{- end }}
+{{- if .Values.staticMembership }}
+{{- $_ := set $cfg.kafka "group_instance_id" "${env:POD_NAME}" }}
+{{- end }}
 {{- toYaml $cfg }}
+{{- end }}
+
+{{/*
+The Kafka secrets the chart mounts as files, as YAML: the librdkafka property
+-> {volume, secret, key, path}. From kafka.tls (ssl.ca.pem,
+ssl.certificate.pem, ssl.key.pem, ssl.key.password), kafka.oidc
+(sasl.oauthbearer.client.secret) and, in secrets.mode file with the chart's
+own ConfigMap, secrets.kafkaSasl (sasl.username, sasl.password). The
+Deployment projects exactly these keys and the config references exactly
+these paths as ${file:PATH}. {} when none is set.
+*/}}
+{{- define "kafka-redis-bridge.kafkaSecretFiles" -}}
+{{- $dir := include "kafka-redis-bridge.secretsDir" . }}
+{{- $out := dict }}
+{{- $t := .Values.kafka.tls }}
+{{- if $t.existingSecret }}
+{{- range $property, $pair := dict "ssl.ca.pem" (list $t.caKey "ca.crt") "ssl.certificate.pem" (list $t.certKey "tls.crt") "ssl.key.pem" (list $t.keyKey "tls.key") "ssl.key.password" (list $t.keyPasswordKey "key-password") }}
+{{- if index $pair 0 }}
+{{- $_ := set $out $property (dict "volume" "kafka-tls" "secret" $t.existingSecret "key" (index $pair 0) "path" (printf "%s/kafka-tls/%s" $dir (index $pair 1))) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $o := .Values.kafka.oidc }}
+{{- if $o.existingSecret }}
+{{- $_ := set $out "sasl.oauthbearer.client.secret" (dict "volume" "kafka-oidc" "secret" $o.existingSecret "key" $o.clientSecretKey "path" (printf "%s/kafka-oidc/client-secret" $dir)) }}
+{{- end }}
+{{- $sasl := include "kafka-redis-bridge.kafkaSaslSecretName" . }}
+{{- if and $sasl (eq .Values.secrets.mode "file") (not .Values.existingConfigMap) }}
+{{- $_ := set $out "sasl.username" (dict "volume" "kafka-sasl-password" "secret" $sasl "key" .Values.secrets.kafkaSasl.usernameKey "path" (printf "%s/kafka-sasl/username" $dir)) }}
+{{- $_ := set $out "sasl.password" (dict "volume" "kafka-sasl-password" "secret" $sasl "key" .Values.secrets.kafkaSasl.passwordKey "path" (printf "%s/kafka-sasl/password" $dir)) }}
+{{- end }}
+{{- toYaml $out }}
 {{- end }}
 
 {{/*
@@ -286,10 +330,34 @@ the Deployment, so every rendering runs it.
 {{- fail "\n\ncontainerPort must be set: the probes and the Service use it." }}
 {{- end }}
 {{- if not $v.existingConfigMap }}
-{{- /* Credentials must never reach the ConfigMap. */ -}}
-{{- range $key, $_ := (default dict $v.config.kafka.properties) }}
-{{- if regexMatch "(?i)(password|secret|^sasl\\.username$|^sasl\\.jaas\\.config$|^ssl\\.key\\.pem$|^ssl_key$)" $key }}
-{{- fail (printf "\n\nconfig.kafka.properties.%s: credentials never go in the ConfigMap, where anyone allowed to read ConfigMaps sees them. Use secrets.kafkaSasl for sasl.username and sasl.password; for keys and keystores mount a Secret with extraVolumes and point the *.location property at the file." $key) }}
+{{- /* Credentials must never reach the ConfigMap: a credential property is
+refused unless its whole value is a reference (${file:...} to a mounted
+Secret, ${env:...}), which the bridge resolves in the pod. */ -}}
+{{- $files := include "kafka-redis-bridge.kafkaSecretFiles" . | fromYaml }}
+{{- range $key, $value := (default dict $v.config.kafka.properties) }}
+{{- if and (regexMatch "(?i)(password|secret|^sasl\\.username$|^sasl\\.jaas\\.config$|^ssl\\.key\\.pem$|^ssl_key$)" $key) (not (regexMatch "^\\$\\{(env|file):[^}]+\\}$" (toString $value))) }}
+{{- fail (printf "\n\nconfig.kafka.properties.%s: credentials never go in the ConfigMap, where anyone allowed to read ConfigMaps sees them. Use secrets.kafkaSasl for sasl.username and sasl.password, kafka.tls for the private key and its password, kafka.oidc for sasl.oauthbearer.client.secret; for anything else mount a Secret with extraVolumes and write the value as ${file:/path/to/the/file}." $key) }}
+{{- end }}
+{{- if hasKey $files $key }}
+{{- fail (printf "\n\nconfig.kafka.properties.%s: the chart renders this property from %s; remove it from config.kafka.properties." $key (index (dict "kafka-tls" "kafka.tls" "kafka-oidc" "kafka.oidc" "kafka-sasl-password" "secrets.kafkaSasl") (index $files $key).volume)) }}
+{{- end }}
+{{- end }}
+{{- $props := default dict $v.config.kafka.properties }}
+{{- $protocol := upper (toString (default "" (index $props "security.protocol"))) }}
+{{- if and $v.kafka.tls.existingSecret (not (or (eq $protocol "SSL") (eq $protocol "SASL_SSL"))) }}
+{{- fail (printf "\n\nkafka.tls.existingSecret is set, but config.kafka.properties.security.protocol is %q: set SSL or SASL_SSL, or remove kafka.tls (librdkafka would ignore the TLS material and connect in plaintext)." (default "plaintext" $protocol)) }}
+{{- end }}
+{{- if and $v.kafka.oidc.existingSecret (ne (lower (toString (default "" (index $props "sasl.oauthbearer.method")))) "oidc") }}
+{{- fail "\n\nkafka.oidc.existingSecret is set, but config.kafka.properties.sasl.oauthbearer.method is not oidc: set sasl.mechanism: OAUTHBEARER, sasl.oauthbearer.method: oidc, sasl.oauthbearer.client.id and sasl.oauthbearer.token.endpoint.url, or remove kafka.oidc." }}
+{{- end }}
+{{- /* One group.instance.id per pod: a fixed one would make every replica fence the others in a loop. */ -}}
+{{- $instance := list (toString (default "" $v.config.kafka.group_instance_id)) (toString (default "" (index $props "group.instance.id"))) }}
+{{- range $id := $instance }}
+{{- if and $id $v.staticMembership }}
+{{- fail "\n\nstaticMembership is true: the chart sets kafka.group_instance_id to ${env:POD_NAME}; remove group_instance_id (and group.instance.id) from config.kafka." }}
+{{- end }}
+{{- if and $id (not (contains "${env:" $id)) }}
+{{- fail (printf "\n\nconfig.kafka: group instance id %q is the same in every pod, so the replicas would fence each other in a loop: set staticMembership: true (each pod's own name), or write it with ${env:...}." $id) }}
 {{- end }}
 {{- end }}
 {{- if regexMatch "^rediss?://.*@" (toString $v.config.redis.url) }}
