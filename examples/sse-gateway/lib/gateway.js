@@ -57,7 +57,7 @@ class Session {
 
   // Writes one SSE event; cuts off a client that does not read.
   send(text) {
-    if (this.closed) return;
+    if (this.closed || this.res.destroyed) return;
     this.res.write(text);
     if (this.res.writableLength > this.gateway.opts.maxBuffered) {
       // It reconnects with its Last-Event-ID and catches up from the history.
@@ -268,6 +268,8 @@ export class Gateway {
       this.hub.remove(session);
     };
     res.on('close', done);
+    // A client's broken socket concerns that client only; 'close' follows.
+    res.on('error', () => {});
     try {
       await this.hub.add(session);
       if (session.closed) return;
