@@ -5,9 +5,10 @@
 # against a real redis-server (clients joining, cut off and resuming while
 # events flow at 2,000/s; resets when the history no longer holds a client's
 # last id), and the gateway's page in Debian's chromium, headless, driven by
-# playwright-core, across two gateway restarts. The page's events go through
-# Kafka and the bridge when the bridge accepts a rule with `history`, else
-# straight to Redis with the bridge's script (test/source.js says which).
+# playwright-core, across two gateway restarts. The page's events, and those
+# of a second join test, go through Kafka and the bridge (BUILD_DIR's, which
+# must accept a rule with `history`); the other tests publish straight to
+# Redis with the bridge's script (tools/publish.js).
 #
 # Installs what is missing (scripts/deps.sh test browser; `npm ci` of the
 # gateway's locked dependencies), then runs inside a fresh test stack
@@ -16,7 +17,7 @@
 # one line "gateway: N passed, N failed".
 #
 # usage: scripts/gateway-test.sh [BUILD_DIR]   (scripts/run-tests.sh runs it)
-#   K2R_GATEWAY_SOURCE=kafka|redis   force where the page's events come from
+#   K2R_GATEWAY_SOURCE=redis         the page's events straight to Redis (default kafka)
 #   K2R_GATEWAY_SCREENSHOT=FILE      save the page's screenshot (docs/img/sse-gateway.png)
 #   CHROMIUM=PATH                    the browser (default /usr/bin/chromium)
 set -euo pipefail
@@ -32,6 +33,7 @@ gw=examples/sse-gateway
 # npm's progress and notices go to stderr; nothing runs an install script.
 (cd "$gw" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2
 export K2R_BRIDGE_BIN="$build/kafka-redis-bridge"
+export K2R_GATEWAY_SOURCE="${K2R_GATEWAY_SOURCE:-kafka}"
 
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT

@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { compareIds } from '../lib/history.js';
 import { connectPublisher, notification, publish } from '../tools/publish.js';
 import { SseClient, get, redisClient, startGateway, startRedis, waitFor } from './helpers.js';
+import { openSource } from './source.js';
 
 let redis;
 let gateway;
@@ -132,6 +133,70 @@ describe('join protocol', () => {
 
     // The last client gone, the gateway leaves the channel.
     await waitFor('the gateway to unsubscribe', async () => (await admin.pubSubNumSub(channel))[channel] === 0);
+  });
+
+  test('through Kafka and the bridge: clients that join at 2,000/s and are cut off mid-stream get what the stream holds, once, in order', async (t) => {
+    const source = await openSource(redis, { user: `kafka-join-${process.pid}`, maxlen: 20000 });
+    try {
+      if (source.kind !== 'kafka') {
+        t.skip('needs the test stack (K2R_TEST_KAFKA_BROKERS) and a bridge with history');
+        return;
+      }
+      const { channel } = source;
+      const total = 6000;
+      // The first record creates the topic and starts the bridge.
+      await source.produce(1, 1);
+      await waitFor('the bridge to publish event 1', async () => (await source.published()) >= 1, SLOW);
+      const started = performance.now();
+      const producing = source.produce(2, total, 2000);
+      let published = 1;
+      const watch = setInterval(async () => {
+        published = await source.published().catch(() => published);
+      }, 20);
+
+      const clients = [];
+      const joins = [];
+      for (let k = 0; k < 4; k++) {
+        await waitFor(`event ${500 + k * 800}`, () => published >= 500 + k * 800, SLOW);
+        const c = new SseClient(`${gateway.url}/events/${encodeURIComponent(channel)}`);
+        const before = published;
+        await c.connect();
+        await waitFor(`client ${k}'s first event`, () => c.messages().length > 0, SLOW);
+        clients.push(c);
+        joins.push(before);
+      }
+      await Promise.all(
+        clients.map(async (c, k) => {
+          await waitFor(`event ${3200 + k * 300}`, () => published >= 3200 + k * 300, SLOW);
+          c.close();
+          const at = published;
+          await waitFor('1,500 more events while the client is away', () => published >= at + 1500, SLOW);
+          await c.connect();
+        }),
+      );
+      await producing;
+      await waitFor(`event ${total} in the history`, async () => (await source.published()) >= total, SLOW);
+      clearInterval(watch);
+      t.diagnostic(`${total} records produced and published through the bridge at ${Math.round(total / ((performance.now() - started) / 1000))}/s on average (aimed at 2,000/s)`);
+
+      // The bridge published each record once (nothing failed here): the
+      // stream holds events 1..total, in order.
+      const entries = await admin.xRange(`history:${channel}`, '-', '+');
+      assert.deepEqual(entries.map((e) => Number(JSON.parse(e.message.n).id)), range(1, total));
+      const last = entries.at(-1).id;
+      for (const [k, c] of clients.entries()) {
+        await waitFor(`client ${k} to receive event ${total}`, () => c.messages().at(-1)?.id === last, SLOW, () => `(has ${c.messages().length})`);
+        const got = c.messages();
+        const from = entries.findIndex((e) => e.id === got[0].id);
+        assert.ok(from >= 0 && from <= joins[k], `client ${k}: its first event is in the history it joined`);
+        // Exactly the stream's entries from its first one on: ids and bytes.
+        assert.deepEqual(got.map((e) => [e.id, e.data]), entries.slice(from).map((e) => [e.id, e.message.n]), `client ${k}`);
+        assert.equal(c.events.length, got.length, `client ${k}: no reset`);
+        c.close();
+      }
+    } finally {
+      await source.close();
+    }
   });
 
   test('a client whose last id was trimmed from the history gets a reset, then the recent history and live events', async () => {

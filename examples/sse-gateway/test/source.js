@@ -18,9 +18,8 @@ import { connectPublisher, notification, publish } from '../tools/publish.js';
 import { GATEWAY_DIR, redisClient } from './helpers.js';
 
 const BRIDGE = process.env.K2R_BRIDGE_BIN ?? path.join(GATEWAY_DIR, '..', '..', 'build', 'kafka-redis-bridge');
-const MAXLEN = 1000;
 
-function bridgeConfig({ brokers, topic, redisPort }) {
+function bridgeConfig({ brokers, topic, redisPort, maxlen = 1000 }) {
   return `kafka:
   brokers: ${brokers}
   group_id: ${topic}
@@ -41,7 +40,7 @@ rules:
     id: source_id
     channel: "events:{type}:{id}"
     notification: [id, type, source_id]
-    history: {maxlen: ${MAXLEN}, ttl: 1h}
+    history: {maxlen: ${maxlen}, ttl: 1h}
 `;
 }
 
@@ -64,12 +63,12 @@ function kcatProduce(brokers, topic, lines, rate) {
   });
 }
 
-async function kafkaSource(redis, channel, sourceId) {
+async function kafkaSource(redis, channel, sourceId, maxlen) {
   const brokers = process.env.K2R_TEST_KAFKA_BROKERS;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sse-gateway-bridge.'));
   const topic = `gateway-browser-${process.pid}-${Date.now()}`;
   const config = path.join(dir, 'bridge.yaml');
-  writeFileSync(config, bridgeConfig({ brokers, topic, redisPort: redis.port }));
+  writeFileSync(config, bridgeConfig({ brokers, topic, redisPort: redis.port, maxlen }));
   let bridge = null;
   let bridgeLog = '';
   return {
@@ -111,10 +110,12 @@ function bridgeHasHistory(redis) {
   }
 }
 
-// { channel, description, produce(from, to, rate), published(), streamIds(from, to), close() }:
-// published() is the number of the newest event in the channel's history.
-export async function openSource(redis) {
-  const sourceId = process.env.K2R_GATEWAY_TEST_USER ?? `octocat-${process.pid}`;
+// { kind, channel, description, produce(from, to, rate), published(),
+// streamIds(from, to), close() }: kind is 'kafka' or 'redis'; published() is
+// the number of the newest event in the channel's history. `user` names the
+// channel events:user:<user>, `maxlen` the history's length.
+export async function openSource(redis, { user, maxlen = 1000 } = {}) {
+  const sourceId = user ?? process.env.K2R_GATEWAY_TEST_USER ?? `octocat-${process.pid}`;
   const channel = `events:user:${sourceId}`;
   const want = process.env.K2R_GATEWAY_SOURCE ?? 'auto';
   const useKafka = want === 'kafka' || (want === 'auto' && bridgeHasHistory(redis));
@@ -124,17 +125,18 @@ export async function openSource(redis) {
   const reader = await redisClient(redis.url);
   let src;
   if (useKafka) {
-    src = await kafkaSource(redis, channel, sourceId);
+    src = await kafkaSource(redis, channel, sourceId, maxlen);
   } else {
     const publisher = await connectPublisher(redis.url);
     src = {
       description: `published straight to Redis with the bridge's script (tools/publish.js; ${redis.url})`,
-      produce: (from, to, rate = 0) => publish(publisher, { channel, first: from, count: to - from + 1, rate, maxlen: MAXLEN }),
+      produce: (from, to, rate = 0) => publish(publisher, { channel, first: from, count: to - from + 1, rate, maxlen }),
       close: () => publisher.quit(),
     };
   }
   return {
     ...src,
+    kind: useKafka ? 'kafka' : 'redis',
     channel,
     async published() {
       const [last] = await reader.xRevRange(`history:${channel}`, '+', '-', { COUNT: 1 });
