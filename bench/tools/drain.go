@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,7 +35,8 @@ func publishCalls(ctx context.Context, rdb *redis.Client) int64 {
 
 // drain -n N [-redis H:P | -stdout] [-term] [-capture FILE] [-timeout S] -- CMD ARGS...
 //
-// Starts CMD. With -redis, the clock starts at Redis's first PUBLISH and stops
+// Starts CMD. With -redis, the clock starts at Redis's first PUBLISH (or, with
+// -mark, at the child's log line saying it was assigned partitions) and stops
 // at its Nth (INFO commandstats, polled every 2 ms, after CONFIG RESETSTAT),
 // so a group join is not counted as work; the child is then expected to exit
 // by itself (a peer given -n) or, with -term, gets SIGTERM (the bridge). With
@@ -54,6 +56,7 @@ func cmdDrain(args []string) {
 	capture := fs.String("capture", "", "")
 	timeout := fs.Duration("timeout", 300*time.Second, "")
 	logf := fs.String("log", "", "the child's stderr (and stdout unless -stdout) go here")
+	mark := fs.String("mark", "", "the clock starts at the child's first output line holding this")
 	_ = fs.Parse(args)
 	if fs.NArg() == 0 || *n <= 0 {
 		die("drain: -n N and a command are required")
@@ -69,7 +72,26 @@ func cmdDrain(args []string) {
 		defer f.Close()
 		logw = f
 	}
-	cmd.Stderr = logw
+	// The child's output goes through a pipe, read line by line: its log
+	// line saying it was assigned partitions starts the clock (-mark).
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		die("%v", err)
+	}
+	cmd.Stderr = pw
+	var marked atomic.Int64 // UnixNano of the -mark line; 0 until seen
+	logDone := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			if *mark != "" && marked.Load() == 0 && strings.Contains(sc.Text(), *mark) {
+				marked.Store(time.Now().UnixNano())
+			}
+			fmt.Fprintln(logw, sc.Text())
+		}
+		close(logDone)
+	}()
 
 	var rdb *redis.Client
 	var sub *redis.PubSub
@@ -115,11 +137,12 @@ func cmdDrain(args []string) {
 			close(done)
 		}()
 	} else {
-		cmd.Stdout = logw
+		cmd.Stdout = pw
 	}
 	if err := cmd.Start(); err != nil {
 		die("start %s: %v", fs.Arg(0), err)
 	}
+	pw.Close() // the child holds its own copy
 	exited := make(chan error, 1)
 	go func() {
 		if *stdout {
@@ -183,6 +206,13 @@ func cmdDrain(args []string) {
 	}
 	if waitErr != nil && !*term {
 		die("drain: %s: %v", fs.Arg(0), waitErr)
+	}
+	<-logDone
+	if *mark != "" {
+		if marked.Load() == 0 {
+			die("drain: %s never logged %q", fs.Arg(0), *mark)
+		}
+		first = time.Unix(0, marked.Load())
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())

@@ -38,12 +38,13 @@ func cpuTicks(pid int) int64 {
 // subscriber (PSUBSCRIBE events:*) takes each notification's arrival time;
 // latency is arrival minus the produce time of that id. Events go out from
 // the start until one arrives (the contender has joined); the S-second
-// measured window starts one second later. Prints one line:
+// measured window starts two seconds later. Prints one line:
 //
 //	records=N p50_ms=.. p99_ms=.. max_ms=.. cpu_us=.. lost=L
 //
 // cpu_us: the child's CPU (utime+stime, /proc) during the window over the
-// records produced in it. The child gets SIGTERM at the end.
+// records produced in it. The child gets SIGTERM at the end. With
+// K2RBENCH_DEBUG set, one record's latency every 100 ms goes to stderr.
 func cmdLatency(args []string) {
 	fs := flag.NewFlagSet("latency", flag.ExitOnError)
 	brokers := fs.String("brokers", "", "")
@@ -123,7 +124,7 @@ func cmdLatency(args []string) {
 			})
 		}
 		if winStart < 0 && seen.Load() > 0 {
-			if first := firstSeen.Load(); first >= 0 && sent[first]+int64(time.Second) < el.Nanoseconds() {
+			if first := firstSeen.Load(); first >= 0 && sent[first]+int64(2*time.Second) < el.Nanoseconds() {
 				winStart, tWin0 = seq, time.Now()
 				cpu0 = cpuTicks(cmd.Process.Pid)
 			}
@@ -161,6 +162,11 @@ func cmdLatency(args []string) {
 			continue
 		}
 		lat = append(lat, float64(a-sent[i])/1e6)
+	}
+	if os.Getenv("K2RBENCH_DEBUG") != "" {
+		for i := winStart; i < winEnd; i += *rate / 10 {
+			fmt.Fprintf(os.Stderr, "t=%.1fs sent seq %d: %.1f ms\n", float64(sent[i])/1e9, i, float64(atomicLoad(&arrived[i])-sent[i])/1e6)
+		}
 	}
 	if len(lat) == 0 {
 		die("latency: no notification in the window")

@@ -59,6 +59,9 @@ func main() {
 		kgo.AutoCommitMarks(),
 		// No rebalance while a fetch is being published.
 		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+			log.Printf("assigned %v", assigned)
+		}),
 	)
 	if err != nil {
 		log.Fatal(err)

@@ -37,7 +37,8 @@ def main():
         # Commit only offsets stored after Redis replied.
         "enable.auto.offset.store": False,
     })
-    consumer.subscribe([args.topic])
+    consumer.subscribe([args.topic], on_assign=lambda _, parts: print(
+        "assigned", ", ".join(f"{p.topic}[{p.partition}]" for p in parts), file=sys.stderr, flush=True))
     host, port = args.redis.rsplit(":", 1)
     r = redis.Redis(host=host, port=int(port))
 
