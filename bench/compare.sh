@@ -26,7 +26,7 @@
 #     assigned its partitions (the bridge's "kafka: assigned", the peers'
 #     "assigned") to Redis's Nth PUBLISH (INFO commandstats after CONFIG
 #     RESETSTAT, polled every 2 ms): joining the group is not counted, reading
-#     the first fetch is. For kcat (fetches of up to 8 MB a partition: it is a
+#     the first fetch is. For kcat (large fetches and prefetch queue: it is a
 #     ceiling), from its first output byte to its last. CPU is the child's
 #     utime+stime over its whole life, over N; peak RSS its ru_maxrss (VmHWM).
 #  3. Latency at a steady LAT_RATE records/s: k2rbench latency produces events
@@ -131,9 +131,12 @@ contender() {
         cmd=("${pypeer[@]}" --brokers "$brokers" --topic "$topic" --group "$group" --redis "$redis_addr" -n "$n")
         how=(-redis "$redis_addr" -mark assigned) ;;
     kafka)
-        # A ceiling, so fetches as large as librdkafka takes them.
+        # A ceiling: large fetches, and a prefetch queue that never fills
+        # (Debian's kcat links librdkafka 2.0.2, whose fetcher sits out a
+        # whole second once queued.max.messages.kbytes is reached).
         cmd=(kcat -C -b "$brokers" -t "$topic" -o beginning -e -q -f '%o\n'
-            -X max.partition.fetch.bytes=8388608 -X queued.min.messages=1000000) how=(-stdout) ;;
+            -X max.partition.fetch.bytes=8388608 -X queued.min.messages=1000000
+            -X queued.max.messages.kbytes=1048576) how=(-stdout) ;;
     esac
 }
 

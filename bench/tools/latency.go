@@ -40,8 +40,11 @@ func cpuTicks(pid int) int64 {
 // the start until one arrives (the contender has joined); the S-second
 // measured window starts two seconds later. Prints one line:
 //
-//	records=N p50_ms=.. p99_ms=.. max_ms=.. cpu_us=.. lost=L
+//	records=N p50_ms=.. p99_ms=.. max_ms=.. cpu_us=.. lost=L ack_p99_ms=.. ack_max_ms=..
 //
+// ack_*: from the produce call to Kafka's acknowledgement, the part of the
+// latency no contender can change (a stall there is the broker's or the
+// machine's).
 // cpu_us: the child's CPU (utime+stime, /proc) during the window over the
 // records produced in it. The child gets SIGTERM at the end. With
 // K2RBENCH_DEBUG set, one record's latency every 100 ms goes to stderr.
@@ -78,6 +81,7 @@ func cmdLatency(args []string) {
 	maxRecs := (*secs + 120) * *rate
 	sent := make([]int64, maxRecs) // produce time (ns since start) by sequence number
 	arrived := make([]int64, maxRecs)
+	acked := make([]int64, maxRecs) // when Kafka acknowledged the record
 	t0 := time.Now()
 	var seen atomic.Int64 // notifications received
 	var firstSeen atomic.Int64
@@ -117,10 +121,12 @@ func cmdLatency(args []string) {
 			sent[seq] = ts.Sub(t0).Nanoseconds()
 			v := fmt.Sprintf(`{"id":"L%d","type":"push","source_type":"user","source_id":"u%d","ts":%d,"payload":{"ref":"refs/heads/main"}}`,
 				seq, seq%1000, ts.UnixMicro())
+			i := seq
 			cl.Produce(ctx, &kgo.Record{Value: []byte(v)}, func(_ *kgo.Record, err error) {
 				if err != nil {
 					die("produce: %v", err)
 				}
+				atomic.StoreInt64(&acked[i], time.Since(t0).Nanoseconds())
 			})
 		}
 		if winStart < 0 && seen.Load() > 0 {
@@ -153,9 +159,12 @@ func cmdLatency(args []string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	var lat []float64
+	var lat, ack []float64
 	lost := 0
 	for i := winStart; i < winEnd; i++ {
+		if k := atomicLoad(&acked[i]); k > 0 {
+			ack = append(ack, float64(k-sent[i])/1e6)
+		}
 		a := atomicLoad(&arrived[i])
 		if a == 0 {
 			lost++
@@ -172,11 +181,15 @@ func cmdLatency(args []string) {
 		die("latency: no notification in the window")
 	}
 	sort.Float64s(lat)
+	sort.Float64s(ack)
+	if len(ack) == 0 {
+		ack = []float64{0}
+	}
 	hz := 100.0 // USER_HZ on Linux
 	n := winEnd - winStart
-	fmt.Printf("records=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f cpu_us=%.2f lost=%d\n", n,
+	fmt.Printf("records=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f cpu_us=%.2f lost=%d ack_p99_ms=%.2f ack_max_ms=%.2f\n", n,
 		lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1],
-		float64(cpu1-cpu0)/hz*1e6/float64(n), lost)
+		float64(cpu1-cpu0)/hz*1e6/float64(n), lost, ack[len(ack)*99/100], ack[len(ack)-1])
 }
 
 func atomicLoad(p *int64) int64 { return atomic.LoadInt64(p) }
