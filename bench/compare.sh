@@ -26,9 +26,11 @@
 #     assigned its partitions (the bridge's "kafka: assigned", the peers'
 #     "assigned") to Redis's Nth PUBLISH (INFO commandstats after CONFIG
 #     RESETSTAT, polled every 2 ms): joining the group is not counted, reading
-#     the first fetch is. For kcat (large fetches and prefetch queue: it is a
-#     ceiling), from its first output byte to its last. CPU is the child's
-#     utime+stime over its whole life, over N; peak RSS its ru_maxrss (VmHWM).
+#     the first fetch is. For kcat (large fetches and prefetch queue, 10 ms
+#     fetch wait: it is a ceiling), from its first output to its last, the
+#     lines of the first (stdio buffers them) not counted. CPU is the child's
+#     utime+stime over its whole life, over N; peak RSS its VmHWM, sampled
+#     every 5 ms (not ru_maxrss, which starts at the parent's own peak).
 #  3. Latency at a steady LAT_RATE records/s: k2rbench latency produces events
 #     carrying their produce time, a PSUBSCRIBE events:* subscriber takes
 #     their arrival, for the bridge and then the Go peer; p50, p99, max and the
@@ -131,12 +133,14 @@ contender() {
         cmd=("${pypeer[@]}" --brokers "$brokers" --topic "$topic" --group "$group" --redis "$redis_addr" -n "$n")
         how=(-redis "$redis_addr" -mark assigned) ;;
     kafka)
-        # A ceiling: large fetches, and a prefetch queue that never fills
+        # A ceiling: large fetches, a prefetch queue that never fills
         # (Debian's kcat links librdkafka 2.0.2, whose fetcher sits out a
-        # whole second once queued.max.messages.kbytes is reached).
+        # whole second once queued.max.messages.kbytes is reached), and the
+        # end of the partitions seen 10 ms after the last record, not 500
+        # (kcat's output is buffered: its last lines come out at its exit).
         cmd=(kcat -C -b "$brokers" -t "$topic" -o beginning -e -q -f '%o\n'
             -X max.partition.fetch.bytes=8388608 -X queued.min.messages=1000000
-            -X queued.max.messages.kbytes=1048576) how=(-stdout) ;;
+            -X queued.max.messages.kbytes=1048576 -X fetch.wait.max.ms=10) how=(-stdout) ;;
     esac
 }
 

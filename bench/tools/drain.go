@@ -40,13 +40,15 @@ func publishCalls(ctx context.Context, rdb *redis.Client) int64 {
 // at its Nth (INFO commandstats, polled every 2 ms, after CONFIG RESETSTAT),
 // so a group join is not counted as work; the child is then expected to exit
 // by itself (a peer given -n) or, with -term, gets SIGTERM (the bridge). With
-// -stdout, the clock runs from the child's first byte on stdout to the end of
-// it, and N is the count of lines (kcat -C -e). Prints one line:
+// -stdout, the clock runs from the child's first output on stdout to the end
+// of it, N is the count of lines (kcat -C -e), and the lines of that first
+// output (stdio buffers them: a few hundred) are not counted in the rate.
+// Prints one line:
 //
 //	records=N secs=S rate=R cpu_us=C rss_kib=K
 //
 // cpu_us is the child's utime+stime over N, from its whole life (start-up
-// and group join included); rss_kib its ru_maxrss (VmHWM at exit).
+// and group join included); rss_kib its VmHWM, sampled every 5 ms.
 func cmdDrain(args []string) {
 	fs := flag.NewFlagSet("drain", flag.ExitOnError)
 	n := fs.Int64("n", 0, "")
@@ -107,7 +109,7 @@ func cmdDrain(args []string) {
 		}
 	}
 	var first, last time.Time
-	var lines int64
+	var lines, untimed int64
 	done := make(chan struct{})
 	if *stdout {
 		out, err := cmd.StdoutPipe()
@@ -120,15 +122,17 @@ func cmdDrain(args []string) {
 			for {
 				k, err := r.Read(buf)
 				if k > 0 {
-					if lines == 0 && first.IsZero() {
-						first = time.Now()
-					}
+					now := time.Now()
 					for _, c := range buf[:k] {
 						if c == '\n' {
 							lines++
 						}
 					}
-					last = time.Now()
+					if first.IsZero() {
+						// What came before this first read is not timed.
+						first, untimed = now, lines
+					}
+					last = now
 				}
 				if err != nil {
 					break
@@ -143,6 +147,8 @@ func cmdDrain(args []string) {
 		die("start %s: %v", fs.Arg(0), err)
 	}
 	pw.Close() // the child holds its own copy
+	var hwm atomic.Int64
+	go sampleHWM(cmd.Process.Pid, &hwm)
 	exited := make(chan error, 1)
 	go func() {
 		if *stdout {
@@ -218,9 +224,32 @@ func cmdDrain(args []string) {
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	secs := last.Sub(first).Seconds()
 	fmt.Printf("records=%d secs=%.3f rate=%.0f cpu_us=%.2f rss_kib=%d\n", *n, secs,
-		float64(*n)/secs, float64(cpu.Microseconds())/float64(*n), ru.Maxrss)
+		float64(*n-untimed)/secs, float64(cpu.Microseconds())/float64(*n), hwm.Load())
 	if captured != nil {
 		writeCapture(*capture, captured, *n)
+	}
+}
+
+// sampleHWM keeps the largest VmHWM of process pid in *hwm until it is gone.
+// Not ru_maxrss: the kernel starts that at the parent's own peak when the
+// child execs (the old mm's high-water mark), about 9 MiB of k2rbench here.
+// Every 5 ms; a peer's peak while it drains is long enough to be seen.
+func sampleHWM(pid int, hwm *atomic.Int64) {
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	for {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return
+		}
+		i := strings.Index(string(b), "VmHWM:")
+		if i < 0 {
+			return // a zombie: its memory is gone
+		}
+		f := strings.Fields(string(b[i+len("VmHWM:"):]))
+		if k, err := strconv.ParseInt(f[0], 10, 64); err == nil && k > hwm.Load() {
+			hwm.Store(k)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
