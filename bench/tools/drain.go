@@ -65,6 +65,9 @@ func cmdDrain(args []string) {
 	}
 	ctx := context.Background()
 	cmd := exec.Command(fs.Arg(0), fs.Args()[1:]...)
+	// A contender must not outlive k2rbench (a bridge left running against
+	// a stack that is gone would retry forever): die() skips every cleanup.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var logw io.Writer = os.Stderr
 	if *logf != "" {
 		f, err := os.Create(*logf)

@@ -62,6 +62,7 @@ func cmdLatency(args []string) {
 	_, notes := subscribe(ctx, *addr)
 
 	cmd := exec.Command(fs.Arg(0), fs.Args()[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // see drain
 	if *logf != "" {
 		f, err := os.Create(*logf)
 		if err != nil {
