@@ -49,7 +49,6 @@
 #        K2R_CACHE_DIR (the Python virtualenv's cache, as for the stack)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-. "$here/../scripts/loopback.sh"
 build="$(cd "${1:-build}" && pwd)"
 bin="$build/kafka-redis-bridge"
 rounds="${BENCH_ROUNDS:-5}" py_rounds="${BENCH_PY_ROUNDS:-3}"
