@@ -20,6 +20,11 @@ import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 
+def log_assignment(_consumer, partitions):
+    names = ", ".join(f"{p.topic}[{p.partition}]" for p in partitions)
+    print(f"assigned {names}", file=sys.stderr, flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--brokers", default="127.0.0.1:9092")
@@ -37,8 +42,7 @@ def main():
         # Commit only offsets stored after Redis replied.
         "enable.auto.offset.store": False,
     })
-    consumer.subscribe([args.topic], on_assign=lambda _, parts: print(
-        "assigned", ", ".join(f"{p.topic}[{p.partition}]" for p in parts), file=sys.stderr, flush=True))
+    consumer.subscribe([args.topic], on_assign=log_assignment)
     host, port = args.redis.rsplit(":", 1)
     r = redis.Redis(host=host, port=int(port))
 
