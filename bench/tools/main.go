@@ -7,10 +7,10 @@
 //	produce   create a topic with P partitions and write a file's lines to it
 //	webhooks  turn the @octokit/webhooks-examples index into seed-shaped events
 //	drain     run a contender as a child until Redis saw N PUBLISHes (or, with
-//	          -stdout, until the child's stdout ends): records/s from the first
-//	          to the last, CPU (utime+stime) and peak RSS (ru_maxrss) of the child
-//	capture   record what a contender publishes (PSUBSCRIBE events:*) for the
-//	          byte-for-byte comparison of the notifications
+//	          -stdout, until the child's stdout ends): records/s from its
+//	          assignment to the last, its CPU (utime+stime) and peak RSS
+//	          (VmHWM); with -capture, also what it published (PSUBSCRIBE
+//	          events:*), for the byte-for-byte comparison of notifications
 //	latency   produce at a steady rate with the produce time in each event,
 //	          receive the notifications on a pattern subscriber, report p50,
 //	          p99 and max, and the contender's CPU per record in the window
