@@ -246,11 +246,20 @@ demo-browser: deps
 	$(MAKE) --no-print-directory all
 	scripts/demo-browser.sh $(BIN)
 
-# Benchmarks against a real broker and redis-server (scripts/with-stack.sh).
+# Benchmarks against a real broker and redis-server (scripts/with-stack.sh),
+# each on its own stack: backlog throughput (plaintext, TLS, cluster), memory
+# through a Redis outage, then the bridge side by side with the Go and Python
+# peers and the Kafka and Redis ceilings (bench/compare.sh), which prints the
+# README's table and fails when the bridge's median on small events falls
+# below the Go peer's. About 4.5 minutes on 2 cores. BENCH_ONLY=compare runs the
+# comparison alone; its knobs (BENCH_ROUNDS, BENCH_PY_ROUNDS, BENCH_SMALL,
+# BENCH_WEBHOOKS, BENCH_LAT_RATE, BENCH_LAT_SECS, BENCH_LAT_ROUNDS,
+# BENCH_RESULTS) are in bench/README.md.
 bench: deps
 	$(MAKE) --no-print-directory all
-	scripts/with-stack.sh bench/throughput.sh $(BUILD)
-	scripts/with-stack.sh bench/outage-memory.sh $(BUILD)
+	[ "$(BENCH_ONLY)" = compare ] || scripts/with-stack.sh bench/throughput.sh $(BUILD)
+	[ "$(BENCH_ONLY)" = compare ] || scripts/with-stack.sh bench/outage-memory.sh $(BUILD)
+	scripts/with-stack.sh bench/compare.sh $(BUILD)
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge \
