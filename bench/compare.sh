@@ -35,6 +35,9 @@
 #     carrying their produce time, a PSUBSCRIBE events:* subscriber takes
 #     their arrival, for the bridge and then the Go peer; p50, p99, max and the
 #     contender's CPU per record over a LAT_SECS window.
+#     Each round also drains the small backlog with the bridge's notification
+#     script on: dedupe (a mark per record, then PUBLISH, in one EVALSHA)
+#     and a rule's history (XADD, PEXPIRE and PUBLISH in one EVALSHA).
 #  4. k2rbench report prints one Markdown table (medians, ranges, ratios) and
 #     issue 14's targets, and exits 1 when the bridge's median on small
 #     events is below the Go peer's: the regression guard.
@@ -99,7 +102,9 @@ say "producing $small small events, $webhooks webhooks ($(($(wc -c <"$work/webho
 "$k2rbench" produce -brokers "$brokers" -topic "bench-webhooks-$$" -partitions 3 -file "$work/webhooks"
 "$k2rbench" produce -brokers "$brokers" -topic "bench-sample-$$" -partitions 1 -file "$work/sample"
 
-# bridge_config TOPIC GROUP: the bench's bridge config, on stdout.
+# bridge_config TOPIC GROUP [SECTION [RULE_EXTRA]]: the bench's bridge
+# config, on stdout; SECTION is added at the top level (dedupe: ...),
+# RULE_EXTRA inside the rule (history: ...).
 bridge_config() {
     cat <<YAML
 kafka:
@@ -112,8 +117,9 @@ redis:
   pipeline_depth: $depth
 http: {enabled: false}
 log: {format: text}
+${3:-}
 rules:
-  - {name: bench, topic: $1, type: source_type, id: source_id}
+  - {name: bench, topic: $1, type: source_type, id: source_id${4:+, $4}}
 YAML
 }
 
@@ -124,6 +130,12 @@ contender() {
     case "$who" in
     bridge)
         bridge_config "$topic" "$group" >"$work/$group.yaml"
+        cmd=("$bin" run -c "$work/$group.yaml") how=(-redis "$redis_addr" -term -mark "kafka: assigned") ;;
+    bridge-dedupe) # every notification through the dedupe script (a bitmap mark, then PUBLISH)
+        bridge_config "$topic" "$group" "dedupe: {enabled: true, prefix: \"bench:$group:\"}" >"$work/$group.yaml"
+        cmd=("$bin" run -c "$work/$group.yaml") how=(-redis "$redis_addr" -term -mark "kafka: assigned") ;;
+    bridge-history) # every notification appended to its channel's stream too (XADD, PEXPIRE, PUBLISH)
+        bridge_config "$topic" "$group" "" "history: {maxlen: 100, ttl: 10m}" >"$work/$group.yaml"
         cmd=("$bin" run -c "$work/$group.yaml") how=(-redis "$redis_addr" -term -mark "kafka: assigned") ;;
     go)
         cmd=("$gopeer" -brokers "$brokers" -topic "$topic" -group "$group" -redis "$redis_addr" -n "$n")
@@ -188,6 +200,11 @@ for ((r = 1; r <= rounds; r++)); do
         [ "$r" -gt "$py_rounds" ] || one "$w" python "$r" "$n"
         one "$w" kafka "$r" "$n"
     done
+    # What the notification script costs (dedupe; a rule's history), on
+    # the small backlog, beside the plain bridge of the same round.
+    one small bridge-dedupe "$r" "$small"
+    one small bridge-history "$r" "$small"
+
     rps="$(redis-benchmark -h 127.0.0.1 -p "$K2R_TEST_REDIS_PORT" -c 1 -P "$depth" -n 1000000 -q \
         PUBLISH events:user:u999 "$note" | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -n 1 | cut -d' ' -f1)"
     echo "small redis $r rate=$rps" >>"$results"

@@ -183,6 +183,37 @@ func cmdReport(args []string) {
 	fmt.Printf("| bridge ÷ Python peer: ratio of medians (range of per-round ratios) | %s | | | %s | | | | |\n", ratio("small", "python"), ratio("webhooks", "python"))
 	fmt.Printf("| bridge ÷ min(ceilings) | %s | | | %s | | | | |\n", ceilRatio("small"), ceilRatio("webhooks"))
 
+	// The notification script's cost: the bridge with dedupe, and with a
+	// rule's history, against the plain bridge of the same rounds.
+	if len(col("small", "bridge-dedupe", "rate")) > 0 || len(col("small", "bridge-history", "rate")) > 0 {
+		fmt.Println()
+		fmt.Println("| 200k small events | records/s: median (range) | CPU µs/rec | peak RSS | ÷ plain bridge (per-round range) |")
+		fmt.Println("|---|---|---|---|---|")
+		for _, n := range []struct{ who, label string }{
+			{"bridge", "bridge, plain PUBLISH"},
+			{"bridge-dedupe", "bridge, dedupe on (EVALSHA: SETBIT mark, PEXPIRE, PUBLISH)"},
+			{"bridge-history", "bridge, history on (EVALSHA: XADD MAXLEN ~ 100, PEXPIRE, PUBLISH)"},
+		} {
+			r := "1"
+			if n.who != "bridge" {
+				var rs []float64
+				for _, x := range runs {
+					if x.workload != "small" || x.who != n.who {
+						continue
+					}
+					for _, y := range runs {
+						if y.workload == "small" && y.who == "bridge" && y.round == x.round && y.v["rate"] > 0 {
+							rs = append(rs, x.v["rate"]/y.v["rate"])
+						}
+					}
+				}
+				s := summarize(rs)
+				r = fmt.Sprintf("%.2f (%.2f-%.2f)", rate("small", n.who).med/rate("small", "bridge").med, s.min, s.max)
+			}
+			fmt.Printf("| %s | %s | %s | %s | %s |\n", n.label, cell("small", n.who), cpu("small", n.who), rss("small", n.who), r)
+		}
+	}
+
 	if len(col("latency", "bridge", "ack_p99_ms")) > 0 {
 		fmt.Println("\nKafka ack p99: from the produce call to the broker's acknowledgement, in the same run;")
 		fmt.Println("a stall there is the broker's or the machine's, not the contender's.")
