@@ -99,6 +99,7 @@ struct k2r_kafka_s {
     rd_kafka_resp_err_t last_err;
     char last_error[512];
     char verify_error[512];
+    char verify_broker[256]; /* host:port of the broker whose certificate that was */
 
     stopped_t *stopped;
     size_t nstopped, cap_stopped;
@@ -239,7 +240,7 @@ static void set_last_error(k2r_kafka_t *kafka, int err, const char *reason) {
     pthread_mutex_lock(&kafka->last_lock);
     kafka->last_err = (rd_kafka_resp_err_t)err;
     if (err == RD_KAFKA_RESP_ERR__SSL && tls && kafka->verify_error[0] &&
-        strstr(tls, "certificate verify failed"))
+        strstr(tls, "certificate verify failed") && strstr(reason, kafka->verify_broker))
         snprintf(kafka->last_error, sizeof(kafka->last_error),
                  "%.*sSSL handshake failed: certificate verify failed: %s", (int)(tls - reason),
                  reason, kafka->verify_error);
@@ -277,12 +278,11 @@ static int cert_verify_cb(rd_kafka_t *rk, const char *broker_name, int32_t broke
                           size_t errstr_size, void *opaque) {
     k2r_kafka_t *kafka = opaque;
     const unsigned char *der = (const unsigned char *)buf;
-    char subject[160] = "?", issuer[160] = "?";
+    char subject[160] = "?", issuer[160] = "?", at[24] = "";
     X509 *cert;
 
     (void)rk;
     (void)broker_id;
-    (void)broker_name;
     if (*x509_error == X509_V_OK)
         return 1;
     cert = size <= (size_t)INT32_MAX ? d2i_X509(NULL, &der, (long)size) : NULL;
@@ -292,11 +292,13 @@ static int cert_verify_cb(rd_kafka_t *rk, const char *broker_name, int32_t broke
         X509_free(cert);
     }
     snprintf(errstr, errstr_size, "%s", X509_verify_cert_error_string(*x509_error));
+    /* Depth 0 is the broker's own certificate; above it, its issuers. */
+    if (depth > 0)
+        snprintf(at, sizeof(at), ", depth %d", depth);
     pthread_mutex_lock(&kafka->last_lock);
-    /* librdkafka's error names the broker; depth 0 is the broker's own. */
-    snprintf(kafka->verify_error, sizeof(kafka->verify_error),
-             "%s (certificate %s, issuer %s%s%.0d)", X509_verify_cert_error_string(*x509_error),
-             subject, issuer, depth ? ", depth " : "", depth);
+    snprintf(kafka->verify_broker, sizeof(kafka->verify_broker), "%s", broker_name);
+    snprintf(kafka->verify_error, sizeof(kafka->verify_error), "%s (certificate %s, issuer %s%s)",
+             X509_verify_cert_error_string(*x509_error), subject, issuer, at);
     pthread_mutex_unlock(&kafka->last_lock);
     return 0;
 }
