@@ -443,11 +443,13 @@ static void kafka_property(loader_t *ld, const char *key, yaml_node_t *knode, ya
  * (sasl.oauthbearer.method: oidc) or, for tests, its unsecured-JWT builder
  * (enable.sasl.oauthbearer.unsecure.jwt: true). Otherwise librdkafka asks
  * the application for tokens, the bridge has no such callback, and every
- * connection would wait for a token without a word, forever.
+ * connection would wait for a token without a word, forever. A librdkafka
+ * plugin (plugin.library.paths) may bring a token callback: then it is the
+ * plugin's business.
  */
 static void kafka_oauthbearer_token(loader_t *ld, rd_kafka_conf_t *conf) {
     const k2r_kafka_conf_t *kc = &ld->cfg->kafka;
-    char protocol[32] = "", mechanism[32] = "", method[16] = "", unsecure[8] = "";
+    char protocol[32] = "", mechanism[32] = "", method[16] = "", unsecure[8] = "", plugins[8] = "";
     size_t n;
 
     n = sizeof(protocol);
@@ -458,8 +460,11 @@ static void kafka_oauthbearer_token(loader_t *ld, rd_kafka_conf_t *conf) {
     rd_kafka_conf_get(conf, "sasl.oauthbearer.method", method, &n);
     n = sizeof(unsecure);
     rd_kafka_conf_get(conf, "enable.sasl.oauthbearer.unsecure.jwt", unsecure, &n);
-    if (strncasecmp(protocol, "sasl_", 5) != 0 || strcasecmp(mechanism, "OAUTHBEARER") != 0 ||
-        strcasecmp(method, "oidc") == 0 || strcmp(unsecure, "true") == 0)
+    n = sizeof(plugins);
+    rd_kafka_conf_get(conf, "plugin.library.paths", plugins, &n);
+    if (plugins[0] || strncasecmp(protocol, "sasl_", 5) != 0 ||
+        strcasecmp(mechanism, "OAUTHBEARER") != 0 || strcasecmp(method, "oidc") == 0 ||
+        strcmp(unsecure, "true") == 0)
         return;
     for (size_t i = 0; i < kc->nproperties; i++) {
         if (strcmp(kc->properties[i].name, "sasl.mechanisms") == 0 ||
