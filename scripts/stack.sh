@@ -6,7 +6,8 @@
 # with this machine's Java 17; besides its plaintext listener, always three
 # secured ones: SASL_SSL with SCRAM-SHA-512, SASL_SSL with OAUTHBEARER
 # validated by Kafka's unsecured-JWT validator, and SASL_SSL with SCRAM whose
-# certificate names only wrong.example), one redis-server, a second redis-server that
+# certificate names only wrong.example; they cost the broker about 0.3 s of
+# CPU at start, so they are not optional), one redis-server, a second redis-server that
 # speaks TLS (redis-tls: a TLS port and a plaintext port, so that tests
 # subscribe without TLS while the bridge publishes over it), a Sentinel
 # topology (a primary, its replica and three sentinels monitoring them as
