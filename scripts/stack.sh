@@ -3,11 +3,12 @@
 # stack.sh - starts and stops the real services the integration tests, the
 # benchmarks and the demo run against: one single-node KRaft Apache Kafka
 # broker (combined broker+controller, jars from scripts/kafka-libs.sh, run
-# with this machine's Java 17; besides its plaintext listener, always three
+# with this machine's Java 17; besides its plaintext listener, always four
 # secured ones: SASL_SSL with SCRAM-SHA-512, SASL_SSL with OAUTHBEARER
-# validated by Kafka's unsecured-JWT validator, and SASL_SSL with SCRAM whose
-# certificate names only wrong.example; they cost the broker about 0.3 s of
-# CPU at start, so they are not optional), one redis-server, a second redis-server that
+# validated by Kafka's unsecured-JWT validator, SASL_SSL with SCRAM whose
+# certificate names only wrong.example, and SSL requiring a client
+# certificate; they cost the broker about 0.3 s of CPU at start, so they are
+# not optional), one redis-server, a second redis-server that
 # speaks TLS (redis-tls: a TLS port and a plaintext port, so that tests
 # subscribe without TLS while the bridge publishes over it), a Sentinel
 # topology (a primary, its replica and three sentinels monitoring them as
@@ -41,6 +42,9 @@
 #                           K2R_TEST_KAFKA_WRONGNAME_BOOTSTRAP=127.0.0.1:PORT
 #                             (SASL_SSL, SCRAM-SHA-512; a certificate signed
 #                             by ca.crt for wrong.example only)
+#                           K2R_TEST_KAFKA_MTLS_BOOTSTRAP=127.0.0.1:PORT
+#                             (SSL; a client certificate signed by ca.crt
+#                             required, e.g. client.crt and .key)
 #                           K2R_TEST_KAFKA_SCRAM_USER=k2r-bridge
 #                           K2R_TEST_KAFKA_SCRAM_PASSWORD=... (new each start)
 #                           K2R_TEST_KAFKA_CA_FILE=DIR/tls/ca.crt
@@ -568,7 +572,7 @@ cluster_ready() {
 
 start_stack() {
     local dir="$1" libs kport cport rport tport tplain cid jopts logopt t0 major jsa cds fmt_cds
-    local ksasl koauth kwrong scram_user=k2r-bridge scram_password
+    local ksasl koauth kwrong kmtls scram_user=k2r-bridge scram_password
     local name port i version ccpid fmtpid cstatus others d20 d30 d120 sdata=() sports=() sids=() cports=() cbus=() caddrs=()
     local sname=k2rmaster down_after=1000 failover_timeout=5000 node_timeout=2000
     case "$1" in *[[:space:]]*) die "DIR must not contain whitespace: '$1'" ;; esac
@@ -608,16 +612,16 @@ start_stack() {
         exit 1
     }
 
-    # Kafka 2 + 3 secured listeners, Redis 1, TLS 2, Sentinel 2 + 3, Cluster 6 + 6 bus ports
-    mapfile -t ports < <(free_ports 25)
-    [ "${#ports[@]}" -eq 25 ] || die "could not pick free ports (python3 missing?)"
+    # Kafka 2 + 4 secured listeners, Redis 1, TLS 2, Sentinel 2 + 3, Cluster 6 + 6 bus ports
+    mapfile -t ports < <(free_ports 26)
+    [ "${#ports[@]}" -eq 26 ] || die "could not pick free ports (python3 missing?)"
     kport="${ports[0]}" cport="${ports[1]}" rport="${ports[2]}"
     tport="${ports[3]}" tplain="${ports[4]}"
     sdata=("${ports[5]}" "${ports[6]}")
     sports=("${ports[7]}" "${ports[8]}" "${ports[9]}")
     cports=("${ports[@]:10:6}")
     cbus=("${ports[@]:16:6}")
-    ksasl="${ports[22]}" koauth="${ports[23]}" kwrong="${ports[24]}"
+    ksasl="${ports[22]}" koauth="${ports[23]}" kwrong="${ports[24]}" kmtls="${ports[25]}"
 
     cd "$dir" # all servers get DIR as working directory; stop relies on it
 
@@ -682,15 +686,16 @@ EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$kport,CONTROLLER://127.0.0.1:$cport,SASL_SSL://127.0.0.1:$ksasl,OAUTH://127.0.0.1:$koauth,WRONGNAME://127.0.0.1:$kwrong
-advertised.listeners=PLAINTEXT://127.0.0.1:$kport,SASL_SSL://127.0.0.1:$ksasl,OAUTH://127.0.0.1:$koauth,WRONGNAME://127.0.0.1:$kwrong
+listeners=PLAINTEXT://127.0.0.1:$kport,CONTROLLER://127.0.0.1:$cport,SASL_SSL://127.0.0.1:$ksasl,OAUTH://127.0.0.1:$koauth,WRONGNAME://127.0.0.1:$kwrong,MTLS://127.0.0.1:$kmtls
+advertised.listeners=PLAINTEXT://127.0.0.1:$kport,SASL_SSL://127.0.0.1:$ksasl,OAUTH://127.0.0.1:$koauth,WRONGNAME://127.0.0.1:$kwrong,MTLS://127.0.0.1:$kmtls
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,OAUTH:SASL_SSL,WRONGNAME:SASL_SSL
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,OAUTH:SASL_SSL,WRONGNAME:SASL_SSL,MTLS:SSL
 # SASL_SSL: SCRAM-SHA-512 (the user is created by the format, --add-scram);
 # WRONGNAME: the same with a certificate for wrong.example only; OAUTH:
 # OAUTHBEARER with Kafka's default, unsecured JWT validator (any unsigned
-# token with a sub claim). All three present PEM key material (Kafka 3.x/4.x).
+# token with a sub claim); MTLS: TLS with a client certificate signed by the
+# CA required. All present PEM key material (Kafka 3.x/4.x).
 listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.ssl.keystore.type=PEM
@@ -703,6 +708,11 @@ listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER
 listener.name.oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="k2r-broker";
 listener.name.oauth.ssl.keystore.type=PEM
 listener.name.oauth.ssl.keystore.location=$dir/tls/kafka-server.pem
+listener.name.mtls.ssl.keystore.type=PEM
+listener.name.mtls.ssl.keystore.location=$dir/tls/kafka-server.pem
+listener.name.mtls.ssl.truststore.type=PEM
+listener.name.mtls.ssl.truststore.location=$dir/tls/ca.crt
+listener.name.mtls.ssl.client.auth=required
 log.dirs=$dir/kafka-data
 num.partitions=1
 default.replication.factor=1
@@ -907,6 +917,7 @@ K2R_TEST_KAFKA_BROKERS=127.0.0.1:$kport
 K2R_TEST_KAFKA_SASL_SSL_BOOTSTRAP=127.0.0.1:$ksasl
 K2R_TEST_KAFKA_OAUTH_BOOTSTRAP=127.0.0.1:$koauth
 K2R_TEST_KAFKA_WRONGNAME_BOOTSTRAP=127.0.0.1:$kwrong
+K2R_TEST_KAFKA_MTLS_BOOTSTRAP=127.0.0.1:$kmtls
 K2R_TEST_KAFKA_SCRAM_USER=$scram_user
 K2R_TEST_KAFKA_SCRAM_PASSWORD=$scram_password
 K2R_TEST_KAFKA_CA_FILE=$dir/tls/ca.crt
@@ -928,7 +939,7 @@ K2R_TEST_CLUSTER_NODE_TIMEOUT_MS=$node_timeout
 K2R_TEST_STACK_DIR=$dir
 EOF
     trap - INT TERM
-    echo "stack.sh: Kafka $(basename "$(dirname "$libs")" | sed 's/^kafka-//') at 127.0.0.1:$kport (SASL_SSL $ksasl, OAUTHBEARER $koauth, wrong-name TLS $kwrong; pid $(cat "$dir/kafka.pid")), $flavor $version at 127.0.0.1:$rport (pid $(cat "$dir/redis.pid")), TLS at 127.0.0.1:$tport (plain $tplain, pid $(cat "$dir/redis-tls.pid")), Sentinel $sname at ${sports[*]} (data ${sdata[*]}), Cluster $cluster_primaries (replicas $cluster_replicas); ready in $((SECONDS - t0)) s; state in $dir" >&2
+    echo "stack.sh: Kafka $(basename "$(dirname "$libs")" | sed 's/^kafka-//') at 127.0.0.1:$kport (SASL_SSL $ksasl, OAUTHBEARER $koauth, wrong-name TLS $kwrong, mTLS $kmtls; pid $(cat "$dir/kafka.pid")), $flavor $version at 127.0.0.1:$rport (pid $(cat "$dir/redis.pid")), TLS at 127.0.0.1:$tport (plain $tplain, pid $(cat "$dir/redis-tls.pid")), Sentinel $sname at ${sports[*]} (data ${sdata[*]}), Cluster $cluster_primaries (replicas $cluster_replicas); ready in $((SECONDS - t0)) s; state in $dir" >&2
 }
 
 case "$#:${1:-}" in
