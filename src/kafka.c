@@ -601,9 +601,19 @@ rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms) {
     return NULL;
 }
 
-/* What to check, after the start-up line's reason, for the error that
- * ended the wait; "" when the reason says it all. */
-static const char *startup_hint(rd_kafka_resp_err_t err, int verify) {
+/* What to check, after the start-up line's reason, for the error `err`
+ * (text `reason`) that ended the wait; "" when the reason says it all. */
+static const char *startup_hint(rd_kafka_resp_err_t err, const char *reason) {
+    int verify = strstr(reason, "certificate verify failed") != NULL;
+
+    /* TLS alerts the broker sends when it wants a client certificate: Java
+     * answers a missing or untrusted one with bad_certificate (42) under TLS
+     * 1.3, others with certificate_required (116). librdkafka reports them
+     * as a transport failure. */
+    if (strstr(reason, "alert bad certificate") || strstr(reason, "alert certificate required"))
+        return "; the broker refused the client certificate, or its absence: check "
+               "ssl.certificate.location and ssl.key.location, and that the brokers trust "
+               "its CA";
     if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
         return "; check sasl.mechanisms, sasl.username and sasl.password (or the "
                "sasl.oauthbearer.* settings)";
@@ -648,8 +658,7 @@ int k2r_kafka_wait_brokers(k2r_kafka_t *kafka, int timeout_ms, volatile sig_atom
     if (kafka->last_err)
         snprintf(errstr, errstr_size, "no broker answered within %d ms: %s: %s%s", timeout_ms,
                  rd_kafka_err2str(kafka->last_err), kafka->last_error,
-                 startup_hint(kafka->last_err,
-                              strstr(kafka->last_error, "certificate verify failed") != NULL));
+                 startup_hint(kafka->last_err, kafka->last_error));
     else
         snprintf(errstr, errstr_size, "no broker answered within %d ms: %s", timeout_ms,
                  rd_kafka_err2str(err));
