@@ -5,19 +5,19 @@
  * scripts/stack.sh opens beside the plaintext one (K2R_TEST_KAFKA_*: a
  * SASL_SSL listener with a SCRAM-SHA-512 user made when the broker's storage
  * was formatted, a SASL_SSL listener taking OAUTHBEARER tokens through
- * Kafka's unsecured-JWT validator, and a SASL_SSL listener whose certificate
- * names only wrong.example; the CA and certificates are made by openssl at
- * each start). The tests' own producer and dead-letter reader use the
- * plaintext listener: only the bridge goes through the secured ones.
+ * Kafka's unsecured-JWT validator, a SASL_SSL listener whose certificate
+ * names only wrong.example, and an SSL listener that requires a client
+ * certificate; the CA and certificates are made by openssl at each start). The tests' own producer
+ * and dead-letter reader use the plaintext listener: only the bridge goes through the secured ones.
  *
- * What is proved: with SCRAM-SHA-512 and with OAUTHBEARER, exact
- * notifications in order, a record that dead-letters arriving in the
+ * What is proved: with SCRAM-SHA-512, with OAUTHBEARER and with mutual TLS,
+ * exact notifications in order, a record that dead-letters arriving in the
  * dead-letter topic (so the dead-letter producer authenticated too), and the
  * offsets committed; a wrong password, a CA that did not sign the broker's
  * certificate, and a certificate without the name the bridge connects to
- * (an IP address, then a DNS name) each end the bridge after
- * kafka.startup_timeout with exit status 3 and one error line naming the
- * cause, with no line per retry before it.
+ * (an IP address, then a DNS name), and no client certificate where one is
+ * required each end the bridge after kafka.startup_timeout with exit status
+ * 3 and one error line naming the cause, with no line per retry before it.
  */
 #include <CUnit/CUnit.h>
 #include <signal.h>
@@ -162,6 +162,29 @@ static void test_oauthbearer(void) {
     deliver_through("sec-oauth", stack_env("K2R_TEST_KAFKA_OAUTH_BOOTSTRAP"), props);
 }
 
+/* The SSL properties with the stack's CA and, when `with_cert`, its client
+ * certificate and key. */
+static void mtls_properties(char *out, size_t size, int with_cert) {
+    const char *dir = stack_env("K2R_TEST_TLS_DIR");
+
+    snprintf(out, size, "    security.protocol: SSL\n    ssl.ca.location: %s\n",
+             stack_env("K2R_TEST_KAFKA_CA_FILE"));
+    if (with_cert)
+        snprintf(out + strlen(out), size - strlen(out),
+                 "    ssl.certificate.location: %s/client.crt\n"
+                 "    ssl.key.location: %s/client.key\n",
+                 dir, dir);
+}
+
+/* (3) Mutual TLS: the listener requires a client certificate signed by the
+ * stack's CA; the bridge gives one. */
+static void test_mtls(void) {
+    char props[1024];
+
+    mtls_properties(props, sizeof(props), 1);
+    deliver_through("sec-mtls", stack_env("K2R_TEST_KAFKA_MTLS_BOOTSTRAP"), props);
+}
+
 /*
  * A bridge given `properties` for `bootstrap` (with a record waiting) exits
  * 3 no sooner than kafka.startup_timeout, its one error line before "stopped
@@ -202,7 +225,7 @@ static const char check_ca[] = "; check ssl.ca.location (the CA that signed the 
                                "certificates) and that the certificates name the hosts in "
                                "kafka.brokers";
 
-/* (3) The right user, a wrong password: the broker refuses the SCRAM
+/* (4) The right user, a wrong password: the broker refuses the SCRAM
  * exchange on every attempt. */
 static void test_wrong_password(void) {
     const char *bootstrap = stack_env("K2R_TEST_KAFKA_SASL_SSL_BOOTSTRAP");
@@ -217,7 +240,7 @@ static void test_wrong_password(void) {
     refused("sec-password", bootstrap, props, line, "invalid credentials", check_sasl);
 }
 
-/* (4) A CA that did not sign the broker's certificate. The broker sends
+/* (5) A CA that did not sign the broker's certificate. The broker sends
  * only its own certificate, so OpenSSL cannot find its issuer. */
 static void test_untrusted_ca(void) {
     const char *bootstrap = stack_env("K2R_TEST_KAFKA_SASL_SSL_BOOTSTRAP");
@@ -234,7 +257,7 @@ static void test_untrusted_ca(void) {
 }
 
 /*
- * (5) The right CA, a certificate for wrong.example only, and librdkafka's
+ * (6) The right CA, a certificate for wrong.example only, and librdkafka's
  * default ssl.endpoint.identification.algorithm (https): reached by IP
  * address, then by a DNS name (localhost, IPv4 only: the broker does not
  * listen on ::1).
@@ -261,6 +284,22 @@ static void test_name_mismatch(void) {
     refused("sec-name-dns", by_name, props, line, "certificate verify failed", check_ca);
 }
 
+/* (7) The mutual-TLS listener without a client certificate: the broker
+ * ends the handshake with a bad_certificate alert. */
+static void test_no_client_certificate(void) {
+    const char *bootstrap = stack_env("K2R_TEST_KAFKA_MTLS_BOOTSTRAP");
+    char props[1024], line[512];
+
+    mtls_properties(props, sizeof(props), 0);
+    snprintf(line, sizeof(line),
+             "Local: Broker transport failure: ssl://%s/bootstrap: Receive failed: "
+             "error:0A000412:SSL routines::sslv3 alert bad certificate: SSL alert number 42",
+             bootstrap);
+    refused("sec-no-cert", bootstrap, props, line, "alert bad certificate",
+            "; the broker refused the client certificate, or its absence: check "
+            "ssl.certificate.location and ssl.key.location");
+}
+
 int test_security_register(void) {
     CU_pSuite s = CU_add_suite("security", NULL, NULL);
 
@@ -269,9 +308,13 @@ int test_security_register(void) {
                      test_scram) ||
         !CU_add_test(s, "SASL_SSL OAUTHBEARER: exact notifications, dead letter, commit",
                      test_oauthbearer) ||
+        !CU_add_test(s, "mutual TLS: exact notifications, dead letter, commit", test_mtls) ||
         !CU_add_test(s, "wrong SCRAM password: one line, exit 3", test_wrong_password) ||
         !CU_add_test(s, "untrusted CA: one line, exit 3", test_untrusted_ca) ||
-        !CU_add_test(s, "certificate without the name: one line each, exit 3", test_name_mismatch))
+        !CU_add_test(s, "certificate without the name: one line each, exit 3",
+                     test_name_mismatch) ||
+        !CU_add_test(s, "no client certificate for mutual TLS: one line, exit 3",
+                     test_no_client_certificate))
         return CU_get_error();
     return 0;
 }
