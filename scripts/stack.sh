@@ -7,8 +7,8 @@
 # secured ones: SASL_SSL with SCRAM-SHA-512, SASL_SSL with OAUTHBEARER
 # validated by Kafka's unsecured-JWT validator, SASL_SSL with SCRAM whose
 # certificate names only wrong.example, and SSL requiring a client
-# certificate; they cost the broker about 0.3 s of CPU at start, so they are
-# not optional), one redis-server, a second redis-server that
+# certificate; always on: about 0.7 s more broker CPU at start, most of it
+# for the first TLS listener, see README "Dependencies"), one redis-server, a second redis-server that
 # speaks TLS (redis-tls: a TLS port and a plaintext port, so that tests
 # subscribe without TLS while the bridge publishes over it), a Sentinel
 # topology (a primary, its replica and three sentinels monitoring them as
