@@ -146,6 +146,7 @@ test: deps
 	$(MAKE) --no-print-directory all $(BUILD)/test-unit $(BUILD)/test-integration
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory fuzz-smoke
+	scripts/check-spdx.sh
 	scripts/chart-check.sh
 	scripts/check-layers.sh $(LIBCORE)
 	scripts/run-tests.sh $(BUILD)
