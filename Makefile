@@ -16,6 +16,7 @@
 #   make readme-settings  rewrite the README's settings table from the binary's
 #                   (`check --list-settings=markdown`; a unit test compares them)
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make image      the container image, labelled with the version
 #   make clean
 
 PREFIX  ?= /usr/local
@@ -59,7 +60,10 @@ CXXFLAGS += -std=c++17 $(OPT) $(WARN) $(HARDEN) -MMD -MP -fno-exceptions
 LDFLAGS += -pie -Wl,-z,relro,-z,now
 LDLIBS  += $(PKG_LIBS) -lstdc++ -lm -lpthread
 
-VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
+# The version, from one place: a git tag when one is reachable, else the
+# VERSION file plus the commit, else (no .git) the VERSION file alone
+# (scripts/version.sh). `make VERSION=...` overrides it (the image build).
+VERSION := $(shell scripts/version.sh)
 
 LIB_C   := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_CXX := $(wildcard src/*.cpp)
@@ -78,7 +82,7 @@ CORE_OBJ := $(filter $(foreach m,$(CORE),$(BUILD)/src/$(m).o),$(LIB_OBJ))
 EDGE_OBJ := $(filter-out $(CORE_OBJ),$(LIB_OBJ))
 LIBCORE := $(BUILD)/libk2r_core.a
 
-.PHONY: FORCE readme-settings print-pkgs all test unit integration check lint layers demo demo-browser bench install clean deps fuzz fuzz-smoke fuzz-build
+.PHONY: FORCE readme-settings print-pkgs all test unit integration check lint layers demo demo-browser bench install install-bin image clean deps fuzz fuzz-smoke fuzz-build
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -89,7 +93,7 @@ $(BUILD)/%.o: %.cpp
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
 
-# The version (git describe) is compiled into main.o; this stamp changes
+# The version (scripts/version.sh) is compiled into main.o; this stamp changes
 # with it, so that it is rebuilt after a commit or an edit instead of naming
 # an older version than the rest of the build.
 VERSION_STAMP := $(BUILD)/version.stamp
@@ -147,6 +151,7 @@ test: deps
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory fuzz-smoke
 	scripts/check-spdx.sh
+	scripts/check-version.sh $(BIN)
 	scripts/chart-check.sh
 	scripts/check-layers.sh $(LIBCORE)
 	scripts/run-tests.sh $(BUILD)
@@ -262,12 +267,22 @@ bench: deps
 	[ "$(BENCH_ONLY)" = compare ] || scripts/with-stack.sh bench/outage-memory.sh $(BUILD)
 	scripts/with-stack.sh bench/compare.sh $(BUILD)
 
-install: $(BIN)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge \
-	    $(DESTDIR)$(PREFIX)/share/doc/kafka-redis-bridge
+# The binary and its licence alone (what the container image takes).
+install-bin: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/kafka-redis-bridge
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/kafka-redis-bridge
-	install -m 0644 config/bridge.example.yaml $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge/
 	install -m 0644 LICENSE $(DESTDIR)$(PREFIX)/share/doc/kafka-redis-bridge/
+
+install: install-bin
+	install -d $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge
+	install -m 0644 config/bridge.example.yaml $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge/
+
+# The container image (Dockerfile); the build context has no .git, so the
+# version goes in as a build argument. A '+' (VERSION+gHASH) is not allowed
+# in an image tag: it becomes '-' there, the label keeps it.
+IMAGE ?= kafka-redis-bridge
+image:
+	docker build --build-arg VERSION='$(VERSION)' -t '$(IMAGE):$(subst +,-,$(VERSION))' .
 
 clean:
 	rm -rf $(BUILD) build

@@ -33,8 +33,10 @@
 #include "k2r/rules.h"
 #include "k2r/utf8.h"
 
+/* The version comes from the Makefile (scripts/version.sh: a git tag, or
+ * the VERSION file), never from a copy here. */
 #ifndef K2R_VERSION
-#define K2R_VERSION "0.1.0"
+#error "K2R_VERSION is defined by the Makefile (scripts/version.sh)"
 #endif
 
 static volatile sig_atomic_t stop_requested;
