@@ -15,6 +15,8 @@
 #                   through a Redis outage
 #   make readme-settings  rewrite the README's settings table from the binary's
 #                   (`check --list-settings=markdown`; a unit test compares them)
+#   make config-schema  rewrite config/bridge.schema.json from the binary's
+#                   (`check --json-schema`; a unit test compares them)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make image      the container image, labelled with the version
 #   make clean
@@ -82,7 +84,7 @@ CORE_OBJ := $(filter $(foreach m,$(CORE),$(BUILD)/src/$(m).o),$(LIB_OBJ))
 EDGE_OBJ := $(filter-out $(CORE_OBJ),$(LIB_OBJ))
 LIBCORE := $(BUILD)/libk2r_core.a
 
-.PHONY: FORCE readme-settings print-pkgs all test unit integration check lint layers demo demo-browser bench install install-bin image clean deps fuzz fuzz-smoke fuzz-build
+.PHONY: FORCE readme-settings config-schema print-pkgs all test unit integration check lint layers demo demo-browser bench install install-bin image clean deps fuzz fuzz-smoke fuzz-build
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -133,6 +135,11 @@ readme-settings: $(BIN)
 	cat $(BUILD)/README.md.new >README.md
 	rm -f $(BUILD)/settings.md $(BUILD)/README.md.new
 
+# config/bridge.schema.json is the config's JSON Schema as the binary renders
+# it from the settings table (`check --json-schema`; a unit test compares them).
+config-schema: $(BIN)
+	$(BIN) check --json-schema >config/bridge.schema.json
+
 # Installs the Debian packages the build and the tests need (idempotent).
 deps:
 	@scripts/deps.sh build test
@@ -152,6 +159,7 @@ test: deps
 	$(MAKE) --no-print-directory fuzz-smoke
 	scripts/check-spdx.sh
 	scripts/check-version.sh $(BIN)
+	scripts/check-schema.sh $(BIN)
 	scripts/chart-check.sh
 	scripts/check-layers.sh $(LIBCORE)
 	scripts/run-tests.sh $(BUILD)

@@ -31,6 +31,7 @@
 #include "k2r/log.h"
 #include "k2r/metrics.h"
 #include "k2r/rules.h"
+#include "k2r/schema.h"
 #include "k2r/utf8.h"
 
 /* The version comes from the Makefile (scripts/version.sh: a git tag, or
@@ -132,6 +133,19 @@ static int load(const char *path, k2r_config_t **cfg_out, k2r_rules_t **rules_ou
 /* `check --list-settings`: the settings table, as text or Markdown. */
 static int cmd_list_settings(int markdown) {
     char *text = k2r_settings_render(markdown);
+
+    if (!text) {
+        fprintf(stderr, "out of memory\n");
+        return 3;
+    }
+    fputs(text, stdout);
+    free(text);
+    return 0;
+}
+
+/* `check --json-schema`: the config file's JSON Schema (schema.h). */
+static int cmd_json_schema(void) {
+    char *text = k2r_schema_render();
 
     if (!text) {
         fprintf(stderr, "out of memory\n");
@@ -517,7 +531,7 @@ static int cmd_run(const char *path) {
 }
 
 /* Long options without a short form. */
-enum { OPT_ENVELOPE = 256, OPT_LIST_SETTINGS };
+enum { OPT_ENVELOPE = 256, OPT_LIST_SETTINGS, OPT_JSON_SCHEMA };
 
 int main(int argc, char **argv) {
     static const struct option opts[] = {
@@ -525,6 +539,7 @@ int main(int argc, char **argv) {
         {"topic", required_argument, NULL, 't'},
         {"envelope", no_argument, NULL, OPT_ENVELOPE},
         {"list-settings", optional_argument, NULL, OPT_LIST_SETTINGS},
+        {"json-schema", no_argument, NULL, OPT_JSON_SCHEMA},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *config = "/etc/kafka-redis-bridge/bridge.yaml";
@@ -532,6 +547,7 @@ int main(int argc, char **argv) {
     const char *cmd;
     int envelope = 0;
     int list_settings = -1; /* -1: not asked; 0: text; 1: markdown */
+    int json_schema = 0;
     int c;
 
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -560,6 +576,9 @@ int main(int argc, char **argv) {
             }
             list_settings = optarg && strcmp(optarg, "markdown") == 0;
             break;
+        case OPT_JSON_SCHEMA:
+            json_schema = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -578,12 +597,19 @@ int main(int argc, char **argv) {
                JANSSON_VERSION);
         return 0;
     }
-    if (list_settings >= 0 && strcmp(cmd, "check") != 0) {
-        fprintf(stderr, "kafka-redis-bridge: --list-settings goes with check\n");
+    if ((list_settings >= 0 || json_schema) && strcmp(cmd, "check") != 0) {
+        fprintf(stderr, "kafka-redis-bridge: --%s goes with check\n",
+                json_schema ? "json-schema" : "list-settings");
+        return 2;
+    }
+    if (list_settings >= 0 && json_schema) {
+        fprintf(stderr, "kafka-redis-bridge: --list-settings or --json-schema, not both\n");
         return 2;
     }
     if (strcmp(cmd, "check") == 0)
-        return list_settings >= 0 ? cmd_list_settings(list_settings) : cmd_check(config);
+        return list_settings >= 0 ? cmd_list_settings(list_settings)
+               : json_schema      ? cmd_json_schema()
+                                  : cmd_check(config);
     if (strcmp(cmd, "map") == 0)
         return cmd_map(config, topic, envelope);
     if (strcmp(cmd, "run") == 0)
