@@ -79,31 +79,68 @@ static void install_signals(void) {
     sigaction(SIGPIPE, &sa, NULL);
 }
 
+/*
+ * The help text, the one place the command line is described: scripts/manpage.sh
+ * turns it into the man page, kafka-redis-bridge(1). Its shape is what that
+ * script reads: a first line "NAME - summary", a "usage:" line, a paragraph,
+ * then sections that each start with a line "title:", holding items ("  term"
+ * and, two or more spaces on or on indented lines below, its text) or plain
+ * indented text.
+ */
 static void usage(FILE *out) {
-    fprintf(out, "usage: kafka-redis-bridge COMMAND [-c FILE]\n"
-                 "\n"
-                 "commands:\n"
-                 "  run      consume Kafka, publish notifications to Redis (the daemon)\n"
-                 "  check    validate the config (connects nowhere); exit 0 or 1\n"
-                 "  map      read records from stdin, one per line; print what would be published\n"
-                 "  version  print the version and library versions\n"
-                 "\n"
-                 "options:\n"
-                 "  -c, --config FILE   config file (default /etc/kafka-redis-bridge/bridge.yaml)\n"
-                 "  -t, --topic TOPIC   (map) the topic the records come from (default: the first\n"
-                 "                      rule's topic)\n"
-                 "      --envelope      (map) each line is a JSON object with the record's\n"
-                 "                      value and optionally its topic, partition, offset,\n"
-                 "                      timestamp, key and headers (see docs/map.md)\n"
-                 "      --list-settings[=markdown]\n"
-                 "                      (check) print every setting: type, range, default,\n"
-                 "                      environment variables, restart or live on reload;\n"
-                 "                      no config file is read\n"
-                 "  -h, --help          this text\n"
-                 "\n"
-                 "environment: K2R_KAFKA_BROKERS, K2R_REDIS_URL, K2R_REDIS_PASSWORD,\n"
-                 "K2R_REDIS_PASSWORD_FILE override the file; K2R_LOG_LEVEL sets the log level\n"
-                 "and K2R_LOG_FORMAT (json or text) the log format.\n");
+    fprintf(out,
+            "kafka-redis-bridge - publishes Kafka records as Redis Pub/Sub notifications\n"
+            "\n"
+            "usage: kafka-redis-bridge COMMAND [-c FILE] [OPTION]...\n"
+            "\n"
+            "Joins a Kafka consumer group, maps each record through the YAML rules of the\n"
+            "config file to channels and a thin JSON notification, and publishes them on\n"
+            "Redis; a record's offset is committed only once Redis acknowledged them.\n"
+            "\n"
+            "commands:\n"
+            "  run      consume Kafka, publish notifications to Redis (the daemon)\n"
+            "  check    validate the config (connects nowhere); exit 0 or 1\n"
+            "  map      read records from stdin, one per line; print what would be published\n"
+            "  version  print the version and library versions\n"
+            "\n"
+            "options:\n"
+            "  -c, --config FILE   config file (default /etc/kafka-redis-bridge/bridge.yaml)\n"
+            "  -t, --topic TOPIC   (map) the topic the records come from (default: the first\n"
+            "                      rule's topic)\n"
+            "      --envelope      (map) each line is a JSON object with the record's\n"
+            "                      value and optionally its topic, partition, offset,\n"
+            "                      timestamp, key and headers (see docs/map.md)\n"
+            "      --list-settings[=markdown]\n"
+            "                      (check) print every setting: type, range, default,\n"
+            "                      environment variables, restart or live on reload;\n"
+            "                      no config file is read\n"
+            "      --json-schema   (check) print the config file's JSON Schema, for editors\n"
+            "                      and validators; no config file is read\n"
+            "  -h, --help          this text\n"
+            "\n"
+            "environment:\n"
+            "  K2R_KAFKA_BROKERS, K2R_REDIS_URL, K2R_REDIS_PASSWORD, K2R_REDIS_PASSWORD_FILE\n"
+            "  and the others that check --list-settings names override the file;\n"
+            "  K2R_LOG_LEVEL sets the log level and K2R_LOG_FORMAT (json or text) the log\n"
+            "  format.\n"
+            "\n"
+            "signals:\n"
+            "  SIGTERM, SIGINT  (run) stop fetching, publish the batch in flight (for at most\n"
+            "                   shutdown.drain_timeout), commit, leave the group, exit 0;\n"
+            "                   a second one exits at once\n"
+            "  SIGHUP           (run) read the config again: rules, limits and log.level\n"
+            "                   change between batches; an invalid file keeps the old ones\n"
+            "\n"
+            "exit status:\n"
+            "  0      success; run: stopped on request (also when the drain timeout left\n"
+            "         work for the next run)\n"
+            "  1      a config or start-up error; check: the config is invalid; map: stdin\n"
+            "         cannot be read\n"
+            "  2      a usage error\n"
+            "  3      run stopped on a failure it cannot ride out (no broker within\n"
+            "         kafka.startup_timeout, a fatal Kafka error, Redis refused the\n"
+            "         credentials) or out of memory: restart it\n"
+            "  128+N  a second signal N forced an immediate exit\n");
 }
 
 static const char *env_lookup(const char *name) {
