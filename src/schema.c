@@ -502,6 +502,7 @@ char *k2r_schema_render(void) {
     const k2r_setting_t *rows = k2r_settings(&n);
     json_t *root = json_object(), *defs;
     char *text = NULL, *out;
+    size_t len;
 
     put(&b, root, "$schema", json_string("http://json-schema.org/draft-07/schema#"));
     put(&b, root, "title", json_string("kafka-redis-bridge configuration (bridge.yaml)"));
@@ -532,11 +533,13 @@ char *k2r_schema_render(void) {
     if (!text)
         return NULL;
     /* With the newline a file ends in. */
-    out = realloc(text, strlen(text) + 2);
+    len = strlen(text);
+    out = realloc(text, len + 2);
     if (!out) {
         free(text);
         return NULL;
     }
-    strcat(out, "\n");
+    out[len] = '\n';
+    out[len + 1] = '\0';
     return out;
 }
