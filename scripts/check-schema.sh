@@ -5,7 +5,8 @@
 # two) against the repository's configs, with Debian's python3-jsonschema
 # (scripts/deps.sh's test group). Part of `make test` (and `make dist-check`).
 #
-#   1. config/bridge.example.yaml names the schema for yaml-language-server;
+#   1. `BIN check --json-schema` prints config/bridge.schema.json, and
+#      config/bridge.example.yaml names the schema for yaml-language-server;
 #   2. every config in the repository (config/, tests/fixtures/config/,
 #      tests/fixtures/map/, tests/hostile/) gets the same verdict from the
 #      schema as from `BIN check`: valid for both, or refused by both, except
@@ -44,6 +45,10 @@ check() {
         sed 's/^/      /' "$work/check.log"
         failed=$((failed + 1))
     fi
+}
+
+printed() {
+    "$bin" check --json-schema | cmp - "$schema"
 }
 
 modeline() {
@@ -94,6 +99,7 @@ invalid() {
 }
 
 echo "== the config's JSON Schema ($schema)"
+check "$bin check --json-schema prints $schema" printed
 check "config/bridge.example.yaml names the schema (yaml-language-server)" modeline
 for f in config/*.yaml tests/fixtures/config/*.yaml tests/fixtures/map/*.yaml tests/hostile/bridge.yaml; do
     check "$f: the schema's verdict is check's" same_verdict "$f"
