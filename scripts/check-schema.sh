@@ -8,7 +8,9 @@
 #   1. `BIN check --json-schema` prints config/bridge.schema.json, and
 #      config/bridge.example.yaml names the schema for yaml-language-server;
 #   2. every config in the repository (config/, tests/fixtures/config/,
-#      tests/fixtures/map/, tests/hostile/) gets the same verdict from the
+#      tests/fixtures/map/, tests/fixtures/schema/, tests/hostile/; among
+#      them references.yaml, settings of each type as ${env:} references)
+#      gets the same verdict from the
 #      schema as from `BIN check`: valid for both, or refused by both, except
 #      duplicate-keys.yaml, whose fault (a key written twice) YAML-to-JSON
 #      readers hide by keeping the last;
@@ -59,10 +61,12 @@ modeline() {
     }
 }
 
-# usage: same_verdict FILE: `check` (no K2R_* variables) and the schema agree.
+# usage: same_verdict FILE: `check` and the schema agree. check runs with no
+# variables but PATH and those of the file's "# env: NAME=VALUE ..." line.
 same_verdict() {
-    local file="$1" loader=valid schema_says=valid
-    env -i PATH="$PATH" "$bin" check -c "$file" >"$work/loader.out" 2>&1 || loader=refused
+    local file="$1" loader=valid schema_says=valid vars
+    read -r -a vars <<<"$(sed -n 's/^# env: //p' "$file")"
+    env -i PATH="$PATH" "${vars[@]}" "$bin" check -c "$file" >"$work/loader.out" 2>&1 || loader=refused
     "$python" scripts/schema_validate.py "$schema" "$file" >"$work/schema.out" 2>&1 || schema_says=refused
     case "$file" in
     */duplicate-keys.yaml)
@@ -101,7 +105,8 @@ invalid() {
 echo "== the config's JSON Schema ($schema)"
 check "$bin check --json-schema prints $schema" printed
 check "config/bridge.example.yaml names the schema (yaml-language-server)" modeline
-for f in config/*.yaml tests/fixtures/config/*.yaml tests/fixtures/map/*.yaml tests/hostile/bridge.yaml; do
+for f in config/*.yaml tests/fixtures/config/*.yaml tests/fixtures/map/*.yaml tests/fixtures/schema/*.yaml \
+    tests/hostile/bridge.yaml; do
     check "$f: the schema's verdict is check's" same_verdict "$f"
 done
 check "README.md and docs/*.md: every config block is valid" fragments

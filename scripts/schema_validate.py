@@ -7,14 +7,16 @@ usage: schema_validate.py [--brief] SCHEMA FILE...            whole configs
        schema_validate.py [--brief] --fragments SCHEMA FILE... Markdown files: every
            ```yaml block whose top level is a mapping of config sections
            (kafka, redis, rules, ...) is validated as a part of a config
-           (the root's required sections are not asked for); other blocks
+           (what the root and its sections require is not asked for); other blocks
            (a rule's lines alone, a Helm values file) are left out
 
 Prints one line per config or block: "valid NAME" or "invalid NAME: PATH:
 MESSAGE" (every error, in the order of their paths), then "N valid, N invalid";
 exits 1 when any was invalid, 2 on a usage or read error. With --brief an
 error is "PATH: KEYWORD" (the schema keyword that failed: enum, required,
-additionalProperties, ...), which does not depend on jsonschema's wording.
+additionalProperties, ...; anyOf(minimum,type) for a value that fits none of
+its forms, with what each failed on), which does not depend on jsonschema's
+wording.
 """
 import copy
 import json
@@ -24,6 +26,31 @@ import sys
 import jsonschema
 import yaml
 
+# The pattern of config/bridge.schema.json's "reference" (src/schema.c).
+REFERENCE = r"(^|[^$])(\$\$)*\$\{(env|file):[^}]+\}"
+
+
+def keywords(err):
+    """The keyword that failed; for anyOf and oneOf with the keywords each
+    form failed on, e.g. anyOf(minimum,type)."""
+    if not err.context:
+        return err.validator
+    return "%s(%s)" % (err.validator, ",".join(sorted({keywords(c) for c in err.context})))
+
+
+def likeliest(err):
+    """For a value that fits none of an anyOf's forms, the reason of the form
+    it was likely meant as: one it has the type of, not the ${env:}/${file:}
+    reference that every typed setting also takes."""
+    while err.validator == "anyOf" and err.context:
+        forms = [c for c in err.context if not is_reference(c)] or list(err.context)
+        err = ([c for c in forms if c.validator != "type"] or forms)[0]
+    return err
+
+
+def is_reference(err):
+    return err.validator == "pattern" and err.validator_value == REFERENCE
+
 
 def errors_of(validator, doc, brief):
     """Each error as "path: message" (or "path: keyword"), sorted by path."""
@@ -31,9 +58,10 @@ def errors_of(validator, doc, brief):
     for err in sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path]):
         path = ".".join(str(p) for p in err.absolute_path) or "(root)"
         if brief:
-            out.append("%s: %s" % (path, err.validator))
+            out.append("%s: %s" % (path, keywords(err)))
             continue
         # The value jsonschema quotes can be a whole rule: shortened.
+        err = likeliest(err)
         message, value = err.message, repr(err.instance)
         if len(value) > 40 and message.startswith(value):
             message = value[:37] + "..." + message[len(value):]
@@ -62,6 +90,8 @@ def main(argv):
     whole = jsonschema.Draft7Validator(schema)
     partial_schema = copy.deepcopy(schema)
     partial_schema.pop("required", None)
+    for section in partial_schema["properties"].values():
+        section.pop("required", None)
     partial = jsonschema.Draft7Validator(partial_schema)
     sections = set(schema["properties"])
     nvalid = ninvalid = 0

@@ -9,13 +9,19 @@
  * environment variables, whether a reload applies it and its description
  * become the property's "default" and "description", which editors show.
  * A setting that is required but may come from the environment
- * (kafka.brokers) is not "required" here: the file may leave it out.
+ * (kafka.brokers) is not "required" here: the file may leave it out. A
+ * typed value (integer, duration, boolean, choice) may instead be a
+ * ${env:}/${file:} reference ("definitions/reference"), as the loader
+ * resolves those first.
  *
  * The rules are a language, so their schema is written here, against the
  * loader's own tables: the keys of a rule (k2r_rule_keys), the source kinds
  * and which of them take a default (k2r_source_syntax), and the on_error and
- * unsafe words. Draft-07, the draft editors support best; "$ref" never has
- * siblings (draft-07 ignores them).
+ * unsafe words; a key the loader gained and this file has not yet is taken
+ * as anything. The ranges of history.maxlen and history.ttl are the
+ * loader's (config.c: history_pair), written again here. Rule values refuse
+ * what looks like a reference, as the loader does. Draft-07, the draft
+ * editors support best; "$ref" never has siblings (draft-07 ignores them).
  */
 #include "k2r/schema.h"
 
@@ -31,6 +37,12 @@
 #define NAME_PATTERN "^[A-Za-z_][A-Za-z0-9_]*$"
 /* A duration other than 0 (clock.c: k2r_parse_duration). */
 #define DURATION_PATTERN "^([0-9]+(ms|s|m|h)|0)$"
+/* A settings value with a config provider's reference in it
+ * (k2r_config_resolve): ${env:NAME} or ${file:/path}, closed, not after a
+ * `$` that makes it literal ($${...}). */
+#define REFERENCE_PATTERN "(^|[^$])(\\$\\$)*\\$\\{(env|file):[^}]+\\}"
+/* What the loader refuses anywhere in a rule: rules are not resolved. */
+#define RULE_REFERENCE_PATTERN "\\$\\{(env|file):"
 
 /* The build state: a failed allocation anywhere makes the result NULL. */
 typedef struct build_s {
@@ -69,6 +81,26 @@ static json_t *scalar(build_t *b) {
     push(b, types, json_string("number"));
     push(b, types, json_string("boolean"));
     return o;
+}
+
+/* Schema o, refusing what looks like a reference: a rule's values go into
+ * channels and notifications, so the loader does not resolve them. */
+static json_t *no_reference(build_t *b, json_t *o) {
+    json_t *no = put(b, o, "not", json_object());
+
+    /* "type" too: a pattern alone holds for a number, and "not" would refuse it. */
+    put(b, no, "type", json_string("string"));
+    put(b, no, "pattern", json_string(RULE_REFERENCE_PATTERN));
+    return o;
+}
+
+/* A rule's non-empty string, and a rule's scalar. */
+static json_t *rule_string(build_t *b) {
+    return no_reference(b, nonempty_string(b));
+}
+
+static json_t *rule_scalar(build_t *b) {
+    return no_reference(b, scalar(b));
 }
 
 /* {"$ref": "#/definitions/NAME"} */
@@ -123,6 +155,23 @@ static json_t *duration(build_t *b) {
     push(b, any, s);
     push(b, any, zero);
     return o;
+}
+
+/* Schema o, or a ${env:}/${file:} reference, which the loader resolves before
+ * it reads the value by its type: o's "anyOf" gains the reference, or o
+ * becomes the first of two. Returns the schema that stands for both. */
+static json_t *or_reference(build_t *b, json_t *o) {
+    json_t *any = json_object_get(o, "anyOf"), *both;
+
+    if (any) {
+        push(b, any, ref(b, "reference"));
+        return o;
+    }
+    both = json_object();
+    any = put(b, both, "anyOf", json_array());
+    push(b, any, o);
+    push(b, any, ref(b, "reference"));
+    return both;
 }
 
 /* The JSON value of a row's default as written in YAML ("30s", "512", "true"). */
@@ -234,6 +283,10 @@ static json_t *setting(build_t *b, const k2r_setting_t *s) {
         put(b, o, "items", ref(b, "rule"));
         break;
     }
+    /* Settings values, not rules, may come from config providers. */
+    if (s->type == K2R_SETTING_INT || s->type == K2R_SETTING_DURATION ||
+        s->type == K2R_SETTING_BOOL || s->type == K2R_SETTING_CHOICE)
+        o = or_reference(b, o);
     put(b, o, "description", description(s));
     if (s->dflt)
         put(b, o, "default", default_value(s));
@@ -287,10 +340,22 @@ static void place(build_t *b, json_t *root, const k2r_setting_t *s, const k2r_se
         require(b, parent, word);
 }
 
+/* A settings value from a config provider: ${env:NAME}, ${file:/path}. */
+static json_t *reference(build_t *b) {
+    json_t *o = json_object();
+
+    put(b, o, "type", json_string("string"));
+    put(b, o, "pattern", json_string(REFERENCE_PATTERN));
+    put(b, o, "description",
+        json_string("${env:NAME} or ${file:/path}, resolved when the config is loaded "
+                    "(settings only, not rules)."));
+    return o;
+}
+
 /* A source: a path, or a mapping with one kind (plus `default:` where the
  * kind takes one). with_var: notification fields may read a variable. */
 static json_t *source(build_t *b, int with_var) {
-    json_t *o = json_object(), *any = put(b, o, "anyOf", json_array()), *path = nonempty_string(b),
+    json_t *o = json_object(), *any = put(b, o, "anyOf", json_array()), *path = rule_string(b),
            *map = closed_object(b, 0), *props = json_object_get(map, "properties"), *one;
 
     put(b, path, "description",
@@ -305,7 +370,7 @@ static json_t *source(build_t *b, int with_var) {
         if (k == K2R_SOURCE_VAR && !with_var)
             continue;
         if (syn->scalar_arg) {
-            arg = scalar(b);
+            arg = rule_scalar(b);
         } else if (syn->args) {
             json_t *words;
 
@@ -315,7 +380,7 @@ static json_t *source(build_t *b, int with_var) {
             for (const char *const *a = syn->args; *a; a++)
                 push(b, words, json_string(*a));
         } else {
-            arg = nonempty_string(b);
+            arg = rule_string(b);
         }
         put(b, props, syn->key, arg);
         /* Exactly one kind: each branch requires its own key. */
@@ -328,7 +393,7 @@ static json_t *source(build_t *b, int with_var) {
         }
         push(b, one, kind);
     }
-    put(b, props, "default", scalar(b));
+    put(b, props, "default", rule_scalar(b));
     push(b, any, map);
     return o;
 }
@@ -339,7 +404,7 @@ static json_t *condition(build_t *b) {
     json_t *o = json_object(), *any = put(b, o, "anyOf", json_array()), *map = closed_object(b, 0),
            *props = json_object_get(map, "properties");
 
-    push(b, any, scalar(b));
+    push(b, any, rule_scalar(b));
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         json_t *v;
 
@@ -347,12 +412,12 @@ static json_t *condition(build_t *b) {
             v = json_object();
             put(b, v, "type", json_string("array"));
             put(b, v, "minItems", json_integer(1));
-            put(b, v, "items", scalar(b));
+            put(b, v, "items", rule_scalar(b));
         } else if (strcmp(ops[i], "exists") == 0) {
             v = json_object();
             put(b, v, "type", json_string("boolean"));
         } else {
-            v = scalar(b);
+            v = rule_scalar(b);
         }
         put(b, props, ops[i], v);
     }
@@ -366,7 +431,7 @@ static json_t *condition(build_t *b) {
 static json_t *field(build_t *b) {
     json_t *o = json_object(), *any = put(b, o, "anyOf", json_array()), *map = json_object();
 
-    push(b, any, nonempty_string(b));
+    push(b, any, rule_string(b));
     put(b, map, "type", json_string("object"));
     put(b, map, "minProperties", json_integer(1));
     put(b, map, "maxProperties", json_integer(1));
@@ -400,6 +465,25 @@ static json_t *words_enum(build_t *b, const char *const *words, size_t n) {
     return o;
 }
 
+/* A rule's history: {maxlen: N, ttl: D}; maxlen required (a null is none). */
+static json_t *history(build_t *b) {
+    json_t *o = closed_object(b, 1), *props = json_object_get(o, "properties"), *v;
+
+    v = json_object();
+    put(b, v, "type", json_string("integer"));
+    put(b, v, "minimum", json_integer(1));
+    put(b, v, "maximum", json_integer(1000000));
+    put(b, v, "description", json_string("How many entries the stream keeps (XADD MAXLEN ~)."));
+    put(b, props, "maxlen", v);
+    v = duration(b);
+    put(b, v, "description",
+        json_string("The stream expires this long after its last entry; unset: never. A "
+                    "duration from 1s to 8760h."));
+    put(b, props, "ttl", v);
+    require(b, o, "maxlen");
+    return o;
+}
+
 /* Sets the schema of rule key `key` (taking value), with its description;
  * a reference goes under allOf, as draft-07 ignores what stands beside one. */
 static void rule_key(build_t *b, json_t *props, const char *key, json_t *value, const char *text) {
@@ -421,11 +505,11 @@ static json_t *rule(build_t *b) {
 
     for (int i = 0; i < K2R_ON_ERROR_COUNT; i++)
         on_error[i] = k2r_on_error_name((k2r_on_error_t)i);
-    v = nonempty_string(b);
+    v = rule_string(b);
     put(b, v, "maxLength", json_integer(K2R_RULE_NAME_MAX));
     rule_key(b, props, "name", v,
              "Unique; it travels in dead-letter headers, logs and metric labels.");
-    rule_key(b, props, "topic", nonempty_string(b),
+    rule_key(b, props, "topic", rule_string(b),
              "Which records: an exact topic (among kafka.topics), a glob (*, ?, [) or a ^regex.");
     rule_key(b, props, "type", ref(b, "source"), "The variable {type}.");
     rule_key(b, props, "id", ref(b, "source"), "The variable {id}.");
@@ -433,12 +517,12 @@ static json_t *rule(build_t *b) {
              "More variables, by name ([A-Za-z_][A-Za-z0-9_]*).");
     rule_key(b, props, "when", by_variable(b, ref(b, "condition")),
              "Conditions on variables, all of which must hold.");
-    rule_key(b, props, "channel", nonempty_string(b),
+    rule_key(b, props, "channel", rule_string(b),
              "The channel template, e.g. events:{type}:{id} (the default).");
     v = json_object();
     put(b, v, "type", json_string("array"));
     put(b, v, "minItems", json_integer(1));
-    put(b, v, "items", nonempty_string(b));
+    put(b, v, "items", rule_string(b));
     rule_key(b, props, "channels", v, "Several channel templates (instead of channel).");
     v = json_object();
     put(b, v, "type", json_string("array"));
@@ -447,7 +531,7 @@ static json_t *rule(build_t *b) {
     rule_key(b, props, "notification", v,
              "The notification's fields, in order: a path, or {key: source} (default: id, type, "
              "source_id).");
-    rule_key(b, props, "message", nonempty_string(b),
+    rule_key(b, props, "message", rule_string(b),
              "A plain-string notification from a template, instead of notification.");
     v = words_enum(b, on_error, K2R_ON_ERROR_COUNT);
     put(b, v, "default", json_string(on_error[K2R_ON_ERROR_SKIP]));
@@ -467,6 +551,9 @@ static json_t *rule(build_t *b) {
              "duration from 0 to %s.",
              hi);
     rule_key(b, props, "max_age", duration(b), text);
+    rule_key(b, props, "history", history(b),
+             "A stream beside the channel (redis.history_prefix + channel) that keeps the "
+             "latest notifications for late joiners.");
     /* In the loader's order; a key the loader has gained and this file not
      * yet is taken as anything (check judges it), never refused. */
     for (size_t i = 0; k2r_rule_keys[i]; i++) {
@@ -522,6 +609,7 @@ char *k2r_schema_render(void) {
         }
     }
     defs = put(&b, root, "definitions", json_object());
+    put(&b, defs, "reference", reference(&b));
     put(&b, defs, "rule", rule(&b));
     put(&b, defs, "source", source(&b, 0));
     put(&b, defs, "field_source", source(&b, 1));

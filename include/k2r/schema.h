@@ -11,13 +11,17 @@
  * words). `kafka-redis-bridge check --json-schema` prints it, and
  * config/bridge.schema.json is that output (a unit test compares them).
  *
+ * Every settings value may be a ${env:NAME} or ${file:/path} reference
+ * (the loader resolves them before it reads a value by its type), and no
+ * rule value may hold one (rules are not resolved).
+ *
  * What it is not: the loader. A schema cannot say everything the loader
  * checks (a redis:// URL's syntax, a duration's range, a channel template's
  * variables, librdkafka's own property checks, a rule topic among
- * kafka.topics); `check` remains the judge, and the schema never refuses a
- * file the loader takes, with one exception that a YAML-to-JSON reader
- * forces: a string setting written as a plain number (group_id: 42) is a
- * number in JSON, and the schema wants a string.
+ * kafka.topics, what a reference resolves to); `check` remains the judge,
+ * and the schema never refuses a file the loader takes, with one exception
+ * that a YAML-to-JSON reader forces: a string setting written as a plain
+ * number (group_id: 42) is a number in JSON, and the schema wants a string.
  */
 #ifndef K2R_SCHEMA_H
 #define K2R_SCHEMA_H

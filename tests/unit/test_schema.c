@@ -98,6 +98,17 @@ static void test_every_setting(void) {
         }
         CU_ASSERT_EQUAL(json_object_get(parent, "additionalProperties"), json_false());
         CU_ASSERT(json_is_string(json_object_get(o, "description")));
+        /* A typed value may also be a ${env:}/${file:} reference: the type
+         * is the first branch, the reference the last. */
+        if (rows[i].type == K2R_SETTING_INT || rows[i].type == K2R_SETTING_BOOL ||
+            rows[i].type == K2R_SETTING_CHOICE || rows[i].type == K2R_SETTING_DURATION) {
+            json_t *any = json_object_get(o, "anyOf");
+            const char *last = json_string_value(
+                json_object_get(json_array_get(any, json_array_size(any) - 1), "$ref"));
+
+            CU_ASSERT_STRING_EQUAL(last ? last : "", "#/definitions/reference");
+            o = json_array_get(any, 0);
+        }
         type = json_string_value(json_object_get(o, "type"));
         switch (rows[i].type) {
         case K2R_SETTING_INT:
@@ -117,8 +128,10 @@ static void test_every_setting(void) {
             break;
         case K2R_SETTING_STRING:
         case K2R_SETTING_SECRET:
+        case K2R_SETTING_DURATION:
             CU_ASSERT_STRING_EQUAL(type ? type : "", "string");
-            CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "minLength")), 1);
+            if (rows[i].type != K2R_SETTING_DURATION)
+                CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "minLength")), 1);
             break;
         case K2R_SETTING_RULES:
             CU_ASSERT_STRING_EQUAL(type ? type : "", "array");
