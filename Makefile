@@ -346,7 +346,7 @@ install: install-bin $(MANPAGE) $(UNIT)
 	    $(DESTDIR)$(datadir)/kafka-redis-bridge $(DESTDIR)$(sysconfdir)/kafka-redis-bridge
 	install -m 0644 $(MANPAGE) $(DESTDIR)$(mandir)/man1/
 	install -m 0644 $(UNIT) $(DESTDIR)$(systemdunitdir)/
-	install -m 0644 README.md docs/rules.md docs/map.md $(DESTDIR)$(docdir)/
+	install -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(docdir)/
 	install -m 0644 config/bridge.example.yaml config/bridge.schema.json \
 	    $(DESTDIR)$(datadir)/kafka-redis-bridge/
 	@conf='$(DESTDIR)$(sysconfdir)/kafka-redis-bridge/bridge.yaml'; \
