@@ -5,9 +5,10 @@
 # comment its language has). Part of `make test` (and `make dist-check`).
 #
 # Which files are code: C and C++ sources and headers, shell, Python, Go,
+# JavaScript and TypeScript, HTML (the examples),
 # any file that starts with "#!", the Makefile, the Dockerfile, the
-# Helm chart's templates, Chart.yaml and values.yaml, the systemd unit and
-# the man page's source under dist/, and tests/kafka/pom.xml. Data is not
+# Helm chart's templates, Chart.yaml and values.yaml, the systemd unit's
+# template under dist/, and tests/kafka/pom.xml. Data is not
 # checked: test fixtures, fuzz corpora, value sets, JSON (which has no
 # comments), Markdown, and the example config, which becomes the user's own
 # file.
@@ -35,7 +36,7 @@ list_files() {
 is_code() {
     case "$1" in
     tests/fixtures/* | fuzz/corpus/* | fuzz/regressions/* | tests/hostile/*.yaml) return 1 ;;
-    *.c | *.h | *.cpp | *.hpp | *.sh | *.py | *.go) return 0 ;;
+    *.c | *.h | *.cpp | *.hpp | *.sh | *.py | *.go | *.js | *.mjs | *.ts | *.html) return 0 ;;
     Makefile | Dockerfile | .ci/run | tests/kafka/pom.xml) return 0 ;;
     helm/*/templates/* | helm/*/Chart.yaml | helm/*/values.yaml) return 0 ;;
     dist/*.service | dist/*/*.service | dist/*/*.in) return 0 ;;
