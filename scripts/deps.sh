@@ -22,7 +22,8 @@
 #          and the dist group's
 #   dist   what `make dist-check` needs: python3-yaml and python3-jsonschema
 #          (scripts/check-schema.sh), systemd (systemd-analyze verify,
-#          scripts/check-install.sh), man-db and groff-base (the man page)
+#          scripts/check-install.sh), man-db, groff-base and bsdextrautils
+#          (col) for the man page
 #          (no redis-sentinel: scripts/stack.sh runs its sentinels as
 #          `redis-server FILE --sentinel`, and that package would only add a
 #          system sentinel service on port 26379)
@@ -52,7 +53,7 @@ pkgs_rdkafka_source=(dpkg-dev debian-archive-keyring liblz4-dev libsasl2-dev lib
     libzstd-dev zlib1g-dev libcurl4-openssl-dev)
 pkgs_test=(kcat redis-server redis-tools socat maven openjdk-17-jre-headless nodejs npm
     curl ca-certificates procps iproute2 python3 openssl)
-pkgs_dist=(python3 python3-yaml python3-jsonschema systemd man-db groff-base)
+pkgs_dist=(python3 python3-yaml python3-jsonschema systemd man-db groff-base bsdextrautils)
 pkgs_lint=(clang clang-tidy clang-format cppcheck)
 pkgs_check=()
 pkgs_fuzz=(clang libclang-rt-14-dev)
