@@ -18,15 +18,15 @@
 #          else what building Debian 13's source package needs
 #          (scripts/librdkafka.sh, which the Makefile's deps target runs next)
 #   test   kcat, redis-server, Java + Maven (the Kafka broker), Node + npm
-#          (the webhook examples), socat, curl, procps, iproute2, python3;
+#          (the webhook examples), socat, curl, procps, iproute2, python3,
 #          and the dist group's
+#          (no redis-sentinel: scripts/stack.sh runs its sentinels as
+#          `redis-server FILE --sentinel`, and that package would only add a
+#          system sentinel service on port 26379)
 #   dist   what `make dist-check` needs: python3-yaml and python3-jsonschema
 #          (scripts/check-schema.sh), systemd (systemd-analyze verify,
 #          scripts/check-install.sh), man-db, groff-base and bsdextrautils
 #          (col) for the man page
-#          (no redis-sentinel: scripts/stack.sh runs its sentinels as
-#          `redis-server FILE --sentinel`, and that package would only add a
-#          system sentinel service on port 26379)
 #   lint   clang, clang-tidy, clang-format, cppcheck
 #   check  nothing extra: gcc's ASan/UBSan runtimes come with gcc
 #   browser Debian's chromium, for the SSE gateway's browser test
