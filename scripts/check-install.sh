@@ -30,6 +30,11 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 umask 022
 fixtures=tests/fixtures/install
+# Run by `make test`, this must not inherit the outer make's install
+# directories, which make exports (make test PREFIX=/opt would move every
+# tree); BUILD stays, so that the binary installed is the one built.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES PREFIX DESTDIR bindir libdir includedir datadir \
+    mandir docdir sysconfdir systemdunitdir SHIM_LIB SHIM_HEADER
 
 passed=0
 failed=0

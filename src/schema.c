@@ -49,18 +49,20 @@ typedef struct build_s {
     int nomem;
 } build_t;
 
-/* Sets o[key] = v (taking v); remembers a failure. Returns v, borrowed. */
+/* Sets o[key] = v (taking v, also when it fails: jansson's _new functions
+ * release the value then, and take NULL); remembers a failure. Returns v,
+ * borrowed, or NULL. */
 static json_t *put(build_t *b, json_t *o, const char *key, json_t *v) {
-    if (!v || !o || json_object_set_new(o, key, v) != 0) {
+    if (!v || json_object_set_new(o, key, v) != 0) {
         b->nomem = 1;
         return NULL;
     }
     return v;
 }
 
-/* Appends v to array a (taking v); remembers a failure. */
+/* Appends v to array a (taking v, as put does); remembers a failure. */
 static void push(build_t *b, json_t *a, json_t *v) {
-    if (!v || !a || json_array_append_new(a, v) != 0)
+    if (!v || json_array_append_new(a, v) != 0)
         b->nomem = 1;
 }
 
