@@ -1086,9 +1086,11 @@ static void section_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml
 
 /* ------------------------------------------------------------- rules: */
 
-static const char *const rule_keys[] = {
+const char *const k2r_rule_keys[] = {
     "name",         "topic",   "type",     "id",     "vars",     "when",    "channel", "channels",
-    "notification", "message", "on_error", "unsafe", "continue", "max_age", "history"};
+    "notification", "message", "on_error", "unsafe", "continue", "max_age", "history", NULL};
+
+const char *const k2r_unsafe_names[] = {"reject", "escape", NULL};
 
 /* A plain scalar written as a decimal integer ("42", "-7"). */
 static int plain_int(const yaml_node_t *node) {
@@ -1503,8 +1505,7 @@ static void rule_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
         if (i >= 0)
             rc->on_error = (k2r_on_error_t)i;
     } else if (strcmp(key, "unsafe") == 0) {
-        static const char *const modes[] = {"reject", "escape"};
-        int i = get_choice(ld, value, sub, modes, 2, NULL);
+        int i = get_choice(ld, value, sub, k2r_unsafe_names, 2, NULL);
         if (i >= 0)
             rc->escape = i;
     } else if (strcmp(key, "continue") == 0) {
@@ -1525,7 +1526,8 @@ static void rule_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
         if (!has_maxlen && value->type == YAML_MAPPING_NODE)
             lerr(ld, value, "%s: maxlen is required (how many entries the stream keeps)", sub);
     } else {
-        unknown_key(ld, knode, path, key, rule_keys, sizeof(rule_keys) / sizeof(rule_keys[0]));
+        unknown_key(ld, knode, path, key, k2r_rule_keys,
+                    sizeof(k2r_rule_keys) / sizeof(k2r_rule_keys[0]) - 1);
     }
 }
 
