@@ -14,7 +14,7 @@
 #            exactly the run-time packages that trixie's -dev packages of the
 #            linked libraries pin (apt-cache show, through trixie-apt.sh).
 #
-#   docker build --build-arg VERSION=$(git describe --tags --always) -t kafka-redis-bridge .
+#   make image      (docker build --build-arg VERSION="$(scripts/version.sh)" ...)
 #   docker run --rm -p 8080:8080 -v "$PWD/my-config:/etc/kafka-redis-bridge:ro" \
 #       -e K2R_REDIS_PASSWORD_FILE=/run/secrets/redis kafka-redis-bridge
 #
@@ -32,15 +32,18 @@ COPY scripts/deps.sh scripts/deps.sh
 # apt's lists first: deps.sh asks apt-cache whether librdkafka-dev is new enough.
 RUN apt-get update && scripts/deps.sh build && rm -rf /var/lib/apt/lists/*
 COPY . .
-# The build context has no .git, so `git describe` cannot name the version:
-# it is passed in, and shows in `kafka-redis-bridge version` and k2r_build_info.
-ARG VERSION=0.1.0
+# The build context has no .git, so scripts/version.sh could only read the
+# VERSION file: the version (a tag, or VERSION plus the commit) is passed in
+# by `make image`, and shows in `kafka-redis-bridge version`, k2r_build_info
+# and the label below. No default here: the VERSION file is its one place.
+ARG VERSION
 ENV CI=true
-RUN make -j"$(nproc)" VERSION="${VERSION}" all \
- && make VERSION="${VERSION}" install DESTDIR=/out PREFIX=/usr/local
+RUN test -n "${VERSION}" || { echo "the build argument VERSION is required (make image passes it)" >&2; exit 1; } \
+ && make -j"$(nproc)" VERSION="${VERSION}" all \
+ && make VERSION="${VERSION}" install-bin DESTDIR=/out PREFIX=/usr/local
 
 FROM ${DEBIAN_IMAGE} AS runtime
-ARG VERSION=0.1.0
+ARG VERSION
 LABEL org.opencontainers.image.title="kafka-redis-bridge" \
       org.opencontainers.image.description="Kafka consumer group that publishes thin notifications on Redis Pub/Sub" \
       org.opencontainers.image.version="${VERSION}"
@@ -65,8 +68,10 @@ RUN apt-get update \
         --home-dir /nonexistent --shell /usr/sbin/nologin k2r
 COPY --from=build /out/usr/local/ /usr/local/
 COPY --from=build /src/config/bridge.example.yaml /etc/kafka-redis-bridge/bridge.yaml
-# Fails the build when a shared library is missing from the list above.
-RUN /usr/local/bin/kafka-redis-bridge version
+# Fails the build when a shared library is missing from the list above, or
+# when the binary names another version than the label.
+RUN v="$(/usr/local/bin/kafka-redis-bridge version)" \
+ && case "$v" in "kafka-redis-bridge ${VERSION} ("*) ;; *) echo "$v: not ${VERSION}" >&2; exit 1 ;; esac
 
 USER 65532:65532
 EXPOSE 8080

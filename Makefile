@@ -8,19 +8,43 @@
 #                   tests against a real Kafka broker and redis-server
 #   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make lint       clang-format check, clang-tidy, cppcheck, layers
+#   make dist-check SPDX headers, the version, the config schema, make install
+#                   (part of `make test`)
 #   make layers     no include cycle, no I/O header in the core (see `layers:`)
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (fuzz-smoke: 10 s)
 #   make demo       the whole pipeline, live, on a local stack
+#   make demo-browser  the same to a browser: the bridge with history, the
+#                   SSE gateway (examples/sse-gateway), a page's URL; until Ctrl-C
 #   make bench      benchmarks on a local stack (bench/): backlog throughput, memory
 #                   through a Redis outage
 #   make readme-settings  rewrite the README's settings table from the binary's
 #                   (`check --list-settings=markdown`; a unit test compares them)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make config-schema  rewrite config/bridge.schema.json from the binary's
+#                   (`check --json-schema`; a unit test compares them)
+#   make install    PREFIX=/usr/local DESTDIR= (also bindir, sysconfdir, mandir,
+#                   systemdunitdir, ...): binary, man page, systemd unit, config
+#   make image      the container image, labelled with the version
 #   make clean
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
+
+# Where `make install` puts things (each can be set on its own). The config
+# goes to $(sysconfdir)/kafka-redis-bridge/bridge.yaml: /etc for PREFIX=/usr,
+# else under the prefix (/usr/local/etc); the systemd unit names that file.
+bindir     ?= $(PREFIX)/bin
+libdir     ?= $(PREFIX)/lib
+includedir ?= $(PREFIX)/include
+datadir    ?= $(PREFIX)/share
+mandir     ?= $(datadir)/man
+docdir     ?= $(datadir)/doc/kafka-redis-bridge
+ifeq ($(PREFIX),/usr)
+sysconfdir ?= /etc
+else
+sysconfdir ?= $(PREFIX)/etc
+endif
+systemdunitdir ?= $(PREFIX)/lib/systemd/system
 
 CC      ?= cc
 CXX     ?= c++
@@ -59,7 +83,10 @@ CXXFLAGS += -std=c++17 $(OPT) $(WARN) $(HARDEN) -MMD -MP -fno-exceptions
 LDFLAGS += -pie -Wl,-z,relro,-z,now
 LDLIBS  += $(PKG_LIBS) -lstdc++ -lm -lpthread
 
-VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
+# The version, from one place: a git tag when one is reachable, else the
+# VERSION file plus the commit, else (no .git) the VERSION file alone
+# (scripts/version.sh). `make VERSION=...` overrides it (the image build).
+VERSION := $(shell scripts/version.sh)
 
 LIB_C   := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_CXX := $(wildcard src/*.cpp)
@@ -81,7 +108,7 @@ LIBCORE := $(BUILD)/libk2r_core.a
 SHIM         := $(BUILD)/libk2r_shim.so
 SHIM_EXAMPLE := $(BUILD)/shim-producer
 
-.PHONY: FORCE readme-settings print-pkgs all test unit integration check lint layers demo bench install clean deps fuzz fuzz-smoke fuzz-build examples
+.PHONY: FORCE readme-settings config-schema dist-check print-pkgs all test unit integration check lint layers demo demo-browser bench install install-bin man image clean deps fuzz fuzz-smoke fuzz-build examples
 all: $(BIN) $(SHIM) $(SHIM_EXAMPLE)
 
 $(BUILD)/%.o: %.c
@@ -92,7 +119,7 @@ $(BUILD)/%.o: %.cpp
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
 
-# The version (git describe) is compiled into main.o; this stamp changes
+# The version (scripts/version.sh) is compiled into main.o; this stamp changes
 # with it, so that it is rebuilt after a commit or an edit instead of naming
 # an older version than the rest of the build.
 VERSION_STAMP := $(BUILD)/version.stamp
@@ -176,6 +203,11 @@ readme-settings: $(BIN)
 	cat $(BUILD)/README.md.new >README.md
 	rm -f $(BUILD)/settings.md $(BUILD)/README.md.new
 
+# config/bridge.schema.json is the config's JSON Schema as the binary renders
+# it from the settings table (`check --json-schema`; a unit test compares them).
+config-schema: $(BIN)
+	$(BIN) check --json-schema >config/bridge.schema.json
+
 # Installs the Debian packages the build and the tests need (idempotent).
 deps:
 	@scripts/deps.sh build test
@@ -193,9 +225,22 @@ test: deps
 	$(MAKE) --no-print-directory all $(BUILD)/test-unit $(BUILD)/test-integration
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory fuzz-smoke
+	$(MAKE) --no-print-directory dist-check
 	scripts/chart-check.sh
 	scripts/check-layers.sh $(LIBCORE)
 	scripts/run-tests.sh $(BUILD)
+
+# What a packager and an operator meet, without servers (part of test):
+# SPDX headers, one version, the config's JSON Schema against the repo's
+# configs, make install (DESTDIR trees, the kept config, the unit, the man
+# page, systemd-analyze verify). A sub-make builds after deps.
+dist-check:
+	@scripts/deps.sh build dist
+	$(MAKE) --no-print-directory all
+	scripts/check-spdx.sh
+	scripts/check-version.sh $(BIN)
+	scripts/check-schema.sh $(BIN)
+	scripts/check-install.sh $(BIN)
 
 # Unit tests under ASan + UBSan, in their own build directory.
 check:
@@ -287,21 +332,104 @@ demo: deps
 	$(MAKE) --no-print-directory all
 	scripts/demo.sh $(BIN)
 
-# Benchmarks against a real broker and redis-server (scripts/with-stack.sh).
+# The bridge with a history beside each channel, the reference SSE gateway
+# (node, its locked dependencies from npm) and a producer, until Ctrl-C.
+demo-browser: deps
+	$(MAKE) --no-print-directory all
+	scripts/demo-browser.sh $(BIN)
+
+# Benchmarks against a real broker and redis-server (scripts/with-stack.sh),
+# each on its own stack: backlog throughput (plaintext, TLS, cluster), memory
+# through a Redis outage, then the bridge side by side with the Go and Python
+# peers and the Kafka and Redis ceilings (bench/compare.sh), which prints the
+# README's table and fails when the bridge's median on small events falls
+# below the Go peer's. About 4.5 minutes on 2 cores. BENCH_ONLY=compare runs the
+# comparison alone; its knobs (BENCH_ROUNDS, BENCH_PY_ROUNDS, BENCH_SMALL,
+# BENCH_WEBHOOKS, BENCH_LAT_RATE, BENCH_LAT_SECS, BENCH_LAT_ROUNDS,
+# BENCH_RESULTS) are in bench/README.md.
 bench: deps
 	$(MAKE) --no-print-directory all
-	scripts/with-stack.sh bench/throughput.sh $(BUILD)
-	scripts/with-stack.sh bench/outage-memory.sh $(BUILD)
+	[ "$(BENCH_ONLY)" = compare ] || scripts/with-stack.sh bench/throughput.sh $(BUILD)
+	[ "$(BENCH_ONLY)" = compare ] || scripts/with-stack.sh bench/outage-memory.sh $(BUILD)
+	scripts/with-stack.sh bench/compare.sh $(BUILD)
 
-install: $(BIN) $(SHIM)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge \
-	    $(DESTDIR)$(PREFIX)/share/doc/kafka-redis-bridge $(DESTDIR)$(PREFIX)/lib \
-	    $(DESTDIR)$(PREFIX)/include/k2r
-	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/kafka-redis-bridge
-	install -m 0755 $(SHIM) $(DESTDIR)$(PREFIX)/lib/libk2r_shim.so
-	install -m 0644 include/k2r/shim.h $(DESTDIR)$(PREFIX)/include/k2r/shim.h
-	install -m 0644 config/bridge.example.yaml $(DESTDIR)$(PREFIX)/share/kafka-redis-bridge/
-	install -m 0644 LICENSE $(DESTDIR)$(PREFIX)/share/doc/kafka-redis-bridge/
+# The man page, from the binary's --help (scripts/manpage.sh), and the
+# systemd unit with the install paths written in. Both name install
+# directories, so they are remade when those change (as main.o with the version).
+MANPAGE := $(BUILD)/kafka-redis-bridge.1
+UNIT    := $(BUILD)/kafka-redis-bridge.service
+DIRS_STAMP := $(BUILD)/dirs.stamp
+$(DIRS_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(bindir) $(sysconfdir) $(docdir)' | cmp -s - $@ || echo '$(bindir) $(sysconfdir) $(docdir)' >$@
+
+$(MANPAGE): $(BIN) scripts/manpage.sh $(DIRS_STAMP)
+	scripts/manpage.sh $(BIN) '$(docdir)' >$@.tmp
+	mv $@.tmp $@
+
+$(UNIT): dist/systemd/kafka-redis-bridge.service.in $(DIRS_STAMP)
+	sed -e 's|@bindir@|$(bindir)|g' -e 's|@sysconfdir@|$(sysconfdir)|g' $< >$@.tmp
+	mv $@.tmp $@
+
+man: $(MANPAGE)
+
+# The producer shim (include/k2r/shim.h, and $(SHIM), which `make` builds),
+# installed when there: the library with its symlinks as they are
+# (scripts/check-install.sh points SHIM_LIB elsewhere to install without it).
+SHIM_LIB    ?= $(BUILD)/libk2r_shim.so
+SHIM_HEADER ?= include/k2r/shim.h
+
+# The binary and its licence alone (what the container image takes).
+install-bin: $(BIN)
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(docdir)
+	install -m 0755 $(BIN) $(DESTDIR)$(bindir)/kafka-redis-bridge
+	install -m 0644 LICENSE $(DESTDIR)$(docdir)/
+
+# Everything: the binary; the shim when built; the man page; the systemd
+# unit; the documentation; the example config and its JSON Schema under
+# $(datadir)/kafka-redis-bridge; and the example as
+# $(sysconfdir)/kafka-redis-bridge/bridge.yaml unless a config is there
+# already (it is the operator's from then on), its schema line pointing at
+# the installed schema. scripts/check-install.sh tests it.
+install: install-bin $(MANPAGE) $(UNIT)
+	install -d $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(systemdunitdir) \
+	    $(DESTDIR)$(datadir)/kafka-redis-bridge $(DESTDIR)$(sysconfdir)/kafka-redis-bridge
+	install -m 0644 $(MANPAGE) $(DESTDIR)$(mandir)/man1/
+	install -m 0644 $(UNIT) $(DESTDIR)$(systemdunitdir)/
+	install -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(docdir)/
+	install -m 0644 config/bridge.example.yaml config/bridge.schema.json \
+	    $(DESTDIR)$(datadir)/kafka-redis-bridge/
+	@conf='$(DESTDIR)$(sysconfdir)/kafka-redis-bridge/bridge.yaml'; \
+	if [ -e "$$conf" ]; then \
+	    echo "install: kept $$conf (the example is $(datadir)/kafka-redis-bridge/bridge.example.yaml)"; \
+	else \
+	    sed '1s|^# yaml-language-server: $$schema=bridge.schema.json$$|# yaml-language-server: $$schema=$(datadir)/kafka-redis-bridge/bridge.schema.json|' \
+	        config/bridge.example.yaml >"$$conf.tmp" && chmod 0644 "$$conf.tmp" && mv "$$conf.tmp" "$$conf" && \
+	    echo "install: $$conf (from config/bridge.example.yaml)"; \
+	fi
+	@set -e; \
+	for f in '$(SHIM_LIB)' '$(SHIM_LIB)'.*; do \
+	    [ -e "$$f" ] || [ -L "$$f" ] || continue; \
+	    install -d '$(DESTDIR)$(libdir)'; \
+	    if [ -L "$$f" ]; then \
+	        ln -sfn "$$(readlink "$$f")" '$(DESTDIR)$(libdir)'/"$${f##*/}"; \
+	    else \
+	        install -m 0755 "$$f" '$(DESTDIR)$(libdir)'/; \
+	    fi; \
+	    echo "install: $(libdir)/$${f##*/}"; \
+	done; \
+	if [ -f '$(SHIM_HEADER)' ]; then \
+	    install -d '$(DESTDIR)$(includedir)/k2r'; \
+	    install -m 0644 '$(SHIM_HEADER)' '$(DESTDIR)$(includedir)/k2r/shim.h'; \
+	    echo "install: $(includedir)/k2r/shim.h"; \
+	fi
+
+# The container image (Dockerfile); the build context has no .git, so the
+# version goes in as a build argument. A '+' (VERSION+gHASH) is not allowed
+# in an image tag: it becomes '-' there, the label keeps it.
+IMAGE ?= kafka-redis-bridge
+image:
+	docker build --build-arg VERSION='$(VERSION)' -t '$(IMAGE):$(subst +,-,$(VERSION))' .
 
 clean:
 	rm -rf $(BUILD) build

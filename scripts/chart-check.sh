@@ -36,7 +36,8 @@
 #   4. the bridge.yaml of every rendered ConfigMap passes
 #      `build/kafka-redis-bridge check` (built with `make -s all`), its
 #      ${file:} references to the pod's Secrets pointed at placeholder files
-#      and its ${env:} variables set, as check_render.py writes them;
+#      and its ${env:} variables set, as check_render.py writes them; and the
+#      config's JSON Schema (config/bridge.schema.json, scripts/schema_validate.py);
 #   5. renderings that must fail (scripts/chart/fixtures/*.yaml) fail, with
 #      the message each fixture's "# expect:" lines name (both autoscalers,
 #      wrong types rejected by values.schema.json, credentials in the config,
@@ -206,7 +207,7 @@ EOF
 # Without Go on PATH, Debian's Go fetches the toolchain helm needs through the
 # module proxy (GOTOOLCHAIN=auto).
 python=/usr/bin/python3
-apt_ensure python3 python3-yaml python3-pip
+apt_ensure python3 python3-yaml python3-pip python3-jsonschema
 command -v go >/dev/null 2>&1 || apt_ensure golang-go
 mkdir -p "$cache/chart-tools"
 (
@@ -381,6 +382,8 @@ for values in "$chart"/ci/*.yaml; do
     if [ -f "$work/$name.bridge.yaml" ]; then
         check "$name: rendered bridge.yaml passes kafka-redis-bridge check" \
             check_config "$work/$name.bridge.yaml"
+        check "$name: rendered bridge.yaml is valid against config/bridge.schema.json" \
+            "$python" scripts/schema_validate.py config/bridge.schema.json "$work/$name.bridge.yaml"
     fi
     check "$name: NOTES.txt renders" notes_render "$values"
     if grep -q '^kind: PrometheusRule' "$out"; then

@@ -21,7 +21,7 @@
 # not an edge: core files may include both.
 set -eu
 
-CORE="config rules map json envelope metrics utf8 buf errors clock redis_url addr batch msgview stats deadletter slots"
+CORE="config rules schema map json envelope metrics utf8 buf errors clock redis_url addr batch msgview stats deadletter slots"
 
 # Includes a core file may have although they are on the list below, as
 # "file:header" words, each with its reason. config.c hands kafka.properties

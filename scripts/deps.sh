@@ -20,11 +20,19 @@
 #   test   kcat, redis-server, Java + Maven (the Kafka broker), Node + npm
 #          (the webhook examples), socat, curl, procps, iproute2, python3,
 #          python3-venv (scripts/python-shim.sh: confluent-kafka for the shim test)
+#          and the dist group's
 #          (no redis-sentinel: scripts/stack.sh runs its sentinels as
 #          `redis-server FILE --sentinel`, and that package would only add a
 #          system sentinel service on port 26379)
+#   dist   what `make dist-check` needs: python3-yaml and python3-jsonschema
+#          (scripts/check-schema.sh), systemd (systemd-analyze verify,
+#          scripts/check-install.sh), man-db, groff-base and bsdextrautils
+#          (col) for the man page
 #   lint   clang, clang-tidy, clang-format, cppcheck
 #   check  nothing extra: gcc's ASan/UBSan runtimes come with gcc
+#   browser Debian's chromium, for the SSE gateway's browser test
+#          (scripts/gateway-test.sh; playwright-core drives it, and downloads
+#          no browser of its own)
 #   fuzz   clang and libFuzzer (Debian 12 ships clang 14's libFuzzer in
 #          libclang-rt-14-dev, with its sanitizer runtimes)
 #   valkey valkey-server and valkey-tools (valkey-cli), for the test stack's
@@ -46,9 +54,11 @@ pkgs_rdkafka_source=(dpkg-dev debian-archive-keyring liblz4-dev libsasl2-dev lib
     libzstd-dev zlib1g-dev libcurl4-openssl-dev)
 pkgs_test=(kcat redis-server redis-tools socat maven openjdk-17-jre-headless nodejs npm
     curl ca-certificates procps iproute2 python3 python3-venv openssl)
+pkgs_dist=(python3 python3-yaml python3-jsonschema systemd man-db groff-base bsdextrautils)
 pkgs_lint=(clang clang-tidy clang-format cppcheck)
 pkgs_check=()
 pkgs_fuzz=(clang libclang-rt-14-dev)
+pkgs_browser=(chromium)
 # installed from the system's sources when they have them, else from backports
 pkgs_valkey=(valkey-server valkey-tools)
 
@@ -103,13 +113,15 @@ for group in "$@"; do
         wanted+=("${pkgs_build[@]}")
         mapfile -t -O "${#wanted[@]}" wanted < <(rdkafka_pkgs)
         ;;
-    test) wanted+=("${pkgs_test[@]}") ;;
+    test) wanted+=("${pkgs_test[@]}" "${pkgs_dist[@]}") ;;
+    dist) wanted+=("${pkgs_dist[@]}") ;;
     lint) wanted+=("${pkgs_lint[@]}") ;;
     check) wanted+=("${pkgs_check[@]+"${pkgs_check[@]}"}") ;;
     fuzz) wanted+=("${pkgs_fuzz[@]}") ;;
+    browser) wanted+=("${pkgs_browser[@]}") ;;
     valkey) wanted+=("${pkgs_valkey[@]}") ;;
     *)
-        echo "deps.sh: unknown group '$group' (known: build test lint check fuzz valkey)" >&2
+        echo "deps.sh: unknown group '$group' (known: build test dist lint check fuzz browser valkey)" >&2
         exit 2
         ;;
     esac

@@ -3,8 +3,9 @@
 # run-tests.sh - the body of `make test` after the build: the unit tests, then
 # the integration tests against a real Kafka broker and redis-server that
 # scripts/with-stack.sh starts on free loopback ports and always stops, then
-# the Redis-facing suites again against Valkey.
-# Ends with one line "tests: N passed, N failed" summing every CUnit run.
+# the Redis-facing suites again against Valkey, then the reference SSE
+# gateway's tests (scripts/gateway-test.sh: node, and a headless chromium).
+# Ends with one line "tests: N passed, N failed" summing every run.
 #
 # usage: scripts/run-tests.sh BUILD_DIR
 set -euo pipefail
@@ -31,9 +32,21 @@ echo "== the Redis-facing suites against Valkey (bridge, tls, topology)"
 K2R_TEST_REDIS_FLAVOR=valkey K2R_TEST_SUITE=bridge,tls,topology \
     scripts/with-stack.sh "$build/test-integration" 2>&1 | tee "$logs/valkey.out" || status=1
 
+echo "== the SSE gateway (examples/sse-gateway: join protocol, the page in headless chromium)"
+scripts/gateway-test.sh "$build" 2>&1 | tee "$logs/gateway.node" || status=1
+
 # CUnit's "Run Summary" has a row: "tests  TOTAL  RAN  PASSED  FAILED  INACTIVE".
 passed=0
 failed=0
+# gateway-test.sh ends with "gateway: N passed, N failed".
+if row="$(awk '$1 == "gateway:" && $3 == "passed," { print $2, $4 }' "$logs/gateway.node" | tail -1)" && [ -n "$row" ]; then
+    passed=$((passed + ${row% *}))
+    failed=$((failed + ${row#* }))
+else
+    echo "no summary from the gateway's tests: the run did not finish" >&2
+    status=1
+    failed=$((failed + 1))
+fi
 for f in "$logs"/*.out; do
     if row="$(awk '$1 == "tests" && NF >= 5 { print $4, $5 }' "$f" | tail -1)" && [ -n "$row" ]; then
         passed=$((passed + ${row% *}))

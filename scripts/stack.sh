@@ -3,7 +3,12 @@
 # stack.sh - starts and stops the real services the integration tests, the
 # benchmarks and the demo run against: one single-node KRaft Apache Kafka
 # broker (combined broker+controller, jars from scripts/kafka-libs.sh, run
-# with this machine's Java 17), one redis-server, a second redis-server that
+# with this machine's Java 17; besides its plaintext listener, always four
+# secured ones: SASL_SSL with SCRAM-SHA-512, SASL_SSL with OAUTHBEARER
+# validated by Kafka's unsecured-JWT validator, SASL_SSL with SCRAM whose
+# certificate names only wrong.example, and SSL requiring a client
+# certificate; always on: about 0.7 s more broker CPU at start, most of it
+# for the first TLS listener, see README "Dependencies"), one redis-server, a second redis-server that
 # speaks TLS (redis-tls: a TLS port and a plaintext port, so that tests
 # subscribe without TLS while the bridge publishes over it), a Sentinel
 # topology (a primary, its replica and three sentinels monitoring them as
@@ -26,6 +31,23 @@
 #          --cluster create ... --cluster-replicas 1, in the background while
 #          the broker starts), waits until everything answers and writes
 #            DIR/env        K2R_TEST_KAFKA_BROKERS=127.0.0.1:PORT
+#                           K2R_TEST_KAFKA_SASL_SSL_BOOTSTRAP=127.0.0.1:PORT
+#                             (SASL_SSL, SCRAM-SHA-512; certificate for
+#                             127.0.0.1 and localhost signed by ca.crt)
+#                           K2R_TEST_KAFKA_OAUTH_BOOTSTRAP=127.0.0.1:PORT
+#                             (SASL_SSL, OAUTHBEARER: any unsigned JWT with a
+#                             sub claim, e.g. librdkafka's
+#                             enable.sasl.oauthbearer.unsecure.jwt; the same
+#                             certificate)
+#                           K2R_TEST_KAFKA_WRONGNAME_BOOTSTRAP=127.0.0.1:PORT
+#                             (SASL_SSL, SCRAM-SHA-512; a certificate signed
+#                             by ca.crt for wrong.example only)
+#                           K2R_TEST_KAFKA_MTLS_BOOTSTRAP=127.0.0.1:PORT
+#                             (SSL; a client certificate signed by ca.crt
+#                             required, e.g. client.crt and .key)
+#                           K2R_TEST_KAFKA_SCRAM_USER=k2r-bridge
+#                           K2R_TEST_KAFKA_SCRAM_PASSWORD=... (new each start)
+#                           K2R_TEST_KAFKA_CA_FILE=DIR/tls/ca.crt
 #                           K2R_TEST_REDIS_HOST=127.0.0.1
 #                           K2R_TEST_REDIS_PORT=PORT
 #                           K2R_TEST_REDIS_TLS_PORT=PORT (TLS, client
@@ -34,8 +56,11 @@
 #                             server without TLS)
 #                           K2R_TEST_TLS_DIR=DIR/tls: ca.crt, server.crt and
 #                             .key (127.0.0.1, localhost), client.crt and .key,
-#                             other-ca.crt (a CA that signed neither), and
-#                             expired.crt (the server's key, already expired)
+#                             other-ca.crt (a CA that signed neither),
+#                             expired.crt (the server's key, already expired),
+#                             wrongname.crt and .key (wrong.example), and the
+#                             broker's PEM keystores kafka-server.pem and
+#                             kafka-wrongname.pem (key, then certificate)
 #                           K2R_TEST_REDIS_FLAVOR=redis|valkey
 #                           K2R_TEST_REDIS_VERSION=x.y.z (of FLAVOR-server)
 #                           K2R_TEST_REDIS_CLI=redis-cli|valkey-cli
@@ -422,7 +447,15 @@ make_certs() {
     openssl req "${ec[@]}" -keyout "$d/client.key" -out "$d/client.csr" -subj "/CN=k2r client"
     openssl x509 -req -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
         -CAcreateserial -out "$d/client.crt" -days 2
-    chmod 600 "$d"/*.key
+    openssl req "${ec[@]}" -keyout "$d/wrongname.key" -out "$d/wrongname.csr" \
+        -subj "/CN=wrong.example"
+    printf 'subjectAltName=DNS:wrong.example\n' >"$d/wrongname.ext"
+    openssl x509 -req -in "$d/wrongname.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+        -CAcreateserial -out "$d/wrongname.crt" -days 2 -extfile "$d/wrongname.ext"
+    # The broker's PEM keystores: the PKCS#8 key, then the certificate.
+    cat "$d/server.key" "$d/server.crt" >"$d/kafka-server.pem"
+    cat "$d/wrongname.key" "$d/wrongname.crt" >"$d/kafka-wrongname.pem"
+    chmod 600 "$d"/*.key "$d"/kafka-*.pem
 }
 
 # The name of the server of DIR $1 that listens on port $2: the one whose
@@ -539,6 +572,7 @@ cluster_ready() {
 
 start_stack() {
     local dir="$1" libs kport cport rport tport tplain cid jopts logopt t0 major jsa cds fmt_cds
+    local ksasl koauth kwrong kmtls scram_user=k2r-bridge scram_password
     local name port i version ccpid fmtpid cstatus others d20 d30 d120 sdata=() sports=() sids=() cports=() cbus=() caddrs=()
     local sname=k2rmaster down_after=1000 failover_timeout=5000 node_timeout=2000
     case "$1" in *[[:space:]]*) die "DIR must not contain whitespace: '$1'" ;; esac
@@ -578,15 +612,16 @@ start_stack() {
         exit 1
     }
 
-    # Kafka 2, Redis 1, TLS 2, Sentinel 2 + 3, Cluster 6 + 6 bus ports
-    mapfile -t ports < <(free_ports 22)
-    [ "${#ports[@]}" -eq 22 ] || die "could not pick free ports (python3 missing?)"
+    # Kafka 2 + 4 secured listeners, Redis 1, TLS 2, Sentinel 2 + 3, Cluster 6 + 6 bus ports
+    mapfile -t ports < <(free_ports 26)
+    [ "${#ports[@]}" -eq 26 ] || die "could not pick free ports (python3 missing?)"
     kport="${ports[0]}" cport="${ports[1]}" rport="${ports[2]}"
     tport="${ports[3]}" tplain="${ports[4]}"
     sdata=("${ports[5]}" "${ports[6]}")
     sports=("${ports[7]}" "${ports[8]}" "${ports[9]}")
     cports=("${ports[@]:10:6}")
     cbus=("${ports[@]:16:6}")
+    ksasl="${ports[22]}" koauth="${ports[23]}" kwrong="${ports[24]}" kmtls="${ports[25]}"
 
     cd "$dir" # all servers get DIR as working directory; stop relies on it
 
@@ -606,8 +641,15 @@ start_stack() {
         launch "$dir" "cluster$i"
     done
 
+    # ---- TLS material (Redis TLS, the broker's secured listeners) ----
+    make_certs "$dir/tls" >>"$dir/tls.log" 2>&1 ||
+        fail "openssl could not make the test certificates" "$dir/tls.log"
+
     # ---- Kafka ----
     mkdir -p "$dir/kafka-data"
+    # The SCRAM user's password: new for every stack (hex: no quoting issue
+    # in --add-scram's bracket syntax), given to the tests through DIR/env.
+    scram_password="$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
     if compgen -G "$libs/log4j-core-*.jar" >/dev/null; then
         major=4
         cat >"$dir/log4j2.properties" <<'EOF'
@@ -644,11 +686,33 @@ EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$kport,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$kport
+listeners=PLAINTEXT://127.0.0.1:$kport,CONTROLLER://127.0.0.1:$cport,SASL_SSL://127.0.0.1:$ksasl,OAUTH://127.0.0.1:$koauth,WRONGNAME://127.0.0.1:$kwrong,MTLS://127.0.0.1:$kmtls
+advertised.listeners=PLAINTEXT://127.0.0.1:$kport,SASL_SSL://127.0.0.1:$ksasl,OAUTH://127.0.0.1:$koauth,WRONGNAME://127.0.0.1:$kwrong,MTLS://127.0.0.1:$kmtls
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,OAUTH:SASL_SSL,WRONGNAME:SASL_SSL,MTLS:SSL
+# SASL_SSL: SCRAM-SHA-512 (the user is created by the format, --add-scram);
+# WRONGNAME: the same with a certificate for wrong.example only; OAUTH:
+# OAUTHBEARER with Kafka's default, unsecured JWT validator (any unsigned
+# token with a sub claim); MTLS: TLS with a client certificate signed by the
+# CA required. All present PEM key material (Kafka 3.x/4.x).
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$dir/tls/kafka-server.pem
+listener.name.wrongname.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.wrongname.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.wrongname.ssl.keystore.type=PEM
+listener.name.wrongname.ssl.keystore.location=$dir/tls/kafka-wrongname.pem
+listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER
+listener.name.oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="k2r-broker";
+listener.name.oauth.ssl.keystore.type=PEM
+listener.name.oauth.ssl.keystore.location=$dir/tls/kafka-server.pem
+listener.name.mtls.ssl.keystore.type=PEM
+listener.name.mtls.ssl.keystore.location=$dir/tls/kafka-server.pem
+listener.name.mtls.ssl.truststore.type=PEM
+listener.name.mtls.ssl.truststore.location=$dir/tls/ca.crt
+listener.name.mtls.ssl.client.auth=required
 log.dirs=$dir/kafka-data
 num.partitions=1
 default.replication.factor=1
@@ -678,9 +742,11 @@ EOF
     # silently when the archive does not fit this JVM or classpath.
     cds=() fmt_cds=()
     # one archive per JVM build: its name carries a checksum of the java
-    # binary's real path, size and time, so a JDK update makes a new one
+    # binary's real path, size and time, so a JDK update makes a new one;
+    # and per broker setup (-s2: the TLS and SASL listeners load classes the
+    # archive of a plaintext-only broker lacks)
     jsa="$(readlink -f "$(command -v java)")"
-    jsa="$(dirname "$libs")/kafka-$(stat -L -c '%n %s %Y' "$jsa" | cksum | cut -d' ' -f1).jsa"
+    jsa="$(dirname "$libs")/kafka-$(stat -L -c '%n %s %Y' "$jsa" | cksum | cut -d' ' -f1)-s2.jsa"
     if [ "${K2R_KAFKA_CDS:-1}" = 1 ]; then
         if [ -s "$jsa" ]; then
             cds=(-XX:SharedArchiveFile="$jsa" -Xshare:auto)
@@ -700,6 +766,7 @@ EOF
     (cd "$dir" && exec java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
         -Djava.awt.headless=true "${fmt_cds[@]}" "$logopt" \
         -cp "$libs/*" kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" \
+        --add-scram "SCRAM-SHA-512=[name=$scram_user,password=$scram_password]" \
         </dev/null >>"$dir/kafka.log" 2>&1) &
     fmtpid=$!
     echo "$fmtpid" >"$dir/kafka-format.pid"
@@ -713,8 +780,6 @@ EOF
     launch "$dir" redis
 
     # ---- Redis with TLS ----
-    make_certs "$dir/tls" >>"$dir/redis-tls.log" 2>&1 ||
-        fail "openssl could not make the test certificates" "$dir/redis-tls.log"
     write_cmd "$dir" redis-tls "$tplain" "$server" --port "$tplain" --tls-port "$tport" \
         --bind 127.0.0.1 --protected-mode yes --save '' --appendonly no --dir "$dir" \
         --tls-cert-file "$dir/tls/server.crt" --tls-key-file "$dir/tls/server.key" \
@@ -849,6 +914,13 @@ EOF
 
     cat >"$dir/env" <<EOF
 K2R_TEST_KAFKA_BROKERS=127.0.0.1:$kport
+K2R_TEST_KAFKA_SASL_SSL_BOOTSTRAP=127.0.0.1:$ksasl
+K2R_TEST_KAFKA_OAUTH_BOOTSTRAP=127.0.0.1:$koauth
+K2R_TEST_KAFKA_WRONGNAME_BOOTSTRAP=127.0.0.1:$kwrong
+K2R_TEST_KAFKA_MTLS_BOOTSTRAP=127.0.0.1:$kmtls
+K2R_TEST_KAFKA_SCRAM_USER=$scram_user
+K2R_TEST_KAFKA_SCRAM_PASSWORD=$scram_password
+K2R_TEST_KAFKA_CA_FILE=$dir/tls/ca.crt
 K2R_TEST_REDIS_HOST=127.0.0.1
 K2R_TEST_REDIS_PORT=$rport
 K2R_TEST_REDIS_TLS_PORT=$tport
@@ -867,7 +939,7 @@ K2R_TEST_CLUSTER_NODE_TIMEOUT_MS=$node_timeout
 K2R_TEST_STACK_DIR=$dir
 EOF
     trap - INT TERM
-    echo "stack.sh: Kafka $(basename "$(dirname "$libs")" | sed 's/^kafka-//') at 127.0.0.1:$kport (pid $(cat "$dir/kafka.pid")), $flavor $version at 127.0.0.1:$rport (pid $(cat "$dir/redis.pid")), TLS at 127.0.0.1:$tport (plain $tplain, pid $(cat "$dir/redis-tls.pid")), Sentinel $sname at ${sports[*]} (data ${sdata[*]}), Cluster $cluster_primaries (replicas $cluster_replicas); ready in $((SECONDS - t0)) s; state in $dir" >&2
+    echo "stack.sh: Kafka $(basename "$(dirname "$libs")" | sed 's/^kafka-//') at 127.0.0.1:$kport (SASL_SSL $ksasl, OAUTHBEARER $koauth, wrong-name TLS $kwrong, mTLS $kmtls; pid $(cat "$dir/kafka.pid")), $flavor $version at 127.0.0.1:$rport (pid $(cat "$dir/redis.pid")), TLS at 127.0.0.1:$tport (plain $tplain, pid $(cat "$dir/redis-tls.pid")), Sentinel $sname at ${sports[*]} (data ${sdata[*]}), Cluster $cluster_primaries (replicas $cluster_replicas); ready in $((SECONDS - t0)) s; state in $dir" >&2
 }
 
 case "$#:${1:-}" in

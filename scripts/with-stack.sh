@@ -5,7 +5,8 @@
 # tears it down afterwards. It makes a temporary folder (mktemp -d), starts
 # the stack there with `scripts/stack.sh start`, exports the variables of its
 # env file (K2R_TEST_KAFKA_BROKERS, K2R_TEST_REDIS_HOST, K2R_TEST_REDIS_PORT,
-# K2R_TEST_STACK_DIR, and the TLS, Sentinel and Cluster ones: see stack.sh),
+# K2R_TEST_STACK_DIR, and the Kafka SASL/TLS, Redis TLS, Sentinel and Cluster
+# ones: see stack.sh),
 # runs the command as a child, then
 # stops the stack and removes the folder on every way out: normal exit,
 # failure, SIGINT, SIGTERM, SIGHUP. It exits with the command's status

@@ -50,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -435,6 +436,48 @@ static void kafka_property(loader_t *ld, const char *key, yaml_node_t *knode, ya
     props[kc->nproperties].mark = mark_of(knode);
     props[kc->nproperties].secret = secret;
     kc->nproperties++;
+}
+
+/*
+ * OAUTHBEARER needs a token source inside librdkafka: its OIDC client
+ * (sasl.oauthbearer.method: oidc) or, for tests, its unsecured-JWT builder
+ * (enable.sasl.oauthbearer.unsecure.jwt: true). Otherwise librdkafka asks
+ * the application for tokens, the bridge has no such callback, and every
+ * connection would wait for a token without a word, forever. A librdkafka
+ * plugin (plugin.library.paths) may bring a token callback: then it is the
+ * plugin's business.
+ */
+static void kafka_oauthbearer_token(loader_t *ld, rd_kafka_conf_t *conf) {
+    const k2r_kafka_conf_t *kc = &ld->cfg->kafka;
+    char protocol[32] = "", mechanism[32] = "", method[16] = "", unsecure[8] = "", plugins[8] = "";
+    size_t n;
+
+    n = sizeof(protocol);
+    rd_kafka_conf_get(conf, "security.protocol", protocol, &n);
+    n = sizeof(mechanism);
+    rd_kafka_conf_get(conf, "sasl.mechanisms", mechanism, &n);
+    n = sizeof(method);
+    rd_kafka_conf_get(conf, "sasl.oauthbearer.method", method, &n);
+    n = sizeof(unsecure);
+    rd_kafka_conf_get(conf, "enable.sasl.oauthbearer.unsecure.jwt", unsecure, &n);
+    n = sizeof(plugins);
+    rd_kafka_conf_get(conf, "plugin.library.paths", plugins, &n);
+    if (plugins[0] || strncasecmp(protocol, "sasl_", 5) != 0 ||
+        strcasecmp(mechanism, "OAUTHBEARER") != 0 || strcasecmp(method, "oidc") == 0 ||
+        strcmp(unsecure, "true") == 0)
+        return;
+    for (size_t i = 0; i < kc->nproperties; i++) {
+        if (strcmp(kc->properties[i].name, "sasl.mechanisms") == 0 ||
+            strcmp(kc->properties[i].name, "sasl.mechanism") == 0) {
+            k2r_errors_add(ld->errs, ld->file, kc->properties[i].mark,
+                           "kafka.properties[\"%s\"]: OAUTHBEARER needs a token source: "
+                           "sasl.oauthbearer.method: oidc (with sasl.oauthbearer.client.id, "
+                           ".client.secret and .token.endpoint.url), or, for tests only, "
+                           "enable.sasl.oauthbearer.unsecure.jwt: true",
+                           kc->properties[i].name);
+            return;
+        }
+    }
 }
 
 /* ------------------------------------------------------ string checks */
@@ -974,6 +1017,7 @@ static void read_setting(loader_t *ld, const k2r_setting_t *s, yaml_node_t *valu
     case K2R_SETTING_MAP: {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         walk_mapping(ld, value, path, kafka_property, conf);
+        kafka_oauthbearer_token(ld, conf);
         rd_kafka_conf_destroy(conf);
         break;
     }
@@ -1042,9 +1086,11 @@ static void section_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml
 
 /* ------------------------------------------------------------- rules: */
 
-static const char *const rule_keys[] = {
+const char *const k2r_rule_keys[] = {
     "name",         "topic",   "type",     "id",     "vars",     "when",    "channel", "channels",
-    "notification", "message", "on_error", "unsafe", "continue", "max_age", "history"};
+    "notification", "message", "on_error", "unsafe", "continue", "max_age", "history", NULL};
+
+const char *const k2r_unsafe_names[] = {"reject", "escape", NULL};
 
 /* A plain scalar written as a decimal integer ("42", "-7"). */
 static int plain_int(const yaml_node_t *node) {
@@ -1459,8 +1505,7 @@ static void rule_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
         if (i >= 0)
             rc->on_error = (k2r_on_error_t)i;
     } else if (strcmp(key, "unsafe") == 0) {
-        static const char *const modes[] = {"reject", "escape"};
-        int i = get_choice(ld, value, sub, modes, 2, NULL);
+        int i = get_choice(ld, value, sub, k2r_unsafe_names, 2, NULL);
         if (i >= 0)
             rc->escape = i;
     } else if (strcmp(key, "continue") == 0) {
@@ -1481,7 +1526,8 @@ static void rule_pair(loader_t *ld, const char *key, yaml_node_t *knode, yaml_no
         if (!has_maxlen && value->type == YAML_MAPPING_NODE)
             lerr(ld, value, "%s: maxlen is required (how many entries the stream keeps)", sub);
     } else {
-        unknown_key(ld, knode, path, key, rule_keys, sizeof(rule_keys) / sizeof(rule_keys[0]));
+        unknown_key(ld, knode, path, key, k2r_rule_keys,
+                    sizeof(k2r_rule_keys) / sizeof(k2r_rule_keys[0]) - 1);
     }
 }
 

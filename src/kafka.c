@@ -29,6 +29,17 @@
  * forgotten when the group takes them away, so a later owner (this process
  * included) reads them again from the committed offset.
  *
+ * Start-up: until a broker answered (k2r_kafka_wait_brokers, bounded by
+ * kafka.startup_timeout), librdkafka's failed attempts are kept and logged at
+ * debug level only, and the wait ends in one line naming the latest: a wrong
+ * SASL password or an untrusted broker certificate is retried by librdkafka
+ * like a broker that is down, with an error line per attempt, which buried
+ * the cause. OpenSSL's reason for a certificate that does not verify (an
+ * unknown CA, a name mismatch, an expired certificate) reaches the bridge
+ * only through librdkafka's certificate callback, which keeps it and leaves
+ * the verdict as OpenSSL gave it. Once running, such errors are logged as
+ * they come, and librdkafka keeps retrying.
+ *
  * The dead-letter producer is a separate librdkafka handle, created only when
  * a rule needs it: idempotent with acks=all, so a record it reports delivered
  * is on every in-sync replica, and librdkafka's own retries cannot duplicate
@@ -48,7 +59,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <openssl/x509.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,10 +88,18 @@ struct k2r_kafka_s {
     int assigned; /* partitions assigned now */
     k2r_kafka_stats_fn stats;
     k2r_ratelimit_t err_rl;
-    /* The latest connection failure or error librdkafka reported, for the
-     * start-up message; written from librdkafka's threads too. */
+    /* Set until a broker answered (k2r_kafka_wait_brokers): meanwhile each
+     * failed attempt is kept, not logged, and the one line that ends the wait
+     * names the latest. Read from librdkafka's threads (the log callback). */
+    atomic_int starting;
+    /* The latest error librdkafka reported (code and text), and the latest
+     * certificate that did not verify (OpenSSL's reason, subject, issuer),
+     * for that line; written from librdkafka's threads too. */
     pthread_mutex_t last_lock;
+    rd_kafka_resp_err_t last_err;
     char last_error[512];
+    char verify_error[512];
+    char verify_broker[256]; /* host:port of the broker whose certificate that was */
 
     stopped_t *stopped;
     size_t nstopped, cap_stopped;
@@ -120,22 +141,22 @@ static k2r_log_level_t level_of(int syslog_level) {
                                          : K2R_LOG_DEBUG;
 }
 
-/* librdkafka log lines (syslog levels) into the bridge's logger. */
-static void set_last_error(k2r_kafka_t *kafka, const char *what) {
-    pthread_mutex_lock(&kafka->last_lock);
-    snprintf(kafka->last_error, sizeof(kafka->last_error), "%s", what);
-    pthread_mutex_unlock(&kafka->last_lock);
+/* A failed connection attempt's log line (FAIL), or the certificate that
+ * failed it (SSLCERTVRFY): while the bridge waits for its first broker, the
+ * error callback keeps the reason for the line that ends the wait, so these
+ * go to the debug level instead of one line per retry. */
+static int startup_noise(const k2r_kafka_t *kafka, const char *fac) {
+    return kafka && atomic_load(&kafka->starting) &&
+           (strcmp(fac, "FAIL") == 0 || strcmp(fac, "SSLCERTVRFY") == 0);
 }
 
+/* librdkafka log lines (syslog levels) into the bridge's logger. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     k2r_kafka_t *kafka = rd_kafka_opaque(rk);
     k2r_log_level_t l = level_of(level);
 
-    /* "Connect to ipv4#127.0.0.1:9 failed: Connection refused ..." says more
-     * than any error code. */
-    if (kafka && strcmp(fac, "FAIL") == 0)
-        set_last_error(kafka, buf);
-
+    if (startup_noise(kafka, fac))
+        l = K2R_LOG_DEBUG;
     /* kafka.properties serve the dead-letter producer too: a producer
      * property there is not ignored, whatever the consumer says. */
     if (kafka && kafka->dead_letter_configured && other_client_property(fac, buf, "producer"))
@@ -148,8 +169,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 static void dlq_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     k2r_log_level_t l = level_of(level);
 
-    (void)rk;
-    if (other_client_property(fac, buf, "consumer"))
+    if (other_client_property(fac, buf, "consumer") || startup_noise(rd_kafka_opaque(rk), fac))
         l = K2R_LOG_DEBUG;
     k2r_log(l, "kafka: dead-letter producer: %s: %s", fac, buf);
 }
@@ -206,18 +226,81 @@ size_t k2r_kafka_nstopped(const k2r_kafka_t *kafka) {
 
 /* ------------------------------------------------------------ consumer */
 
+/*
+ * Keeps error `err` with its text as the latest, for the start-up line. A
+ * TLS handshake that failed on the broker's certificate is described by
+ * librdkafka as "SSL handshake failed: error:0A000086:SSL routines::
+ * certificate verify failed: broker certificate could not be verified, ...",
+ * the same words for an unknown CA and a wrong host name; the certificate
+ * callback has OpenSSL's own reason, which replaces that part.
+ */
+static void set_last_error(k2r_kafka_t *kafka, int err, const char *reason) {
+    const char *tls = strstr(reason, "SSL handshake failed: ");
+
+    pthread_mutex_lock(&kafka->last_lock);
+    kafka->last_err = (rd_kafka_resp_err_t)err;
+    if (err == RD_KAFKA_RESP_ERR__SSL && tls && kafka->verify_error[0] &&
+        strstr(tls, "certificate verify failed") && strstr(reason, kafka->verify_broker))
+        snprintf(kafka->last_error, sizeof(kafka->last_error),
+                 "%.*sSSL handshake failed: certificate verify failed: %s", (int)(tls - reason),
+                 reason, kafka->verify_error);
+    else
+        snprintf(kafka->last_error, sizeof(kafka->last_error), "%s", reason);
+    pthread_mutex_unlock(&kafka->last_lock);
+}
+
 /* Errors librdkafka raises outside of any record (broker down, auth, ...). */
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     k2r_kafka_t *kafka = opaque;
 
     (void)rk;
-    if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) /* the FAIL line before it says why */
-        set_last_error(kafka, reason);
+    if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) /* the error before it says why */
+        set_last_error(kafka, err, reason);
     /* A fatal one is also found by k2r_kafka_fatal(), which stops the bridge. */
     if (err == RD_KAFKA_RESP_ERR__FATAL)
         k2r_log_error("kafka: fatal error: %s", reason);
+    else if (atomic_load(&kafka->starting)) /* k2r_kafka_wait_brokers says it once */
+        k2r_log_debug("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
     else
         k2r_log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+/*
+ * Each certificate of a broker's chain, as OpenSSL verified it (librdkafka's
+ * ssl.certificate.verify_cb): OpenSSL's verdict stands, unchanged (0 in
+ * *x509_error: accepted; anything else: refused); only a refusal's reason is
+ * kept, since librdkafka's handshake error does not carry it. The verdict
+ * applies only where librdkafka verifies at all
+ * (enable.ssl.certificate.verification, on by default).
+ */
+static int cert_verify_cb(rd_kafka_t *rk, const char *broker_name, int32_t broker_id,
+                          int *x509_error, int depth, const char *buf, size_t size, char *errstr,
+                          size_t errstr_size, void *opaque) {
+    k2r_kafka_t *kafka = opaque;
+    const unsigned char *der = (const unsigned char *)buf;
+    char subject[160] = "?", issuer[160] = "?", at[24] = "";
+    X509 *cert;
+
+    (void)rk;
+    (void)broker_id;
+    if (*x509_error == X509_V_OK)
+        return 1;
+    cert = size <= (size_t)INT32_MAX ? d2i_X509(NULL, &der, (long)size) : NULL;
+    if (cert) {
+        X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+        X509_NAME_oneline(X509_get_issuer_name(cert), issuer, sizeof(issuer));
+        X509_free(cert);
+    }
+    snprintf(errstr, errstr_size, "%s", X509_verify_cert_error_string(*x509_error));
+    /* Depth 0 is the broker's own certificate; above it, its issuers. */
+    if (depth > 0)
+        snprintf(at, sizeof(at), ", depth %d", depth);
+    pthread_mutex_lock(&kafka->last_lock);
+    snprintf(kafka->verify_broker, sizeof(kafka->verify_broker), "%s", broker_name);
+    snprintf(kafka->verify_error, sizeof(kafka->verify_error), "%s (certificate %s, issuer %s%s)",
+             X509_verify_cert_error_string(*x509_error), subject, issuer, at);
+    pthread_mutex_unlock(&kafka->last_lock);
+    return 0;
 }
 
 /* librdkafka's statistics (statistics.interval.ms), handed to the bridge. */
@@ -377,6 +460,7 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
         goto fail;
     }
     kafka->wake[0] = kafka->wake[1] = -1;
+    atomic_init(&kafka->starting, 1);
     pthread_mutex_init(&kafka->last_lock, NULL);
     kafka->revoke = revoke;
     kafka->stats = stats;
@@ -439,6 +523,7 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
 
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_ssl_cert_verify_cb(conf, cert_verify_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
     if (stats)
@@ -449,7 +534,8 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
     if (!kafka->rk)
         goto fail;
     conf = NULL; /* now owned by rk */
-    rd_kafka_poll_set_consumer(kafka->rk);
+    /* The main queue (errors, statistics) is served by rd_kafka_poll while
+     * k2r_kafka_wait_brokers waits, and joins the consumer queue after. */
     if (pipe2(kafka->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
         snprintf(errstr, errstr_size, "pipe: %s", strerror(errno));
         goto fail;
@@ -515,6 +601,30 @@ rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms) {
     return NULL;
 }
 
+/* What to check, after the start-up line's reason, for the error `err`
+ * (text `reason`) that ended the wait; "" when the reason says it all. */
+static const char *startup_hint(rd_kafka_resp_err_t err, const char *reason) {
+    int verify = strstr(reason, "certificate verify failed") != NULL;
+
+    /* TLS alerts the broker sends when it wants a client certificate: Java
+     * answers a missing or untrusted one with bad_certificate (42) under TLS
+     * 1.3, others with certificate_required (116). librdkafka reports them
+     * as a transport failure. */
+    if (strstr(reason, "alert bad certificate") || strstr(reason, "alert certificate required"))
+        return "; the broker refused the client certificate, or its absence: check "
+               "ssl.certificate.location and ssl.key.location, and that the brokers trust "
+               "its CA";
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
+        return "; check sasl.mechanisms, sasl.username and sasl.password (or the "
+               "sasl.oauthbearer.* settings)";
+    if (err == RD_KAFKA_RESP_ERR__SSL && verify)
+        return "; check ssl.ca.location (the CA that signed the brokers' certificates) and "
+               "that the certificates name the hosts in kafka.brokers";
+    if (err == RD_KAFKA_RESP_ERR__SSL)
+        return "; check the ssl.* properties and that the listener speaks TLS";
+    return "";
+}
+
 int k2r_kafka_wait_brokers(k2r_kafka_t *kafka, int timeout_ms, volatile sig_atomic_t *stop,
                            char *errstr, size_t errstr_size) {
     int64_t deadline = k2r_now_ms() + timeout_ms;
@@ -528,8 +638,13 @@ int k2r_kafka_wait_brokers(k2r_kafka_t *kafka, int timeout_ms, volatile sig_atom
             break;
         /* Metadata for no topic in particular: any broker's answer will do. */
         err = rd_kafka_metadata(kafka->rk, 0, NULL, &md, left > 1000 ? 1000 : (int)left);
+        /* The errors of the attempts so far, to error_cb (kept, not logged). */
+        rd_kafka_poll(kafka->rk, 0);
+        k2r_kafka_dead_letter_poll(kafka, 0);
         if (!err) {
             rd_kafka_metadata_destroy(md);
+            atomic_store(&kafka->starting, 0);
+            rd_kafka_poll_set_consumer(kafka->rk);
             return 0;
         }
         if (rd_kafka_fatal_error(kafka->rk, NULL, 0))
@@ -540,8 +655,13 @@ int k2r_kafka_wait_brokers(k2r_kafka_t *kafka, int timeout_ms, volatile sig_atom
         return -1;
     }
     pthread_mutex_lock(&kafka->last_lock);
-    snprintf(errstr, errstr_size, "no broker answered within %d ms: %s%s%s", timeout_ms,
-             rd_kafka_err2str(err), kafka->last_error[0] ? ": " : "", kafka->last_error);
+    if (kafka->last_err)
+        snprintf(errstr, errstr_size, "no broker answered within %d ms: %s: %s%s", timeout_ms,
+                 rd_kafka_err2str(kafka->last_err), kafka->last_error,
+                 startup_hint(kafka->last_err, kafka->last_error));
+    else
+        snprintf(errstr, errstr_size, "no broker answered within %d ms: %s", timeout_ms,
+                 rd_kafka_err2str(err));
     pthread_mutex_unlock(&kafka->last_lock);
     return -1;
 }
@@ -667,6 +787,7 @@ int k2r_kafka_dead_letter_open(k2r_kafka_t *kafka, const k2r_config_t *cfg,
     }
     rd_kafka_conf_set_log_cb(conf, dlq_log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_ssl_cert_verify_cb(conf, cert_verify_cb);
     rd_kafka_conf_set_dr_msg_cb(conf, dlq_dr_cb);
     rd_kafka_conf_set_opaque(conf, kafka);
 

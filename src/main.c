@@ -31,10 +31,13 @@
 #include "k2r/log.h"
 #include "k2r/metrics.h"
 #include "k2r/rules.h"
+#include "k2r/schema.h"
 #include "k2r/utf8.h"
 
+/* The version comes from the Makefile (scripts/version.sh: a git tag, or
+ * the VERSION file), never from a copy here. */
 #ifndef K2R_VERSION
-#define K2R_VERSION "0.1.0"
+#error "K2R_VERSION is defined by the Makefile (scripts/version.sh)"
 #endif
 
 static volatile sig_atomic_t stop_requested;
@@ -76,31 +79,68 @@ static void install_signals(void) {
     sigaction(SIGPIPE, &sa, NULL);
 }
 
+/*
+ * The help text, the one place the command line is described: scripts/manpage.sh
+ * turns it into the man page, kafka-redis-bridge(1). Its shape is what that
+ * script reads: a first line "NAME - summary", a "usage:" line, a paragraph,
+ * then sections that each start with a line "title:", holding items ("  term"
+ * and, two or more spaces on or on indented lines below, its text) or plain
+ * indented text.
+ */
 static void usage(FILE *out) {
-    fprintf(out, "usage: kafka-redis-bridge COMMAND [-c FILE]\n"
-                 "\n"
-                 "commands:\n"
-                 "  run      consume Kafka, publish notifications to Redis (the daemon)\n"
-                 "  check    validate the config (connects nowhere); exit 0 or 1\n"
-                 "  map      read records from stdin, one per line; print what would be published\n"
-                 "  version  print the version and library versions\n"
-                 "\n"
-                 "options:\n"
-                 "  -c, --config FILE   config file (default /etc/kafka-redis-bridge/bridge.yaml)\n"
-                 "  -t, --topic TOPIC   (map) the topic the records come from (default: the first\n"
-                 "                      rule's topic)\n"
-                 "      --envelope      (map) each line is a JSON object with the record's\n"
-                 "                      value and optionally its topic, partition, offset,\n"
-                 "                      timestamp, key and headers (see docs/map.md)\n"
-                 "      --list-settings[=markdown]\n"
-                 "                      (check) print every setting: type, range, default,\n"
-                 "                      environment variables, restart or live on reload;\n"
-                 "                      no config file is read\n"
-                 "  -h, --help          this text\n"
-                 "\n"
-                 "environment: K2R_KAFKA_BROKERS, K2R_REDIS_URL, K2R_REDIS_PASSWORD,\n"
-                 "K2R_REDIS_PASSWORD_FILE override the file; K2R_LOG_LEVEL sets the log level\n"
-                 "and K2R_LOG_FORMAT (json or text) the log format.\n");
+    fprintf(out,
+            "kafka-redis-bridge - publishes Kafka records as Redis Pub/Sub notifications\n"
+            "\n"
+            "usage: kafka-redis-bridge COMMAND [-c FILE] [OPTION]...\n"
+            "\n"
+            "Joins a Kafka consumer group, maps each record through the YAML rules of the\n"
+            "config file to channels and a thin JSON notification, and publishes them on\n"
+            "Redis; a record's offset is committed only once Redis acknowledged them.\n"
+            "\n"
+            "commands:\n"
+            "  run      consume Kafka, publish notifications to Redis (the daemon)\n"
+            "  check    validate the config (connects nowhere); exit 0 or 1\n"
+            "  map      read records from stdin, one per line; print what would be published\n"
+            "  version  print the version and library versions\n"
+            "\n"
+            "options:\n"
+            "  -c, --config FILE   config file (default /etc/kafka-redis-bridge/bridge.yaml)\n"
+            "  -t, --topic TOPIC   (map) the topic the records come from (default: the first\n"
+            "                      rule's topic)\n"
+            "      --envelope      (map) each line is a JSON object with the record's\n"
+            "                      value and optionally its topic, partition, offset,\n"
+            "                      timestamp, key and headers (see docs/map.md)\n"
+            "      --list-settings[=markdown]\n"
+            "                      (check) print every setting: type, range, default,\n"
+            "                      environment variables, restart or live on reload;\n"
+            "                      no config file is read\n"
+            "      --json-schema   (check) print the config file's JSON Schema, for editors\n"
+            "                      and validators; no config file is read\n"
+            "  -h, --help          this text\n"
+            "\n"
+            "environment:\n"
+            "  K2R_KAFKA_BROKERS, K2R_REDIS_URL, K2R_REDIS_PASSWORD, K2R_REDIS_PASSWORD_FILE\n"
+            "  and the others that check --list-settings names override the file;\n"
+            "  K2R_LOG_LEVEL sets the log level and K2R_LOG_FORMAT (json or text) the log\n"
+            "  format.\n"
+            "\n"
+            "signals:\n"
+            "  SIGTERM, SIGINT  (run) stop fetching, publish the batch in flight (for at most\n"
+            "                   shutdown.drain_timeout), commit, leave the group, exit 0;\n"
+            "                   a second one exits at once\n"
+            "  SIGHUP           (run) read the config again: rules, limits and log.level\n"
+            "                   change between batches; an invalid file keeps the old ones\n"
+            "\n"
+            "exit status:\n"
+            "  0      success; run: stopped on request (also when the drain timeout left\n"
+            "         work for the next run)\n"
+            "  1      a config or start-up error; check: the config is invalid; map: stdin\n"
+            "         cannot be read\n"
+            "  2      a usage error\n"
+            "  3      run stopped on a failure it cannot ride out (no broker within\n"
+            "         kafka.startup_timeout, a fatal Kafka error, Redis refused the\n"
+            "         credentials) or out of memory: restart it\n"
+            "  128+N  a second signal N forced an immediate exit\n");
 }
 
 static const char *env_lookup(const char *name) {
@@ -130,6 +170,19 @@ static int load(const char *path, k2r_config_t **cfg_out, k2r_rules_t **rules_ou
 /* `check --list-settings`: the settings table, as text or Markdown. */
 static int cmd_list_settings(int markdown) {
     char *text = k2r_settings_render(markdown);
+
+    if (!text) {
+        fprintf(stderr, "out of memory\n");
+        return 3;
+    }
+    fputs(text, stdout);
+    free(text);
+    return 0;
+}
+
+/* `check --json-schema`: the config file's JSON Schema (schema.h). */
+static int cmd_json_schema(void) {
+    char *text = k2r_schema_render();
 
     if (!text) {
         fprintf(stderr, "out of memory\n");
@@ -515,7 +568,7 @@ static int cmd_run(const char *path) {
 }
 
 /* Long options without a short form. */
-enum { OPT_ENVELOPE = 256, OPT_LIST_SETTINGS };
+enum { OPT_ENVELOPE = 256, OPT_LIST_SETTINGS, OPT_JSON_SCHEMA };
 
 int main(int argc, char **argv) {
     static const struct option opts[] = {
@@ -523,6 +576,7 @@ int main(int argc, char **argv) {
         {"topic", required_argument, NULL, 't'},
         {"envelope", no_argument, NULL, OPT_ENVELOPE},
         {"list-settings", optional_argument, NULL, OPT_LIST_SETTINGS},
+        {"json-schema", no_argument, NULL, OPT_JSON_SCHEMA},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *config = "/etc/kafka-redis-bridge/bridge.yaml";
@@ -530,6 +584,7 @@ int main(int argc, char **argv) {
     const char *cmd;
     int envelope = 0;
     int list_settings = -1; /* -1: not asked; 0: text; 1: markdown */
+    int json_schema = 0;
     int c;
 
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -558,6 +613,9 @@ int main(int argc, char **argv) {
             }
             list_settings = optarg && strcmp(optarg, "markdown") == 0;
             break;
+        case OPT_JSON_SCHEMA:
+            json_schema = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -576,12 +634,19 @@ int main(int argc, char **argv) {
                JANSSON_VERSION);
         return 0;
     }
-    if (list_settings >= 0 && strcmp(cmd, "check") != 0) {
-        fprintf(stderr, "kafka-redis-bridge: --list-settings goes with check\n");
+    if ((list_settings >= 0 || json_schema) && strcmp(cmd, "check") != 0) {
+        fprintf(stderr, "kafka-redis-bridge: --%s goes with check\n",
+                json_schema ? "json-schema" : "list-settings");
+        return 2;
+    }
+    if (list_settings >= 0 && json_schema) {
+        fprintf(stderr, "kafka-redis-bridge: --list-settings or --json-schema, not both\n");
         return 2;
     }
     if (strcmp(cmd, "check") == 0)
-        return list_settings >= 0 ? cmd_list_settings(list_settings) : cmd_check(config);
+        return list_settings >= 0 ? cmd_list_settings(list_settings)
+               : json_schema      ? cmd_json_schema()
+                                  : cmd_check(config);
     if (strcmp(cmd, "map") == 0)
         return cmd_map(config, topic, envelope);
     if (strcmp(cmd, "run") == 0)

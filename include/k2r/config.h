@@ -132,6 +132,12 @@ const char *k2r_on_error_name(k2r_on_error_t on_error);
 /* The longest rule name: it travels in headers, log lines and metric labels. */
 #define K2R_RULE_NAME_MAX 100
 
+/* The keys a rule may have, and the words of its `unsafe:` in the order of
+ * k2r_rule_conf_t.escape (reject 0, escape 1); both NULL-terminated. The
+ * loader reads rules by them; the JSON Schema (schema.h) lists them. */
+extern const char *const k2r_rule_keys[];
+extern const char *const k2r_unsafe_names[];
+
 /* One entry of `rules:`, as written; rules.c compiles it. */
 typedef struct k2r_rule_conf_s {
     char *name;

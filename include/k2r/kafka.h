@@ -66,10 +66,17 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
 
 /*
  * Waits until some broker answers a metadata request, for up to timeout_ms
- * (or until *stop is set; `stop` may be NULL). Returns 0, or -1 with a
- * one-line reason naming librdkafka's last error ("no broker answered within
- * 30000 ms: Local: Broker transport failure: 127.0.0.1:9/bootstrap: Connect
- * to ipv4#127.0.0.1:9 failed: Connection refused ...").
+ * (or until *stop is set; `stop` may be NULL). Meanwhile librdkafka's failed
+ * attempts (refused connections, SASL authentication, TLS handshakes, of the
+ * consumer and of the dead-letter producer) are logged at debug level only.
+ * Returns 0, or -1 with a one-line reason naming librdkafka's last error and,
+ * for authentication and certificate failures, what to check ("no broker
+ * answered within 30000 ms: Local: Broker transport failure:
+ * 127.0.0.1:9/bootstrap: Connect to ipv4#127.0.0.1:9 failed: Connection
+ * refused ..."; "...: Local: SSL error: ...: SSL handshake failed: certificate
+ * verify failed: hostname mismatch (...); check ssl.ca.location ...").
+ * Call it before the first k2r_kafka_poll: until it returned 0, librdkafka's
+ * errors are not served by the consumer queue.
  */
 int k2r_kafka_wait_brokers(k2r_kafka_t *kafka, int timeout_ms, volatile sig_atomic_t *stop,
                            char *errstr, size_t errstr_size);

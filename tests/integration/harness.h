@@ -317,6 +317,7 @@ int test_delivery_register(void);
 int test_faults_register(void);
 int test_ops_register(void);
 int test_tls_register(void);
+int test_security_register(void);
 int test_topology_register(void);
 int test_history_register(void);
 int test_shim_register(void);

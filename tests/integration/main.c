@@ -26,8 +26,8 @@ int main(void) {
     if (test_cli_register() != 0 || test_bridge_register() != 0 || test_rules_register() != 0 ||
         test_delivery_register() != 0 || test_faults_register() != 0 ||
         test_hostile_register() != 0 || test_ops_register() != 0 || test_tls_register() != 0 ||
-        test_topology_register() != 0 || test_history_register() != 0 ||
-        test_shim_register() != 0) {
+        test_security_register() != 0 || test_topology_register() != 0 ||
+        test_history_register() != 0 || test_shim_register() != 0) {
         fprintf(stderr, "cannot register suites: %s\n", CU_get_error_msg());
         CU_cleanup_registry();
         return 2;

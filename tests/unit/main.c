@@ -22,6 +22,7 @@ int main(void) {
         test_redis_url_register,  test_envelope_register,   test_hostile_register,
         test_metrics_register,    test_log_register,        test_batch_register,
         test_redis_sink_register, test_deadletter_register, test_slots_register,
+        test_schema_register,
     };
     unsigned int failed;
 

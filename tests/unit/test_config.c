@@ -1028,9 +1028,10 @@ static void check_invalid(const char *name) {
 
 static void test_invalid_fixtures(void) {
     static const char *const names[] = {
-        "unknown-keys.yaml",     "bad-values.yaml",   "bad-rules.yaml",   "not-yaml.yaml",
-        "missing-sections.yaml", "empty.yaml",        "scalar-root.yaml", "duplicate-keys.yaml",
-        "bad-settings.yaml",     "bad-providers.yaml"};
+        "unknown-keys.yaml",  "bad-values.yaml",          "bad-rules.yaml",
+        "not-yaml.yaml",      "missing-sections.yaml",    "empty.yaml",
+        "scalar-root.yaml",   "duplicate-keys.yaml",      "bad-settings.yaml",
+        "bad-providers.yaml", "oauthbearer-no-token.yaml"};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         check_invalid(names[i]);

@@ -1,3 +1,4 @@
+{{- /* SPDX-License-Identifier: Apache-2.0 */ -}}
 {{/*
 Helpers shared by the templates: names and labels, the rendered bridge
 configuration, the Secret wiring, KEDA's derived trigger settings, and
