@@ -13,7 +13,9 @@
 #      gets the same verdict from the
 #      schema as from `BIN check`: valid for both, or refused by both, except
 #      duplicate-keys.yaml, whose fault (a key written twice) YAML-to-JSON
-#      readers hide by keeping the last;
+#      readers hide by keeping the last, and oauthbearer-no-token.yaml, whose
+#      fault is a combination of librdkafka properties (OAUTHBEARER without a
+#      token source) that the loader knows and a schema of keys does not;
 #   3. every ```yaml block of README.md and docs/*.md that is a part of a
 #      config (top-level keys among the sections) is valid;
 #   4. tests/fixtures/schema/invalid.yaml, a file of typical mistakes, is
@@ -69,7 +71,7 @@ same_verdict() {
     env -i PATH="$PATH" "${vars[@]}" "$bin" check -c "$file" >"$work/loader.out" 2>&1 || loader=refused
     "$python" scripts/schema_validate.py "$schema" "$file" >"$work/schema.out" 2>&1 || schema_says=refused
     case "$file" in
-    */duplicate-keys.yaml)
+    */duplicate-keys.yaml | */oauthbearer-no-token.yaml)
         [ "$loader" = refused ] && [ "$schema_says" = valid ] && return 0
         ;;
     *)
