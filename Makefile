@@ -348,7 +348,7 @@ demo-browser: deps
 # BENCH_WEBHOOKS, BENCH_LAT_RATE, BENCH_LAT_SECS, BENCH_LAT_ROUNDS,
 # BENCH_RESULTS) are in bench/README.md.
 bench: deps
-	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory all $(BUILD)/bench/shim-latency
 	[ "$(BENCH_ONLY)" = compare ] || scripts/with-stack.sh bench/throughput.sh $(BUILD)
 	[ "$(BENCH_ONLY)" = compare ] || scripts/with-stack.sh bench/outage-memory.sh $(BUILD)
 	scripts/with-stack.sh bench/compare.sh $(BUILD)
@@ -380,6 +380,12 @@ SHIM_LIB    ?= $(BUILD)/libk2r_shim.so
 SHIM_HEADER ?= include/k2r/shim.h
 
 # The binary and its licence alone (what the container image takes).
+# The shim's latency tool (bench/shim-latency.c): a librdkafka producer that
+# loads the plugin, librdkafka linked in as the bridge links it and exported.
+$(BUILD)/bench/shim-latency: bench/shim-latency.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $< $(LDLIBS)
+
 install-bin: $(BIN)
 	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(docdir)
 	install -m 0755 $(BIN) $(DESTDIR)$(bindir)/kafka-redis-bridge
