@@ -396,13 +396,21 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
     kafka->dead_letter_configured = kc->dead_letter_topic != NULL;
 
     {
-        /* librdkafka's prefetch queue is bounded by the bridge's byte limit,
-         * so that what is held in memory while Redis is down stays within
-         * twice limits.max_inflight_bytes. Not by its record limit: with
-         * queued.min.messages as low as a batch, the fetcher is held back
-         * after every fetch ("queue full") and a backlog drains at a few
-         * thousand records per second (make bench: 7.6k/s against 57k/s with
-         * librdkafka's default of 100000).
+        /* librdkafka's prefetch queue is bounded by the bridge's limits, so
+         * that what is held in memory stays within about twice
+         * limits.max_inflight_bytes however large or small the records:
+         * queued.max.messages.kbytes by its byte limit (librdkafka then caps
+         * fetch.max.bytes, one fetch's answer, at the same), and
+         * queued.min.messages, the records queued before the fetcher holds
+         * back, at five batches (limits.max_inflight_records). The count
+         * matters for small records, since each queued one costs about 430
+         * bytes of librdkafka's bookkeeping besides its payload: with
+         * librdkafka's default of 100000, 110-byte records peaked at 62-65
+         * MiB resident while draining; with 5000, 21 MiB at the same rate
+         * (README "Figures"). As low as one batch, it held the fetcher back
+         * after every fetch and drained at a few thousand records per second
+         * under librdkafka 2.0.2's one-second back-off; the back-off below
+         * makes five batches enough.
          *
          * When the queue is full, librdkafka postpones the partition's next
          * fetch by fetch.queue.backoff.ms, 1000 by default: the bridge drains
@@ -417,8 +425,10 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
          * a bridge deployed before its producers first write would sit
          * idle for five minutes. 10 s is what an operator expects, at the
          * cost of one metadata request per 10 s. */
-        char kbytes[24];
+        char kbytes[24], min_msgs[24];
+        long long queued = 5LL * cfg->limits.max_inflight_records;
         snprintf(kbytes, sizeof(kbytes), "%d", cfg->limits.max_inflight_bytes / 1024);
+        snprintf(min_msgs, sizeof(min_msgs), "%lld", queued > 10000000 ? 10000000 : queued);
         const char *const defaults[] = {"client.id",
                                         "kafka-redis-bridge",
                                         "fetch.queue.backoff.ms",
@@ -427,6 +437,8 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
                                         "false",
                                         "queued.max.messages.kbytes",
                                         kbytes,
+                                        "queued.min.messages",
+                                        min_msgs,
                                         "statistics.interval.ms",
                                         "15000",
                                         "topic.metadata.refresh.interval.ms",
