@@ -330,15 +330,22 @@ static int append_channel_value(const rule_t *r, const char *var, const char *s,
     size_t i = 0;
 
     while (i < len) {
-        size_t n = p[i] < 0x80 ? 1 : k2r_utf8_char(p + i, len - i);
-        int bad = n == 0 || (n == 1 && unsafe_byte(p[i]));
+        size_t run = i, n;
+        int bad;
 
-        if (!bad && !(r->escape && p[i] == '%')) {
-            if (k2r_buf_append(out, p + i, n) != 0)
-                return K2R_ERR_NOMEM;
-            i += n;
-            continue;
+        /* The bytes that go as they are, appended at once. */
+        for (;;) {
+            n = run < len ? (p[run] < 0x80 ? 1 : k2r_utf8_char(p + run, len - run)) : 0;
+            bad = run < len && (n == 0 || (n == 1 && unsafe_byte(p[run])));
+            if (run == len || bad || (r->escape && p[run] == '%'))
+                break;
+            run += n;
         }
+        if (run > i && k2r_buf_append(out, p + i, run - i) != 0)
+            return K2R_ERR_NOMEM;
+        i = run;
+        if (i == len)
+            break;
         if (!r->escape) {
             if (n == 0)
                 return fail(f, K2R_SKIP_UNSAFE_CHARS, "%s: invalid UTF-8 at byte %zu", var, i);
