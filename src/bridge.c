@@ -321,6 +321,10 @@ static size_t fill_room(const k2r_bridge_t *b) {
 static int fill(k2r_bridge_t *b, int timeout_ms) {
     rd_kafka_message_t *msgs[FILL_BATCH];
 
+    /* Emptied also when the batch is full and the queue is not served here:
+     * a wake-up left over would end every wait of the publish that follows
+     * at once, for records it cannot take. */
+    k2r_kafka_wake_clear(b->kafka);
     while (batch_open(b) && !b->oom) {
         size_t n = k2r_kafka_poll_batch(b->kafka, timeout_ms, msgs, fill_room(b));
 
