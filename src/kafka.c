@@ -398,15 +398,17 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
     {
         /* librdkafka's prefetch queue is bounded by the bridge's limits, so
          * that what is held in memory stays within about twice
-         * limits.max_inflight_bytes however large or small the records:
-         * queued.max.messages.kbytes by its byte limit (librdkafka then caps
-         * fetch.max.bytes, one fetch's answer, at the same), and
-         * queued.min.messages, the records queued before the fetcher holds
-         * back, at five batches (limits.max_inflight_records). The count
+         * limits.max_inflight_bytes however large or small the records: the
+         * batch holds up to that; the queue up to half of it
+         * (queued.max.messages.kbytes), plus one fetch's answer, which
+         * librdkafka caps at the same half (fetch.max.bytes follows
+         * queued.max.messages.kbytes unless set, and is at least
+         * message.max.bytes); and up to five batches' worth of records
+         * (queued.min.messages: 5 x limits.max_inflight_records). The count
          * matters for small records, since each queued one costs about 430
          * bytes of librdkafka's bookkeeping besides its payload: with
-         * librdkafka's default of 100000, 110-byte records peaked at 62-65
-         * MiB resident while draining; with 5000, 21 MiB at the same rate
+         * librdkafka's default of 100000, 110-byte records peaked at 62-68
+         * MiB resident while draining; with 5000, 22 MiB at the same rate
          * (README "Figures"). As low as one batch, it held the fetcher back
          * after every fetch and drained at a few thousand records per second
          * under librdkafka 2.0.2's one-second back-off; the back-off below
@@ -427,7 +429,7 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
          * cost of one metadata request per 10 s. */
         char kbytes[24], min_msgs[24];
         long long queued = 5LL * cfg->limits.max_inflight_records;
-        snprintf(kbytes, sizeof(kbytes), "%d", cfg->limits.max_inflight_bytes / 1024);
+        snprintf(kbytes, sizeof(kbytes), "%d", cfg->limits.max_inflight_bytes / 2 / 1024);
         snprintf(min_msgs, sizeof(min_msgs), "%lld", queued > 10000000 ? 10000000 : queued);
         const char *const defaults[] = {"client.id",
                                         "kafka-redis-bridge",
