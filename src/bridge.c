@@ -239,6 +239,8 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
         return 0;
     }
     bytes = record_bytes(&view);
+    if (bytes > b->largest_record)
+        b->largest_record = bytes;
     if (k2r_batch_add(b->batch, view.topic, view.partition, view.offset, view.timestamp, bytes, rkm,
                       &rec) != 0)
         return -1;
@@ -294,16 +296,51 @@ static int batch_open(const k2r_bridge_t *b) {
                               (size_t)b->cfg->limits.max_inflight_bytes);
 }
 
+/*
+ * How many records the next take from Kafka may bring: at most FILL_BATCH,
+ * the records the batch has room for, and as many of the largest record seen
+ * so far as fit in its byte room (at least one), so that the batch overshoots
+ * limits.max_inflight_bytes by no more than one record, as when records were
+ * taken one at a time.
+ */
+static size_t fill_room(const k2r_bridge_t *b) {
+    size_t recs = k2r_batch_nrecs(b->batch), bytes = k2r_batch_bytes(b->batch);
+    size_t max_recs = (size_t)b->cfg->limits.max_inflight_records;
+    size_t max_bytes = (size_t)b->cfg->limits.max_inflight_bytes;
+    size_t room = recs < max_recs ? max_recs - recs : 0;
+
+    if (room > FILL_BATCH)
+        room = FILL_BATCH;
+    if (b->largest_record > 0) {
+        size_t fit = bytes < max_bytes ? (max_bytes - bytes) / b->largest_record : 0;
+        if (room > fit)
+            room = fit > 0 ? fit : 1;
+    }
+    return room;
+}
+
 /* Takes records until the batch is full or none is ready; the first wait is
  * up to timeout_ms. Returns 0, or -1 when out of memory. */
 static int fill(k2r_bridge_t *b, int timeout_ms) {
-    rd_kafka_message_t *rkm;
+    rd_kafka_message_t *msgs[FILL_BATCH];
 
-    /* Before the queue is served: a byte written after this is news. */
+    /* Emptied also when the batch is full and the queue is not served here:
+     * a wake-up left over would end every wait of the publish that follows
+     * at once, for records it cannot take. */
     k2r_kafka_wake_clear(b->kafka);
-    while (batch_open(b) && !b->oom && (rkm = k2r_kafka_poll(b->kafka, timeout_ms)) != NULL) {
-        if (take_record(b, rkm) != 0)
-            return -1;
+    while (batch_open(b) && !b->oom) {
+        size_t n = k2r_kafka_poll_batch(b->kafka, timeout_ms, msgs, fill_room(b));
+
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            /* Out of memory in a revocation: the batch is given up. */
+            if (b->oom || take_record(b, msgs[i]) != 0) {
+                while (++i < n)
+                    k2r_kafka_release(msgs[i]);
+                return b->oom ? 0 : -1;
+            }
+        }
         timeout_ms = 0;
     }
     return 0;

@@ -23,6 +23,8 @@
 
 /* How often a summary line is logged while something happens. */
 #define STATS_INTERVAL_MS 30000
+/* The most records taken from Kafka in one call (bridge.c, fill). */
+#define FILL_BATCH 256
 /* The shortest time between two commits started after a batch. */
 #define COMMIT_INTERVAL_MS 200
 /* How often the counters are copied for /metrics, /healthz and /readyz. */
@@ -52,6 +54,7 @@ struct k2r_bridge_s {
     k2r_batch_t *batch;
     k2r_buf_t bytes;
     k2r_deadletter_t *dlq; /* the batch's dead letters and their delivery */
+    size_t largest_record; /* the most bytes one record counted (record_bytes) */
 
     /* The pending items of one publish, as the Redis sink takes them, and
      * the batch item each one is. */

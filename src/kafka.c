@@ -60,6 +60,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/x509.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -122,6 +123,13 @@ struct k2r_kafka_s {
      * the queue gets something after it was served; the loop polls wake[0]
      * beside its Redis sockets. */
     int wake[2];
+
+    /* The consumer queue, for taking records in batches; and, while
+     * k2r_kafka_poll_batch is inside librdkafka, the partitions revoked
+     * meanwhile (NULL when none). */
+    rd_kafka_queue_t *queue;
+    int in_batch;
+    rd_kafka_topic_partition_list_t *batch_revoked;
 };
 
 /* librdkafka's warning about a property set for the other kind of client:
@@ -349,6 +357,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         int lost = rd_kafka_assignment_lost(rk);
 
         log_parts(lost ? "lost" : "revoked", parts);
+        if (kafka->in_batch) {
+            /* Records of these partitions the batch call took before this
+             * callback must not be taken after it (k2r_kafka_poll_batch). */
+            if (!kafka->batch_revoked)
+                kafka->batch_revoked = rd_kafka_topic_partition_list_new(parts->cnt);
+            for (int i = 0; i < parts->cnt; i++)
+                rd_kafka_topic_partition_list_add(kafka->batch_revoked, parts->elems[i].topic,
+                                                  parts->elems[i].partition);
+        }
         if (kafka->revoke)
             kafka->revoke(kafka->opaque, parts, lost);
         stopped_forget(kafka, parts);
@@ -469,20 +486,35 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
     kafka->dead_letter_configured = kc->dead_letter_topic != NULL;
 
     {
-        /* librdkafka's prefetch queue is bounded by the bridge's byte limit,
-         * so that what is held in memory while Redis is down stays within
-         * twice limits.max_inflight_bytes. Not by its record limit: with
-         * queued.min.messages as low as a batch, the fetcher is held back
-         * after every fetch ("queue full") and a backlog drains at a few
-         * thousand records per second (make bench: 7.6k/s against 57k/s with
-         * librdkafka's default of 100000).
+        /* librdkafka's prefetch queue is bounded by the bridge's limits, so
+         * that what is held in memory stays within about twice
+         * limits.max_inflight_bytes however large or small the records: the
+         * batch holds up to that; the queue up to half of it
+         * (queued.max.messages.kbytes), plus one fetch's answer, which
+         * librdkafka caps at the same half (fetch.max.bytes follows
+         * queued.max.messages.kbytes unless set, and is at least
+         * message.max.bytes); and up to five batches' worth of records
+         * (queued.min.messages: 5 x limits.max_inflight_records). The count
+         * matters for small records, since each queued one costs about 430
+         * bytes of librdkafka's bookkeeping besides its payload: with
+         * librdkafka's default of 100000, 110-byte records peaked at 62-68
+         * MiB resident while draining; with 5000, 22 MiB at the same rate
+         * (README "Figures"). As low as one batch, it held the fetcher back
+         * after every fetch and drained at a few thousand records per second
+         * under librdkafka 2.0.2's one-second back-off; the back-off below
+         * makes five batches enough.
          *
          * When the queue is full, librdkafka postpones the partition's next
          * fetch by fetch.queue.backoff.ms, 1000 by default: the bridge drains
          * 16 MiB of small records in a fraction of that and then waits out
-         * the rest. 10 ms keeps the fetcher close behind the bridge at the
-         * cost of a few more wake-ups of librdkafka's broker thread while it
-         * is full (make bench, README "Figures").
+         * the rest. 1 ms keeps the fetcher close behind the bridge: with
+         * five batches queued, one fetch's answer (up to 1 MB a partition,
+         * some 8,000 small records) fills the queue past its mark every time,
+         * and the bridge drains it in a few milliseconds, so at 10 ms it
+         * waited for the fetcher 66-97 times per million small records, at 1
+         * ms 11-21 times (README "Figures"). The cost is a wake-up of
+         * librdkafka's broker thread per millisecond while the queue stays
+         * full, none while it does not.
          *
          * topic.metadata.refresh.interval.ms: librdkafka looks for topics
          * created after the subscription (and new partitions, and topics a
@@ -490,16 +522,20 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
          * a bridge deployed before its producers first write would sit
          * idle for five minutes. 10 s is what an operator expects, at the
          * cost of one metadata request per 10 s. */
-        char kbytes[24];
-        snprintf(kbytes, sizeof(kbytes), "%d", cfg->limits.max_inflight_bytes / 1024);
+        char kbytes[24], min_msgs[24];
+        long long queued = 5LL * cfg->limits.max_inflight_records;
+        snprintf(kbytes, sizeof(kbytes), "%d", cfg->limits.max_inflight_bytes / 2 / 1024);
+        snprintf(min_msgs, sizeof(min_msgs), "%lld", queued > 10000000 ? 10000000 : queued);
         const char *const defaults[] = {"client.id",
                                         "kafka-redis-bridge",
                                         "fetch.queue.backoff.ms",
-                                        "10",
+                                        "1",
                                         "log.connection.close",
                                         "false",
                                         "queued.max.messages.kbytes",
                                         kbytes,
+                                        "queued.min.messages",
+                                        min_msgs,
                                         "statistics.interval.ms",
                                         "15000",
                                         "topic.metadata.refresh.interval.ms",
@@ -540,10 +576,8 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
         snprintf(errstr, errstr_size, "pipe: %s", strerror(errno));
         goto fail;
     } else {
-        rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(kafka->rk);
-
-        rd_kafka_queue_io_event_enable(q, kafka->wake[1], "1", 1);
-        rd_kafka_queue_destroy(q);
+        kafka->queue = rd_kafka_queue_get_consumer(kafka->rk);
+        rd_kafka_queue_io_event_enable(kafka->queue, kafka->wake[1], "1", 1);
     }
 
     topics = rd_kafka_topic_partition_list_new((int)kc->ntopics);
@@ -560,6 +594,8 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
 fail:
     if (conf)
         rd_kafka_conf_destroy(conf);
+    if (kafka && kafka->queue)
+        rd_kafka_queue_destroy(kafka->queue);
     if (kafka && kafka->rk)
         rd_kafka_destroy(kafka->rk);
     if (kafka && kafka->wake[0] >= 0) {
@@ -583,14 +619,11 @@ void k2r_kafka_wake_clear(k2r_kafka_t *kafka) {
         ;
 }
 
-rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms) {
-    rd_kafka_message_t *msg;
+/* Logs (rate-limited) and releases a consumer error librdkafka returned
+ * as a message. */
+static void consumer_error(k2r_kafka_t *kafka, rd_kafka_message_t *msg) {
     uint64_t suppressed;
 
-    msg = rd_kafka_consumer_poll(kafka->rk, timeout_ms);
-
-    if (!msg || !msg->err)
-        return msg;
     if (k2r_log_ratelimit(&kafka->err_rl, &suppressed)) {
         const char *topic = msg->rkt ? rd_kafka_topic_name(msg->rkt) : "-";
         k2r_log_warn("kafka: consumer error on %s[%d]: %s (%llu similar suppressed)", topic,
@@ -598,6 +631,16 @@ rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms) {
                      (unsigned long long)suppressed);
     }
     rd_kafka_message_destroy(msg);
+}
+
+rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms) {
+    rd_kafka_message_t *msg;
+
+    msg = rd_kafka_consumer_poll(kafka->rk, timeout_ms);
+
+    if (!msg || !msg->err)
+        return msg;
+    consumer_error(kafka, msg);
     return NULL;
 }
 
@@ -623,6 +666,82 @@ static const char *startup_hint(rd_kafka_resp_err_t err, const char *reason) {
     if (err == RD_KAFKA_RESP_ERR__SSL)
         return "; check the ssl.* properties and that the listener speaks TLS";
     return "";
+}
+
+/* 1 when the list holds topic[partition]. */
+static int parts_hold(const rd_kafka_topic_partition_list_t *parts, const char *topic,
+                      int32_t partition) {
+    for (int i = 0; parts && i < parts->cnt; i++)
+        if (parts->elems[i].partition == partition && strcmp(parts->elems[i].topic, topic) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * librdkafka serves a rebalance in the middle of a batch call, after records
+ * it already put in the batch: taken after the revocation's callback, those
+ * of a revoked partition would be in no one's care. They are released
+ * unprocessed instead (their offsets were not stored: the next owner reads
+ * them), unless the partition was assigned again meanwhile, whose records
+ * are kept (at worst repeated, never skipped). Returns how many remain.
+ */
+static size_t drop_revoked(k2r_kafka_t *kafka, rd_kafka_message_t **msgs, size_t n) {
+    rd_kafka_topic_partition_list_t *now = NULL;
+    size_t kept = 0;
+
+    if (rd_kafka_assignment(kafka->rk, &now) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        now = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *topic = rd_kafka_topic_name(msgs[i]->rkt);
+
+        if (parts_hold(kafka->batch_revoked, topic, msgs[i]->partition) &&
+            !parts_hold(now, topic, msgs[i]->partition))
+            rd_kafka_message_destroy(msgs[i]);
+        else
+            msgs[kept++] = msgs[i];
+    }
+    if (now)
+        rd_kafka_topic_partition_list_destroy(now);
+    rd_kafka_topic_partition_list_destroy(kafka->batch_revoked);
+    kafka->batch_revoked = NULL;
+    return kept;
+}
+
+size_t k2r_kafka_poll_batch(k2r_kafka_t *kafka, int timeout_ms, rd_kafka_message_t **msgs,
+                            size_t max) {
+    int64_t deadline = timeout_ms > 0 ? k2r_now_ms() + timeout_ms : 0;
+
+    for (;;) {
+        ssize_t got;
+        size_t n = 0;
+        struct pollfd pfd = {.fd = kafka->wake[0], .events = POLLIN, .revents = 0};
+        int64_t left;
+
+        /* Emptied before the queue is served: a byte written after this is
+         * news (librdkafka writes one when its queue gets an op after the
+         * batch call served it: a record, or a callback to serve). */
+        k2r_kafka_wake_clear(kafka);
+        /* Without waiting: librdkafka's batch call waits until `max` records
+         * came or the time is up, and a record must not wait for others. */
+        kafka->in_batch = 1;
+        got = rd_kafka_consume_batch_queue(kafka->queue, 0, msgs, max);
+        kafka->in_batch = 0;
+        for (ssize_t i = 0; i < got; i++) {
+            if (msgs[i]->err)
+                consumer_error(kafka, msgs[i]);
+            else
+                msgs[n++] = msgs[i];
+        }
+        if (kafka->batch_revoked)
+            n = drop_revoked(kafka, msgs, n);
+        if (n > 0)
+            return n;
+        left = deadline - k2r_now_ms();
+        if (left <= 0)
+            return 0;
+        if (poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left) < 0 && errno != EINTR)
+            return 0;
+    }
 }
 
 int k2r_kafka_wait_brokers(k2r_kafka_t *kafka, int timeout_ms, volatile sig_atomic_t *stop,
@@ -941,6 +1060,7 @@ void k2r_kafka_destroy(k2r_kafka_t *kafka) {
     if (!kafka)
         return;
     k2r_kafka_close(kafka);
+    rd_kafka_queue_destroy(kafka->queue);
     rd_kafka_destroy(kafka->rk);
     close(kafka->wake[0]);
     close(kafka->wake[1]);

@@ -96,6 +96,20 @@ int k2r_kafka_fatal(const k2r_kafka_t *kafka, char *errstr, size_t errstr_size);
  */
 rd_kafka_message_t *k2r_kafka_poll(k2r_kafka_t *kafka, int timeout_ms);
 
+/*
+ * Takes up to `max` records at once into msgs[] (each released by the caller
+ * with rd_kafka_message_destroy, or k2r_kafka_release) and returns how many,
+ * or 0 when none came within timeout_ms: it returns as soon as there is at
+ * least one, waiting on the wake-up descriptor while the queue is empty. Like
+ * k2r_kafka_poll it serves rebalances and logs consumer errors. One call
+ * costs librdkafka's per-poll bookkeeping (clocks, the poll-interval
+ * tracking) once for all of them. A record of a partition revoked during the
+ * call, and no longer assigned, is released here instead of returned: it was
+ * fetched before the revocation and is its next owner's.
+ */
+size_t k2r_kafka_poll_batch(k2r_kafka_t *kafka, int timeout_ms, rd_kafka_message_t **msgs,
+                            size_t max);
+
 /* A descriptor that becomes readable when the consumer has something to
  * serve (records, a rebalance, an error) after it was last polled: the loop
  * waits on it beside the Redis sockets. k2r_kafka_wake_clear empties it: the

@@ -4,6 +4,7 @@
  * notification bytes, or the exact skip reason, for each case of a table.
  */
 #include <CUnit/CUnit.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +241,149 @@ static void test_skip_names(void) {
     CU_ASSERT_STRING_EQUAL(k2r_skip_name(K2R_SKIP_EMPTY_VALUE), "empty_value");
     CU_ASSERT_STRING_EQUAL(k2r_skip_name(K2R_SKIP_TOO_LONG), "too_long");
     CU_ASSERT_STRING_EQUAL(k2r_skip_name((k2r_skip_t)99), "unknown");
+}
+
+/* ---------------------------------------- notifications against jansson */
+
+/*
+ * The mapper writes notifications itself; until it did, jansson built an
+ * object per record and dumped it compactly. This oracle is that code, kept
+ * here: every value below must come out byte for byte as jansson wrote it
+ * (or fail where jansson refused it), through each kind of source.
+ */
+static json_t *jansson_value(const k2r_value_t *v, int checked) {
+    switch (v->type) {
+    case K2R_VALUE_STRING:
+        return checked ? json_stringn(v->str, v->len) : json_stringn_nocheck(v->str, v->len);
+    case K2R_VALUE_INT:
+        return json_integer((json_int_t)v->i);
+    case K2R_VALUE_UINT:
+        return json_real((double)v->u);
+    case K2R_VALUE_DOUBLE:
+        return json_real(v->d);
+    case K2R_VALUE_BOOL:
+        return json_boolean(v->b);
+    case K2R_VALUE_NULL:
+        return json_null();
+    default:
+        return NULL;
+    }
+}
+
+static const char *jansson_yaml =
+    "kafka:\n"
+    "  brokers: b:9092\n"
+    "  group_id: g\n"
+    "  topics: [t]\n"
+    "rules:\n"
+    "  - name: same\n"
+    "    topic: t\n"
+    "    channel: c\n"
+    "    notification: [v, {\"q\\\"\\\\\\x01\\u00e9/\\t\": v}, {h: {header: h}}, {k: {meta: "
+    "key}},\n"
+    "                   {o: {meta: offset}}, {n: {const: 7}}, {absent: nope}]\n";
+
+static void test_notification_bytes(void) {
+    static const char *const values[] = {"\"\"",
+                                         "\"plain\"",
+                                         "\"a\\\"b\\\\c/d\"",
+                                         "\"\\u0000\\u0001\\u0007\\b\\t\\n\\u000b\\f\\r\"",
+                                         "\"\\u000e\\u001f\\u0020\\u007f\\u0080\"",
+                                         "\"caf\\u00e9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
+                                         "\"\\ud83d\\ude00\"",
+                                         "0",
+                                         "-1",
+                                         "42",
+                                         "9223372036854775807",
+                                         "-9223372036854775808",
+                                         "9223372036854775808",
+                                         "18446744073709551615",
+                                         "0.1",
+                                         "-0.0",
+                                         "1.0",
+                                         "1e300",
+                                         "2.5e-7",
+                                         "-123.456e10",
+                                         "3.141592653589793",
+                                         "1e-320",
+                                         "1.5e10",
+                                         "true",
+                                         "false",
+                                         "null",
+                                         "{}",
+                                         "[1]"};
+    static const char *const headers[] = {"h", "\xc3\xa9\x01\"",   "\xff", "\xed\xa0\x80",
+                                          "",  "\xf4\x90\x80\x80", "a\0b"};
+    static const size_t header_lens[] = {1, 4, 1, 3, 0, 4, 3};
+    k2r_errors_t errs = {NULL, 0, 0};
+    k2r_config_t *c = k2r_config_parse("j.yaml", jansson_yaml, strlen(jansson_yaml), NULL, &errs);
+    k2r_rules_t *r = c ? k2r_rules_new(c, &errs) : NULL;
+    k2r_json_t *j = k2r_json_new();
+    k2r_path_t path = {0};
+    k2r_buf_t out = {NULL, 0, 0};
+    char errstr[128];
+
+    for (size_t i = 0; i < errs.count; i++)
+        fprintf(stderr, "%s\n", errs.lines[i]);
+    k2r_errors_clear(&errs);
+    CU_ASSERT_FATAL(r && j);
+    CU_ASSERT_FATAL(k2r_path_compile("v", &path, errstr, sizeof(errstr)) == 0);
+    for (size_t vi = 0; vi < sizeof(values) / sizeof(values[0]); vi++) {
+        for (size_t hi = 0; hi < sizeof(headers) / sizeof(headers[0]); hi++) {
+            char value[256];
+            k2r_msgview_header_t h = {"h", headers[hi], header_lens[hi]};
+            k2r_msgview_t msg = {"t",   0, (int64_t)vi, -1, headers[hi],        header_lens[hi],
+                                 value, 0, &h,          1,  K2R_MSGVIEW_TS_NONE};
+            k2r_value_t v, hv = {K2R_VALUE_STRING, 0, headers[hi], header_lens[hi], 0, 0, 0};
+            k2r_mapping_t m;
+            json_t *obj = json_object(), *jv, *jh;
+            size_t need;
+            char *want;
+
+            msg.value_len = (size_t)snprintf(value, sizeof(value), "{\"v\":%s}", values[vi]);
+            CU_ASSERT_FATAL(k2r_json_parse(j, value, msg.value_len) == 0);
+            k2r_json_get(j, &path, &v);
+            jv = jansson_value(&v, 0);
+            jh = jansson_value(&hv, 1);
+            out.len = 0;
+            CU_ASSERT_FATAL(k2r_rules_map(r, json, &msg, &out, &m) == 0);
+            if (!jv || !jh) {
+                /* jansson refused: an object or array, or a header that is
+                 * not UTF-8 (a key that is not either, the same way). */
+                CU_ASSERT_EQUAL(m.skip, K2R_SKIP_WRONG_TYPE);
+                CU_ASSERT_EQUAL(m.npublish, 0);
+                json_decref(jv);
+                json_decref(jh);
+                json_decref(obj);
+                continue;
+            }
+            json_object_set(obj, "v", jv);
+            json_object_set_new(obj, "q\"\\\x01\xc3\xa9/\t", jv);
+            json_object_set_new(obj, "h", jh);
+            json_object_set_new(obj, "k", json_stringn(headers[hi], header_lens[hi]));
+            json_object_set_new(obj, "o", json_integer((json_int_t)vi));
+            json_object_set_new(obj, "n", json_integer(7));
+            need = json_dumpb(obj, NULL, 0, JSON_COMPACT);
+            want = malloc(need);
+            CU_ASSERT_FATAL(want && json_dumpb(obj, want, need, JSON_COMPACT) == need);
+            CU_ASSERT_EQUAL_FATAL(m.npublish, 1);
+            CU_ASSERT_EQUAL(m.publish[0].message_len, need);
+            if (m.publish[0].message_len != need ||
+                memcmp(out.data + m.publish[0].message_off, want, need) != 0) {
+                fprintf(stderr, "\nvalue %s header %zu:\n got %.*s\nwant %.*s\n", values[vi], hi,
+                        (int)m.publish[0].message_len, out.data + m.publish[0].message_off,
+                        (int)need, want);
+                CU_FAIL("notification bytes differ from jansson's");
+            }
+            free(want);
+            json_decref(obj);
+        }
+    }
+    k2r_path_free(&path);
+    k2r_buf_free(&out);
+    k2r_json_destroy(j);
+    k2r_rules_destroy(r);
+    k2r_config_destroy(c);
 }
 
 /* ------------------------------------------------- the mapping language */
@@ -727,6 +871,8 @@ int test_rules_register(void) {
         !CU_add_test(s, "channel length limit", test_channel_too_long) ||
         !CU_add_test(s, "check's one-line summaries", test_describe) ||
         !CU_add_test(s, "skip reason names", test_skip_names) ||
+        !CU_add_test(s, "notifications byte for byte as jansson wrote them",
+                     test_notification_bytes) ||
         !CU_add_test(s, "the language: sources, conditions, fan-out, policies",
                      test_language_table) ||
         !CU_add_test(s, "the language: semantic errors", test_language_errors))
