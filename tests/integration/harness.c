@@ -1033,6 +1033,71 @@ void h_proxy_stop(h_proxy_t *p) {
     p->pid = 0;
 }
 
+/* ------------------------------------------------- a redis-server of its own */
+
+int h_redis_server_start(h_redis_server_t *r, const char *const *extra) {
+    const char *flavor = getenv("K2R_TEST_REDIS_FLAVOR");
+    const char *argv[32];
+    char port[16], log[96];
+    size_t argc = 0;
+    int64_t deadline = h_deadline(10000);
+
+    memset(r, 0, sizeof(*r));
+    snprintf(r->dir, sizeof(r->dir), "/tmp/k2r-it-redis-XXXXXX");
+    if (!mkdtemp(r->dir)) {
+        r->dir[0] = '\0';
+        return -1;
+    }
+    srandom((unsigned)getpid() ^ (unsigned)h_now_ms());
+    r->port = h_free_port();
+    if (r->port < 0)
+        return -1;
+    snprintf(port, sizeof(port), "%d", r->port);
+    snprintf(log, sizeof(log), "%s/server.log", r->dir);
+    argv[argc++] = flavor && strcmp(flavor, "valkey") == 0 ? "valkey-server" : "redis-server";
+    argv[argc++] = "--port";
+    argv[argc++] = port;
+    argv[argc++] = "--bind";
+    argv[argc++] = "127.0.0.1";
+    argv[argc++] = "--dir";
+    argv[argc++] = r->dir;
+    for (size_t i = 0; extra && extra[i] && argc < sizeof(argv) / sizeof(argv[0]) - 1; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    r->pid = spawn(argv, log);
+    if (r->pid <= 0)
+        return -1;
+    while (h_now_ms() < deadline) {
+        if (port_open(r->port))
+            return 0;
+        if (waitpid(r->pid, NULL, WNOHANG) == r->pid) {
+            untrack_child(r->pid);
+            r->pid = 0;
+            break;
+        }
+        poll(NULL, 0, 20); /* waiting for a port to open: no fd to wait on */
+    }
+    fprintf(stderr, "%s on port %d did not start (log %s)\n", argv[0], r->port, log);
+    return -1;
+}
+
+void h_redis_server_stop(h_redis_server_t *r) {
+    char cmd[128], *out = NULL;
+
+    if (r->pid > 0) {
+        kill(r->pid, SIGKILL);
+        waitpid(r->pid, NULL, 0);
+        untrack_child(r->pid);
+        r->pid = 0;
+    }
+    if (r->dir[0] && getenv("K2R_KEEP_TEST_FILES") == NULL) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", r->dir);
+        h_run(cmd, NULL, &out, 1);
+        free(out);
+    }
+    r->dir[0] = '\0';
+}
+
 /* --------------------------------------------------------------- http */
 
 void h_http_free(h_http_t *r) {

@@ -159,6 +159,23 @@ int h_delay_proxy_start(h_proxy_t *p, int target_port, int delay_ms, size_t pass
  * connection that dies partway through a pipeline's replies, every time. */
 int h_cut_proxy_start(h_proxy_t *p, int target_port, size_t pass_bytes, size_t cut_after);
 
+/*
+ * A redis-server of the test's own, not the stack's: on a free loopback
+ * port, in a temporary directory of its own, with the stack's flavour
+ * (K2R_TEST_REDIS_FLAVOR=valkey: valkey-server) and `extra` arguments
+ * (NULL-terminated; NULL for none), for a test that puts a server into a
+ * state no other test may see. Started and answering when this returns 0;
+ * h_redis_server_stop kills it (SIGKILL: a server that cannot save would
+ * refuse a shutdown) and removes its directory.
+ */
+typedef struct h_redis_server_s {
+    pid_t pid;
+    int port;
+    char dir[64];
+} h_redis_server_t;
+int h_redis_server_start(h_redis_server_t *r, const char *const *extra);
+void h_redis_server_stop(h_redis_server_t *r);
+
 /* Runs a command line with /bin/sh, feeding `input` on stdin, capturing stdout
  * (and stderr when merge is set) into a new NUL-terminated buffer. Returns
  * the exit status, or -1. */
