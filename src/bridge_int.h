@@ -84,6 +84,10 @@ struct k2r_bridge_s {
     k2r_rule_stats_t *rstats;
     const char **rstat_ptr; /* per rstats entry: the running rules' copy of its name */
     size_t nrstats, cap_rstats, cap_rstat_ptr;
+    /* Per topic (metrics.h says how the set is bounded), found by name;
+     * the last one found is tried first, since records come in runs. */
+    k2r_topic_stats_t *tstats;
+    size_t ntstats, cap_tstats, tstat_last;
     k2r_hist_t pub_hist, age_hist;
     int64_t metrics_next_ms;
     int64_t commit_next_ms;

@@ -177,6 +177,61 @@ int h_create_topic(const char *topic, int partitions) {
     return rc;
 }
 
+/* 1 when the cluster's metadata lists `topic`, 0 when not, -1 without an answer. */
+static int topic_listed(rd_kafka_t *rk, const char *topic) {
+    const struct rd_kafka_metadata *md = NULL;
+    int found = 0;
+
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    for (int i = 0; i < md->topic_cnt && !found; i++)
+        found = strcmp(md->topics[i].topic, topic) == 0;
+    rd_kafka_metadata_destroy(md);
+    return found;
+}
+
+int h_delete_topic(const char *topic) {
+    rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, rd_kafka_conf_new());
+    rd_kafka_DeleteTopic_t *dt;
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+    int64_t deadline = h_deadline(30000);
+    int rc = -1;
+
+    if (!rk)
+        return -1;
+    dt = rd_kafka_DeleteTopic_new(topic);
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
+    ev = rd_kafka_queue_poll(q, 30000);
+    if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_DELETETOPICS_RESULT) {
+        const rd_kafka_DeleteTopics_result_t *res = rd_kafka_event_DeleteTopics_result(ev);
+        size_t n;
+        const rd_kafka_topic_result_t **tr = rd_kafka_DeleteTopics_result_topics(res, &n);
+        rd_kafka_resp_err_t err = n ? rd_kafka_topic_result_error(tr[0]) : rd_kafka_event_error(ev);
+
+        if (err)
+            fprintf(stderr, "delete topic %s: %s\n", topic, rd_kafka_err2str(err));
+        else
+            rc = 0;
+    } else {
+        fprintf(stderr, "delete topic %s: no answer\n", topic);
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_DeleteTopic_destroy(dt);
+    rd_kafka_queue_destroy(q);
+    while (rc == 0 && topic_listed(rk, topic) != 0) {
+        if (h_now_ms() > deadline) {
+            fprintf(stderr, "topic %s: still listed after its deletion\n", topic);
+            rc = -1;
+        }
+        poll(NULL, 0, 100); /* waiting for the controller: no event to wait on */
+    }
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
 struct h_producer_s {
     rd_kafka_t *rk;
     int failed;
@@ -1425,6 +1480,21 @@ int h_offsets_committed(h_offsets_t *o, const char *topic, int partitions, int64
     }
     if (err)
         fprintf(stderr, "committed offsets of %s: %s\n", topic, rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(parts);
+    return err ? -1 : 0;
+}
+
+int h_offsets_commit(h_offsets_t *o, const char *topic, int32_t partition, int64_t offset) {
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t err;
+
+    rd_kafka_topic_partition_list_add(parts, topic, partition)->offset = offset;
+    err = rd_kafka_commit(o->rk, parts, 0);
+    if (!err)
+        err = parts->elems[0].err;
+    if (err)
+        fprintf(stderr, "commit %s[%d]@%lld: %s\n", topic, (int)partition, (long long)offset,
+                rd_kafka_err2str(err));
     rd_kafka_topic_partition_list_destroy(parts);
     return err ? -1 : 0;
 }

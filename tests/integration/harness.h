@@ -33,6 +33,12 @@ void h_unique(char *out, size_t size, const char *prefix);
 /* Creates a topic with `partitions` partitions; 0 or -1 (message on stderr). */
 int h_create_topic(const char *topic, int partitions);
 
+/* Deletes a topic and waits until the broker's metadata no longer lists it
+ * (listing all topics, so that the check cannot auto-create it); 0 or -1.
+ * A producer that wrote to it must be destroyed first: its metadata refresh
+ * would create it again (the stack's broker auto-creates topics). */
+int h_delete_topic(const char *topic);
+
 /* A producer; records are sent with h_produce and confirmed by h_flush. */
 typedef struct h_producer_s h_producer_t;
 h_producer_t *h_producer_new(void);
@@ -248,6 +254,10 @@ h_offsets_t *h_offsets_new(const char *group);
 /* Fills offsets[i] for partitions 0..partitions-1 of `topic`: the next offset
  * to read, or -1 when nothing is committed. Returns 0 or -1 (message on stderr). */
 int h_offsets_committed(h_offsets_t *o, const char *topic, int partitions, int64_t *offsets);
+/* Commits `offset` for partition `partition` of `topic` in the group, as a
+ * member would (the group must have no members then); 0 or -1 (message on
+ * stderr). */
+int h_offsets_commit(h_offsets_t *o, const char *topic, int32_t partition, int64_t offset);
 void h_offsets_destroy(h_offsets_t *o);
 
 /* The same once: h_offsets_new, h_offsets_committed, h_offsets_destroy. */

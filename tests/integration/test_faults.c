@@ -1064,6 +1064,95 @@ static void test_misconf(void) {
     h_scene_close(&sc);
 }
 
+/* Polls the group's committed offset of partition 0 until it is `want`. */
+static int wait_committed(const char *group, const char *topic, int64_t want, int64_t deadline) {
+    int64_t offset = -1;
+
+    while (h_now_ms() < deadline) {
+        if (h_committed(group, topic, 1, &offset) == 0 && offset == want)
+            return 1;
+        poll(NULL, 0, 100); /* polling the group coordinator: no event to wait on */
+    }
+    fprintf(stderr, "committed offset of %s: %lld, not %lld\n", topic, (long long)offset,
+            (long long)want);
+    return 0;
+}
+
+/*
+ * A topic deleted and created again while the bridge was away, with the
+ * group's committed offset of the old topic (500) applied to the new one,
+ * which holds 300 records. The broker drops a deleted topic's committed
+ * offsets with it (asserted below), so the stale offset is committed here
+ * the way a member that kept running across the deletion commits it: its
+ * position of the old topic, onto the new one. librdkafka then finds the
+ * offset out of range at the first fetch and resets it with no more than a
+ * line of its own (or, given a leader epoch, takes it for a truncated log
+ * and starts at the new end). The bridge finds the committed offset beyond
+ * the high watermark when the partition is assigned, says so in one
+ * warning naming both, counts it (k2r_offset_resets_total), and starts
+ * where auto.offset.reset says (earliest here): every new record arrives,
+ * in order.
+ */
+static void test_topic_recreated(void) {
+    enum { OLD = 500, NEW = 300 };
+    char sections[128], yaml[4096], series[256];
+    h_config_opts_t opts = {NULL, NULL, NULL, NULL, sections};
+    h_offsets_t *offsets;
+    int64_t offset = 0;
+    h_http_t r;
+    h_scene_t sc;
+
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "recreated", 1, NULL, H_SCENE_HTTP), 0);
+    snprintf(sections, sizeof(sections), "http:\n  enabled: true\n  listen: 127.0.0.1:%d\n",
+             sc.http_port);
+    h_config_numbered(&sc, h_redis_port(), &opts, yaml, sizeof(yaml));
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+    h_produce_numbered(&sc, 0, OLD);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, OLD, h_deadline(60000)), OLD);
+    CU_ASSERT(wait_committed(sc.group, sc.topic, OLD, h_deadline(30000)));
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+
+    /* The producer first: its metadata refresh would create the topic again. */
+    h_producer_destroy(sc.p);
+    sc.p = NULL;
+    CU_ASSERT_EQUAL_FATAL(h_delete_topic(sc.topic), 0);
+    CU_ASSERT_EQUAL_FATAL(h_create_topic(sc.topic, 1), 0);
+    CU_ASSERT_EQUAL(h_committed(sc.group, sc.topic, 1, &offset), 0);
+    CU_ASSERT_EQUAL(offset, -1);
+    offsets = h_offsets_new(sc.group);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(offsets);
+    CU_ASSERT_EQUAL(h_offsets_commit(offsets, sc.topic, 0, OLD), 0);
+    h_offsets_destroy(offsets);
+    sc.p = h_producer_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sc.p);
+    h_produce_numbered(&sc, 0, NEW);
+
+    CU_ASSERT_EQUAL_FATAL(h_bridge_restart(&sc.b), 0);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, OLD + NEW, h_deadline(60000)), OLD + NEW);
+    h_assert_quiet(sc.sub);
+    CU_ASSERT_EQUAL(h_sub_count(sc.sub), OLD + NEW);
+    for (int i = 0; i < NEW && (size_t)(OLD + i) < h_sub_count(sc.sub); i++) {
+        const h_note_t *note = h_sub_note(sc.sub, (size_t)(OLD + i));
+        char channel[160], message[16];
+
+        snprintf(channel, sizeof(channel), "%s:%d", sc.prefix, i);
+        snprintf(message, sizeof(message), "%d", i);
+        CU_ASSERT_STRING_EQUAL(note->channel, channel);
+        CU_ASSERT_STRING_EQUAL(note->message, message);
+    }
+    CU_ASSERT(wait_committed(sc.group, sc.topic, NEW, h_deadline(30000)));
+    CU_ASSERT_EQUAL(h_bridge_log_count(&sc.b, "beyond its high watermark"), 1);
+    snprintf(series, sizeof(series),
+             "\nk2r_offset_resets_total{topic=\"%s\",reason=\"beyond_high_watermark\"} 1\n",
+             sc.topic);
+    h_http_request(sc.http_port, "GET", "/metrics", &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(r.body && strstr(r.body, series));
+    h_http_free(&r);
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    h_scene_close(&sc);
+}
+
 int test_faults_register(void) {
     CU_pSuite s = CU_add_suite_with_setup_and_teardown("faults", NULL, NULL, NULL, faults_teardown);
 
@@ -1076,7 +1165,9 @@ int test_faults_register(void) {
                      test_broker_restart) ||
         !CU_add_test(s, "four bridges, partitions moving: nothing lost", test_rebalance) ||
         !CU_add_test(s, "Redis in MISCONF: PUBLISH works there, so publishing goes on",
-                     test_misconf))
+                     test_misconf) ||
+        !CU_add_test(s, "a topic deleted and created again: its new records all arrive",
+                     test_topic_recreated))
         return CU_get_error();
     return 0;
 }

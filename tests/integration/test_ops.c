@@ -170,6 +170,21 @@ static void test_metrics_scrape(void) {
     CU_ASSERT_EQUAL(metric(text, "k2r_inflight_records"), 0);
     CU_ASSERT_EQUAL(metric(text, "k2r_up"), 1);
     {
+        /* Per topic: the one topic of kafka.topics, its offset not reset. */
+        char topic_series[200];
+
+        snprintf(topic_series, sizeof(topic_series),
+                 "k2r_topic_records_consumed_total{topic=\"%s\"}", sc.topic);
+        CU_ASSERT_EQUAL(metric(text, topic_series), N);
+        snprintf(topic_series, sizeof(topic_series),
+                 "k2r_topic_notifications_published_total{topic=\"%s\"}", sc.topic);
+        CU_ASSERT_EQUAL(metric(text, topic_series), N);
+        snprintf(topic_series, sizeof(topic_series),
+                 "k2r_offset_resets_total{topic=\"%s\",reason=\"beyond_high_watermark\"}",
+                 sc.topic);
+        CU_ASSERT_EQUAL(metric(text, topic_series), 0);
+    }
+    {
         /* The version `kafka-redis-bridge version` prints, and the librdkafka
          * that runs: the one this test links, as the bridge does. */
         char cmd[512], version[64] = "", info[200];
