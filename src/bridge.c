@@ -60,8 +60,9 @@
  * follows in kafka.c hands them over without repeats; when they are lost
  * (the group already gave them away), their part is dropped uncommitted.
  *
- * Rules are reloaded on request (SIGHUP in main.c) between batches: the new
- * rules replace the old ones at once, and the consumer stays in the group.
+ * Rules are reloaded on request (SIGHUP in main.c): the file is read on a
+ * thread of its own while the loop goes on publishing, and the new rules
+ * replace the old ones between batches; the consumer stays in the group.
  *
  * The loop is four files around one state (bridge_int.h): this one turns
  * the loop and owns the batch's life (records taken, completion, offsets
@@ -755,11 +756,14 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
         log_stats(b, 0);
         update_metrics(b, 0);
 
+        /* A SIGHUP starts a load off this thread at once; what it loaded is
+         * swapped in between batches. */
+        if (reload && *reload) {
+            *reload = 0;
+            bridge_reload_request(b);
+        }
         if (!k2r_batch_nparts(b->batch)) {
-            if (reload && *reload) {
-                *reload = 0;
-                bridge_reload(b);
-            }
+            bridge_reload_apply(b);
             if (fill(b, 100) != 0 || b->oom)
                 goto oom;
             if (!k2r_batch_nparts(b->batch))
@@ -834,6 +838,7 @@ void k2r_bridge_stats(const k2r_bridge_t *bridge, k2r_bridge_stats_t *out) {
 void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     if (!bridge)
         return;
+    bridge_reload_discard(bridge);
     /* The batch's records are librdkafka messages: released before the
      * consumer that made them. */
     k2r_deadletter_destroy(bridge->dlq);
