@@ -24,12 +24,16 @@
  * and at close. On a revocation the stored offsets are committed synchronously
  * before the partitions go, so the next owner starts where we stopped.
  *
- * Committed offsets beyond the end: a topic deleted and created again keeps
- * the group's committed offsets of the old one. When the new topic holds
- * fewer records than that offset, librdkafka finds it out of range at the
- * first fetch and resets it without a word worth an operator's notice (and,
- * with a leader epoch on the position, takes it for a truncated log and
- * starts at the new end). So each assignment compares every partition's
+ * Committed offsets beyond the end: a topic deleted and created again can
+ * carry the group's committed offset of the old one (Kafka drops a deleted
+ * topic's offsets, but a member that ran across the deletion commits its
+ * position onto the new topic). When the new topic holds fewer records than
+ * that offset, librdkafka finds it out of range at the first fetch and
+ * resets it with one line of its own, nothing counted, and the group's
+ * offset stays at the old value until the new topic's pass it: every restart
+ * meanwhile repeats what was published (and a position with a leader epoch
+ * may be taken for a truncated log and moved to the new end instead). So
+ * each assignment compares every partition's
  * committed offset with its high watermark first (one OffsetFetch, one
  * ListOffsets per partition, within ASSIGN_CHECK_MS in all), and a partition
  * whose offset lies beyond is named in a warning, reported to the bridge
