@@ -303,11 +303,10 @@ static void check_committed(k2r_kafka_t *kafka, rd_kafka_topic_partition_list_t 
 
         if (err || c->err || c->offset < 0) {
             /* Nothing committed: librdkafka applies auto.offset.reset itself. */
-        } else if (left <= 0) {
-            unchecked++;
-        } else if (rd_kafka_query_watermark_offsets(kafka->rk, p->topic, p->partition, &low, &high,
+        } else if (left <= 0 ||
+                   rd_kafka_query_watermark_offsets(kafka->rk, p->topic, p->partition, &low, &high,
                                                     (int)left) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            unchecked++;
+            unchecked++; /* out of time, or no answer */
         } else if (c->offset > high) {
             beyond = 1;
             k2r_log_warn("kafka: %s[%d]: the committed offset %lld is beyond its high watermark "
