@@ -45,7 +45,12 @@
 #      Sentinel without master, bad host:port, TLS keys without their Secret,
 #      TLS with redis://, and the other contradictions of the redis values);
 #   6. every PromQL expression of the PrometheusRule parses with Prometheus's
-#      own parser (scripts/chart/promql, a small Go program);
+#      own parser (scripts/chart/promql, a small Go program), and each alert
+#      fires on its scenario and stays silent when the bridge is healthy:
+#      `promtool test rules` runs scripts/chart/alerts/ALERT.test.yaml (one
+#      per alert, each with input series and its exact labels and
+#      annotations) against the rules of the PrometheusRule rendered with the
+#      default values; an alert without a test file fails;
 #   7. a config change changes the checksum, NOTES.txt renders, the chart
 #      README lists every value, the Dockerfile passes hadolint and installs
 #      exactly the run-time packages that Debian 13's -dev packages of the
@@ -53,7 +58,10 @@
 #
 # Tools, installed on first use into ${K2R_CACHE_DIR:-~/.cache/kafka-redis-bridge}
 # and reused after (one install at a time, also across parallel runs):
-#   helm and kubeconform   `go install` from the Go module proxy, pinned;
+#   helm, kubeconform and promtool
+#                          `go install` from the Go module proxy, pinned
+#                          (promtool: the prometheus module's cmd/promtool,
+#                          the version scripts/chart/promql builds against);
 #   promql-check           scripts/chart/promql, built with its pinned go.sum;
 #   Kubernetes schemas     the PyPI wheel of kubernetes-validate (pinned, hash
 #                          checked), which bundles openapi2jsonschema's strict
@@ -72,6 +80,7 @@ cd "$(dirname "$0")/.."
 HELM_VERSION=v3.22.0
 HELM_K8S_MINOR=37 # helm's default Kubernetes version: its k8s.io/client-go minor, as helm's own Makefile sets
 KUBECONFORM_VERSION=v0.8.0
+PROMTOOL_VERSION=v0.316.0 # github.com/prometheus/prometheus, as in scripts/chart/promql/go.mod
 K8S_SCHEMAS_WHEEL=kubernetes_validate-1.37.0-py3-none-any.whl
 K8S_SCHEMAS_SHA256=85136d018a27b50ec7fc049d902bfa5193f5976807e6c0f408e3ab6fe078cad9
 K8S_VERSIONS=(1.33.0 1.35.0 1.37.0)
@@ -168,6 +177,14 @@ install_tools() {
         echo "chart-check: go install kubeconform $KUBECONFORM_VERSION" >&2
         go_install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
         echo "$KUBECONFORM_VERSION" >"$bin/kubeconform.version"
+    fi
+    # promtool, like kubeconform, reports no version of its own when built by
+    # `go install`; a stamp file records which is in place.
+    if [ "$(cat "$bin/promtool.version" 2>/dev/null)" != "$PROMTOOL_VERSION" ] ||
+        [ ! -x "$bin/promtool" ]; then
+        echo "chart-check: go install promtool $PROMTOOL_VERSION (first run only, several minutes)" >&2
+        go_install "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION"
+        echo "$PROMTOOL_VERSION" >"$bin/promtool.version"
     fi
     # The PromQL checker, rebuilt when its sources change.
     local promql_sum
@@ -390,6 +407,28 @@ for values in "$chart"/ci/*.yaml; do
         check "$name: PromQL and durations parse (Prometheus's parser)" promql_parses "$out"
     fi
 done
+
+echo "== alerts: promtool $PROMTOOL_VERSION test rules (scripts/chart/alerts)"
+alerts="$work/alerts"
+mkdir -p "$alerts"
+if check "PrometheusRule with the default values: helm template" \
+    render_to "$alerts/rendered.yaml" --set metrics.prometheusRule.enabled=true &&
+    check "PrometheusRule as a Prometheus rule file" \
+        sh -c '"$1" scripts/chart/check_render.py rules-file "$2" >"$3"' sh \
+        "$python" "$alerts/rendered.yaml" "$alerts/rules.yaml"; then
+    cp scripts/chart/alerts/*.test.yaml "$alerts/"
+    "$python" scripts/chart/check_render.py alerts "$alerts/rendered.yaml" >"$alerts/names"
+    while IFS= read -r alert; do
+        # promtool resolves the test's rule_files (rules.yaml) beside it.
+        check "$alert fires on its scenario, not when healthy (promtool test rules)" \
+            promtool test rules "$alerts/$alert.test.yaml"
+    done <"$alerts/names"
+    for test in scripts/chart/alerts/*.test.yaml; do
+        alert="$(basename "$test" .test.yaml)"
+        grep -qxF "$alert" "$alerts/names" ||
+            check "$alert.test.yaml tests an alert of the PrometheusRule" false
+    done
+fi
 
 echo "== kubeconform -strict (skipping $CRD_KINDS)"
 for version in "${K8S_VERSIONS[@]}"; do

@@ -60,8 +60,9 @@
  * follows in kafka.c hands them over without repeats; when they are lost
  * (the group already gave them away), their part is dropped uncommitted.
  *
- * Rules are reloaded on request (SIGHUP in main.c) between batches: the new
- * rules replace the old ones at once, and the consumer stays in the group.
+ * Rules are reloaded on request (SIGHUP in main.c): the file is read on a
+ * thread of its own while the loop goes on publishing, and the new rules
+ * replace the old ones between batches; the consumer stays in the group.
  *
  * The loop is four files around one state (bridge_int.h): this one turns
  * the loop and owns the batch's life (records taken, completion, offsets
@@ -133,6 +134,18 @@ static size_t rule_stat(k2r_bridge_t *b, const char *name) {
     snprintf(b->rstats[i].name, sizeof(b->rstats[i].name), "%s", label);
     b->rstat_ptr[i] = name;
     return b->nrstats++;
+}
+
+/* The per-topic counters of `topic`; SIZE_MAX when out of memory. */
+static size_t topic_stat(k2r_bridge_t *b, const char *topic) {
+    size_t i;
+
+    if (b->tstat_last < b->ntstats && strcmp(b->tstats[b->tstat_last].name, topic) == 0)
+        return b->tstat_last;
+    i = k2r_topic_stats_find(&b->tstats, &b->ntstats, &b->cap_tstats, topic);
+    if (i != SIZE_MAX)
+        b->tstat_last = i;
+    return i;
 }
 
 void bridge_declare_rules(k2r_bridge_t *b) {
@@ -220,7 +233,7 @@ int bridge_stop_partition(k2r_bridge_t *b, size_t rec, const char *rule, k2r_ski
 static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
     k2r_msgview_t view;
     k2r_mapping_t m;
-    size_t rec, bytes;
+    size_t rec, bytes, tstat;
 
     if (k2r_kafka_view(b->kafka, rkm, &view) != 0) {
         k2r_kafka_release(rkm);
@@ -247,8 +260,12 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
     /* From here on the batch owns rkm. */
     if (k2r_rules_map(b->rules, b->json, &view, &b->bytes, &m) != 0)
         return -1;
+    tstat = topic_stat(b, view.topic);
+    if (tstat == SIZE_MAX)
+        return -1;
     b->stats.consumed++;
     b->stats.consumed_bytes += bytes;
+    b->tstats[tstat].consumed++;
     if (m.action != K2R_ACTION_NONE)
         bridge_count_failed(b, m.rule, m.skip, m.action);
     if (m.action == K2R_ACTION_STOP)
@@ -267,6 +284,7 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
         item->message_len = m.publish[i].message_len;
         item->rule = m.publish[i].rule;
         item->rstat = rule_stat(b, m.publish[i].rule);
+        item->tstat = tstat;
         item->on_error = (int)m.publish[i].on_error;
         item->index = (uint32_t)i;
         item->history_maxlen = m.publish[i].history_maxlen;
@@ -388,6 +406,7 @@ static void account_item(k2r_bridge_t *b, size_t i, int64_t now) {
     b->stats.no_subscribers += item->receivers == 0;
     rs->published++;
     rs->no_subscribers += item->receivers == 0;
+    b->tstats[item->tstat].published++;
     ts = k2r_batch_rec(b->batch, item->rec)->timestamp;
     if (ts >= 0)
         k2r_hist_observe(&b->age_hist, (double)(now > ts ? now - ts : 0) / 1000.0);
@@ -530,6 +549,18 @@ out:
 
 /* ----------------------------------------------------------------- loop */
 
+/* A partition assigned: its topic has counters from now on (a ^regex
+ * subscription's topics are known only here); one whose committed offset
+ * lay beyond the end is counted. */
+static void on_assign(void *opaque, const char *topic, int32_t partition, int reset) {
+    k2r_bridge_t *b = opaque;
+    size_t i = topic_stat(b, topic);
+
+    (void)partition;
+    if (i != SIZE_MAX)
+        b->tstats[i].offset_resets += (uint64_t)reset;
+}
+
 /* librdkafka's statistics: the lag per partition, for /metrics. */
 static void on_stats(void *opaque, const char *json, size_t len) {
     k2r_bridge_t *b = opaque;
@@ -552,6 +583,8 @@ static void update_metrics(k2r_bridge_t *b, int force) {
     k2r_bridge_stats(b, &s.stats);
     s.rules = b->rstats;
     s.nrules = b->nrstats;
+    s.topics = b->tstats;
+    s.ntopics = b->ntstats;
     s.publish_seconds = b->pub_hist;
     s.age_seconds = b->age_hist;
     s.redis_reconnects = b->stats.redis_connects > 1 ? b->stats.redis_connects - 1 : 0;
@@ -641,9 +674,18 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, k2r_metrics_
         goto fail;
     b->metrics = metrics; /* borrowed */
     bridge_declare_rules(b);
+    /* The topics named in kafka.topics have their series from start; those
+     * a ^regex matches get theirs when assigned (on_assign). */
+    for (size_t i = 0; i < cfg->kafka.ntopics; i++) {
+        if (cfg->kafka.topics[i][0] != '^' && topic_stat(b, cfg->kafka.topics[i]) == SIZE_MAX) {
+            snprintf(errstr, errstr_size, "out of memory");
+            goto fail;
+        }
+    }
     b->kafka = k2r_kafka_new(cfg, on_revoke, on_stats, b, errstr, errstr_size);
     if (!b->kafka)
         goto fail;
+    k2r_kafka_on_assign(b->kafka, on_assign);
     if (k2r_rules_need_dead_letter(rules) &&
         k2r_kafka_dead_letter_open(b->kafka, cfg, bridge_on_delivery, errstr, errstr_size) != 0)
         goto fail;
@@ -758,11 +800,14 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
         log_stats(b, 0);
         update_metrics(b, 0);
 
+        /* A SIGHUP starts a load off this thread at once; what it loaded is
+         * swapped in between batches. */
+        if (reload && *reload) {
+            *reload = 0;
+            bridge_reload_request(b);
+        }
         if (!k2r_batch_nparts(b->batch)) {
-            if (reload && *reload) {
-                *reload = 0;
-                bridge_reload(b);
-            }
+            bridge_reload_apply(b);
             if (fill(b, 100) != 0 || b->oom)
                 goto oom;
             if (!k2r_batch_nparts(b->batch))
@@ -837,6 +882,7 @@ void k2r_bridge_stats(const k2r_bridge_t *bridge, k2r_bridge_stats_t *out) {
 void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     if (!bridge)
         return;
+    bridge_reload_discard(bridge);
     /* The batch's records are librdkafka messages: released before the
      * consumer that made them. */
     k2r_deadletter_destroy(bridge->dlq);
@@ -844,6 +890,7 @@ void k2r_bridge_destroy(k2r_bridge_t *bridge) {
     k2r_kafka_destroy(bridge->kafka);
     free(bridge->rstats);
     free(bridge->rstat_ptr);
+    free(bridge->tstats);
     k2r_redis_destroy(bridge->redis);
     k2r_json_destroy(bridge->json);
     k2r_rules_destroy(bridge->rules);

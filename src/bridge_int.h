@@ -9,6 +9,8 @@
 #ifndef K2R_BRIDGE_INT_H
 #define K2R_BRIDGE_INT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "k2r/batch.h"
@@ -81,12 +83,30 @@ struct k2r_bridge_s {
     k2r_bridge_stats_t stats_logged;
     uint64_t reload_failures;
 
+    /* SIGHUP's load of the config file, on a thread of its own so that the
+     * loop keeps publishing meanwhile (bridge_reload.c). The results are the
+     * thread's until `done`, then the loop's. */
+    struct {
+        pthread_t thread;
+        int running;     /* started and not joined yet */
+        atomic_int done; /* the thread has finished: join, then apply */
+        int again;       /* SIGHUP came during the load: one more load after it */
+        char *path;      /* what it reads (a copy) */
+        k2r_rules_t *rules;
+        k2r_config_t *next;
+        k2r_errors_t errs;
+    } reload;
+
     /* For /metrics: per-rule counters (by rule name, kept across reloads),
      * the two histograms, and the registry they are copied to. */
     k2r_metrics_t *metrics;
     k2r_rule_stats_t *rstats;
     const char **rstat_ptr; /* per rstats entry: the running rules' copy of its name */
     size_t nrstats, cap_rstats, cap_rstat_ptr;
+    /* Per topic (metrics.h says how the set is bounded), found by name;
+     * the last one found is tried first, since records come in runs. */
+    k2r_topic_stats_t *tstats;
+    size_t ntstats, cap_tstats, tstat_last;
     k2r_hist_t pub_hist, age_hist;
     int64_t metrics_next_ms;
     int64_t commit_next_ms;
@@ -124,7 +144,11 @@ void bridge_redis_failed(k2r_bridge_t *b, const char *what, const char *errstr);
 int bridge_try_connect(k2r_bridge_t *b, int64_t deadline_ms);
 int bridge_publish(k2r_bridge_t *b, const k2r_redis_wait_t *wait);
 
-/* bridge_reload.c */
-void bridge_reload(k2r_bridge_t *b);
+/* bridge_reload.c: a SIGHUP starts a load (or, during one, asks for one
+ * more after it); between batches, a finished load is applied; at the end a
+ * load still running is waited for and dropped. */
+void bridge_reload_request(k2r_bridge_t *b);
+void bridge_reload_apply(k2r_bridge_t *b);
+void bridge_reload_discard(k2r_bridge_t *b);
 
 #endif

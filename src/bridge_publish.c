@@ -32,8 +32,10 @@ static int server_state_error(const char *error) {
      * cluster without a quorum or with uncovered slots, for a while. */
     /* NOSCRIPT: the server forgot the notification script (SCRIPT FLUSH, a
      * restart behind a proxy); a new connection loads it again. */
+    /* MISCONF: a failed RDB save refuses writes, which the notification
+     * script does (dedupe, history); plain PUBLISH is still taken there. */
     static const char *const codes[] = {"LOADING ",  "BUSY ",        "MASTERDOWN ", "TRYAGAIN ",
-                                        "READONLY ", "CLUSTERDOWN ", "NOSCRIPT "};
+                                        "READONLY ", "CLUSTERDOWN ", "NOSCRIPT ",   "MISCONF "};
 
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
         if (strncmp(error, codes[i], strlen(codes[i])) == 0)

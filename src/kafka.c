@@ -24,6 +24,23 @@
  * and at close. On a revocation the stored offsets are committed synchronously
  * before the partitions go, so the next owner starts where we stopped.
  *
+ * Committed offsets beyond the end: a topic deleted and created again can
+ * carry the group's committed offset of the old one (Kafka drops a deleted
+ * topic's offsets, but a member that ran across the deletion commits its
+ * position onto the new topic). When the new topic holds fewer records than
+ * that offset, librdkafka finds it out of range at the first fetch and
+ * resets it with one line of its own, nothing counted, and the group's
+ * offset stays at the old value until the new topic's pass it: every restart
+ * meanwhile repeats what was published (and a position with a leader epoch
+ * may be taken for a truncated log and moved to the new end instead). So
+ * each assignment compares every partition's
+ * committed offset with its high watermark first (one OffsetFetch, one
+ * ListOffsets per partition, within ASSIGN_CHECK_MS in all), and a partition
+ * whose offset lies beyond is named in a warning, reported to the bridge
+ * (which counts it) and assigned at auto.offset.reset's position. A new topic
+ * that already holds more records than the old offset cannot be told apart
+ * this way: its first records are skipped (README).
+ *
  * Stopped partitions (a rule said `on_error: stop`) are kept in a small list:
  * they are paused at once, stay paused when everything else resumes, and are
  * forgotten when the group takes them away, so a later owner (this process
@@ -73,6 +90,10 @@
 #include "k2r/clock.h"
 #include "k2r/log.h"
 
+/* The most the committed-offset check of one assignment may take: the loop
+ * waits meanwhile (librdkafka's own threads keep the membership alive). */
+#define ASSIGN_CHECK_MS 10000
+
 /* A partition stopped by the bridge. */
 typedef struct stopped_s {
     char *topic;
@@ -82,7 +103,12 @@ typedef struct stopped_s {
 struct k2r_kafka_s {
     rd_kafka_t *rk;
     k2r_kafka_revoke_fn revoke;
+    k2r_kafka_assign_fn assign;
     void *opaque;
+    /* auto.offset.reset as the consumer has it: the logical offset it
+     * means (RD_KAFKA_OFFSET_INVALID for "error") and its name. */
+    int64_t reset_offset;
+    char reset_name[16];
     int paused;
     int closed;
     unsigned long rebalances;
@@ -334,6 +360,64 @@ static void log_parts(const char *what, const rd_kafka_topic_partition_list_t *p
     k2r_log_info("kafka: %s %d partition(s): %s", what, parts->cnt, line);
 }
 
+/* What the check below does with an offset beyond the end, in words. */
+static const char *reset_action(const k2r_kafka_t *kafka) {
+    if (kafka->reset_offset == RD_KAFKA_OFFSET_BEGINNING)
+        return "starting from the beginning";
+    if (kafka->reset_offset == RD_KAFKA_OFFSET_END)
+        return "starting from the end";
+    return "left to librdkafka, which reports it out of range";
+}
+
+/*
+ * Before `parts` are assigned: the partitions whose committed offset lies
+ * beyond their high watermark get auto.offset.reset's logical offset in
+ * `parts`, with a warning each; every partition is reported to the assign
+ * callback (see the file's opening).
+ */
+static void check_committed(k2r_kafka_t *kafka, rd_kafka_topic_partition_list_t *parts) {
+    int64_t deadline = k2r_now_ms() + ASSIGN_CHECK_MS;
+    rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_resp_err_t err = rd_kafka_committed(kafka->rk, committed, ASSIGN_CHECK_MS);
+    int unchecked = 0;
+
+    if (err)
+        k2r_log_warn("kafka: cannot read the committed offsets of %d assigned partition(s) to "
+                     "compare them with the topics' ends: %s",
+                     parts->cnt, rd_kafka_err2str(err));
+    for (int i = 0; i < parts->cnt; i++) {
+        /* The copy keeps the order: committed->elems[i] is parts->elems[i]. */
+        const rd_kafka_topic_partition_t *c = &committed->elems[i];
+        rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int64_t left = deadline - k2r_now_ms(), low, high;
+        int beyond = 0;
+
+        if (err || c->err || c->offset < 0) {
+            /* Nothing committed: librdkafka applies auto.offset.reset itself. */
+        } else if (left <= 0 ||
+                   rd_kafka_query_watermark_offsets(kafka->rk, p->topic, p->partition, &low, &high,
+                                                    (int)left) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            unchecked++; /* out of time, or no answer */
+        } else if (c->offset > high) {
+            beyond = 1;
+            k2r_log_warn("kafka: %s[%d]: the committed offset %lld is beyond its high watermark "
+                         "%lld: the topic was deleted and created again, or the broker lost "
+                         "records; %s (auto.offset.reset: %s)",
+                         p->topic, (int)p->partition, (long long)c->offset, (long long)high,
+                         reset_action(kafka), kafka->reset_name);
+            if (kafka->reset_offset != RD_KAFKA_OFFSET_INVALID)
+                p->offset = kafka->reset_offset;
+        }
+        if (kafka->assign)
+            kafka->assign(kafka->opaque, p->topic, p->partition, beyond);
+    }
+    if (unchecked)
+        k2r_log_warn("kafka: %d assigned partition(s) not compared with their topics' ends (no "
+                     "answer within %d ms)",
+                     unchecked, ASSIGN_CHECK_MS);
+    rd_kafka_topic_partition_list_destroy(committed);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     k2r_kafka_t *kafka = opaque;
@@ -344,6 +428,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     kafka->rebalances++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         log_parts("assigned", parts);
+        check_committed(kafka, parts);
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else
@@ -458,6 +543,30 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         kafka->commits_ok++;
 }
 
+void k2r_kafka_on_assign(k2r_kafka_t *kafka, k2r_kafka_assign_fn assign) {
+    kafka->assign = assign;
+}
+
+/* auto.offset.reset of `conf` into kafka->reset_offset and reset_name:
+ * librdkafka keeps it in the default topic conf, where it is absent (so
+ * unknown to rd_kafka_conf_get) unless set; then it is librdkafka's
+ * default, "largest". */
+static void read_reset(k2r_kafka_t *kafka, const rd_kafka_conf_t *conf) {
+    char value[32] = "largest";
+    size_t size = sizeof(value);
+
+    if (rd_kafka_conf_get(conf, "auto.offset.reset", value, &size) != RD_KAFKA_CONF_OK)
+        snprintf(value, sizeof(value), "largest");
+    snprintf(kafka->reset_name, sizeof(kafka->reset_name), "%s", value);
+    if (strcmp(value, "smallest") == 0 || strcmp(value, "earliest") == 0 ||
+        strcmp(value, "beginning") == 0)
+        kafka->reset_offset = RD_KAFKA_OFFSET_BEGINNING;
+    else if (strcmp(value, "error") == 0)
+        kafka->reset_offset = RD_KAFKA_OFFSET_INVALID;
+    else
+        kafka->reset_offset = RD_KAFKA_OFFSET_END;
+}
+
 void k2r_kafka_commits(const k2r_kafka_t *kafka, uint64_t *ok, uint64_t *failed) {
     *ok = kafka->commits_ok;
     *failed = kafka->commits_failed;
@@ -565,6 +674,7 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
     if (stats)
         rd_kafka_conf_set_stats_cb(conf, stats_cb);
     rd_kafka_conf_set_opaque(conf, kafka);
+    read_reset(kafka, conf);
 
     kafka->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
     if (!kafka->rk)

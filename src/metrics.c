@@ -47,8 +47,9 @@ struct k2r_metrics_s {
     pthread_mutex_t lock;
     char *version;
     char *librdkafka;
-    k2r_snapshot_t snap; /* snap.rules is owned, with room for rules_cap entries */
-    size_t rules_cap;
+    k2r_snapshot_t snap; /* snap.rules and snap.topics are owned, with room for
+                            rules_cap and topics_cap entries */
+    size_t rules_cap, topics_cap;
     k2r_lag_t *lags; /* sorted by topic, then partition */
     size_t nlags;
 };
@@ -93,6 +94,7 @@ void k2r_metrics_destroy(k2r_metrics_t *m) {
         return;
     pthread_mutex_destroy(&m->lock);
     free(m->snap.rules);
+    free(m->snap.topics);
     free(m->lags);
     free(m->version);
     free(m->librdkafka);
@@ -113,17 +115,58 @@ int k2r_metrics_update(k2r_metrics_t *m, const k2r_snapshot_t *s) {
         m->snap.rules = r;
         m->rules_cap = s->nrules;
     }
+    if (s->ntopics > m->topics_cap) {
+        k2r_topic_stats_t *t = realloc(m->snap.topics, s->ntopics * sizeof(*t));
+
+        if (!t) {
+            rc = -1;
+            goto done;
+        }
+        m->snap.topics = t;
+        m->topics_cap = s->ntopics;
+    }
     {
         k2r_rule_stats_t *rules = m->snap.rules;
+        k2r_topic_stats_t *topics = m->snap.topics;
 
         m->snap = *s;
         m->snap.rules = rules;
+        m->snap.topics = topics;
         if (s->nrules)
             memcpy(rules, s->rules, s->nrules * sizeof(*rules));
+        if (s->ntopics)
+            memcpy(topics, s->topics, s->ntopics * sizeof(*topics));
     }
 done:
     pthread_mutex_unlock(&m->lock);
     return rc;
+}
+
+/* ---------------------------------------------------------- topics */
+
+size_t k2r_topic_stats_find(k2r_topic_stats_t **topics, size_t *n, size_t *cap, const char *name) {
+    size_t i;
+
+    for (i = 0; i < *n; i++)
+        if (strcmp((*topics)[i].name, name) == 0)
+            return i;
+    /* Past the bound, every new topic is the shared entry (the last one). */
+    if (*n > K2R_MAX_TOPICS)
+        return *n - 1;
+    if (*n == K2R_MAX_TOPICS)
+        name = K2R_OTHER_TOPIC;
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        k2r_topic_stats_t *grown = realloc(*topics, ncap * sizeof(**topics));
+
+        if (!grown)
+            return SIZE_MAX;
+        *topics = grown;
+        *cap = ncap;
+    }
+    memset(&(*topics)[i], 0, sizeof((*topics)[i]));
+    snprintf((*topics)[i].name, sizeof((*topics)[i].name), "%s", name);
+    return (*n)++;
 }
 
 /* ------------------------------------------------------------- lag */
@@ -324,6 +367,17 @@ static void histogram(out_t *o, const char *name, const char *help, const k2r_hi
     putf(o, "\n%s_count %" PRIu64 "\n", name, h->count);
 }
 
+/* One series labelled topic="NAME" and, when `reason` is not NULL,
+ * reason="REASON". */
+static void topic_series(out_t *o, const char *name, const char *topic, const char *reason,
+                         uint64_t v) {
+    putf(o, "%s{topic=\"", name);
+    put_label_value(o, topic);
+    if (reason)
+        putf(o, "\",reason=\"%s", reason);
+    putf(o, "\"} %" PRIu64 "\n", v);
+}
+
 /* Failures of one reason and action, when there were any (or `always`). */
 static void failed_series(out_t *o, const char *rule, int reason, int action, uint64_t v,
                           int always) {
@@ -373,6 +427,23 @@ static void render(out_t *o, const k2r_snapshot_t *s, const k2r_lag_t *lags, siz
     }
 
     single(o, "k2r_records_consumed_total", "counter", "Records taken from Kafka.", st->consumed);
+    family(o, "k2r_topic_records_consumed_total", "counter",
+           "Records taken from Kafka, by topic (those of kafka.topics and those assigned).");
+    for (size_t i = 0; i < s->ntopics; i++)
+        topic_series(o, "k2r_topic_records_consumed_total", s->topics[i].name, NULL,
+                     s->topics[i].consumed);
+    family(o, "k2r_topic_notifications_published_total", "counter",
+           "Notifications Redis acknowledged, by the topic of their record.");
+    for (size_t i = 0; i < s->ntopics; i++)
+        topic_series(o, "k2r_topic_notifications_published_total", s->topics[i].name, NULL,
+                     s->topics[i].published);
+    family(o, "k2r_offset_resets_total", "counter",
+           "Assigned partitions whose committed offset lay beyond the high watermark (the "
+           "topic was deleted and created again), started where auto.offset.reset says, by "
+           "topic and reason.");
+    for (size_t i = 0; i < s->ntopics; i++)
+        topic_series(o, "k2r_offset_resets_total", s->topics[i].name, "beyond_high_watermark",
+                     s->topics[i].offset_resets);
     single(o, "k2r_records_consumed_bytes_total", "counter",
            "Bytes of the records taken from Kafka: keys, values and headers.", st->consumed_bytes);
     single(o, "k2r_notifications_published_bytes_total", "counter",
@@ -464,6 +535,7 @@ int k2r_metrics_render(k2r_metrics_t *m, char **out, size_t *len) {
     out_t o = {{NULL, 0, 0}, 0};
     k2r_snapshot_t s;
     k2r_rule_stats_t *rules;
+    k2r_topic_stats_t *topics;
     k2r_lag_t *lags;
     size_t nlags;
 
@@ -474,10 +546,13 @@ int k2r_metrics_render(k2r_metrics_t *m, char **out, size_t *len) {
     s = m->snap;
     nlags = m->nlags;
     rules = calloc(s.nrules ? s.nrules : 1, sizeof(*rules));
+    topics = calloc(s.ntopics ? s.ntopics : 1, sizeof(*topics));
     lags = calloc(nlags ? nlags : 1, sizeof(*lags));
-    if (rules && lags) {
+    if (rules && topics && lags) {
         if (s.nrules)
             memcpy(rules, s.rules, s.nrules * sizeof(*rules));
+        if (s.ntopics)
+            memcpy(topics, s.topics, s.ntopics * sizeof(*topics));
         if (nlags)
             memcpy(lags, m->lags, nlags * sizeof(*lags));
     } else {
@@ -485,10 +560,12 @@ int k2r_metrics_render(k2r_metrics_t *m, char **out, size_t *len) {
     }
     pthread_mutex_unlock(&m->lock);
     s.rules = rules;
+    s.topics = topics;
 
     if (!o.failed)
         render(&o, &s, lags, nlags, m->version, m->librdkafka); /* both fixed at _new */
     free(rules);
+    free(topics);
     free(lags);
     if (o.failed || !o.buf.data) {
         k2r_buf_free(&o.buf);

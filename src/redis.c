@@ -1087,6 +1087,19 @@ static int load_script(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, si
     return 0;
 }
 
+/*
+ * 1 when a PING's reply says the server is there to take PUBLISH: +PONG, or
+ * a -MISCONF error. Redis refuses PING (besides the commands that write)
+ * while its last RDB save failed and stop-writes-on-bgsave-error is set, so
+ * that clients notice the disk; PUBLISH writes nothing and still works there,
+ * so a sink that took that reply as a dead server would stop publishing to a
+ * server that takes it (it did: every reconnect failed on its PING).
+ */
+static int pong_or_misconf(const reply_t *reply) {
+    return (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0) ||
+           (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "MISCONF", 7) == 0);
+}
+
 /* AUTH when a password is set, then PING. Returns 0, or -1 with the reason
  * in errstr; K2R_ERR_AUTH when the server refused the credentials (see redis.h). */
 static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size_t errstr_size) {
@@ -1130,6 +1143,13 @@ static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size
     argvlen[0] = 4;
     if (roundtrip(redis, 1, argv, argvlen, deadline_ms, errstr, errstr_size) != 0)
         return -1;
+    if (pong_or_misconf(reply)) {
+        if (reply->type == REDIS_REPLY_ERROR)
+            k2r_log_warn("redis: %s answers PING with MISCONF (it cannot save to disk); "
+                         "PUBLISH writes nothing, so publishing goes on",
+                         redis->addr);
+        return 0;
+    }
     if (reply->type == REDIS_REPLY_ERROR) {
         /* NOAUTH lands here when the server wants a password and none is set,
          * NOPERM when the ACL user may not even PING. */
@@ -1616,9 +1636,10 @@ static void apply_reply(k2r_publish_t *item, const reply_t *reply) {
     }
 }
 
-/* The reply to an idle PING (redis->reply): 0 for PONG, else -1 with why. */
+/* The reply to an idle PING (redis->reply): 0 for PONG (or MISCONF, see
+ * pong_or_misconf), else -1 with why. */
 static int check_pong(k2r_redis_t *redis, char *errstr, size_t errstr_size) {
-    if (redis->reply.type == REDIS_REPLY_STATUS && strcmp(redis->reply.str, "PONG") == 0)
+    if (pong_or_misconf(&redis->reply))
         return 0;
     if (redis->reply.type == REDIS_REPLY_ERROR)
         snprintf(errstr, errstr_size, "%s: the server answered a PING with %s", redis->addr,

@@ -67,6 +67,7 @@ typedef struct k2r_batch_item_s {
     size_t message_off, message_len;
     const char *rule;   /* borrowed */
     size_t rstat;       /* the caller's per-rule counters */
+    size_t tstat;       /* the caller's per-topic counters */
     int on_error;       /* the rule's policy */
     int64_t expires_ms; /* wall clock after which it is stale */
     long long receivers;

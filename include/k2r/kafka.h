@@ -42,6 +42,16 @@ typedef void (*k2r_kafka_revoke_fn)(void *opaque, const rd_kafka_topic_partition
                                     int lost);
 
 /*
+ * Called from inside k2r_kafka_poll() for each partition the group assigns,
+ * before it is fetched. `reset` is 1 when the partition's committed offset
+ * lay beyond its high watermark (the topic was deleted and created again, or
+ * the broker lost records): a warning named it, and the partition starts
+ * where auto.offset.reset says instead (earliest: the beginning; latest: the
+ * end; error: left to librdkafka, which reports the offset out of range).
+ */
+typedef void (*k2r_kafka_assign_fn)(void *opaque, const char *topic, int32_t partition, int reset);
+
+/*
  * Called from inside k2r_kafka_dead_letter_poll() (and k2r_kafka_destroy())
  * with the outcome of one k2r_kafka_dead_letter(): `err` is 0 once the broker
  * acknowledged the record (acks=all), else why it was given up.
@@ -63,6 +73,10 @@ typedef void (*k2r_kafka_stats_fn)(void *opaque, const char *json, size_t len);
 k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
                            k2r_kafka_stats_fn stats, void *opaque, char *errstr,
                            size_t errstr_size);
+
+/* Sets the assignment callback (called with the opaque of k2r_kafka_new);
+ * before the first k2r_kafka_poll(). */
+void k2r_kafka_on_assign(k2r_kafka_t *kafka, k2r_kafka_assign_fn assign);
 
 /*
  * Waits until some broker answers a metadata request, for up to timeout_ms

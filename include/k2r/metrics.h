@@ -55,6 +55,29 @@ typedef struct k2r_rule_stats_s {
     int action;
 } k2r_rule_stats_t;
 
+/*
+ * Counters of one topic (label topic="name"). The set is bounded: the topics
+ * named in kafka.topics from start, and the topics a ^regex subscription has
+ * had assigned, up to K2R_MAX_TOPICS; records of topics past that count under
+ * K2R_OTHER_TOPIC. Series never go away, so a counter never restarts.
+ */
+#define K2R_MAX_TOPICS  256
+#define K2R_OTHER_TOPIC "(other)"
+typedef struct k2r_topic_stats_s {
+    char name[256];         /* a Kafka topic name is at most 249 bytes */
+    uint64_t consumed;      /* records taken from Kafka */
+    uint64_t published;     /* notifications of its records Redis acknowledged */
+    uint64_t offset_resets; /* assignments whose committed offset lay beyond the end */
+} k2r_topic_stats_t;
+
+/*
+ * The entry of topic `name` in the array *topics of *n entries (with room for
+ * *cap; grown as needed), added at zero when new. Once K2R_MAX_TOPICS topics
+ * have an entry, any other shares one more, named K2R_OTHER_TOPIC. Returns
+ * its index (indices never change), or SIZE_MAX when out of memory.
+ */
+size_t k2r_topic_stats_find(k2r_topic_stats_t **topics, size_t *n, size_t *cap, const char *name);
+
 /* Consumer lag of one partition, from librdkafka's statistics. */
 typedef struct k2r_lag_s {
     char topic[256];
@@ -67,6 +90,8 @@ typedef struct k2r_snapshot_s {
     k2r_bridge_stats_t stats;
     k2r_rule_stats_t *rules; /* copied by k2r_metrics_update */
     size_t nrules;
+    k2r_topic_stats_t *topics; /* likewise */
+    size_t ntopics;
     k2r_hist_t publish_seconds; /* PUBLISH round trip, per batch of replies */
     k2r_hist_t age_seconds;     /* now minus Kafka timestamp, at publish */
     uint64_t redis_reconnects;
@@ -95,7 +120,9 @@ typedef struct k2r_metrics_s k2r_metrics_t;
 k2r_metrics_t *k2r_metrics_new(const char *version, const char *librdkafka);
 void k2r_metrics_destroy(k2r_metrics_t *m);
 
-/* Replaces the snapshot with a copy of *s (rules included). Thread-safe. */
+/* Replaces the snapshot with a copy of *s (rules and topics included).
+ * Returns 0, or -1 when out of memory (the previous snapshot stays, whole).
+ * Thread-safe. */
 int k2r_metrics_update(k2r_metrics_t *m, const k2r_snapshot_t *s);
 
 /*

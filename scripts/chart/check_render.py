@@ -36,6 +36,11 @@ usage:
   check_render.py rules-json RENDERED
       prints each PrometheusRule rule as a JSON line {where, expr, for}, for
       scripts/chart/promql (Prometheus's own parser); nothing without rules
+  check_render.py rules-file RENDERED
+      prints the PrometheusRule's groups as a Prometheus rule file (what the
+      operator hands Prometheus), for `promtool test rules`
+  check_render.py alerts RENDERED
+      prints the PrometheusRule's alert names, one a line
 """
 
 import json
@@ -993,6 +998,24 @@ def rules_json(rendered):
     return 0
 
 
+def rules_file(rendered):
+    groups = []
+    for pr in of_kind(load_docs(rendered), "PrometheusRule"):
+        groups.extend(pr["spec"]["groups"])
+    ensure(groups, "no PrometheusRule groups in %s" % rendered)
+    yaml.safe_dump({"groups": groups}, sys.stdout, sort_keys=False, width=1000)
+    return 0
+
+
+def alert_names(rendered):
+    for pr in of_kind(load_docs(rendered), "PrometheusRule"):
+        for group in pr["spec"]["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    print(rule["alert"])
+    return 0
+
+
 def main(argv):
     if len(argv) >= 5 and argv[1] == "render":
         return Rendering(argv[2], argv[3], argv[4]).check_all(argv[5] if len(argv) > 5 else None)
@@ -1002,6 +1025,10 @@ def main(argv):
         return readme_lists_values(argv[2])
     if len(argv) == 3 and argv[1] == "rules-json":
         return rules_json(argv[2])
+    if len(argv) == 3 and argv[1] == "rules-file":
+        return rules_file(argv[2])
+    if len(argv) == 3 and argv[1] == "alerts":
+        return alert_names(argv[2])
     print(__doc__.split("usage:")[1].rstrip(), file=sys.stderr)
     return 2
 

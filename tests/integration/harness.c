@@ -178,6 +178,61 @@ int h_create_topic(const char *topic, int partitions) {
     return rc;
 }
 
+/* 1 when the cluster's metadata lists `topic`, 0 when not, -1 without an answer. */
+static int topic_listed(rd_kafka_t *rk, const char *topic) {
+    const struct rd_kafka_metadata *md = NULL;
+    int found = 0;
+
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    for (int i = 0; i < md->topic_cnt && !found; i++)
+        found = strcmp(md->topics[i].topic, topic) == 0;
+    rd_kafka_metadata_destroy(md);
+    return found;
+}
+
+int h_delete_topic(const char *topic) {
+    rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, rd_kafka_conf_new());
+    rd_kafka_DeleteTopic_t *dt;
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+    int64_t deadline = h_deadline(30000);
+    int rc = -1;
+
+    if (!rk)
+        return -1;
+    dt = rd_kafka_DeleteTopic_new(topic);
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
+    ev = rd_kafka_queue_poll(q, 30000);
+    if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_DELETETOPICS_RESULT) {
+        const rd_kafka_DeleteTopics_result_t *res = rd_kafka_event_DeleteTopics_result(ev);
+        size_t n;
+        const rd_kafka_topic_result_t **tr = rd_kafka_DeleteTopics_result_topics(res, &n);
+        rd_kafka_resp_err_t err = n ? rd_kafka_topic_result_error(tr[0]) : rd_kafka_event_error(ev);
+
+        if (err)
+            fprintf(stderr, "delete topic %s: %s\n", topic, rd_kafka_err2str(err));
+        else
+            rc = 0;
+    } else {
+        fprintf(stderr, "delete topic %s: no answer\n", topic);
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_DeleteTopic_destroy(dt);
+    rd_kafka_queue_destroy(q);
+    while (rc == 0 && topic_listed(rk, topic) != 0) {
+        if (h_now_ms() > deadline) {
+            fprintf(stderr, "topic %s: still listed after its deletion\n", topic);
+            rc = -1;
+        }
+        poll(NULL, 0, 100); /* waiting for the controller: no event to wait on */
+    }
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
 struct h_producer_s {
     rd_kafka_t *rk;
     int failed;
@@ -1034,6 +1089,71 @@ void h_proxy_stop(h_proxy_t *p) {
     p->pid = 0;
 }
 
+/* ------------------------------------------------- a redis-server of its own */
+
+int h_redis_server_start(h_redis_server_t *r, const char *const *extra) {
+    const char *flavor = getenv("K2R_TEST_REDIS_FLAVOR");
+    const char *argv[32];
+    char port[16], log[96];
+    size_t argc = 0;
+    int64_t deadline = h_deadline(10000);
+
+    memset(r, 0, sizeof(*r));
+    snprintf(r->dir, sizeof(r->dir), "/tmp/k2r-it-redis-XXXXXX");
+    if (!mkdtemp(r->dir)) {
+        r->dir[0] = '\0';
+        return -1;
+    }
+    srandom((unsigned)getpid() ^ (unsigned)h_now_ms());
+    r->port = h_free_port();
+    if (r->port < 0)
+        return -1;
+    snprintf(port, sizeof(port), "%d", r->port);
+    snprintf(log, sizeof(log), "%s/server.log", r->dir);
+    argv[argc++] = flavor && strcmp(flavor, "valkey") == 0 ? "valkey-server" : "redis-server";
+    argv[argc++] = "--port";
+    argv[argc++] = port;
+    argv[argc++] = "--bind";
+    argv[argc++] = "127.0.0.1";
+    argv[argc++] = "--dir";
+    argv[argc++] = r->dir;
+    for (size_t i = 0; extra && extra[i] && argc < sizeof(argv) / sizeof(argv[0]) - 1; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    r->pid = spawn(argv, log);
+    if (r->pid <= 0)
+        return -1;
+    while (h_now_ms() < deadline) {
+        if (port_open(r->port))
+            return 0;
+        if (waitpid(r->pid, NULL, WNOHANG) == r->pid) {
+            untrack_child(r->pid);
+            r->pid = 0;
+            break;
+        }
+        poll(NULL, 0, 20); /* waiting for a port to open: no fd to wait on */
+    }
+    fprintf(stderr, "%s on port %d did not start (log %s)\n", argv[0], r->port, log);
+    return -1;
+}
+
+void h_redis_server_stop(h_redis_server_t *r) {
+    char cmd[128], *out = NULL;
+
+    if (r->pid > 0) {
+        kill(r->pid, SIGKILL);
+        waitpid(r->pid, NULL, 0);
+        untrack_child(r->pid);
+        r->pid = 0;
+    }
+    if (r->dir[0] && getenv("K2R_KEEP_TEST_FILES") == NULL) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", r->dir);
+        h_run(cmd, NULL, &out, 1);
+        free(out);
+    }
+    r->dir[0] = '\0';
+}
+
 /* --------------------------------------------------------------- http */
 
 void h_http_free(h_http_t *r) {
@@ -1403,6 +1523,21 @@ int h_offsets_committed(h_offsets_t *o, const char *topic, int partitions, int64
     }
     if (err)
         fprintf(stderr, "committed offsets of %s: %s\n", topic, rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(parts);
+    return err ? -1 : 0;
+}
+
+int h_offsets_commit(h_offsets_t *o, const char *topic, int32_t partition, int64_t offset) {
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t err;
+
+    rd_kafka_topic_partition_list_add(parts, topic, partition)->offset = offset;
+    err = rd_kafka_commit(o->rk, parts, 0);
+    if (!err)
+        err = parts->elems[0].err;
+    if (err)
+        fprintf(stderr, "commit %s[%d]@%lld: %s\n", topic, (int)partition, (long long)offset,
+                rd_kafka_err2str(err));
     rd_kafka_topic_partition_list_destroy(parts);
     return err ? -1 : 0;
 }

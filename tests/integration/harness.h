@@ -33,6 +33,12 @@ void h_unique(char *out, size_t size, const char *prefix);
 /* Creates a topic with `partitions` partitions; 0 or -1 (message on stderr). */
 int h_create_topic(const char *topic, int partitions);
 
+/* Deletes a topic and waits until the broker's metadata no longer lists it
+ * (listing all topics, so that the check cannot auto-create it); 0 or -1.
+ * A producer that wrote to it must be destroyed first: its metadata refresh
+ * would create it again (the stack's broker auto-creates topics). */
+int h_delete_topic(const char *topic);
+
 /* A producer; records are sent with h_produce and confirmed by h_flush. */
 typedef struct h_producer_s h_producer_t;
 h_producer_t *h_producer_new(void);
@@ -159,6 +165,23 @@ int h_delay_proxy_start(h_proxy_t *p, int target_port, int delay_ms, size_t pass
  * connection that dies partway through a pipeline's replies, every time. */
 int h_cut_proxy_start(h_proxy_t *p, int target_port, size_t pass_bytes, size_t cut_after);
 
+/*
+ * A redis-server of the test's own, not the stack's: on a free loopback
+ * port, in a temporary directory of its own, with the stack's flavour
+ * (K2R_TEST_REDIS_FLAVOR=valkey: valkey-server) and `extra` arguments
+ * (NULL-terminated; NULL for none), for a test that puts a server into a
+ * state no other test may see. Started and answering when this returns 0;
+ * h_redis_server_stop kills it (SIGKILL: a server that cannot save would
+ * refuse a shutdown) and removes its directory.
+ */
+typedef struct h_redis_server_s {
+    pid_t pid;
+    int port;
+    char dir[64];
+} h_redis_server_t;
+int h_redis_server_start(h_redis_server_t *r, const char *const *extra);
+void h_redis_server_stop(h_redis_server_t *r);
+
 /* Runs a command line with /bin/sh, feeding `input` on stdin, capturing stdout
  * (and stderr when merge is set) into a new NUL-terminated buffer. Returns
  * the exit status, or -1. */
@@ -240,6 +263,10 @@ h_offsets_t *h_offsets_new(const char *group);
 /* Fills offsets[i] for partitions 0..partitions-1 of `topic`: the next offset
  * to read, or -1 when nothing is committed. Returns 0 or -1 (message on stderr). */
 int h_offsets_committed(h_offsets_t *o, const char *topic, int partitions, int64_t *offsets);
+/* Commits `offset` for partition `partition` of `topic` in the group, as a
+ * member would (the group must have no members then); 0 or -1 (message on
+ * stderr). */
+int h_offsets_commit(h_offsets_t *o, const char *topic, int32_t partition, int64_t offset);
 void h_offsets_destroy(h_offsets_t *o);
 
 /* The same once: h_offsets_new, h_offsets_committed, h_offsets_destroy. */

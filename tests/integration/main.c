@@ -6,6 +6,8 @@
  *
  * K2R_TEST_SUITE=name[,name...] runs only those suites (for working on one; `make test`
  * never sets it, and an unknown name is an error, not an empty pass).
+ * K2R_TEST_ONLY=text runs only the tests whose names contain `text` (within
+ * those suites); a text no test's name contains is an error too.
  */
 #include <CUnit/Basic.h>
 #include <stdio.h>
@@ -57,6 +59,25 @@ int main(void) {
         }
         if (found != wanted) {
             fprintf(stderr, "K2R_TEST_SUITE: \"%s\" names a suite that does not exist\n", list);
+            CU_cleanup_registry();
+            return 2;
+        }
+    }
+    if (getenv("K2R_TEST_ONLY") && *getenv("K2R_TEST_ONLY")) {
+        const char *only = getenv("K2R_TEST_ONLY");
+        size_t found = 0;
+
+        for (CU_pSuite s = CU_get_registry()->pSuite; s; s = s->pNext) {
+            for (CU_pTest t = s->pTest; t; t = t->pNext) {
+                int in = strstr(t->pName, only) != NULL;
+
+                found += (size_t)(in && s->fActive);
+                CU_set_test_active(t, in ? CU_TRUE : CU_FALSE);
+            }
+        }
+        if (!found) {
+            fprintf(stderr, "K2R_TEST_ONLY: no test of the chosen suites is named like \"%s\"\n",
+                    only);
             CU_cleanup_registry();
             return 2;
         }

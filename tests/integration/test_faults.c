@@ -975,6 +975,184 @@ static void test_rebalance(void) {
     CU_ASSERT_EQUAL(h_bridge_stop(&scene.bridges[D], SIGTERM), 0);
 }
 
+/* Polls `INFO persistence` of the server on `port` until it shows `want`. */
+static int wait_info(int port, const char *want, int64_t deadline) {
+    while (h_now_ms() < deadline) {
+        char cmd[96], *out = NULL;
+        int found;
+
+        snprintf(cmd, sizeof(cmd), "redis-cli -p %d INFO persistence", port);
+        found = h_run(cmd, NULL, &out, 1) == 0 && out && strstr(out, want) != NULL;
+        free(out);
+        if (found)
+            return 1;
+        poll(NULL, 0, 50); /* polling a server's state: no event to wait on */
+    }
+    return 0;
+}
+
+/*
+ * A Redis in MISCONF state: its last RDB save failed and
+ * stop-writes-on-bgsave-error (the default) makes it refuse the commands
+ * that write, and PING too, while PUBLISH still works. The bridge used to
+ * take the refused PING of its handshake (and of its idle check) for a
+ * dead server, so it stopped publishing at its next reconnect and never
+ * connected again. The test's own redis-server (the state must not leak
+ * into other tests): 50 records published, the server's save made to fail
+ * (its dir moved to /proc, where not even root can create a file), the
+ * bridge's connection killed: it reconnects, its idle PINGs are refused
+ * and the connection stays, and the next 50 records arrive, in order.
+ */
+static void test_misconf(void) {
+    enum { FIRST = 50, N = 100 };
+    const char *const args[] = {"--save", "3600 1", "--enable-protected-configs", "yes", NULL};
+    h_config_opts_t opts = {NULL, NULL, NULL, "  command_timeout_ms: 2000\n  idle_check: 200ms\n",
+                            NULL};
+    h_redis_server_t own;
+    char yaml[4096], pattern[128], cmd[160];
+    h_scene_t sc;
+
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "misconf", 1, NULL, 0), 0);
+    if (h_redis_server_start(&own, args) != 0) {
+        CU_FAIL("cannot start a redis-server of the test's own");
+        h_redis_server_stop(&own);
+        h_scene_close(&sc);
+        return;
+    }
+    /* Subscribed on the test's server, where the bridge publishes. */
+    snprintf(pattern, sizeof(pattern), "%s:*", sc.prefix);
+    h_sub_destroy(sc.sub);
+    sc.sub = h_sub_new(own.port, pattern);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sc.sub);
+    h_config_numbered(&sc, own.port, &opts, yaml, sizeof(yaml));
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+    h_produce_numbered(&sc, 0, FIRST);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, FIRST, h_deadline(60000)), FIRST);
+
+    CU_ASSERT_EQUAL(h_redis_cli_port(own.port, "CONFIG SET dir /proc", "OK"), 0);
+    CU_ASSERT_EQUAL(h_redis_cli_port(own.port, "BGSAVE", NULL), 0);
+    CU_ASSERT(wait_info(own.port, "rdb_last_bgsave_status:err", h_deadline(10000)));
+    CU_ASSERT_EQUAL(h_redis_cli_port(own.port, "PING", "MISCONF"), 0);
+    /* The bridge's connection (the subscriber's is of type pubsub). */
+    CU_ASSERT_EQUAL(h_redis_cli_port(own.port, "CLIENT KILL TYPE normal", NULL), 0);
+    CU_ASSERT(h_bridge_wait_log(&sc.b, "answers PING with MISCONF", h_deadline(10000)));
+    /* Its handshake's PING and at least two idle PINGs were refused. */
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d INFO commandstats", own.port);
+    for (int64_t deadline = h_deadline(10000);;) {
+        char *out = NULL, *at;
+        long rejected = 0;
+
+        if (h_run(cmd, NULL, &out, 1) == 0 && out && (at = strstr(out, "cmdstat_ping:")) &&
+            (at = strstr(at, "rejected_calls=")))
+            rejected = strtol(at + strlen("rejected_calls="), NULL, 10);
+        free(out);
+        if (rejected >= 3 || h_now_ms() >= deadline) {
+            CU_ASSERT(rejected >= 3);
+            break;
+        }
+        poll(NULL, 0, 50); /* polling a server's counters: no event to wait on */
+    }
+
+    h_produce_numbered(&sc, FIRST, N);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N, h_deadline(60000)), N);
+    h_assert_quiet(sc.sub);
+    h_assert_numbered(&sc, sc.sub, 0, N);
+    /* One connection made again after the kill, and no other since. */
+    CU_ASSERT_EQUAL(h_bridge_log_count(&sc.b, "redis: connected to"), 2);
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    h_redis_server_stop(&own);
+    h_scene_close(&sc);
+}
+
+/* Polls the group's committed offset of partition 0 until it is `want`. */
+static int wait_committed(const char *group, const char *topic, int64_t want, int64_t deadline) {
+    int64_t offset = -1;
+
+    while (h_now_ms() < deadline) {
+        if (h_committed(group, topic, 1, &offset) == 0 && offset == want)
+            return 1;
+        poll(NULL, 0, 100); /* polling the group coordinator: no event to wait on */
+    }
+    fprintf(stderr, "committed offset of %s: %lld, not %lld\n", topic, (long long)offset,
+            (long long)want);
+    return 0;
+}
+
+/*
+ * A topic deleted and created again while the bridge was away, with the
+ * group's committed offset of the old topic (500) applied to the new one,
+ * which holds 300 records. The broker drops a deleted topic's committed
+ * offsets with it (asserted below), so the stale offset is committed here
+ * the way a member that kept running across the deletion commits it: its
+ * position of the old topic, onto the new one. librdkafka then finds the
+ * offset out of range at the first fetch and resets it with no more than a
+ * line of its own (or, given a leader epoch, takes it for a truncated log
+ * and starts at the new end). The bridge finds the committed offset beyond
+ * the high watermark when the partition is assigned, says so in one
+ * warning naming both, counts it (k2r_offset_resets_total), and starts
+ * where auto.offset.reset says (earliest here): every new record arrives,
+ * in order.
+ */
+static void test_topic_recreated(void) {
+    enum { OLD = 500, NEW = 300 };
+    char sections[128], yaml[4096], series[256];
+    h_config_opts_t opts = {NULL, NULL, NULL, NULL, sections};
+    h_offsets_t *offsets;
+    int64_t offset = 0;
+    h_http_t r;
+    h_scene_t sc;
+
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "recreated", 1, NULL, H_SCENE_HTTP), 0);
+    snprintf(sections, sizeof(sections), "http:\n  enabled: true\n  listen: 127.0.0.1:%d\n",
+             sc.http_port);
+    h_config_numbered(&sc, h_redis_port(), &opts, yaml, sizeof(yaml));
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+    h_produce_numbered(&sc, 0, OLD);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, OLD, h_deadline(60000)), OLD);
+    CU_ASSERT(wait_committed(sc.group, sc.topic, OLD, h_deadline(30000)));
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+
+    /* The producer first: its metadata refresh would create the topic again. */
+    h_producer_destroy(sc.p);
+    sc.p = NULL;
+    CU_ASSERT_EQUAL_FATAL(h_delete_topic(sc.topic), 0);
+    CU_ASSERT_EQUAL_FATAL(h_create_topic(sc.topic, 1), 0);
+    CU_ASSERT_EQUAL(h_committed(sc.group, sc.topic, 1, &offset), 0);
+    CU_ASSERT_EQUAL(offset, -1);
+    offsets = h_offsets_new(sc.group);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(offsets);
+    CU_ASSERT_EQUAL(h_offsets_commit(offsets, sc.topic, 0, OLD), 0);
+    h_offsets_destroy(offsets);
+    sc.p = h_producer_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sc.p);
+    h_produce_numbered(&sc, 0, NEW);
+
+    CU_ASSERT_EQUAL_FATAL(h_bridge_restart(&sc.b), 0);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, OLD + NEW, h_deadline(60000)), OLD + NEW);
+    h_assert_quiet(sc.sub);
+    CU_ASSERT_EQUAL(h_sub_count(sc.sub), OLD + NEW);
+    for (int i = 0; i < NEW && (size_t)(OLD + i) < h_sub_count(sc.sub); i++) {
+        const h_note_t *note = h_sub_note(sc.sub, (size_t)(OLD + i));
+        char channel[160], message[16];
+
+        snprintf(channel, sizeof(channel), "%s:%d", sc.prefix, i);
+        snprintf(message, sizeof(message), "%d", i);
+        CU_ASSERT_STRING_EQUAL(note->channel, channel);
+        CU_ASSERT_STRING_EQUAL(note->message, message);
+    }
+    CU_ASSERT(wait_committed(sc.group, sc.topic, NEW, h_deadline(30000)));
+    CU_ASSERT_EQUAL(h_bridge_log_count(&sc.b, "beyond its high watermark"), 1);
+    snprintf(series, sizeof(series),
+             "\nk2r_offset_resets_total{topic=\"%s\",reason=\"beyond_high_watermark\"} 1\n",
+             sc.topic);
+    h_http_request(sc.http_port, "GET", "/metrics", &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(r.body && strstr(r.body, series));
+    h_http_free(&r);
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    h_scene_close(&sc);
+}
+
 int test_faults_register(void) {
     CU_pSuite s = CU_add_suite_with_setup_and_teardown("faults", NULL, NULL, NULL, faults_teardown);
 
@@ -985,7 +1163,11 @@ int test_faults_register(void) {
                      test_kill9_backlog) ||
         !CU_add_test(s, "broker restarted mid-stream: the bridge rides it out",
                      test_broker_restart) ||
-        !CU_add_test(s, "four bridges, partitions moving: nothing lost", test_rebalance))
+        !CU_add_test(s, "four bridges, partitions moving: nothing lost", test_rebalance) ||
+        !CU_add_test(s, "Redis in MISCONF: PUBLISH works there, so publishing goes on",
+                     test_misconf) ||
+        !CU_add_test(s, "a topic deleted and created again: its new records all arrive",
+                     test_topic_recreated))
         return CU_get_error();
     return 0;
 }

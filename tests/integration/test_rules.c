@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
 
@@ -681,6 +682,118 @@ static void test_reload(void) {
     h_scene_close(&sc);
 }
 
+/* The wall-clock time (ms since the epoch) of the first line of the
+ * bridge's text log that contains `needle` ("2026-12-03T19:47:45.369Z info
+ * ..."), or -1. */
+static int64_t log_time_ms(const h_bridge_t *b, const char *needle) {
+    char *text = NULL, cmd[600];
+    const char *at, *line;
+    struct tm tm;
+    int ms = 0;
+    int64_t t = -1;
+
+    snprintf(cmd, sizeof(cmd), "cat %s", b->log);
+    if (h_run(cmd, NULL, &text, 0) != 0 || !text || !(at = strstr(text, needle))) {
+        free(text);
+        return -1;
+    }
+    for (line = at; line > text && line[-1] != '\n'; line--)
+        ;
+    memset(&tm, 0, sizeof(tm));
+    if (sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) == 7) {
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        t = (int64_t)timegm(&tm) * 1000 + ms;
+    }
+    free(text);
+    return t;
+}
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A reload never holds up publishing: the config is read on a thread of its
+ * own. The new file is large (7,000 rules besides the one that maps the
+ * records, within the loader's bound of 200,000 nodes), so reading and
+ * compiling it takes a while; records produced once the bridge said it is
+ * reloading are all published before it says the new rules are in. Before,
+ * the loop itself read the file, and nothing was published until it was
+ * done. The new rules then apply (the records still map, under 7,001
+ * rules), and the bridge stayed in the group. Two more SIGHUPs during the
+ * load make exactly one more load, after it.
+ */
+static void test_reload_does_not_block(void) {
+    enum { FIRST = 10, DURING = 50, AFTER = 10, NEVER = 7000 };
+    const size_t rule_size = 256;
+    char yaml[4096], reloaded[512];
+    size_t big_size = sizeof(yaml) + (size_t)NEVER * rule_size, len;
+    char *big = malloc(big_size);
+    int64_t published_ms, reloaded_ms, reloading_ms;
+    h_scene_t sc;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "reload-big", 1, NULL, 0), 0);
+    h_config_numbered(&sc, h_redis_port(), NULL, yaml, sizeof(yaml));
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+    h_produce_numbered(&sc, 0, FIRST);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, FIRST, h_deadline(60000)), FIRST);
+
+    /* The same config with rules appended (the rules come last) that never
+     * match: their condition wants a field no record has. */
+    len = (size_t)snprintf(big, big_size, "%s", yaml);
+    for (int i = 0; i < NEVER; i++)
+        len += (size_t)snprintf(big + len, big_size - len,
+                                "  - name: never-%05d\n"
+                                "    topic: %s\n"
+                                "    vars: {n: {path: n}, k: {path: kind}}\n"
+                                "    when: {k: {equals: \"never-%05d\"}}\n"
+                                "    channel: \"%s:never:{n}:%05d\"\n"
+                                "    message: \"{n}\"\n",
+                                i, sc.topic, i, sc.prefix, i);
+    CU_ASSERT_FATAL(len < big_size);
+    snprintf(reloaded, sizeof(reloaded), "reloaded rules from %s: %d rule(s)", sc.b.config,
+             NEVER + 1);
+    CU_ASSERT_EQUAL_FATAL(h_bridge_rewrite(&sc.b, big), 0);
+    CU_ASSERT_EQUAL_FATAL(kill(sc.b.pid, SIGHUP), 0);
+    CU_ASSERT_FATAL(h_bridge_wait_log(&sc.b, "reloading rules from", h_deadline(10000)));
+    /* Two more SIGHUPs during the load: coalesced into one load after it. */
+    CU_ASSERT_EQUAL(kill(sc.b.pid, SIGHUP), 0);
+    CU_ASSERT_EQUAL(kill(sc.b.pid, SIGHUP), 0);
+    h_produce_numbered(&sc, FIRST, FIRST + DURING);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, FIRST + DURING, h_deadline(30000)), FIRST + DURING);
+    published_ms = wall_ms();
+    CU_ASSERT(h_bridge_wait_log(&sc.b, reloaded, h_deadline(60000)));
+    reloading_ms = log_time_ms(&sc.b, "reloading rules from");
+    reloaded_ms = log_time_ms(&sc.b, reloaded);
+    fprintf(stderr,
+            "[load %lld ms; the %d records produced meanwhile published %lld ms before "
+            "its end] ",
+            (long long)(reloaded_ms - reloading_ms), DURING,
+            (long long)(reloaded_ms - published_ms));
+    CU_ASSERT(reloaded_ms > 0 && published_ms < reloaded_ms);
+    CU_ASSERT(h_bridge_wait_log_count(&sc.b, reloaded, 2, h_deadline(60000)));
+    CU_ASSERT_EQUAL(h_bridge_log_count(&sc.b, "reload requested while the config is being read"),
+                    1);
+
+    h_produce_numbered(&sc, FIRST + DURING, FIRST + DURING + AFTER);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, FIRST + DURING + AFTER, h_deadline(30000)),
+                    FIRST + DURING + AFTER);
+    h_assert_quiet(sc.sub);
+    h_assert_numbered(&sc, sc.sub, 0, FIRST + DURING + AFTER);
+    CU_ASSERT_EQUAL(h_bridge_log_count(&sc.b, "reloading rules from"), 2);
+    CU_ASSERT_EQUAL(h_bridge_log_count(&sc.b, reloaded), 2);
+    CU_ASSERT_EQUAL(h_bridge_log_count(&sc.b, "kafka: assigned"), 1);
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    free(big);
+    h_scene_close(&sc);
+}
+
 int test_rules_register(void) {
     CU_pSuite s = CU_add_suite("rules", NULL, NULL);
 
@@ -692,6 +805,8 @@ int test_rules_register(void) {
                      test_dead_letter_held) ||
         !CU_add_test(s, "on_error: stop: the partition stops; a fixed restart resumes there",
                      test_stop) ||
+        !CU_add_test(s, "a reload of a large config does not hold up publishing",
+                     test_reload_does_not_block) ||
         !CU_add_test(s, "SIGHUP reloads the rules in the group; a bad file changes nothing",
                      test_reload))
         return CU_get_error();

@@ -112,10 +112,22 @@ static void test_hist_observe(void) {
 /* ------------------------------------------------------- rendering */
 
 /* A snapshot with something in every family: two rules, one of them named
- * with every character a label value must escape. */
-static void known_snapshot(k2r_snapshot_t *s, k2r_rule_stats_t rules[2]) {
+ * with every character a label value must escape; two topics, one of them
+ * started afresh after its committed offset was found beyond its end. */
+static void known_snapshot(k2r_snapshot_t *s, k2r_rule_stats_t rules[2],
+                           k2r_topic_stats_t topics[2]) {
     memset(s, 0, sizeof(*s));
     memset(rules, 0, 2 * sizeof(rules[0]));
+    memset(topics, 0, 2 * sizeof(topics[0]));
+    snprintf(topics[0].name, sizeof(topics[0].name), "github.events");
+    topics[0].consumed = 1200;
+    topics[0].published = 1150;
+    snprintf(topics[1].name, sizeof(topics[1].name), "audit");
+    topics[1].consumed = 34;
+    topics[1].published = 55;
+    topics[1].offset_resets = 1;
+    s->topics = topics;
+    s->ntopics = 2;
     snprintf(rules[0].name, sizeof(rules[0].name), "by-source");
     rules[0].published = 1200;
     rules[0].no_subscribers = 900;
@@ -164,6 +176,7 @@ static void known_snapshot(k2r_snapshot_t *s, k2r_rule_stats_t rules[2]) {
 static void test_render_exact(void) {
     k2r_metrics_t *m = k2r_metrics_new("1.2.3-test", "2.8.0");
     k2r_rule_stats_t rules[2];
+    k2r_topic_stats_t topics[2];
     k2r_snapshot_t s;
     char *stats, *want, *got;
     size_t stats_len, want_len;
@@ -173,10 +186,11 @@ static void test_render_exact(void) {
     want = read_fixture("metrics/known.prom", &want_len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(stats);
     CU_ASSERT_PTR_NOT_NULL_FATAL(want);
-    known_snapshot(&s, rules);
+    known_snapshot(&s, rules, topics);
     CU_ASSERT_EQUAL(k2r_metrics_update(m, &s), 0);
     /* The registry holds its own copy: the bridge's arrays may change. */
     memset(rules, 0xff, sizeof(rules));
+    memset(topics, 0xff, sizeof(topics));
     CU_ASSERT_EQUAL(k2r_metrics_update_lag(m, stats, stats_len), 0);
     got = render(m);
     if (strcmp(got, want) != 0)
@@ -253,6 +267,35 @@ static void test_update_replaces(void) {
     CU_ASSERT_STRING_EQUAL(lines_with(got, "k2r_notifications_published_total{"), "");
     free(got);
     k2r_metrics_destroy(m);
+}
+
+/* The topics' entries: found again by name, added at zero, and bounded:
+ * past K2R_MAX_TOPICS every new topic shares the one K2R_OTHER_TOPIC entry,
+ * while the topics that have their own keep it. */
+static void test_topic_stats_bounded(void) {
+    k2r_topic_stats_t *topics = NULL;
+    size_t n = 0, cap = 0, first, other;
+    char name[32];
+
+    first = k2r_topic_stats_find(&topics, &n, &cap, "t0");
+    CU_ASSERT_EQUAL(first, 0);
+    topics[first].consumed = 5;
+    CU_ASSERT_EQUAL(k2r_topic_stats_find(&topics, &n, &cap, "t0"), 0);
+    CU_ASSERT_EQUAL(topics[0].consumed, 5);
+    for (int i = 1; i < K2R_MAX_TOPICS; i++) {
+        snprintf(name, sizeof(name), "t%d", i);
+        CU_ASSERT_EQUAL(k2r_topic_stats_find(&topics, &n, &cap, name), (size_t)i);
+    }
+    CU_ASSERT_EQUAL(n, K2R_MAX_TOPICS);
+    other = k2r_topic_stats_find(&topics, &n, &cap, "one-too-many");
+    CU_ASSERT_EQUAL(other, K2R_MAX_TOPICS);
+    CU_ASSERT_STRING_EQUAL(topics[other].name, K2R_OTHER_TOPIC);
+    CU_ASSERT_EQUAL(topics[other].consumed, 0);
+    CU_ASSERT_EQUAL(k2r_topic_stats_find(&topics, &n, &cap, "and-another"), other);
+    CU_ASSERT_EQUAL(k2r_topic_stats_find(&topics, &n, &cap, "t7"), 7);
+    CU_ASSERT_EQUAL(n, K2R_MAX_TOPICS + 1);
+    CU_ASSERT_EQUAL(topics[0].consumed, 5);
+    free(topics);
 }
 
 /* ------------------------------------------------------------- lag */
@@ -400,6 +443,7 @@ int test_metrics_register(void) {
         !CU_add_test(suite, "exact text of a known snapshot", test_render_exact) ||
         !CU_add_test(suite, "text before the first update", test_render_empty) ||
         !CU_add_test(suite, "each update replaces the snapshot", test_update_replaces) ||
+        !CU_add_test(suite, "per-topic counters are bounded", test_topic_stats_bounded) ||
         !CU_add_test(suite, "consumer lag from librdkafka statistics", test_lag) ||
         !CU_add_test(suite, "health: the main loop turns", test_health) ||
         !CU_add_test(suite, "readiness and its reasons", test_ready))

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "k2r/clock.h"
+#include "k2r/log.h"
 #include "k2r/redis.h"
 #include "suites.h"
 
@@ -852,6 +853,41 @@ static void test_idle_check(void) {
     k2r_redis_destroy(redis);
 }
 
+/* A Redis whose last RDB save failed (stop-writes-on-bgsave-error) answers
+ * PING with -MISCONF and still takes PUBLISH: the handshake's PING and the
+ * idle ones answered so keep the connection. */
+static void test_misconf_ping(void) {
+    static const char misconf[] = "-MISCONF Redis is configured to save RDB snapshots, but "
+                                  "it's currently unable to persist to disk.\r\n";
+    k2r_redis_conf_t conf = {.host = "peer",
+                             .port = 1,
+                             .connect_timeout_ms = 2000,
+                             .command_timeout_ms = 2000,
+                             .pipeline_depth = 8,
+                             .idle_check_ms = 50};
+    char errstr[256] = "";
+    k2r_redis_t *redis = k2r_redis_new(&conf, errstr, sizeof(errstr));
+    int level = k2r_log_level;
+    int sv[2], rc;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(redis);
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    CU_ASSERT_FATAL(write(sv[1], misconf, sizeof(misconf) - 1) == (ssize_t)(sizeof(misconf) - 1));
+    k2r_log_level = K2R_LOG_ERROR; /* its warning is for operators, not this output */
+    rc = k2r_redis_adopt_fd(redis, sv[0], errstr, sizeof(errstr));
+    k2r_log_level = level;
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    direct_expect(sv[1], PING, sizeof(PING) - 1); /* the handshake's */
+    CU_ASSERT_EQUAL(tick_until_sent(redis, sv[1], errstr, sizeof(errstr)), 0);
+    direct_expect(sv[1], PING, sizeof(PING) - 1);
+    CU_ASSERT(write(sv[1], misconf, sizeof(misconf) - 1) == (ssize_t)(sizeof(misconf) - 1));
+    CU_ASSERT_EQUAL(tick_until_sent(redis, sv[1], errstr, sizeof(errstr)), 0);
+    direct_expect(sv[1], PING, sizeof(PING) - 1); /* the next idle PING: MISCONF was taken */
+    CU_ASSERT_EQUAL(k2r_redis_connected(redis), 1);
+    k2r_redis_destroy(redis);
+    close(sv[1]);
+}
+
 /* A reply longer than the bound ends the connection at once as a protocol
  * error, however much more the server would send. */
 static void test_huge_reply(void) {
@@ -947,6 +983,8 @@ int test_redis_sink_register(void) {
         !CU_add_test(suite, "a publish resumed across calls; SPUBLISH", test_publish_resumes) ||
         !CU_add_test(suite, "a wake descriptor ends the wait", test_publish_woken) ||
         !CU_add_test(suite, "idle check: PING, PONG, an error, EOF", test_idle_check) ||
+        !CU_add_test(suite, "PING answered with MISCONF: the connection stays",
+                     test_misconf_ping) ||
         !CU_add_test(suite, "a reply longer than the bound", test_huge_reply) ||
         !CU_add_test(suite, "the depth halves after a cut, doubles back", test_depth_backs_off))
         return CU_get_error();
