@@ -38,6 +38,10 @@
 #     Each round also drains the small backlog with the bridge's notification
 #     script on: dedupe (a mark per record, then PUBLISH, in one EVALSHA)
 #     and a rule's history (XADD, PEXPIRE and PUBLISH in one EVALSHA).
+#  3b. The producer shim's latency: bench/shim-latency (one librdkafka
+#     producer, one hiredis subscriber) with the shim loaded into the
+#     producer and no bridge, then with the bridge alone: produce call ->
+#     Kafka's acknowledgement -> arrival, p50 and p99.
 #  4. k2rbench report prints one Markdown table (medians, ranges, ratios) and
 #     issue 14's targets, and exits 1 when the bridge's median on small
 #     events is below the Go peer's: the regression guard.
@@ -223,6 +227,32 @@ for ((r = 1; r <= lat_rounds && lat_secs > 0; r++)); do
         fi
         echo "latency $who $r $line" >>"$results"
         say "latency at $lat_rate/s, round $r: $who: $line"
+    done
+done
+
+# ---- 3b. the producer shim: produce -> acknowledgement -> subscriber ----
+# One producer (bench/shim-latency.c: librdkafka, linger.ms 1) and one
+# hiredis subscriber for both: the shim loaded into the producer as a plugin
+# (no bridge), then the bridge alone following the topic; the same rate.
+shimlat="$build/bench/shim-latency"
+for ((r = 1; r <= lat_rounds && lat_secs > 0; r++)); do
+    for who in shim bridge; do
+        topic="bench-shimlat-$who-$r-$$"
+        "$k2rbench" produce -brokers "$brokers" -topic "$topic" -partitions 3 -file <(head -n 1 "$work/small")
+        bridge_config "$topic" "shimlat-$who-$r-$$" >"$work/shimlat-$who-$r.yaml"
+        if [ "$who" = shim ]; then
+            args=(-P "$build/libk2r_shim.so" -c "$work/shimlat-$who-$r.yaml")
+        else
+            args=(-- "$bin" run -c "$work/shimlat-$who-$r.yaml")
+        fi
+        if ! line="$("$shimlat" -b "$brokers" -t "$topic" -p "$K2R_TEST_REDIS_PORT" -r "$lat_rate" \
+            -s "$lat_secs" "${args[@]}" 2>"$work/shimlat-$who-$r.log")"; then
+            say "shim latency with $who failed; its log:"
+            tail -n 20 "$work/shimlat-$who-$r.log" >&2
+            exit 1
+        fi
+        echo "shimlat $who $r $line" >>"$results"
+        say "produce -> subscriber at $lat_rate/s, round $r: $who: $line"
     done
 done
 

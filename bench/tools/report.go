@@ -214,6 +214,28 @@ func cmdReport(args []string) {
 		}
 	}
 
+	// The producer shim against the bridge alone, the same producer and subscriber.
+	var shimRows []run
+	for _, r := range runs {
+		if r.workload == "shimlat" {
+			shimRows = append(shimRows, r)
+		}
+	}
+	if len(shimRows) > 0 {
+		fmt.Println()
+		fmt.Println("| at 5,000/s, one producer (librdkafka) | acknowledged -> subscriber p50 / p99 ms | produce call -> subscriber p50 / p99 / max ms | Kafka ack p50 / p99 ms | lost |")
+		fmt.Println("|---|---|---|---|---|")
+		for _, r := range shimRows {
+			label := "the bridge alone"
+			if r.who == "shim" {
+				label = "the producer shim (plugin), no bridge"
+			}
+			fmt.Printf("| %s, round %s | %.2f / %.2f | %.2f / %.2f / %.2f | %.2f / %.2f | %.0f |\n", label, r.round,
+				r.v["after_ack_p50_ms"], r.v["after_ack_p99_ms"], r.v["p50_ms"], r.v["p99_ms"], r.v["max_ms"],
+				r.v["ack_p50_ms"], r.v["ack_p99_ms"], r.v["lost"])
+		}
+	}
+
 	if len(col("latency", "bridge", "ack_p99_ms")) > 0 {
 		fmt.Println("\nKafka ack p99: from the produce call to the broker's acknowledgement, in the same run;")
 		fmt.Println("a stall there is the broker's or the machine's, not the contender's.")
