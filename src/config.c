@@ -1993,13 +1993,17 @@ static void note_resolved(loader_t *ld, const yaml_node_t *node, const char *pat
     r->mark = mark_of(node);
 }
 
+/* What walk_scalars does with one scalar (its state byte in ld->node_state). */
+typedef void (*scalar_fn)(loader_t *ld, yaml_node_t *node, unsigned char *state, const char *path,
+                          void *ctx);
+
 /*
- * Resolves the references in every scalar value under node `id` (keys are
- * names, never resolved), replacing each value in the document, so that the
- * section readers see it as if it had been written so. `path` names the
- * node in errors.
+ * Calls `fn` on every scalar value under node `id` (keys are names, never
+ * visited), each node once for this `mark` (an alias reaches a node again),
+ * `path` naming it in errors.
  */
-static void resolve_node(loader_t *ld, k2r_getenv_fn env, int id, const char *path) {
+static void walk_scalars(loader_t *ld, int id, const char *path, unsigned char mark, scalar_fn fn,
+                         void *ctx) {
     yaml_node_t *node = yaml_document_get_node(ld->doc, id);
     unsigned char *state;
     char sub[320];
@@ -2007,15 +2011,15 @@ static void resolve_node(loader_t *ld, k2r_getenv_fn env, int id, const char *pa
     if (!node)
         return;
     state = &ld->node_state[node - ld->doc->nodes.start];
-    if (*state & NODE_SEEN)
+    if (*state & mark)
         return;
-    *state |= NODE_SEEN;
+    *state |= mark;
     if (node->type == YAML_SEQUENCE_NODE) {
         for (yaml_node_item_t *it = node->data.sequence.items.start;
              it < node->data.sequence.items.top; it++) {
             snprintf(sub, sizeof(sub), "%s[%zu]", path,
                      (size_t)(it - node->data.sequence.items.start));
-            resolve_node(ld, env, *it, sub);
+            walk_scalars(ld, *it, sub, mark, fn, ctx);
         }
     } else if (node->type == YAML_MAPPING_NODE) {
         for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
@@ -2024,30 +2028,40 @@ static void resolve_node(loader_t *ld, k2r_getenv_fn env, int id, const char *pa
 
             key_path(sub, sizeof(sub), path,
                      k && k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?");
-            resolve_node(ld, env, p->value, sub);
+            walk_scalars(ld, p->value, sub, mark, fn, ctx);
         }
-    } else if (node->type == YAML_SCALAR_NODE &&
-               memchr(node->data.scalar.value, '$', node->data.scalar.length)) {
-        char refs[512], errstr[768], *v;
-
-        if (memchr(node->data.scalar.value, '\0', node->data.scalar.length))
-            return; /* the reader refuses it */
-        v = k2r_config_resolve((const char *)node->data.scalar.value, env, refs, sizeof(refs),
-                               errstr, sizeof(errstr));
-        if (!v) {
-            lerr(ld, node, "%s: %s", path, errstr);
-            *state |= NODE_BROKEN;
-            return;
-        }
-        if (refs[0]) {
-            *state |= NODE_PROVIDED;
-            note_resolved(ld, node, path, refs);
-        }
-        /* libyaml allocates with malloc and frees with free (yaml_free). */
-        free(node->data.scalar.value);
-        node->data.scalar.value = (yaml_char_t *)v;
-        node->data.scalar.length = strlen(v);
+    } else if (node->type == YAML_SCALAR_NODE) {
+        fn(ld, node, state, path, ctx);
     }
+}
+
+/*
+ * Resolves the references in one settings value, replacing it in the
+ * document, so that the section readers see it as if it had been written so.
+ */
+static void resolve_scalar(loader_t *ld, yaml_node_t *node, unsigned char *state, const char *path,
+                           void *ctx) {
+    k2r_getenv_fn env = *(const k2r_getenv_fn *)ctx;
+    char refs[512], errstr[768], *v;
+
+    if (!memchr(node->data.scalar.value, '$', node->data.scalar.length) ||
+        memchr(node->data.scalar.value, '\0', node->data.scalar.length))
+        return; /* nothing to resolve; or a NUL, which the reader refuses */
+    v = k2r_config_resolve((const char *)node->data.scalar.value, env, refs, sizeof(refs), errstr,
+                           sizeof(errstr));
+    if (!v) {
+        lerr(ld, node, "%s: %s", path, errstr);
+        *state |= NODE_BROKEN;
+        return;
+    }
+    if (refs[0]) {
+        *state |= NODE_PROVIDED;
+        note_resolved(ld, node, path, refs);
+    }
+    /* libyaml allocates with malloc and frees with free (yaml_free). */
+    free(node->data.scalar.value);
+    node->data.scalar.value = (yaml_char_t *)v;
+    node->data.scalar.length = strlen(v);
 }
 
 /*
@@ -2055,43 +2069,17 @@ static void resolve_node(loader_t *ld, k2r_getenv_fn env, int id, const char *pa
  * one, or a value the settings' pass resolved that an alias brings into one,
  * is an error rather than a literal "${env:...}" in a channel.
  */
-static void refuse_refs(loader_t *ld, int id, const char *path) {
-    yaml_node_t *node = yaml_document_get_node(ld->doc, id);
-    unsigned char *state;
-    char sub[320];
+static void refuse_scalar(loader_t *ld, yaml_node_t *node, unsigned char *state, const char *path,
+                          void *ctx) {
+    const char *v = (const char *)node->data.scalar.value;
 
-    if (!node)
-        return;
-    state = &ld->node_state[node - ld->doc->nodes.start];
-    if (*state & NODE_RULES)
-        return;
-    *state |= NODE_RULES;
-    if (node->type == YAML_SEQUENCE_NODE) {
-        for (yaml_node_item_t *it = node->data.sequence.items.start;
-             it < node->data.sequence.items.top; it++) {
-            snprintf(sub, sizeof(sub), "%s[%zu]", path,
-                     (size_t)(it - node->data.sequence.items.start));
-            refuse_refs(ld, *it, sub);
-        }
-    } else if (node->type == YAML_MAPPING_NODE) {
-        for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
-             p++) {
-            yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
-
-            snprintf(sub, sizeof(sub), "%s.%s", path,
-                     k && k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?");
-            refuse_refs(ld, p->value, sub);
-        }
-    } else if (node->type == YAML_SCALAR_NODE) {
-        const char *v = (const char *)node->data.scalar.value;
-
-        if ((*state & NODE_PROVIDED) || strstr(v, "${env:") || strstr(v, "${file:")) {
-            lerr(ld, node,
-                 "%s: ${env:...} and ${file:...} are resolved in the settings, not in rules (a "
-                 "rule's values go into channels and notifications)",
-                 path);
-            *state |= NODE_BROKEN;
-        }
+    (void)ctx;
+    if ((*state & NODE_PROVIDED) || strstr(v, "${env:") || strstr(v, "${file:")) {
+        lerr(ld, node,
+             "%s: ${env:...} and ${file:...} are resolved in the settings, not in rules (a "
+             "rule's values go into channels and notifications)",
+             path);
+        *state |= NODE_BROKEN;
     }
 }
 
@@ -2107,9 +2095,9 @@ static void resolve_document(loader_t *ld, k2r_getenv_fn env, yaml_node_t *root)
             int rules = strcmp(key, "rules") == 0;
 
             if (pass == 0 && !rules)
-                resolve_node(ld, env, p->value, key);
+                walk_scalars(ld, p->value, key, NODE_SEEN, resolve_scalar, &env);
             else if (pass == 1 && rules)
-                refuse_refs(ld, p->value, key);
+                walk_scalars(ld, p->value, key, NODE_RULES, refuse_scalar, NULL);
         }
     }
 }
