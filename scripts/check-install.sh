@@ -36,21 +36,7 @@ fixtures=tests/fixtures/install
 unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES PREFIX DESTDIR bindir libdir includedir datadir \
     mandir docdir sysconfdir systemdunitdir SHIM_LIB SHIM_HEADER
 
-passed=0
-failed=0
-# usage: check "what" command...   (the command's output is shown on failure)
-check() {
-    local what="$1"
-    shift
-    if "$@" >"$work/check.log" 2>&1; then
-        printf 'ok    %s\n' "$what"
-        passed=$((passed + 1))
-    else
-        printf 'FAIL  %s\n' "$what"
-        sed 's/^/      /' "$work/check.log"
-        failed=$((failed + 1))
-    fi
-}
+. scripts/checks.sh
 
 # The tree under a directory: type and mode, then the path.
 listing() {
@@ -154,5 +140,4 @@ check "PREFIX=/usr with a shim: the tree of $fixtures/usr.txt, /etc, the symlink
 check "the unit's Exec lines name /usr/bin and /etc" unit_lines
 check "man page: no groff warning, whatis line, every option and command of --help" manpage
 check "systemd-analyze verify, security --offline exposure <= 2.0" systemd_verify
-echo "install: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+checks_done install

@@ -35,21 +35,7 @@ python=/usr/bin/python3
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-passed=0
-failed=0
-# usage: check "what" command...   (the command's output is shown on failure)
-check() {
-    local what="$1"
-    shift
-    if "$@" >"$work/check.log" 2>&1; then
-        printf 'ok    %s\n' "$what"
-        passed=$((passed + 1))
-    else
-        printf 'FAIL  %s\n' "$what"
-        sed 's/^/      /' "$work/check.log"
-        failed=$((failed + 1))
-    fi
-}
+. scripts/checks.sh
 
 printed() {
     "$bin" check --json-schema | cmp - "$schema"
@@ -113,5 +99,4 @@ for f in config/*.yaml tests/fixtures/config/*.yaml tests/fixtures/map/*.yaml te
 done
 check "README.md and docs/*.md: every config block is valid" fragments
 check "tests/fixtures/schema/invalid.yaml: refused with exactly invalid.expected's errors" invalid
-echo "schema: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+checks_done schema

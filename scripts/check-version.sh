@@ -23,21 +23,7 @@ bin="${1:-}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-passed=0
-failed=0
-# usage: check "what" command...   (the command's output is shown on failure)
-check() {
-    local what="$1"
-    shift
-    if "$@" >"$work/check.log" 2>&1; then
-        printf 'ok    %s\n' "$what"
-        passed=$((passed + 1))
-    else
-        printf 'FAIL  %s\n' "$what"
-        sed 's/^/      /' "$work/check.log"
-        failed=$((failed + 1))
-    fi
-}
+. scripts/checks.sh
 
 # usage: same WANT GOT
 same() {
@@ -119,5 +105,4 @@ check "Dockerfile: the version only from --build-arg VERSION, in the image label
 if [ -n "$bin" ]; then
     check "$bin version names scripts/version.sh's version" binary
 fi
-echo "version: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+checks_done version
