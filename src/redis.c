@@ -1148,7 +1148,7 @@ static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size
             k2r_log_warn("redis: %s answers PING with MISCONF (it cannot save to disk); "
                          "PUBLISH writes nothing, so publishing goes on",
                          redis->addr);
-        return 0;
+        return redis->scripts ? load_script(redis, deadline_ms, errstr, errstr_size) : 0;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         /* NOAUTH lands here when the server wants a password and none is set,
@@ -1158,11 +1158,8 @@ static int handshake(k2r_redis_t *redis, int64_t deadline_ms, char *errstr, size
                    ? K2R_ERR_AUTH
                    : -1;
     }
-    if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0) {
-        snprintf(errstr, errstr_size, "PING: expected PONG");
-        return -1;
-    }
-    return redis->scripts ? load_script(redis, deadline_ms, errstr, errstr_size) : 0;
+    snprintf(errstr, errstr_size, "PING: expected PONG");
+    return -1;
 }
 
 /* 1 when `name` is an IPv4 or IPv6 literal, which is verified against the
