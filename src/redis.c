@@ -302,6 +302,11 @@ static const char notify_script[] =
     "end\n"
     "return redis.call(ARGV[4], ARGV[5], m)\n";
 
+const char *k2r_redis_script(size_t *len) {
+    *len = sizeof(notify_script) - 1;
+    return notify_script;
+}
+
 /* Writes the script's SHA1 in hex, as EVALSHA names it, into hex[41]; ""
  * when OpenSSL could not compute it (then EVAL sends the source instead). */
 static void notify_sha(char hex[41]) {

@@ -112,6 +112,10 @@ typedef struct k2r_publish_s {
 
 typedef struct k2r_redis_s k2r_redis_t;
 
+/* The notification script (dedupe, history) that every connection loads
+ * with SCRIPT LOAD: its source, *len its length. For docs and tests. */
+const char *k2r_redis_script(size_t *len);
+
 /*
  * Returns a new, unconnected sink, or NULL with the reason in errstr. The conf
  * strings are copied. With TLS the CA, certificate and key files are read

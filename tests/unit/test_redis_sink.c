@@ -38,6 +38,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "k2r/clock.h"
 #include "k2r/log.h"
 #include "k2r/redis.h"
@@ -967,6 +969,103 @@ static void test_depth_backs_off(void) {
     close(sv[1]);
 }
 
+/* Appends a RESP bulk string of `len` bytes of `b` to out (of `size`) at *n. */
+static void put_bulk_at(char *out, size_t size, size_t *n, const char *b, size_t len) {
+    *n += (size_t)snprintf(out + *n, size - *n, "$%zu\r\n", len);
+    if (*n + len + 2 <= size) {
+        memcpy(out + *n, b, len);
+        memcpy(out + *n + len, "\r\n", 2);
+        *n += len + 2;
+    }
+}
+
+/*
+ * With dedupe on, a connection loads the notification script after its PING,
+ * whether answered PONG or MISCONF (a change once returned before the load on
+ * PONG, and every EVALSHA then met NOSCRIPT); an item naming its record goes
+ * as EVALSHA of the script's SHA1 with its mark's key and bit, and -1 means
+ * the other publisher was first.
+ */
+static void script_handshake(const char *ping_reply) {
+    static char load[8192], eval[2048];
+    size_t src_len, nl = 0, ne = 0;
+    const char *src = k2r_redis_script(&src_len);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char sha[41], errstr[256] = "";
+    step_t steps[6];
+    k2r_redis_conf_t conf = {
+        .host = "peer",
+        .port = 1,
+        .connect_timeout_ms = 2000,
+        .command_timeout_ms = 2000,
+        .pipeline_depth = 8,
+        .dedupe_window_ms = 600000,
+    };
+    k2r_redis_t *redis = k2r_redis_new(&conf, errstr, sizeof(errstr));
+    k2r_publish_t items[2];
+    peer_t peer;
+    int fd;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(redis);
+    CU_ASSERT_FATAL(EVP_Digest(src, src_len, md, &mdlen, EVP_sha1(), NULL) == 1 && mdlen == 20);
+    for (size_t i = 0; i < 20; i++)
+        snprintf(sha + (i * 2), 3, "%02x", md[i]);
+    nl += (size_t)snprintf(load, sizeof(load), "*3\r\n");
+    put_bulk_at(load, sizeof(load), &nl, "SCRIPT", 6);
+    put_bulk_at(load, sizeof(load), &nl, "LOAD", 4);
+    put_bulk_at(load, sizeof(load), &nl, src, src_len);
+    /* EVALSHA sha 1 k2r:dedupe:orders:2:1 b BIT 600000 PUBLISH ch m 0 0, for
+     * offsets 70000 and 70001 (block 1, bits 4464 and 4465). */
+    for (int k = 0; k < 2; k++) {
+        ne += (size_t)snprintf(eval + ne, sizeof(eval) - ne, "*12\r\n");
+        put_bulk_at(eval, sizeof(eval), &ne, "EVALSHA", 7);
+        put_bulk_at(eval, sizeof(eval), &ne, sha, 40);
+        put_bulk_at(eval, sizeof(eval), &ne, "1", 1);
+        put_bulk_at(eval, sizeof(eval), &ne, "k2r:dedupe:orders:2:1", 21);
+        put_bulk_at(eval, sizeof(eval), &ne, "b", 1);
+        put_bulk_at(eval, sizeof(eval), &ne, k ? "4465" : "4464", 4);
+        put_bulk_at(eval, sizeof(eval), &ne, "600000", 6);
+        put_bulk_at(eval, sizeof(eval), &ne, "PUBLISH", 7);
+        put_bulk_at(eval, sizeof(eval), &ne, "ch", 2);
+        put_bulk_at(eval, sizeof(eval), &ne, "m", 1);
+        put_bulk_at(eval, sizeof(eval), &ne, "0", 1);
+        put_bulk_at(eval, sizeof(eval), &ne, "0", 1);
+    }
+    steps[0] = (step_t){EXPECT, PING, sizeof(PING) - 1, 0};
+    steps[1] = (step_t){SEND, ping_reply, strlen(ping_reply), 0};
+    steps[2] = (step_t){EXPECT, load, nl, 0};
+    steps[3] = (step_t){SEND, "$40\r\n0123456789012345678901234567890123456789\r\n", 47, 0};
+    steps[4] = (step_t){EXPECT, eval, ne, 0};
+    steps[5] = (step_t){SEND, ":3\r\n:-1\r\n", 9, 0};
+    fd = peer_start(&peer, steps, 6);
+    CU_ASSERT_EQUAL(k2r_redis_adopt_fd(redis, fd, errstr, sizeof(errstr)), 0);
+    for (int k = 0; k < 2; k++) {
+        item_set(&items[k], "ch", "m", 1);
+        items[k].dd_topic = "orders";
+        items[k].dd_partition = 2;
+        items[k].dd_offset = 70000 + k;
+    }
+    CU_ASSERT_EQUAL(k2r_redis_publish(redis, items, 2, NULL, errstr, sizeof(errstr)), 0);
+    CU_ASSERT_EQUAL(items[0].status, K2R_PUBLISH_OK);
+    CU_ASSERT_EQUAL(items[0].receivers, 3);
+    CU_ASSERT_EQUAL(items[0].suppressed, 0);
+    CU_ASSERT_EQUAL(items[1].status, K2R_PUBLISH_OK);
+    CU_ASSERT_EQUAL(items[1].receivers, 0);
+    CU_ASSERT_EQUAL(items[1].suppressed, 1);
+    k2r_redis_destroy(redis);
+    peer_join(&peer);
+}
+
+static void test_script_after_pong(void) {
+    script_handshake(PONG);
+}
+
+static void test_script_after_misconf(void) {
+    script_handshake("-MISCONF Redis is configured to save RDB snapshots, but it's currently "
+                     "unable to persist to disk.\r\n");
+}
+
 int test_redis_sink_register(void) {
     CU_pSuite suite = CU_add_suite("redis sink (socketpair peer)", NULL, NULL);
 
@@ -986,7 +1085,10 @@ int test_redis_sink_register(void) {
         !CU_add_test(suite, "PING answered with MISCONF: the connection stays",
                      test_misconf_ping) ||
         !CU_add_test(suite, "a reply longer than the bound", test_huge_reply) ||
-        !CU_add_test(suite, "the depth halves after a cut, doubles back", test_depth_backs_off))
+        !CU_add_test(suite, "the depth halves after a cut, doubles back", test_depth_backs_off) ||
+        !CU_add_test(suite, "dedupe: SCRIPT LOAD after PONG, EVALSHA with the mark",
+                     test_script_after_pong) ||
+        !CU_add_test(suite, "dedupe: SCRIPT LOAD after MISCONF too", test_script_after_misconf))
         return CU_get_error();
     return 0;
 }
