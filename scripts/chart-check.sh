@@ -100,8 +100,7 @@ else
     trap 'rm -rf "$work"' EXIT
 fi
 
-passed=0
-failed=0
+. scripts/checks.sh
 started=$SECONDS
 
 # ---------------------------------------------------------------- tools
@@ -235,20 +234,7 @@ export PATH="$bin:$PATH"
 
 # ---------------------------------------------------------------- checks
 
-# Runs a command as one check; its output is shown only when it fails.
-# usage: check "what" command...
-check() {
-    local what="$1"
-    shift
-    if "$@" >"$work/check.log" 2>&1; then
-        printf 'ok    %s\n' "$what"
-        passed=$((passed + 1))
-    else
-        printf 'FAIL  %s\n' "$what"
-        sed 's/^/      /' "$work/check.log"
-        failed=$((failed + 1))
-    fi
-}
+# check "what" command... and the tally: scripts/checks.sh (sourced above).
 
 # Counts the PASS/FAIL lines check_render.py prints, one check each.
 # usage: count_assertions FILE
@@ -453,5 +439,4 @@ check "hadolint Dockerfile" hadolint Dockerfile
 check "Dockerfile runtime packages = trixie's run-time halves of the linked libraries" runtime_packages_match
 
 echo "chart checks took $((SECONDS - started)) s"
-echo "chart: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+checks_done chart
