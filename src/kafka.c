@@ -526,6 +526,24 @@ fail:
     return NULL;
 }
 
+/* fetch.max.bytes, the cap on one fetch's answer, at `cap` unless the
+ * user's kafka.properties set it, and never below message.max.bytes (which
+ * librdkafka requires of it). Nonzero, with errstr, on failure. */
+static int answer_cap(rd_kafka_conf_t *conf, const k2r_kafka_conf_t *kc, long long cap,
+                      char *errstr, size_t errstr_size) {
+    char value[32];
+    size_t size = sizeof(value);
+
+    for (size_t i = 0; i < kc->nproperties; i++)
+        if (strcmp(kc->properties[i].name, "fetch.max.bytes") == 0)
+            return 0;
+    if (rd_kafka_conf_get(conf, "message.max.bytes", value, &size) == RD_KAFKA_CONF_OK &&
+        atoll(value) > cap)
+        cap = atoll(value);
+    snprintf(value, sizeof(value), "%lld", cap);
+    return set(conf, "fetch.max.bytes", value, errstr, errstr_size);
+}
+
 /* Every offset commit's outcome (auto-commit, the loop's asynchronous
  * ones, the one on revoke): counted for /metrics. Nothing to commit is
  * neither. */
@@ -613,6 +631,22 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
          * under librdkafka 2.0.2's one-second back-off; the back-off below
          * makes five batches enough.
          *
+         * A fetch's answer is bounded in bytes as they travel, which for
+         * a compressed batch is not what it costs here: producers compress
+         * by default (franz-go snappy, the Java client per topic), JSON
+         * events of this kind shrink five to ten times, and each record
+         * unpacked costs its bytes plus librdkafka's ~430. With librdkafka's
+         * 1 MiB a partition and a whole answer up to the queue's 8 MiB, one
+         * answer over three partitions of snappy-compressed 110-byte events
+         * held the bridge at 62-66 MiB resident; capped at 1/64 of
+         * limits.max_inflight_bytes a partition (max.partition.fetch.bytes,
+         * 256 KiB) and 1/16 an answer (fetch.max.bytes, 1 MiB, or
+         * message.max.bytes if that is larger, as librdkafka requires),
+         * 33-34 MiB at a higher rate (smaller answers arrive sooner), and
+         * 10 KB webhooks drained as fast (README "Figures"). The broker
+         * always returns at least one whole batch, so a record larger than
+         * either cap still arrives.
+         *
          * When the queue is full, librdkafka postpones the partition's next
          * fetch by fetch.queue.backoff.ms, 1000 by default: the bridge drains
          * 16 MiB of small records in a fraction of that and then waits out
@@ -631,9 +665,10 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
          * a bridge deployed before its producers first write would sit
          * idle for five minutes. 10 s is what an operator expects, at the
          * cost of one metadata request per 10 s. */
-        char kbytes[24], min_msgs[24];
+        char kbytes[24], min_msgs[24], part_bytes[24];
         long long queued = 5LL * cfg->limits.max_inflight_records;
         snprintf(kbytes, sizeof(kbytes), "%d", cfg->limits.max_inflight_bytes / 2 / 1024);
+        snprintf(part_bytes, sizeof(part_bytes), "%d", cfg->limits.max_inflight_bytes / 64);
         snprintf(min_msgs, sizeof(min_msgs), "%lld", queued > 10000000 ? 10000000 : queued);
         const char *const defaults[] = {"client.id",
                                         "kafka-redis-bridge",
@@ -641,6 +676,8 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
                                         "1",
                                         "log.connection.close",
                                         "false",
+                                        "max.partition.fetch.bytes",
+                                        part_bytes,
                                         "queued.max.messages.kbytes",
                                         kbytes,
                                         "queued.min.messages",
@@ -662,7 +699,7 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
                                       kc->group_instance_id,
                                       NULL};
         conf = layered_conf(kc, defaults, forced, errstr, errstr_size);
-        if (!conf)
+        if (!conf || answer_cap(conf, kc, cfg->limits.max_inflight_bytes / 16, errstr, errstr_size))
             goto fail;
     }
 
