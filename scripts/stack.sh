@@ -764,11 +764,11 @@ EOF
     # and the first JIT tier only. The benchmarks' (K2R_KAFKA_JVM=kafka)
     # runs with the "typical arguments" of Kafka's operations guide (Java
     # Version: a 6 GiB heap, G1 with 20 ms pause goals, full JIT), so that
-    # its answer times are a broker's, not a test fixture's: the tests' one
-    # stopped for a young collection every second or so, and its produce
-    # acknowledgements had a p99 of 6-10 ms at 5,000 records/s, against
-    # 1.4-3.3 ms (README "Figures"). K2R_KAFKA_JVM_EXTRA adds options (GC
-    # logging, say) to that one.
+    # its answer times are a broker's, not a test fixture's: under the tests'
+    # one, produce acknowledgements at 5,000 records/s had a p99 of 5.2-9.5
+    # ms, under this one 1.5-3.9 ms (README "Figures"); with a 1 GiB heap
+    # G1 still paused 4-8 ms about every second, with 6 GiB every 6 s.
+    # K2R_KAFKA_JVM_EXTRA adds options (GC logging, say) to this one.
     case "${K2R_KAFKA_JVM:-test}" in
     test) jopts=(-Xms512m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1) ;;
     kafka) jopts=(-Xmx6g -Xms6g -XX:MetaspaceSize=96m -XX:+UseG1GC

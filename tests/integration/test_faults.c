@@ -1153,6 +1153,57 @@ static void test_topic_recreated(void) {
     h_scene_close(&sc);
 }
 
+/*
+ * A new group with auto.offset.reset at librdkafka's default, latest: the
+ * records already in the topic are not published, everything produced once
+ * the bridge fetches is, in order. The bridge gives the logical offset at
+ * the assignment itself (librdkafka looked it up only after a 100 ms
+ * back-off). When fetching starts is seen, not guessed: one record at a
+ * time is produced after the assignment until one arrives; those before it
+ * lie before the end the bridge started at.
+ */
+static void test_latest_new_group(void) {
+    enum { OLD = 50, NEW = 50 };
+    char yaml[4096], *reset;
+    int next = OLD, first;
+    size_t want;
+    int64_t deadline;
+    h_scene_t sc;
+
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "latest", 1, NULL, 0), 0);
+    h_config_numbered(&sc, h_redis_port(), NULL, yaml, sizeof(yaml));
+    reset = strstr(yaml, "auto.offset.reset: earliest");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(reset);
+    memcpy(reset, "auto.offset.reset: latest  ", strlen("auto.offset.reset: earliest"));
+    h_produce_numbered(&sc, 0, OLD);
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+    CU_ASSERT_FATAL(h_bridge_wait_log_count(&sc.b, "kafka: assigned", 1, h_deadline(60000)));
+    deadline = h_deadline(60000);
+    while (h_sub_count(sc.sub) == 0 && h_now_ms() < deadline) {
+        h_produce_numbered(&sc, next, next + 1);
+        next++;
+        h_sub_wait(sc.sub, 1, h_deadline(100));
+    }
+    CU_ASSERT_FATAL(h_sub_count(sc.sub) > 0);
+    first = atoi(h_sub_note(sc.sub, 0)->message);
+    CU_ASSERT(first >= OLD && first < next);
+    h_produce_numbered(&sc, next, next + NEW);
+    want = (size_t)(next + NEW - first);
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, want, h_deadline(60000)), want);
+    h_assert_quiet(sc.sub);
+    CU_ASSERT_EQUAL(h_sub_count(sc.sub), want);
+    for (size_t i = 0; i < h_sub_count(sc.sub); i++) {
+        char channel[160], message[16];
+
+        snprintf(channel, sizeof(channel), "%s:%d", sc.prefix, first + (int)i);
+        snprintf(message, sizeof(message), "%d", first + (int)i);
+        CU_ASSERT_STRING_EQUAL(h_sub_note(sc.sub, i)->channel, channel);
+        CU_ASSERT_STRING_EQUAL(h_sub_note(sc.sub, i)->message, message);
+    }
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    h_scene_close(&sc);
+}
+
 int test_faults_register(void) {
     CU_pSuite s = CU_add_suite_with_setup_and_teardown("faults", NULL, NULL, NULL, faults_teardown);
 
@@ -1167,7 +1218,9 @@ int test_faults_register(void) {
         !CU_add_test(s, "Redis in MISCONF: PUBLISH works there, so publishing goes on",
                      test_misconf) ||
         !CU_add_test(s, "a topic deleted and created again: its new records all arrive",
-                     test_topic_recreated))
+                     test_topic_recreated) ||
+        !CU_add_test(s, "a new group at latest: old records skipped, new ones all arrive",
+                     test_latest_new_group))
         return CU_get_error();
     return 0;
 }
