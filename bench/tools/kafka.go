@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -38,6 +39,9 @@ func producer(brokers string, opts ...kgo.Opt) *kgo.Client {
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
 		kgo.ProducerBatchMaxBytes(1 << 20),
 	}, opts...)
+	if os.Getenv("K2RBENCH_KGOLOG") != "" {
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, func() string { return time.Now().Format("15:04:05.000 ") })))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		die("kafka: %v", err)
