@@ -437,7 +437,7 @@ static char json_escape(unsigned char c) {
 }
 
 /* Appends s as a JSON string (quoted, escaped). Returns 0, or K2R_ERR_NOMEM. */
-static int append_string(k2r_buf_t *out, const char *s, size_t len) {
+int k2r__json_string(k2r_buf_t *out, const char *s, size_t len) {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *p = (const unsigned char *)s;
     size_t need = len + 2;
@@ -530,12 +530,12 @@ static int add_field(ctx_t *x, const rule_t *r, const field_t *fd, k2r_buf_t *ou
         }
     }
     if ((!*first && k2r_buf_append(out, ",", 1) != 0) ||
-        append_string(out, fd->name, fd->name_len) != 0 || k2r_buf_append(out, ":", 1) != 0)
+        k2r_buf_append(out, fd->key, fd->key_len) != 0)
         return K2R_ERR_NOMEM;
     *first = 0;
     switch (v->type) {
     case K2R_VALUE_STRING:
-        return append_string(out, v->str, v->len);
+        return k2r__json_string(out, v->str, v->len);
     case K2R_VALUE_INT:
         n = snprintf(num, sizeof(num), "%" PRId64, v->i);
         return k2r_buf_append(out, num, (size_t)n) != 0 ? K2R_ERR_NOMEM : 0;

@@ -362,6 +362,7 @@ static void free_rule(rule_t *r) {
     free(r->channels);
     for (size_t i = 0; i < r->nfields; i++) {
         free(r->fields[i].name);
+        free(r->fields[i].key);
         free_source(&r->fields[i].src);
     }
     free(r->fields);
@@ -469,8 +470,19 @@ static int compile_rule(compiler_t *c, const k2r_config_t *cfg, const k2r_rule_c
         f->name = strdup(rc->fields[j].name);
         if (!f->name)
             return K2R_ERR_NOMEM;
-        f->name_len = strlen(f->name);
         r->nfields++;
+        {
+            /* Quoted once here instead of for every record (3-4 % of the
+             * CPU a small record costs, callgrind). */
+            k2r_buf_t key = {0};
+            if (k2r__json_string(&key, f->name, strlen(f->name)) != 0 ||
+                k2r_buf_append(&key, ":", 1) != 0) {
+                k2r_buf_free(&key);
+                return K2R_ERR_NOMEM;
+            }
+            f->key = key.data;
+            f->key_len = key.len;
+        }
         bad |= compile_source(c, &rc->fields[j].src, r, what, &f->src) != 0;
     }
     return bad ? -1 : 0;

@@ -77,7 +77,8 @@ typedef struct tpl_s {
 
 typedef struct field_s {
     char *name;
-    size_t name_len;
+    char *key; /* the name as JSON, with its colon: "name": (written once, at compile) */
+    size_t key_len;
     source_t src;
 } field_t;
 
@@ -134,6 +135,10 @@ k2r_skip_t k2r__eval_meta(ctx_t *x, const source_t *s, k2r_value_t *v);
 k2r_skip_t k2r__eval_const(ctx_t *x, const source_t *s, k2r_value_t *v);
 k2r_skip_t k2r__eval_cloudevents(ctx_t *x, const source_t *s, k2r_value_t *v);
 k2r_skip_t k2r__eval_var(ctx_t *x, const source_t *s, k2r_value_t *v);
+
+/* Appends `s` as a JSON string, quoted and escaped (map.c). Returns 0 or
+ * K2R_ERR_NOMEM. */
+int k2r__json_string(k2r_buf_t *out, const char *s, size_t len);
 
 /* One row per source kind, indexed by k2r_source_kind_t (rules.c). */
 extern const source_ops_t k2r__source_ops[K2R_SOURCE_COUNT];
