@@ -346,9 +346,9 @@ demo-browser: deps
 # below the Go peer's. About 4.5 minutes on 2 cores. BENCH_ONLY=compare runs the
 # comparison alone; its knobs (BENCH_ROUNDS, BENCH_PY_ROUNDS, BENCH_SMALL,
 # BENCH_WEBHOOKS, BENCH_LAT_RATE, BENCH_LAT_SECS, BENCH_LAT_ROUNDS,
-# BENCH_RESULTS) are in bench/README.md. The broker runs as Kafka's own
-# scripts run it (K2R_KAFKA_JVM=kafka: G1, full JIT), not as the tests' quick
-# one (scripts/stack.sh).
+# BENCH_RESULTS, BENCH_WARMUP) are in bench/README.md. The broker runs with
+# the JVM options of Kafka's operations guide (K2R_KAFKA_JVM=kafka: 6 GiB
+# heap, G1, full JIT), not the tests' quick-starting ones (scripts/stack.sh).
 bench: deps
 	$(MAKE) --no-print-directory all $(BUILD)/bench/shim-latency
 	[ "$(BENCH_ONLY)" = compare ] || K2R_KAFKA_JVM=kafka scripts/with-stack.sh bench/throughput.sh $(BUILD)

@@ -73,6 +73,12 @@ work="$(mktemp -d)"
 cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 say() { echo "compare: $(date +%T) $*" >&2; }
+# failed WHAT LOG: says WHAT failed, shows the end of its LOG, stops the bench.
+failed() {
+    say "$1 failed; its log:"
+    tail -n 20 "$2" >&2
+    exit 1
+}
 
 # ---- the contenders that are not the bridge ----
 command -v go >/dev/null || {
@@ -167,11 +173,8 @@ nsample="$(wc -l <"$work/sample")"
 for who in bridge go python; do
     contender "$who" "bench-sample-$$" "sample-$who-$$" "$nsample"
     "$k2rbench" drain -n "$nsample" "${how[@]}" -capture "$work/capture-$who" \
-        -log "$work/sample-$who.log" -timeout 120s -- "${cmd[@]}" >/dev/null || {
-        say "$who failed on the sample; its log:"
-        tail -n 20 "$work/sample-$who.log" >&2
-        exit 1
-    }
+        -log "$work/sample-$who.log" -timeout 120s -- "${cmd[@]}" >/dev/null ||
+        failed "$who on the sample" "$work/sample-$who.log"
 done
 for who in go python; do
     if ! cmp -s "$work/capture-bridge" "$work/capture-$who"; then
@@ -189,14 +192,13 @@ results="${BENCH_RESULTS:-$work/results}"
 one() {
     local w="$1" who="$2" r="$3" n="$4" line
     contender "$who" "bench-$w-$$" "bench-$w-$who-$r-$$" "$n"
-    if ! line="$("$k2rbench" drain -n "$n" "${how[@]}" -log "$work/$w-$who-$r.log" -- "${cmd[@]}")"; then
-        say "$who on $w (round $r) failed; its log:"
-        tail -n 20 "$work/$w-$who-$r.log" >&2
-        exit 1
-    fi
+    line="$("$k2rbench" drain -n "$n" "${how[@]}" -log "$work/$w-$who-$r.log" -- "${cmd[@]}")" ||
+        failed "$who on $w (round $r)" "$work/$w-$who-$r.log"
     echo "$w $who $r $line" >>"$results"
     say "$w round $r: $who: $line"
 }
+# records WORKLOAD: how many records its backlog holds.
+records() { if [ "$1" = small ]; then echo "$small"; else echo "$webhooks"; fi; }
 note="$(printf '{"id":"e%d","type":"push","source_id":"u%d"}' 199999 999)"
 # Warm-up drains of each backlog, not recorded: the broker's first reads of
 # a backlog (its JIT compiling the fetch path for it) fell on the first
@@ -204,19 +206,14 @@ note="$(printf '{"id":"e%d","type":"push","source_id":"u%d"}' 199999 999)"
 # with one, the bridge's webhook rate still rose round by round, 82k, 118k,
 # 137k, 168k/s.
 for ((i = 0; i < ${BENCH_WARMUP:-3}; i++)); do for w in small webhooks; do
-    n="$small"
-    [ "$w" = small ] || n="$webhooks"
+    n="$(records "$w")"
     contender bridge "bench-$w-$$" "bench-$w-warmup-$i-$$" "$n"
-    "$k2rbench" drain -n "$n" "${how[@]}" -log "$work/$w-warmup.log" -- "${cmd[@]}" >/dev/null || {
-        say "the warm-up drain of $w failed; its log:"
-        tail -n 20 "$work/$w-warmup.log" >&2
-        exit 1
-    }
+    "$k2rbench" drain -n "$n" "${how[@]}" -log "$work/$w-warmup.log" -- "${cmd[@]}" >/dev/null ||
+        failed "the warm-up drain of $w" "$work/$w-warmup.log"
 done; done
 for ((r = 1; r <= rounds; r++)); do
     for w in small webhooks; do
-        n="$small"
-        [ "$w" = small ] || n="$webhooks"
+        n="$(records "$w")"
         one "$w" bridge "$r" "$n"
         one "$w" go "$r" "$n"
         [ "$r" -gt "$py_rounds" ] || one "$w" python "$r" "$n"
@@ -241,21 +238,15 @@ done
 if [ "$lat_secs" -gt 0 ]; then
     contender bridge "bench-lat-warmup-$$" "bench-lat-warmup-$$" 0
     "$k2rbench" latency -brokers "$brokers" -topic "bench-lat-warmup-$$" -redis "$redis_addr" \
-        -rate "$lat_rate" -secs 3 -log "$work/lat-warmup.log" -- "${cmd[@]}" >/dev/null || {
-        say "the latency warm-up failed; its log:"
-        tail -n 20 "$work/lat-warmup.log" >&2
-        exit 1
-    }
+        -rate "$lat_rate" -secs 3 -log "$work/lat-warmup.log" -- "${cmd[@]}" >/dev/null ||
+        failed "the latency warm-up" "$work/lat-warmup.log"
 fi
 for ((r = 1; r <= lat_rounds && lat_secs > 0; r++)); do
     for who in bridge go; do
         contender "$who" "bench-lat-$who-$r-$$" "bench-lat-$who-$r-$$" 0
-        if ! line="$("$k2rbench" latency -brokers "$brokers" -topic "bench-lat-$who-$r-$$" -redis "$redis_addr" \
-            -rate "$lat_rate" -secs "$lat_secs" -log "$work/lat-$who-$r.log" -- "${cmd[@]}")"; then
-            say "latency with $who failed; its log:"
-            tail -n 20 "$work/lat-$who-$r.log" >&2
-            exit 1
-        fi
+        line="$("$k2rbench" latency -brokers "$brokers" -topic "bench-lat-$who-$r-$$" -redis "$redis_addr" \
+            -rate "$lat_rate" -secs "$lat_secs" -log "$work/lat-$who-$r.log" -- "${cmd[@]}")" ||
+            failed "latency with $who" "$work/lat-$who-$r.log"
         echo "latency $who $r $line" >>"$results"
         say "latency at $lat_rate/s, round $r: $who: $line"
     done
@@ -276,12 +267,9 @@ for ((r = 1; r <= lat_rounds && lat_secs > 0; r++)); do
         else
             args=(-- "$bin" run -c "$work/shimlat-$who-$r.yaml")
         fi
-        if ! line="$("$shimlat" -b "$brokers" -t "$topic" -p "$K2R_TEST_REDIS_PORT" -r "$lat_rate" \
-            -s "$lat_secs" "${args[@]}" 2>"$work/shimlat-$who-$r.log")"; then
-            say "shim latency with $who failed; its log:"
-            tail -n 20 "$work/shimlat-$who-$r.log" >&2
-            exit 1
-        fi
+        line="$("$shimlat" -b "$brokers" -t "$topic" -p "$K2R_TEST_REDIS_PORT" -r "$lat_rate" \
+            -s "$lat_secs" "${args[@]}" 2>"$work/shimlat-$who-$r.log")" ||
+            failed "shim latency with $who" "$work/shimlat-$who-$r.log"
         echo "shimlat $who $r $line" >>"$results"
         say "produce -> subscriber at $lat_rate/s, round $r: $who: $line"
     done

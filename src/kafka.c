@@ -370,10 +370,10 @@ static const char *reset_action(const k2r_kafka_t *kafka) {
 }
 
 /*
- * Before `parts` are assigned: the partitions whose committed offset lies
- * beyond their high watermark get auto.offset.reset's logical offset in
- * `parts`, with a warning each; every partition is reported to the assign
- * callback (see the file's opening).
+ * Before `parts` are assigned: the partitions with nothing committed, and
+ * those whose committed offset lies beyond their high watermark (with a
+ * warning each), get auto.offset.reset's logical offset in `parts`; every
+ * partition is reported to the assign callback (see the file's opening).
  */
 static void check_committed(k2r_kafka_t *kafka, rd_kafka_topic_partition_list_t *parts) {
     int64_t deadline = k2r_now_ms() + ASSIGN_CHECK_MS;
