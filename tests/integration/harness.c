@@ -1332,6 +1332,29 @@ void h_assert_numbered(const h_scene_t *sc, const h_sub_t *sub, int from, int to
     }
 }
 
+int h_sub_wait_numbered(h_sub_t *sub, int from, int to, int64_t deadline) {
+    unsigned char *seen = calloc(to > from ? (size_t)(to - from) : 1, 1);
+    size_t read = 0;
+    int missing = to - from;
+
+    if (!seen)
+        return 0;
+    for (;;) {
+        for (; read < h_sub_count(sub); read++) {
+            long id = strtol(h_sub_note(sub, read)->message, NULL, 10);
+            if (id >= from && id < to && !seen[id - from]++)
+                missing--;
+        }
+        if (missing <= 0 || h_now_ms() >= deadline)
+            break;
+        /* Blocks until one more arrives (or 200 ms pass): paces the loop. */
+        h_sub_wait(sub, h_sub_count(sub) + 1,
+                   h_now_ms() + 200 < deadline ? h_now_ms() + 200 : deadline);
+    }
+    free(seen);
+    return missing <= 0;
+}
+
 /* --------------------------------------------------------------- run */
 
 int h_run(const char *cmdline, const char *input, char **output, int merge) {

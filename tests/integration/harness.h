@@ -332,6 +332,10 @@ void h_config_numbered(const h_scene_t *sc, int port, const h_config_opts_t *opt
                        size_t size);
 void h_produce_numbered(h_scene_t *sc, int from, int to);
 void h_assert_numbered(const h_scene_t *sc, const h_sub_t *sub, int from, int to);
+/* Reads `sub` until it holds a notification with message i for every i in
+ * [from, to), whatever else it holds (repeats of earlier records among
+ * them), or the deadline passes; 1 when it does. */
+int h_sub_wait_numbered(h_sub_t *sub, int from, int to, int64_t deadline);
 
 /* No further notification reaches `sub` within a grace period (1 s, scaled). */
 void h_assert_quiet(h_sub_t *sub);
