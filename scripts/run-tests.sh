@@ -58,5 +58,21 @@ for f in "$logs"/*.out; do
     fi
 done
 [ "$failed" -eq 0 ] || status=1
+if [ "$failed" -ne 0 ]; then
+    # Name the failures again here, next to the total: a CI log is often
+    # read from its end. CUnit prints "Test: NAME ...FAILED" under a
+    # "Suite: NAME" line, then one "N. file:line - condition" per failed
+    # assertion; node's runner prints "not ok N - NAME".
+    echo "failed:"
+    for f in "$logs"/*.out; do
+        awk -v run="$(basename "$f" .out)" '
+            /^Suite: / { suite = substr($0, 8) }
+            /\.\.\.FAILED/ { t = $0; sub(/^ *Test: /, "", t); sub(/ *\.\.\.FAILED.*/, "", t)
+                              printf "  %s: %s: %s\n", run, suite, t; show = 1; next }
+            show && /^ +[0-9]+\. / { print "    " $0; next }
+            { show = 0 }' "$f"
+    done
+    grep -E '^ *not ok ' "$logs/gateway.node" | sed 's/^ */  gateway: /' || true
+fi
 echo "tests: $passed passed, $failed failed"
 exit "$status"
