@@ -45,10 +45,13 @@ func publishCalls(ctx context.Context, rdb *redis.Client) int64 {
 // output (stdio buffers them: a few hundred) are not counted in the rate.
 // Prints one line:
 //
-//	records=N secs=S rate=R cpu_us=C rss_kib=K
+//	records=N secs=S rate=R cpu_us=C rss_kib=K sys_us=S minflt=F
 //
 // cpu_us is the child's utime+stime over N, from its whole life (start-up
-// and group join included); rss_kib its VmHWM, sampled every 5 ms.
+// and group join included); rss_kib its VmHWM, sampled every 5 ms; sys_us
+// the stime share of cpu_us, minflt the child's minor page faults (memory
+// the allocator took from the kernel and touched: a drain whose cpu_us
+// rose with them spent it zero-filling pages).
 func cmdDrain(args []string) {
 	fs := flag.NewFlagSet("drain", flag.ExitOnError)
 	n := fs.Int64("n", 0, "")
@@ -226,8 +229,9 @@ func cmdDrain(args []string) {
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	secs := last.Sub(first).Seconds()
-	fmt.Printf("records=%d secs=%.3f rate=%.0f cpu_us=%.2f rss_kib=%d", *n, secs,
-		float64(*n-untimed)/secs, float64(cpu.Microseconds())/float64(*n), hwm.Load())
+	fmt.Printf("records=%d secs=%.3f rate=%.0f cpu_us=%.2f rss_kib=%d sys_us=%.2f minflt=%d", *n, secs,
+		float64(*n-untimed)/secs, float64(cpu.Microseconds())/float64(*n), hwm.Load(),
+		float64(ru.Stime.Nano())/1e3/float64(*n), ru.Minflt)
 	if !firstPub.IsZero() {
 		// From the clock's start (with -mark, the assignment) to the first
 		// PUBLISH, within 2 ms: the first fetch's share of secs.
