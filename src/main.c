@@ -16,6 +16,9 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -489,6 +492,51 @@ done:
     return rc;
 }
 
+/*
+ * glibc's allocator, set for the way records come and go. librdkafka unpacks
+ * each compressed batch (up to about a megabyte) into a buffer of its own,
+ * and the bridge frees it when the batch in flight completes. By default
+ * glibc serves blocks from 128 KiB up with mmap, raising that threshold as
+ * such blocks are freed, and gives the top of a heap back to the kernel
+ * once twice that much is free there: so unpacked buffers went back to the
+ * kernel and came again as fresh pages, zero-filled, a fetch at a time.
+ * Draining 20,000 GitHub webhooks of 10 KB, eight drains alternated with
+ * the build before: 7,000-8,200 page faults a drain against 9,900-16,900,
+ * and 8.0-10.6 us of CPU per record against 10.2-12.4 (in other runs the
+ * build before faulted up to 31,000 times, with up to 10 us of system time
+ * per record). The pages that still fault are the drain's working set,
+ * touched once. The memory kept is memory the bridge held anyway: a heap
+ * keeps at most limits.max_inflight_bytes free at its top (at least twice
+ * the mmap threshold, as glibc keeps it), and blocks above a quarter of it
+ * (128 KiB to 32 MiB, glibc's floor and ceiling) still come from mmap; the
+ * peak resident size did not change. Nothing is set when the environment tunes
+ * the allocator itself (MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_, or
+ * glibc.malloc tunables in GLIBC_TUNABLES).
+ */
+static void tune_allocator(const k2r_config_t *cfg) {
+#ifdef __GLIBC__
+    const char *tunables = getenv("GLIBC_TUNABLES");
+    int mmap_min = cfg->limits.max_inflight_bytes / 4, trim;
+
+    /* Never below glibc's own starting point, nor above its ceiling. */
+    mmap_min = mmap_min < 128 * 1024 ? 128 * 1024 : mmap_min > 32 << 20 ? 32 << 20 : mmap_min;
+    trim = cfg->limits.max_inflight_bytes > 2 * mmap_min ? cfg->limits.max_inflight_bytes
+                                                         : 2 * mmap_min;
+
+    if (getenv("MALLOC_TRIM_THRESHOLD_") || getenv("MALLOC_MMAP_THRESHOLD_") ||
+        (tunables && strstr(tunables, "glibc.malloc."))) {
+        k2r_log_debug("allocator: left as the environment sets it");
+        return;
+    }
+    if (!mallopt(M_TRIM_THRESHOLD, trim) || !mallopt(M_MMAP_THRESHOLD, mmap_min))
+        k2r_log_warn("allocator: glibc refused the trim or mmap threshold (%d, %d bytes); "
+                     "running with its defaults",
+                     trim, mmap_min);
+#else
+    (void)cfg;
+#endif
+}
+
 static int cmd_run(const char *path) {
     k2r_config_t *cfg;
     k2r_rules_t *rules;
@@ -513,6 +561,7 @@ static int cmd_run(const char *path) {
     snprintf(shown_listen, sizeof(shown_listen), "%s",
              k2r_config_shown(cfg, "http.listen", listen));
     install_signals();
+    tune_allocator(cfg);
     {
         const k2r_log_field_t fields[] = {{"version", K2R_VERSION}, {"config", path}};
 
