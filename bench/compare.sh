@@ -54,7 +54,7 @@
 #        BENCH_WEBHOOKS (20000) records; BENCH_LAT_RATE (5000) records/s and
 #        BENCH_LAT_SECS (10) s of latency window (BENCH_LAT_SECS=0: none),
 #        BENCH_LAT_ROUNDS (2) times for each of the bridge and the Go peer;
-#        BENCH_RESULTS (a file to keep the raw lines in); BENCH_WARMUP (3)
+#        BENCH_RESULTS (a file to keep the raw lines in); BENCH_WARMUP (6)
 #        untimed drains of each backlog before the rounds;
 #        K2R_CACHE_DIR (the Python virtualenv's cache, as for the stack)
 set -euo pipefail
@@ -204,8 +204,13 @@ note="$(printf '{"id":"e%d","type":"push","source_id":"u%d"}' 199999 999)"
 # a backlog (its JIT compiling the fetch path for it) fell on the first
 # rounds: with none, round 1 drained the webhooks at 70 % of the median;
 # with one, the bridge's webhook rate still rose round by round, 82k, 118k,
-# 137k, 168k/s.
-for ((i = 0; i < ${BENCH_WARMUP:-3}; i++)); do for w in small webhooks; do
+# 137k, 168k/s; with three, round 1 still fell below 75 % of the median in
+# one run of three. Twelve drains of the webhooks on a fresh broker: 78k,
+# 108k, 91k, 144k, 121k/s, then 147k-183k/s from the sixth on, and the
+# bridge's CPU per record (a new process each time) fell from 10.5 to
+# 7.4-9.1 us: a bridge waiting on a slow broker wakes up more often per
+# record. Hence six.
+for ((i = 0; i < ${BENCH_WARMUP:-6}; i++)); do for w in small webhooks; do
     n="$(records "$w")"
     contender bridge "bench-$w-$$" "bench-$w-warmup-$i-$$" "$n"
     "$k2rbench" drain -n "$n" "${how[@]}" -log "$work/$w-warmup.log" -- "${cmd[@]}" >/dev/null ||
