@@ -463,7 +463,7 @@ static int route(const k2r_cluster_t *c, size_t i) {
 
     if (c->ask[i] >= 0)
         return c->ask[i];
-    if (!c->sharded && !((it->dd_topic && c->conf.dedupe_window_ms > 0) || it->history_maxlen > 0))
+    if (!c->sharded && !k2r_publish_uses_script(it, c->conf.dedupe_window_ms))
         return c->map.nnodes ? 0 : -1;
     return k2r_slotmap_owner(&c->map, k2r_slot_of(it->channel, it->channel_len));
 }

@@ -1546,11 +1546,6 @@ static int out_append_publish(k2r_redis_t *redis, const k2r_publish_t *item) {
     return 0;
 }
 
-/* 1 when the item goes through the script rather than a plain PUBLISH. */
-static int uses_script(const k2r_redis_t *redis, const k2r_publish_t *item) {
-    return (item->dd_topic && redis->dd_window_ms > 0) || item->history_maxlen > 0;
-}
-
 /*
  * Appends EVALSHA (or EVAL, when no SHA could be computed) of the
  * notification script for one item. Returns 0, or -1 when out of memory.
@@ -1750,8 +1745,9 @@ int k2r_redis_publish(k2r_redis_t *redis, k2r_publish_t *items, size_t nitems,
             if (items[redis->p_send].status == K2R_PUBLISH_PENDING) {
                 const k2r_publish_t *it = &items[redis->p_send];
 
-                if ((uses_script(redis, it) ? out_append_script(redis, it)
-                                            : out_append_publish(redis, it)) != 0) {
+                if ((k2r_publish_uses_script(it, redis->dd_window_ms)
+                         ? out_append_script(redis, it)
+                         : out_append_publish(redis, it)) != 0) {
                     snprintf(errstr, errstr_size, "out of memory");
                     goto fail;
                 }

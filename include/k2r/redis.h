@@ -110,6 +110,14 @@ typedef struct k2r_publish_s {
     int64_t history_ttl_ms;
 } k2r_publish_t;
 
+/* 1 when the item goes through the notification script (dedupe on, with a
+ * window, or history) rather than a plain PUBLISH: the single sink and the
+ * cluster's router (which sends script items to their channel's slot) ask
+ * the same question. */
+static inline int k2r_publish_uses_script(const k2r_publish_t *item, int64_t dedupe_window_ms) {
+    return (item->dd_topic && dedupe_window_ms > 0) || item->history_maxlen > 0;
+}
+
 typedef struct k2r_redis_s k2r_redis_t;
 
 /* The notification script (dedupe, history) that every connection loads
