@@ -541,15 +541,19 @@ fail:
  * librdkafka requires of it). Nonzero, with errstr, on failure. */
 static int answer_cap(rd_kafka_conf_t *conf, const k2r_kafka_conf_t *kc, long long cap,
                       char *errstr, size_t errstr_size) {
-    char value[32];
+    char value[32], *end;
     size_t size = sizeof(value);
+    long long largest;
 
     for (size_t i = 0; i < kc->nproperties; i++)
         if (strcmp(kc->properties[i].name, "fetch.max.bytes") == 0)
             return 0;
-    if (rd_kafka_conf_get(conf, "message.max.bytes", value, &size) == RD_KAFKA_CONF_OK &&
-        atoll(value) > cap)
-        cap = atoll(value);
+    if (rd_kafka_conf_get(conf, "message.max.bytes", value, &size) == RD_KAFKA_CONF_OK) {
+        /* librdkafka's own rendering of a value it checked: a plain integer. */
+        largest = strtoll(value, &end, 10);
+        if (end != value && *end == '\0' && largest > cap)
+            cap = largest;
+    }
     snprintf(value, sizeof(value), "%lld", cap);
     return set(conf, "fetch.max.bytes", value, errstr, errstr_size);
 }
