@@ -343,7 +343,7 @@ demo-browser: deps
 # through a Redis outage, then the bridge side by side with the Go and Python
 # peers and the Kafka and Redis ceilings (bench/compare.sh), which prints the
 # README's table and fails when the bridge's median on small events falls
-# below the Go peer's. About 4.5 minutes on 2 cores. BENCH_ONLY=compare runs the
+# below the Go peer's. About 5 minutes on 2 cores. BENCH_ONLY=compare runs the
 # comparison alone; its knobs (BENCH_ROUNDS, BENCH_PY_ROUNDS, BENCH_SMALL,
 # BENCH_WEBHOOKS, BENCH_LAT_RATE, BENCH_LAT_SECS, BENCH_LAT_ROUNDS,
 # BENCH_RESULTS, BENCH_WARMUP) are in bench/README.md. The broker runs with
