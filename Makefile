@@ -381,17 +381,22 @@ man: $(MANPAGE)
 SHIM_LIB    ?= $(BUILD)/libk2r_shim.so
 SHIM_HEADER ?= include/k2r/shim.h
 
-# The binary and its licence alone (what the container image takes).
 # The shim's latency tool (bench/shim-latency.c): a librdkafka producer that
 # loads the plugin, librdkafka linked in as the bridge links it and exported.
 $(BUILD)/bench/shim-latency: bench/shim-latency.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $< $(LDLIBS)
 
+# The binary and its licence alone (what the container image takes), and,
+# when librdkafka is linked in statically (the one scripts/librdkafka.sh
+# built), the licences of librdkafka and the code it bundles, whose notices
+# a binary distribution must carry (a system librdkafka's package has them).
+RDKAFKA_NOTICE := $(if $(RDKAFKA_PCDIR),$(RDKAFKA_PCDIR)/../../share/doc/librdkafka/LICENSES.txt)
 install-bin: $(BIN)
 	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(docdir)
 	install -m 0755 $(BIN) $(DESTDIR)$(bindir)/kafka-redis-bridge
 	install -m 0644 LICENSE $(DESTDIR)$(docdir)/
+	$(if $(RDKAFKA_NOTICE),install -m 0644 $(RDKAFKA_NOTICE) $(DESTDIR)$(docdir)/LICENSES.librdkafka.txt)
 
 # Everything: the binary; the shim when built; the man page; the systemd
 # unit; the documentation; the example config and its JSON Schema under

@@ -19,7 +19,10 @@
 # The Makefile links that build statically (rdkafka-static.pc): the installed
 # binary, the test binaries and the container need no cache folder, rpath or
 # LD_LIBRARY_PATH, and the shared libraries it needs in turn (OpenSSL, Cyrus
-# SASL, zstd, lz4, zlib, libcurl) stay the system's own.
+# SASL, zstd, lz4, zlib, libcurl) stay the system's own. The source's
+# LICENSES.txt (librdkafka's licence and those of the code it bundles) is kept
+# as share/doc/librdkafka/LICENSES.txt: `make install` ships it beside the
+# statically linked binary.
 #
 # usage: scripts/librdkafka.sh ensure          build when needed (progress on stderr)
 #        scripts/librdkafka.sh pkgconfig-dir   print the built library's
@@ -38,7 +41,8 @@ system_is_new_enough() {
 }
 
 built() {
-    [ -f "$root/current/complete" ] && [ -f "$root/current/lib/pkgconfig/rdkafka-static.pc" ]
+    [ -f "$root/current/complete" ] && [ -f "$root/current/lib/pkgconfig/rdkafka-static.pc" ] &&
+        [ -f "$root/current/share/doc/librdkafka/LICENSES.txt" ]
 }
 
 # Checks every file the .dsc names against its Checksums-Sha256 section.
@@ -94,6 +98,9 @@ build() {
             --enable-lz4-ext --enable-curl
         make -j"$jobs" libs
         make install-subdirs
+        # The licences of librdkafka and of the code it bundles: a binary
+        # that links it statically carries their notices (make install-bin).
+        install -D -m 0644 LICENSES.txt "$dest/share/doc/librdkafka/LICENSES.txt"
     ) >>"$log" 2>&1 || {
         tail -30 "$log" >&2
         echo "librdkafka.sh: building librdkafka $version failed (log above)" >&2
