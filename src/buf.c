@@ -13,28 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-int k2r_buf_reserve(k2r_buf_t *buf, size_t n) {
-    if (buf->len + n > buf->cap) {
-        size_t cap = buf->cap ? buf->cap : 4096;
-        char *data;
-        while (cap < buf->len + n)
-            cap *= 2;
-        data = realloc(buf->data, cap);
-        if (!data)
-            return -1;
-        buf->data = data;
-        buf->cap = cap;
-    }
-    return 0;
-}
+int k2r_buf_grow(k2r_buf_t *buf, size_t n) {
+    size_t cap = buf->cap ? buf->cap : 4096;
+    char *data;
 
-int k2r_buf_append(k2r_buf_t *buf, const void *bytes, size_t n) {
-    if (n == 0)
-        return 0;
-    if (k2r_buf_reserve(buf, n) != 0)
+    while (cap < buf->len + n)
+        cap *= 2;
+    data = realloc(buf->data, cap);
+    if (!data)
         return -1;
-    memcpy(buf->data + buf->len, bytes, n);
-    buf->len += n;
+    buf->data = data;
+    buf->cap = cap;
     return 0;
 }
 

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A growable byte buffer; zero-initialise it. It owns `data`. */
 typedef struct k2r_buf_s {
@@ -24,10 +25,28 @@ typedef struct k2r_buf_s {
     size_t cap;
 } k2r_buf_t;
 
+/* Grows the buffer to room for n more bytes after len (k2r_buf_reserve's
+ * slow path); returns 0 or -1 when out of memory. */
+int k2r_buf_grow(k2r_buf_t *buf, size_t n);
+
+/* Makes room for n more bytes after len; returns 0 or -1 when out of memory.
+ * Inline, as is k2r_buf_append: the mapper appends about ten pieces a record,
+ * and inlining them took 3.5 % off a small record's instructions (callgrind,
+ * 100,000 records: 9,700 a record before, 9,360 after). */
+static inline int k2r_buf_reserve(k2r_buf_t *buf, size_t n) {
+    return buf->len + n <= buf->cap ? 0 : k2r_buf_grow(buf, n);
+}
+
 /* Appends n bytes; returns 0 or -1 when out of memory (the buffer is unchanged). */
-int k2r_buf_append(k2r_buf_t *buf, const void *bytes, size_t n);
-/* Makes room for n more bytes after len; returns 0 or -1 when out of memory. */
-int k2r_buf_reserve(k2r_buf_t *buf, size_t n);
+static inline int k2r_buf_append(k2r_buf_t *buf, const void *bytes, size_t n) {
+    if (n == 0)
+        return 0;
+    if (k2r_buf_reserve(buf, n) != 0)
+        return -1;
+    memcpy(buf->data + buf->len, bytes, n);
+    buf->len += n;
+    return 0;
+}
 /* Releases the bytes and resets the buffer to empty. */
 void k2r_buf_free(k2r_buf_t *buf);
 
