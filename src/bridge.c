@@ -254,6 +254,10 @@ static int take_record(k2r_bridge_t *b, rd_kafka_message_t *rkm) {
     bytes = record_bytes(&view);
     if (bytes > b->largest_record)
         b->largest_record = bytes;
+    {
+        size_t extra = bytes - view.value_len; /* the key and the headers */
+        b->extra_avg = b->extra_avg ? b->extra_avg - b->extra_avg / 16 + extra / 16 : extra;
+    }
     if (k2r_batch_add(b->batch, view.topic, view.partition, view.offset, view.timestamp, bytes, rkm,
                       &rec) != 0)
         return -1;
@@ -319,7 +323,8 @@ static int batch_open(const k2r_bridge_t *b) {
  * the records the batch has room for, and as many of the largest record seen
  * so far as fit in its byte room (at least one), so that the batch overshoots
  * limits.max_inflight_bytes by no more than one record, as when records were
- * taken one at a time.
+ * taken one at a time. The very first take brings one record, the size of
+ * records being unknown until then.
  */
 static size_t fill_room(const k2r_bridge_t *b) {
     size_t recs = k2r_batch_nrecs(b->batch), bytes = k2r_batch_bytes(b->batch);
@@ -329,12 +334,52 @@ static size_t fill_room(const k2r_bridge_t *b) {
 
     if (room > FILL_BATCH)
         room = FILL_BATCH;
+    if (b->stats.consumed == 0 && room > 1)
+        room = 1;
     if (b->largest_record > 0) {
         size_t fit = bytes < max_bytes ? (max_bytes - bytes) / b->largest_record : 0;
         if (room > fit)
             room = fit > 0 ? fit : 1;
     }
     return room;
+}
+
+/*
+ * librdkafka weighs what it fetched ahead by the records' values alone
+ * (queued.max.messages.kbytes), so records whose keys or headers are large
+ * next to their values fill its queue up to queued.min.messages, whatever
+ * their size. The loop weighs those bytes itself, as the records queued
+ * times the key and header bytes of a record lately, and past
+ * limits.max_inflight_bytes pauses fetching until the batch has finished.
+ * The pause also drops what librdkafka queued: the next fetch starts after
+ * the last record taken, so those records are fetched again, not lost.
+ * Records of ordinary keys and headers never come near it (5,000 queued
+ * records of 100 bytes each are 0.5 MB).
+ */
+static void bound_queue(k2r_bridge_t *b) {
+    size_t limit = (size_t)b->cfg->limits.max_inflight_bytes, queued;
+    uint64_t suppressed;
+
+    if (b->queue_paused) {
+        if (!k2r_batch_nparts(b->batch))
+            b->queue_paused = 0; /* the loop resumes fetching next */
+        return;
+    }
+    if (!b->extra_avg || k2r_kafka_paused(b->kafka))
+        return;
+    queued = k2r_kafka_queued(b->kafka);
+    if (queued <= limit / b->extra_avg)
+        return;
+    b->queue_paused = 1;
+    b->stats.queue_pauses++;
+    if (k2r_log_ratelimit(&b->queue_rl, &suppressed))
+        k2r_log_warn("kafka: librdkafka holds %zu records fetched ahead, whose keys and headers "
+                     "(about %zu bytes a record) come to more than limits.max_inflight_bytes "
+                     "(%zu; librdkafka counts only values): fetching paused until the batch in "
+                     "flight has finished, and those records are fetched again then (%llu more "
+                     "since the last line)",
+                     queued, b->extra_avg, limit, (unsigned long long)suppressed);
+    k2r_kafka_pause(b->kafka, 1);
 }
 
 /* Takes records until the batch is full or none is ready; the first wait is
@@ -359,6 +404,7 @@ static int fill(k2r_bridge_t *b, int timeout_ms) {
                 return b->oom ? 0 : -1;
             }
         }
+        bound_queue(b);
         timeout_ms = 0;
     }
     return 0;
@@ -651,6 +697,7 @@ k2r_bridge_t *k2r_bridge_new(k2r_config_t *cfg, k2r_rules_t *rules, k2r_metrics_
     b->drop_rl = (k2r_ratelimit_t)K2R_RATELIMIT_INIT(10000);
     b->stale_rl = (k2r_ratelimit_t)K2R_RATELIMIT_INIT(10000);
     b->unavail_rl = (k2r_ratelimit_t)K2R_RATELIMIT_INIT(10000);
+    b->queue_rl = (k2r_ratelimit_t)K2R_RATELIMIT_INIT(10000);
     b->backoff_ms = cfg->redis.backoff_initial_ms;
     b->rand_state = (unsigned int)k2r_now_ms();
     dlq_conf = (k2r_deadletter_conf_t){.hold_ms = DEAD_LETTER_HOLD_MS,
@@ -793,8 +840,9 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
         if (k2r_redis_connected(b->redis) && !k2r_redis_publishing(b->redis) &&
             k2r_redis_tick(b->redis, errstr, sizeof(errstr)) != 0)
             bridge_redis_failed(b, "idle check", errstr);
+        bound_queue(b);
         if ((k2r_redis_connected(b->redis) || drop) && !k2r_deadletter_held(b->dlq) &&
-            k2r_kafka_paused(b->kafka))
+            !b->queue_paused && k2r_kafka_paused(b->kafka))
             k2r_kafka_pause(b->kafka, 0);
         k2r_kafka_dead_letter_poll(b->kafka, 0);
         log_stats(b, 0);
@@ -832,6 +880,12 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
                  * that arrive meanwhile are taken while there is room. */
                 k2r_redis_wait_t wait = {.wait_ms = 100, .wake_fd = k2r_kafka_wake_fd(b->kafka)};
 
+                /* While records whose keys and headers could fill librdkafka's
+                 * queue come, it is weighed often (bound_queue): its wake-up
+                 * comes once after each poll, and a full batch polls none. */
+                if (b->extra_avg * 5 * (size_t)b->cfg->limits.max_inflight_records >
+                    (size_t)b->cfg->limits.max_inflight_bytes)
+                    wait.wait_ms = QUEUE_CHECK_MS;
                 rc = bridge_publish(b, &wait);
                 if (rc == K2R_ERR_NOMEM)
                     goto oom;

@@ -34,6 +34,10 @@
 /* How long a Redis connection must stay up before the reconnect backoff
  * starts over from redis.reconnect_backoff_ms. */
 #define BACKOFF_RESET_MS 10000
+/* How often the loop weighs librdkafka's queue while a publish waits, when
+ * records carry keys and headers heavy enough to fill it (bridge.c,
+ * bound_queue); otherwise a publish gives the loop its turn every 100 ms. */
+#define QUEUE_CHECK_MS 1
 /* How long a batch waits for its dead letters before Kafka is paused. */
 #define DEAD_LETTER_HOLD_MS 5000
 /* Backoff between attempts to send failed dead letters again. */
@@ -57,6 +61,12 @@ struct k2r_bridge_s {
     k2r_buf_t bytes;
     k2r_deadletter_t *dlq; /* the batch's dead letters and their delivery */
     size_t largest_record; /* the most bytes one record counted (record_bytes) */
+    /* The bytes of a record's key and headers, on average over the records
+     * taken lately (a moving average, 1/16 per record), and whether
+     * fetching is paused because librdkafka's queue holds too many of them
+     * (bound_queue). */
+    size_t extra_avg;
+    int queue_paused;
 
     /* The pending items of one publish, as the Redis sink takes them, and
      * the batch item each one is. */
@@ -114,7 +124,8 @@ struct k2r_bridge_s {
     int oom;     /* out of memory inside a callback: stop, storing nothing more */
     int drained; /* the stop's drain is over: revocations finish nothing more */
     int64_t stats_next_ms;
-    k2r_ratelimit_t skip_rl, dead_rl, perr_rl, conn_rl, dlq_rl, drop_rl, stale_rl, unavail_rl;
+    k2r_ratelimit_t skip_rl, dead_rl, perr_rl, conn_rl, dlq_rl, drop_rl, stale_rl, unavail_rl,
+        queue_rl;
 };
 
 /* bridge.c */

@@ -773,6 +773,10 @@ int k2r_kafka_wake_fd(const k2r_kafka_t *kafka) {
     return kafka->wake[0];
 }
 
+size_t k2r_kafka_queued(const k2r_kafka_t *kafka) {
+    return rd_kafka_queue_length(kafka->queue);
+}
+
 void k2r_kafka_wake_clear(k2r_kafka_t *kafka) {
     char buf[64];
 

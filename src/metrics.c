@@ -490,6 +490,10 @@ static void render(out_t *o, const k2r_snapshot_t *s, const k2r_lag_t *lags, siz
            "Dead-letter deliveries that failed (they are retried).", st->dead_letter_failures);
     single(o, "k2r_partitions_stopped_total", "counter",
            "Partitions stopped by a rule's on_error: stop.", st->stopped_partitions);
+    single(o, "k2r_fetch_pauses_total", "counter",
+           "Times fetching was paused because the records librdkafka had fetched ahead carried "
+           "more key and header bytes than limits.max_inflight_bytes.",
+           st->queue_pauses);
 
     single(o, "k2r_redis_reconnects_total", "counter", "Successful reconnections to Redis.",
            s->redis_reconnects);

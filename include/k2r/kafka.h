@@ -132,6 +132,10 @@ size_t k2r_kafka_poll_batch(k2r_kafka_t *kafka, int timeout_ms, rd_kafka_message
 int k2r_kafka_wake_fd(const k2r_kafka_t *kafka);
 void k2r_kafka_wake_clear(k2r_kafka_t *kafka);
 
+/* How many records (and other events) librdkafka has queued for the next
+ * polls: what it fetched ahead and the loop has not taken yet. */
+size_t k2r_kafka_queued(const k2r_kafka_t *kafka);
+
 /*
  * Fills *view from a record k2r_kafka_poll() returned: its fields and
  * headers, borrowed from `rkm` (valid until it is released), the headers

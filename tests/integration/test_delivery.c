@@ -4,7 +4,8 @@
  * rather than about breaking servers (those are test_faults.c): Redis
  * refusing some commands (an ACL), the age cutoff, on_unavailable: drop, the
  * drain on SIGTERM and its timeout, a graceful rebalance repeating nothing,
- * and a fatal librdkafka error ending the process with status 3. All against
+ * a fatal librdkafka error ending the process with status 3, and records
+ * whose large headers pause fetching without losing any of them. All against
  * the real broker and redis-server the stack started.
  */
 #include <CUnit/CUnit.h>
@@ -522,6 +523,67 @@ static void test_fatal_fenced(void) {
     h_scene_close(&sc);
 }
 
+/*
+ * Records whose headers are large next to their values (60 KB of header, a
+ * value of a few bytes): librdkafka weighs what it fetched ahead by values
+ * alone, so the bridge weighs keys and headers itself and pauses fetching past
+ * limits.max_inflight_bytes until its batch has finished (bridge.c,
+ * bound_queue). Redis answers 300 ms late (a delay proxy), so that the queue
+ * fills from the backlog while each batch waits. Every record is published
+ * exactly once, in order (those the pause dropped from librdkafka's queue are
+ * fetched again), and the pause is counted and logged.
+ */
+static void test_heavy_headers(void) {
+    enum { N = 150, HEADER = 60000 };
+    char yaml[4096], sections[256];
+    h_config_opts_t opts = {NULL, NULL, NULL, "  command_timeout_ms: 10000\n", sections};
+    h_proxy_t proxy = {0, 0, 0};
+    const char *series[] = {"k2r_records_consumed_total"};
+    const int64_t want[] = {N};
+    char *header = malloc(HEADER + 1), *text;
+    h_scene_t sc;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(header);
+    memset(header, 'h', HEADER);
+    header[HEADER] = '\0';
+    CU_ASSERT_EQUAL_FATAL(h_scene_open(&sc, "heavy-headers", 1, NULL, H_SCENE_HTTP), 0);
+    for (int i = 0; i < N; i++) {
+        const char *headers[] = {"trace", header, NULL};
+        char value[32];
+
+        snprintf(value, sizeof(value), "{\"n\":%d}", i);
+        CU_ASSERT_EQUAL(
+            h_produce_headers(sc.p, sc.topic, 0, NULL, value, strlen(value), headers, NULL), 0);
+    }
+    CU_ASSERT_EQUAL_FATAL(h_flush(sc.p), 0);
+    free(header);
+
+    CU_ASSERT_EQUAL_FATAL(h_delay_proxy_start(&proxy, h_redis_port(), 300, 7), 0);
+    snprintf(sections, sizeof(sections),
+             "limits:\n  max_inflight_bytes: 1048576\n"
+             "http:\n  enabled: true\n  listen: 127.0.0.1:%d\n",
+             sc.http_port);
+    h_config_numbered(&sc, proxy.port, &opts, yaml, sizeof(yaml));
+    CU_ASSERT_EQUAL_FATAL(h_bridge_start(&sc.b, yaml), 0);
+
+    CU_ASSERT_EQUAL(h_sub_wait(sc.sub, N, h_deadline(120000)), N);
+    h_assert_numbered(&sc, sc.sub, 0, N);
+    CU_ASSERT(h_bridge_log_has(&sc.b, "(1048576; librdkafka counts only values): fetching "
+                                      "paused until the batch in flight has finished"));
+    text = h_wait_metrics(sc.http_port, series, want, 1, h_deadline(10000));
+    CU_ASSERT_PTR_NOT_NULL(text);
+    if (text) {
+        CU_ASSERT(h_metric(text, "k2r_fetch_pauses_total") >= 1);
+        CU_ASSERT_EQUAL(h_metric(text, "k2r_records_consumed_total"), N);
+        free(text);
+    }
+    /* Nothing more arrives: no record was published twice. */
+    h_assert_quiet(sc.sub);
+    CU_ASSERT_EQUAL(h_bridge_stop(&sc.b, SIGTERM), 0);
+    h_proxy_stop(&proxy);
+    h_scene_close(&sc);
+}
+
 int test_delivery_register(void) {
     CU_pSuite s = CU_add_suite("delivery", NULL, NULL);
 
@@ -538,7 +600,9 @@ int test_delivery_register(void) {
                      test_drain_timeout) ||
         !CU_add_test(s, "a member joins: revoked partitions finished first, 0 duplicates",
                      test_graceful_rebalance) ||
-        !CU_add_test(s, "fatal librdkafka error (fenced static member): exit 3", test_fatal_fenced))
+        !CU_add_test(s, "fatal librdkafka error (fenced static member): exit 3", test_fatal_fenced) ||
+        !CU_add_test(s, "large headers: fetching paused on their bytes, each record once, in order",
+                     test_heavy_headers))
         return CU_get_error();
     return 0;
 }

@@ -149,6 +149,7 @@ static void known_snapshot(k2r_snapshot_t *s, k2r_rule_stats_t rules[2],
     s->stats.dead_lettered = 2;
     s->stats.dead_letter_failures = 1;
     s->stats.stopped_partitions = 1;
+    s->stats.queue_pauses = 7;
     s->stats.inflight_records = 17;
     s->stats.inflight_bytes = 20480;
     k2r_hist_observe(&s->publish_seconds, 0.0003);
