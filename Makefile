@@ -340,7 +340,8 @@ demo-browser: deps
 
 # Benchmarks against a real broker and redis-server (scripts/with-stack.sh),
 # each on its own stack: backlog throughput (plaintext, TLS, cluster), memory
-# through a Redis outage, then the bridge side by side with the Go and Python
+# through a Redis outage and with records of large headers, then the bridge
+# side by side with the Go and Python
 # peers and the Kafka and Redis ceilings (bench/compare.sh), which prints the
 # README's table and fails when the bridge's median on small events falls
 # below the Go peer's. About 5 minutes on 2 cores. BENCH_ONLY=compare runs the
@@ -353,6 +354,7 @@ bench: deps
 	$(MAKE) --no-print-directory all $(BUILD)/bench/shim-latency
 	[ "$(BENCH_ONLY)" = compare ] || K2R_KAFKA_JVM=kafka scripts/with-stack.sh bench/throughput.sh $(BUILD)
 	[ "$(BENCH_ONLY)" = compare ] || K2R_KAFKA_JVM=kafka scripts/with-stack.sh bench/outage-memory.sh $(BUILD)
+	[ "$(BENCH_ONLY)" = compare ] || K2R_KAFKA_JVM=kafka scripts/with-stack.sh bench/headers-memory.sh $(BUILD)
 	K2R_KAFKA_JVM=kafka scripts/with-stack.sh bench/compare.sh $(BUILD)
 
 # The man page, from the binary's --help (scripts/manpage.sh), and the
