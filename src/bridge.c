@@ -883,7 +883,8 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
                 /* While records whose keys and headers could fill librdkafka's
                  * queue come, it is weighed often (bound_queue): its wake-up
                  * comes once after each poll, and a full batch polls none. */
-                if (b->extra_avg * 5 * (size_t)b->cfg->limits.max_inflight_records >
+                if (b->extra_avg * K2R_QUEUED_BATCHES *
+                        (size_t)b->cfg->limits.max_inflight_records >
                     (size_t)b->cfg->limits.max_inflight_bytes)
                     wait.wait_ms = QUEUE_CHECK_MS;
                 rc = bridge_publish(b, &wait);

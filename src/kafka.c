@@ -661,6 +661,10 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
          * always returns at least one whole batch, so a record larger than
          * either cap still arrives.
          *
+         * librdkafka weighs its queue by the records' values alone: the
+         * bytes of their keys and headers are weighed by the loop, which
+         * pauses fetching when they come to too much (bridge.c, bound_queue).
+         *
          * When the queue is full, librdkafka postpones the partition's next
          * fetch by fetch.queue.backoff.ms, 1000 by default: the bridge drains
          * 16 MiB of small records in a fraction of that and then waits out
@@ -680,7 +684,7 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
          * idle for five minutes. 10 s is what an operator expects, at the
          * cost of one metadata request per 10 s. */
         char kbytes[24], min_msgs[24], part_bytes[24];
-        long long queued = 5LL * cfg->limits.max_inflight_records;
+        long long queued = (long long)K2R_QUEUED_BATCHES * cfg->limits.max_inflight_records;
         snprintf(kbytes, sizeof(kbytes), "%d", cfg->limits.max_inflight_bytes / 2 / 1024);
         snprintf(part_bytes, sizeof(part_bytes), "%d", cfg->limits.max_inflight_bytes / 64);
         snprintf(min_msgs, sizeof(min_msgs), "%lld", queued > 10000000 ? 10000000 : queued);

@@ -136,6 +136,11 @@ void k2r_kafka_wake_clear(k2r_kafka_t *kafka);
  * polls: what it fetched ahead and the loop has not taken yet. */
 size_t k2r_kafka_queued(const k2r_kafka_t *kafka);
 
+/* librdkafka's queue holds up to this many batches of
+ * limits.max_inflight_records (queued.min.messages, unless kafka.properties
+ * sets it; kafka.c says why). */
+#define K2R_QUEUED_BATCHES 5
+
 /*
  * Fills *view from a record k2r_kafka_poll() returned: its fields and
  * headers, borrowed from `rkm` (valid until it is released), the headers
