@@ -318,7 +318,7 @@ int k2r_history_key(k2r_buf_t *out, const char *prefix, const char *channel, siz
 
     if (append_str(out, prefix) != 0)
         return -1;
-    if (tag == channel) /* no tag of its own and no braces: the channel is the tag */
+    if (tag && tag == channel) /* no tag of its own and no braces: the channel is the tag */
         return k2r_buf_append(out, "{", 1) || k2r_buf_append(out, channel, len) ||
                        k2r_buf_append(out, "}", 1)
                    ? -1

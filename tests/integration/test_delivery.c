@@ -600,7 +600,8 @@ int test_delivery_register(void) {
                      test_drain_timeout) ||
         !CU_add_test(s, "a member joins: revoked partitions finished first, 0 duplicates",
                      test_graceful_rebalance) ||
-        !CU_add_test(s, "fatal librdkafka error (fenced static member): exit 3", test_fatal_fenced) ||
+        !CU_add_test(s, "fatal librdkafka error (fenced static member): exit 3",
+                     test_fatal_fenced) ||
         !CU_add_test(s, "large headers: fetching paused on their bytes, each record once, in order",
                      test_heavy_headers))
         return CU_get_error();
