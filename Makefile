@@ -227,7 +227,7 @@ test: deps
 	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory dist-check
 	scripts/chart-check.sh
-	scripts/check-layers.sh $(LIBCORE)
+	$(MAKE) --no-print-directory lint
 	scripts/run-tests.sh $(BUILD)
 
 # What a packager and an operator meet, without servers (part of test):
