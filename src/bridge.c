@@ -350,14 +350,15 @@ static size_t fill_room(const k2r_bridge_t *b) {
  * next to their values fill its queue up to queued.min.messages, whatever
  * their size. The loop weighs those bytes itself, as the records queued
  * times the key and header bytes of a record lately, and past
- * limits.max_inflight_bytes pauses fetching until the batch has finished.
+ * QUEUE_EXTRA_LIMITS x limits.max_inflight_bytes pauses fetching until the
+ * batch has finished.
  * The pause also drops what librdkafka queued: the next fetch starts after
  * the last record taken, so those records are fetched again, not lost.
  * Records of ordinary keys and headers never come near it (5,000 queued
- * records of 100 bytes each are 0.5 MB).
+ * records of 100 bytes each are 0.5 MB; of 4 KB, 20 MB, under 64 MiB).
  */
 static void bound_queue(k2r_bridge_t *b) {
-    size_t limit = (size_t)b->cfg->limits.max_inflight_bytes, queued;
+    size_t limit = QUEUE_EXTRA_LIMITS * (size_t)b->cfg->limits.max_inflight_bytes, queued;
     uint64_t suppressed;
 
     if (b->queue_paused) {
@@ -374,11 +375,12 @@ static void bound_queue(k2r_bridge_t *b) {
     b->stats.queue_pauses++;
     if (k2r_log_ratelimit(&b->queue_rl, &suppressed))
         k2r_log_warn("kafka: librdkafka holds %zu records fetched ahead, whose keys and headers "
-                     "(about %zu bytes a record) come to more than limits.max_inflight_bytes "
+                     "(about %zu bytes a record) come to more than %d x limits.max_inflight_bytes "
                      "(%zu; librdkafka counts only values): fetching paused until the batch in "
                      "flight has finished, and those records are fetched again then (%llu more "
                      "since the last line)",
-                     queued, b->extra_avg, limit, (unsigned long long)suppressed);
+                     queued, b->extra_avg, QUEUE_EXTRA_LIMITS, limit,
+                     (unsigned long long)suppressed);
     k2r_kafka_pause(b->kafka, 1);
 }
 
@@ -885,7 +887,7 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
                  * comes once after each poll, and a full batch polls none. */
                 if (b->extra_avg * K2R_QUEUED_BATCHES *
                         (size_t)b->cfg->limits.max_inflight_records >
-                    (size_t)b->cfg->limits.max_inflight_bytes)
+                    QUEUE_EXTRA_LIMITS * (size_t)b->cfg->limits.max_inflight_bytes)
                     wait.wait_ms = QUEUE_CHECK_MS;
                 rc = bridge_publish(b, &wait);
                 if (rc == K2R_ERR_NOMEM)

@@ -38,6 +38,13 @@
  * records carry keys and headers heavy enough to fill it (bridge.c,
  * bound_queue); otherwise a publish gives the loop its turn every 100 ms. */
 #define QUEUE_CHECK_MS 1
+/* The key and header bytes librdkafka may hold fetched ahead, in
+ * limits.max_inflight_bytes, before the loop pauses fetching (bound_queue).
+ * A pause drops what librdkafka queued, which is fetched again, and after
+ * the resume its fetcher may take up to a second to start again: 4
+ * leaves records of keys and headers up to about 13 KB (at the default
+ * limits) to librdkafka's own count bound, and stops the pathological ones. */
+#define QUEUE_EXTRA_LIMITS 4
 /* How long a batch waits for its dead letters before Kafka is paused. */
 #define DEAD_LETTER_HOLD_MS 5000
 /* Backoff between attempts to send failed dead letters again. */

@@ -817,8 +817,8 @@ static const k2r_setting_t settings[] = {
      .min = 65536,
      .max = 1073741824,
      .dflt = "16777216",
-     .description = "their keys, values and headers; also caps the key and header bytes librdkafka "
-                    "fetches ahead"},
+     .description = "their keys, values and headers; 4 times it caps the key and header bytes "
+                    "librdkafka fetches ahead"},
     {.name = "limits.max_age",
      .type = K2R_SETTING_DURATION,
      FIELD(limits.max_age_ms),

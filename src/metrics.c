@@ -492,7 +492,7 @@ static void render(out_t *o, const k2r_snapshot_t *s, const k2r_lag_t *lags, siz
            "Partitions stopped by a rule's on_error: stop.", st->stopped_partitions);
     single(o, "k2r_fetch_pauses_total", "counter",
            "Times fetching was paused because the records librdkafka had fetched ahead carried "
-           "more key and header bytes than limits.max_inflight_bytes.",
+           "more key and header bytes than 4 x limits.max_inflight_bytes.",
            st->queue_pauses);
 
     single(o, "k2r_redis_reconnects_total", "counter", "Successful reconnections to Redis.",

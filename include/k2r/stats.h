@@ -53,7 +53,7 @@ typedef struct k2r_bridge_stats_s {
     uint64_t dropped_on_revoke;        /* unfinished publishes given up with their partition */
     uint64_t queue_pauses;             /* times fetching was paused because the records
                                           librdkafka had queued carried more key and header
-                                          bytes than limits.max_inflight_bytes */
+                                          bytes than 4 x limits.max_inflight_bytes */
     uint64_t inflight_records;         /* now: records in the batch */
     uint64_t inflight_bytes;           /* now: their keys, values and headers */
 } k2r_bridge_stats_t;
