@@ -11,7 +11,7 @@
 # WRITE: the bridge's first batch waits while librdkafka fetches ahead), and
 # samples the bridge's resident memory (VmRSS) every 0.2 s meanwhile; then
 # Redis answers again and every record must be published (the bridge's
-# /metrics). Each build dir given is run in turn on the same backlog (a fresh
+# /metrics, read with scripts/loopback.sh's metric). Each build dir given is run in turn on the same backlog (a fresh
 # consumer group each), so a second one reads as the side-by-side baseline.
 #
 # usage: scripts/with-stack.sh bench/headers-memory.sh BUILD_DIR [BUILD_DIR...]
@@ -36,11 +36,6 @@ topic="bench-headers-$$"
 awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) printf "{\"kind\":\"bench\",\"n\":%d}\n", i }' >"$work/values"
 kcat -P -b "$K2R_TEST_KAFKA_BROKERS" -t "$topic" -p 0 -H "trace=$(head -c "$header" /dev/zero | tr '\0' h)" \
     -X message.max.bytes=1000000 -l "$work/values"
-
-# The counter named exactly $2 in the /metrics at port $1 (0 when absent).
-metric() {
-    curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null | awk -v s="$2" '$1 == s { print $2; f = 1 } END { if (!f) print 0 }'
-}
 
 for build in "$@"; do
     http_port="$(free_port)"
@@ -72,7 +67,7 @@ EOF
     deadline=$(($(date +%s) + 120))
     published=0
     while [ "$published" -lt "$n" ] && [ "$(date +%s)" -lt "$deadline" ]; do
-        published="$(metric "$http_port" 'k2r_notifications_published_total{rule="bench"}')"
+        published="$(metric "$http_port" k2r_notifications_published_total)"
         sleep 0.2
     done
     pauses="$(metric "$http_port" k2r_fetch_pauses_total)"

@@ -344,6 +344,19 @@ static size_t fill_room(const k2r_bridge_t *b) {
     return room;
 }
 
+/* What the queue's key and header bytes may come to (bound_queue). */
+static size_t queue_extra_limit(const k2r_bridge_t *b) {
+    return QUEUE_EXTRA_LIMITS * (size_t)b->cfg->limits.max_inflight_bytes;
+}
+
+/* 1 when records like the last ones, queued as many as librdkafka queues
+ * (K2R_QUEUED_BATCHES batches), would pass queue_extra_limit: the loop then
+ * weighs the queue every QUEUE_CHECK_MS while a publish waits. */
+static int queue_may_fill(const k2r_bridge_t *b) {
+    return b->extra_avg * K2R_QUEUED_BATCHES * (size_t)b->cfg->limits.max_inflight_records >
+           queue_extra_limit(b);
+}
+
 /*
  * librdkafka weighs what it fetched ahead by the records' values alone
  * (queued.max.messages.kbytes), so records whose keys or headers are large
@@ -358,7 +371,7 @@ static size_t fill_room(const k2r_bridge_t *b) {
  * records of 100 bytes each are 0.5 MB; of 4 KB, 20 MB, under 64 MiB).
  */
 static void bound_queue(k2r_bridge_t *b) {
-    size_t limit = QUEUE_EXTRA_LIMITS * (size_t)b->cfg->limits.max_inflight_bytes, queued;
+    size_t limit = queue_extra_limit(b), queued;
     uint64_t suppressed;
 
     if (b->queue_paused) {
@@ -885,9 +898,7 @@ int k2r_bridge_run(k2r_bridge_t *bridge, volatile sig_atomic_t *stop,
                 /* While records whose keys and headers could fill librdkafka's
                  * queue come, it is weighed often (bound_queue): its wake-up
                  * comes once after each poll, and a full batch polls none. */
-                if (b->extra_avg * K2R_QUEUED_BATCHES *
-                        (size_t)b->cfg->limits.max_inflight_records >
-                    QUEUE_EXTRA_LIMITS * (size_t)b->cfg->limits.max_inflight_bytes)
+                if (queue_may_fill(b))
                     wait.wait_ms = QUEUE_CHECK_MS;
                 rc = bridge_publish(b, &wait);
                 if (rc == K2R_ERR_NOMEM)
