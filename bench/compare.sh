@@ -188,34 +188,65 @@ say "same bytes: the bridge and both peers published the same $nsample channel+n
 # ---- 2. the backlogs, interleaved ----
 results="${BENCH_RESULTS:-$work/results}"
 : >"$results"
-# one WORKLOAD WHO ROUND N: one timed drain, appended to the results.
+# broker_jit_ms: the CPU time the broker's JIT compiler threads (HotSpot's
+# "C1 CompilerThread"s and "C2 CompilerThread"s) have used so far, in ms.
+kafka_pid="$(tr -dc '0-9' <"$K2R_TEST_STACK_DIR/kafka.pid")"
+broker_jit_ms() {
+    local task ticks=0 f
+    for task in /proc/"$kafka_pid"/task/*; do
+        case "$(cat "$task/comm" 2>/dev/null)" in "C1 Compiler"* | "C2 Compiler"*) ;; *) continue ;; esac
+        read -r -a f < <(sed -e 's/^.*) //' "$task/stat" 2>/dev/null) || continue
+        ticks=$((ticks + f[11] + f[12])) # utime, stime
+    done
+    echo $((ticks * 1000 / $(getconf CLK_TCK)))
+}
+# one WORKLOAD WHO ROUND N: one timed drain, appended to the results with the
+# broker's JIT compiling time meanwhile (broker_jit_ms: CPU the broker's
+# compiler threads took from the two cores the contender was timed on).
 one() {
-    local w="$1" who="$2" r="$3" n="$4" line
+    local w="$1" who="$2" r="$3" n="$4" line jit
     contender "$who" "bench-$w-$$" "bench-$w-$who-$r-$$" "$n"
+    jit="$(broker_jit_ms)"
     line="$("$k2rbench" drain -n "$n" "${how[@]}" -log "$work/$w-$who-$r.log" -- "${cmd[@]}")" ||
         failed "$who on $w (round $r)" "$work/$w-$who-$r.log"
+    line="$line broker_jit_ms=$(($(broker_jit_ms) - jit))"
     echo "$w $who $r $line" >>"$results"
     say "$w round $r: $who: $line"
 }
 # records WORKLOAD: how many records its backlog holds.
 records() { if [ "$1" = small ]; then echo "$small"; else echo "$webhooks"; fi; }
 note="$(printf '{"id":"e%d","type":"push","source_id":"u%d"}' 199999 999)"
-# Warm-up drains of each backlog, not recorded: the broker's first reads of
-# a backlog (its JIT compiling the fetch path for it) fell on the first
-# rounds: with none, round 1 drained the webhooks at 70 % of the median;
-# with one, the bridge's webhook rate still rose round by round, 82k, 118k,
-# 137k, 168k/s; with three, round 1 still fell below 75 % of the median in
-# one run of three. Twelve drains of the webhooks on a fresh broker: 78k,
-# 108k, 91k, 144k, 121k/s, then 147k-183k/s from the sixth on, and the
-# bridge's CPU per record (a new process each time) fell from 10.5 to
-# 7.4-9.1 us: a bridge waiting on a slow broker wakes up more often per
-# record. Hence six.
-for ((i = 0; i < ${BENCH_WARMUP:-6}; i++)); do for w in small webhooks; do
-    n="$(records "$w")"
-    contender bridge "bench-$w-$$" "bench-$w-warmup-$i-$$" "$n"
-    "$k2rbench" drain -n "$n" "${how[@]}" -log "$work/$w-warmup.log" -- "${cmd[@]}" >/dev/null ||
-        failed "the warm-up drain of $w" "$work/$w-warmup.log"
-done; done
+# Warm-up drains, not recorded: the broker compiles (JIT) each fetch path
+# when it first meets it, and that fell on the first rounds. With none, round
+# 1 drained the webhooks at 70 % of the median; with one, the bridge's
+# webhook rate still rose round by round, 82k, 118k, 137k, 168k/s; twelve
+# drains of the webhooks on a fresh broker: 78k-144k/s, then 147k-183k/s from
+# the sixth on, and the bridge's CPU per record fell from 10.5 to 7.4-9.1 us
+# (a bridge waiting on a slow broker wakes up more often per record). Each
+# other client fetches its own way (franz-go; kcat's librdkafka 2.0.2 with
+# 8 MiB answers; the Python client's own librdkafka): the broker's compiler
+# threads took 200 ms of CPU during kcat's first webhook drain and 140 ms
+# during one of the Python peer's. So: one drain of each backlog by each other
+# contender, then BENCH_WARMUP pairs of bridge drains (small, webhooks).
+# Waiting for the broker to stop compiling does not work: after 30 pairs its
+# compiler threads still took 50 ms during the last pair, and which rounds
+# ran slow did not follow their broker_jit_ms (a webhook round at 130k/s
+# against 172k/s with 10 ms; one at 172k/s with 120 ms). Those rounds spent
+# more CPU on the same records (10.5 us against 7.1 a webhook): the machine.
+# warm WORKLOAD WHO I: one untimed drain.
+warm() {
+    local n
+    n="$(records "$1")"
+    contender "$2" "bench-$1-$$" "bench-$1-warmup-$2-$3-$$" "$n"
+    "$k2rbench" drain -n "$n" "${how[@]}" -log "$work/$1-warmup.log" -- "${cmd[@]}" >/dev/null ||
+        failed "the warm-up drain of $1 by $2" "$work/$1-warmup.log"
+}
+warmup="${BENCH_WARMUP:-6}"
+if [ "$warmup" -gt 0 ]; then
+    for w in small webhooks; do for who in go python kafka; do warm "$w" "$who" 0; done; done
+    for who in bridge-dedupe bridge-history; do warm small "$who" 0; done
+    for ((i = 0; i < warmup; i++)); do for w in small webhooks; do warm "$w" bridge "$i"; done; done
+fi
 for ((r = 1; r <= rounds; r++)); do
     for w in small webhooks; do
         n="$(records "$w")"
