@@ -200,15 +200,21 @@ broker_jit_ms() {
     done
     echo $((ticks * 1000 / $(getconf CLK_TCK)))
 }
+# drain WORKLOAD WHO GROUP N LOG WHAT: WHO drains the WORKLOAD backlog as
+# consumer group GROUP (its output in LOG); prints k2rbench's line, or says
+# WHAT failed and stops the bench.
+drain() {
+    contender "$2" "bench-$1-$$" "$3" "$4"
+    "$k2rbench" drain -n "$4" "${how[@]}" -log "$5" -- "${cmd[@]}" || failed "$6" "$5"
+}
 # one WORKLOAD WHO ROUND N: one timed drain, appended to the results with the
 # broker's JIT compiling time meanwhile (broker_jit_ms: CPU the broker's
 # compiler threads took from the two cores the contender was timed on).
 one() {
     local w="$1" who="$2" r="$3" n="$4" line jit
-    contender "$who" "bench-$w-$$" "bench-$w-$who-$r-$$" "$n"
     jit="$(broker_jit_ms)"
-    line="$("$k2rbench" drain -n "$n" "${how[@]}" -log "$work/$w-$who-$r.log" -- "${cmd[@]}")" ||
-        failed "$who on $w (round $r)" "$work/$w-$who-$r.log"
+    line="$(drain "$w" "$who" "bench-$w-$who-$r-$$" "$n" "$work/$w-$who-$r.log" "$who on $w (round $r)")" ||
+        exit 1
     line="$line broker_jit_ms=$(($(broker_jit_ms) - jit))"
     echo "$w $who $r $line" >>"$results"
     say "$w round $r: $who: $line"
@@ -235,11 +241,8 @@ note="$(printf '{"id":"e%d","type":"push","source_id":"u%d"}' 199999 999)"
 # more CPU on the same records (10.5 us against 7.1 a webhook): the machine.
 # warm WORKLOAD WHO I: one untimed drain.
 warm() {
-    local n
-    n="$(records "$1")"
-    contender "$2" "bench-$1-$$" "bench-$1-warmup-$2-$3-$$" "$n"
-    "$k2rbench" drain -n "$n" "${how[@]}" -log "$work/$1-warmup.log" -- "${cmd[@]}" >/dev/null ||
-        failed "the warm-up drain of $1 by $2" "$work/$1-warmup.log"
+    drain "$1" "$2" "bench-$1-warmup-$2-$3-$$" "$(records "$1")" "$work/$1-warmup.log" \
+        "the warm-up drain of $1 by $2" >/dev/null
 }
 warmup="${BENCH_WARMUP:-6}"
 if [ "$warmup" -gt 0 ]; then
