@@ -261,25 +261,48 @@ size_t k2r_kafka_nstopped(const k2r_kafka_t *kafka) {
 /* ------------------------------------------------------------ consumer */
 
 /*
- * Keeps error `err` with its text as the latest, for the start-up line. A
- * TLS handshake that failed on the broker's certificate is described by
- * librdkafka as "SSL handshake failed: error:0A000086:SSL routines::
- * certificate verify failed: broker certificate could not be verified, ...",
- * the same words for an unknown CA and a wrong host name; the certificate
- * callback has OpenSSL's own reason, which replaces that part.
+ * librdkafka describes a TLS handshake that failed on the broker's
+ * certificate in one of two ways, with the same words for an unknown CA and a
+ * wrong host name:
+ *  - a later handshake step, run from its poll loop, fails: an SSL error,
+ *    "<broker>: SSL handshake failed: error:0A000086:SSL routines::
+ *    certificate verify failed: broker certificate could not be verified, ...";
+ *  - the first step (SSL_connect) fails, when the broker's whole answer was in
+ *    before librdkafka read it: a transport failure, "<broker>: error:0A000086:
+ *    SSL routines::certificate verify failed (after 3ms in state
+ *    SSL_HANDSHAKE)".
+ * When the certificate callback saw broker `verify_broker` fail with
+ * `verify_error` (OpenSSL's own reason), both become the SSL error
+ * "<broker>: SSL handshake failed: certificate verify failed: <verify_error>"
+ * in `out`; any other `reason` is copied as it is. Returns the error to
+ * report with it.
  */
-static void set_last_error(k2r_kafka_t *kafka, int err, const char *reason) {
-    const char *tls = strstr(reason, "SSL handshake failed: ");
+int k2r_kafka_describe_error(int err, const char *reason, const char *verify_broker,
+                             const char *verify_error, char *out, size_t size) {
+    const char *broker_end = strstr(reason, ": ");
+    const char *named = verify_broker && verify_broker[0] ? strstr(reason, verify_broker) : NULL;
+    int first_step =
+        err == RD_KAFKA_RESP_ERR__TRANSPORT && strstr(reason, "in state SSL_HANDSHAKE");
+    int later_step = err == RD_KAFKA_RESP_ERR__SSL && strstr(reason, ": SSL handshake failed: ");
 
+    /* The callback's broker is host:port, inside librdkafka's name for it
+     * (sasl_ssl://host:port/bootstrap) in front of the reason. */
+    if ((first_step || later_step) && broker_end && named && named < broker_end && verify_error &&
+        verify_error[0] && strstr(reason, "certificate verify failed")) {
+        snprintf(out, size, "%.*s: SSL handshake failed: certificate verify failed: %s",
+                 (int)(broker_end - reason), reason, verify_error);
+        return RD_KAFKA_RESP_ERR__SSL;
+    }
+    snprintf(out, size, "%s", reason);
+    return err;
+}
+
+/* Keeps error `err` with its text as the latest, for the start-up line. */
+static void set_last_error(k2r_kafka_t *kafka, int err, const char *reason) {
     pthread_mutex_lock(&kafka->last_lock);
-    kafka->last_err = (rd_kafka_resp_err_t)err;
-    if (err == RD_KAFKA_RESP_ERR__SSL && tls && kafka->verify_error[0] &&
-        strstr(tls, "certificate verify failed") && strstr(reason, kafka->verify_broker))
-        snprintf(kafka->last_error, sizeof(kafka->last_error),
-                 "%.*sSSL handshake failed: certificate verify failed: %s", (int)(tls - reason),
-                 reason, kafka->verify_error);
-    else
-        snprintf(kafka->last_error, sizeof(kafka->last_error), "%s", reason);
+    kafka->last_err = (rd_kafka_resp_err_t)k2r_kafka_describe_error(
+        err, reason, kafka->verify_broker, kafka->verify_error, kafka->last_error,
+        sizeof(kafka->last_error));
     pthread_mutex_unlock(&kafka->last_lock);
 }
 
@@ -829,7 +852,7 @@ static const char *startup_hint(rd_kafka_resp_err_t err, const char *reason) {
     if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
         return "; check sasl.mechanisms, sasl.username and sasl.password (or the "
                "sasl.oauthbearer.* settings)";
-    if (err == RD_KAFKA_RESP_ERR__SSL && verify)
+    if (verify)
         return "; check ssl.ca.location (the CA that signed the brokers' certificates) and "
                "that the certificates name the hosts in kafka.brokers";
     if (err == RD_KAFKA_RESP_ERR__SSL)

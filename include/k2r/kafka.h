@@ -74,6 +74,17 @@ k2r_kafka_t *k2r_kafka_new(const k2r_config_t *cfg, k2r_kafka_revoke_fn revoke,
                            k2r_kafka_stats_fn stats, void *opaque, char *errstr,
                            size_t errstr_size);
 
+/*
+ * The start-up line's text for librdkafka error `err` with `reason`, into
+ * `out`: a broker certificate that failed verification is named with
+ * OpenSSL's own reason (`verify_error`, from the certificate callback for
+ * broker host:port `verify_broker`, either may be empty), whichever way
+ * librdkafka reported the failed handshake. Returns the error to report with
+ * it. No I/O.
+ */
+int k2r_kafka_describe_error(int err, const char *reason, const char *verify_broker,
+                             const char *verify_error, char *out, size_t size);
+
 /* Sets the assignment callback (called with the opaque of k2r_kafka_new);
  * before the first k2r_kafka_poll(). */
 void k2r_kafka_on_assign(k2r_kafka_t *kafka, k2r_kafka_assign_fn assign);

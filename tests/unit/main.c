@@ -18,11 +18,11 @@ const char *test_fixture(const char *name) {
 
 int main(void) {
     int (*const suites[])(void) = {
-        test_config_register,     test_json_register,       test_rules_register,
-        test_redis_url_register,  test_envelope_register,   test_hostile_register,
-        test_metrics_register,    test_log_register,        test_batch_register,
-        test_redis_sink_register, test_deadletter_register, test_slots_register,
-        test_schema_register,
+        test_config_register,     test_json_register,         test_rules_register,
+        test_redis_url_register,  test_envelope_register,     test_hostile_register,
+        test_metrics_register,    test_log_register,          test_batch_register,
+        test_redis_sink_register, test_deadletter_register,   test_slots_register,
+        test_schema_register,     test_kafka_errors_register,
     };
     unsigned int failed;
 

@@ -20,6 +20,7 @@ int test_redis_sink_register(void);
 int test_deadletter_register(void);
 int test_slots_register(void);
 int test_schema_register(void);
+int test_kafka_errors_register(void);
 
 /* Path of a file under tests/fixtures/ (static buffer, valid until the next call). */
 const char *test_fixture(const char *name);
